@@ -1,0 +1,230 @@
+//! `/api/v1/jobs`: submit, read, list, cancel jobs and read their timelines.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::AppState;
+use super::body::JsonBody;
+use super::problem::Problem;
+use crate::job::{DEFAULT_TENANT, FieldError, Job, JobEvent, JobSpec};
+use crate::queue::Doorbell;
+use crate::store::{CancelOutcome, ListQuery};
+
+/// Jobs per page when the request does not say.
+pub const DEFAULT_PAGE: u32 = 50;
+/// The most jobs one page may hold.
+pub const MAX_PAGE: u32 = 500;
+
+/// `POST /api/v1/jobs`: validates, stores, then rings the job's doorbell.
+pub async fn create(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let spec = JobSpec::parse(&body).map_err(Problem::invalid_fields)?;
+    state
+        .policy
+        .check_url(spec.url.url())
+        .await
+        .map_err(|refused| {
+            Problem::invalid_fields(vec![FieldError::new(
+                "url",
+                "forbidden_target",
+                refused.to_string(),
+            )])
+        })?;
+    let job = state.store.create(DEFAULT_TENANT, &spec).await?;
+    let bell = Doorbell {
+        job_id: job.id,
+        priority: job.priority,
+    };
+    if let Err(e) = state.queue.ring(&[bell]).await {
+        // The job is stored: the scheduler rings it once the queue is back.
+        tracing::warn!(job_id = %job.id, error = %e, "could not ring the new job's doorbell");
+        if let Err(e) = state.store.mark_unrung(job.id).await {
+            tracing::warn!(job_id = %job.id, error = %e, "could not mark the job for the scheduler");
+        }
+    }
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/jobs/{}", job.id)) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok((StatusCode::CREATED, headers, Json(job)).into_response())
+}
+
+fn parse_id(id: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(id).map_err(|_| {
+        Problem::bad_parameter("id", "invalid", format!("{id:?} is not a job id (a UUID)"))
+    })
+}
+
+fn no_such_job(id: Uuid) -> Problem {
+    Problem::not_found(format!("no job {id}"))
+}
+
+/// `GET /api/v1/jobs/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, Problem> {
+    let id = parse_id(&id)?;
+    let job = state.store.get(DEFAULT_TENANT, id).await?;
+    job.map(Json).ok_or_else(|| no_such_job(id))
+}
+
+/// `POST /api/v1/jobs/{id}/cancel`: a queued or running job becomes `cancelled`.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, Problem> {
+    let id = parse_id(&id)?;
+    match state.store.cancel(DEFAULT_TENANT, id).await? {
+        CancelOutcome::Cancelled(job) => Ok(Json(*job)),
+        CancelOutcome::AlreadyFinished(finished) => Err(Problem::conflict(format!(
+            "job {id} is already {finished} and cannot be cancelled"
+        ))),
+        CancelOutcome::NotFound => Err(no_such_job(id)),
+    }
+}
+
+/// A job's timeline.
+#[derive(Debug, Serialize)]
+pub struct EventsPage {
+    /// Events, oldest first.
+    pub events: Vec<JobEvent>,
+}
+
+/// `GET /api/v1/jobs/{id}/events`.
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<EventsPage>, Problem> {
+    let id = parse_id(&id)?;
+    if state.store.get(DEFAULT_TENANT, id).await?.is_none() {
+        return Err(no_such_job(id));
+    }
+    let events = state.store.events(id).await?;
+    Ok(Json(EventsPage { events }))
+}
+
+/// One page of jobs.
+#[derive(Debug, Serialize)]
+pub struct JobsPage {
+    /// Jobs, newest first.
+    pub jobs: Vec<Job>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Encodes the position after `id` as an opaque cursor.
+pub fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Option<Uuid> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
+fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, Problem> {
+    let mut query = ListQuery {
+        limit: DEFAULT_PAGE,
+        ..ListQuery::default()
+    };
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        let bad = |code, detail: String| Problem::bad_parameter(&key, code, detail);
+        match key.as_ref() {
+            "state" => {
+                query.state =
+                    Some(value.parse().map_err(|e| {
+                        bad("unknown_value", format!("unknown state {value:?}; {e}"))
+                    })?);
+            }
+            "job_type" => {
+                query.job_type = Some(value.parse().map_err(|e| {
+                    bad("unknown_value", format!("unknown job_type {value:?}; {e}"))
+                })?);
+            }
+            "domain" => query.domain = Some(crate::job::target::normalize_host(&value)),
+            "limit" => {
+                query.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        bad(
+                            "out_of_range",
+                            format!("must be an integer from 1 to {MAX_PAGE}, not {value:?}"),
+                        )
+                    })?;
+            }
+            "cursor" => {
+                query.before = Some(decode_cursor(&value).ok_or_else(|| {
+                    bad("invalid", "not a cursor returned by this API".to_owned())
+                })?);
+            }
+            _ => {
+                return Err(bad(
+                    "unknown_parameter",
+                    "unknown parameter; expected state, domain, job_type, limit or cursor"
+                        .to_owned(),
+                ));
+            }
+        }
+    }
+    Ok(query)
+}
+
+/// `GET /api/v1/jobs`: newest first, filtered, paginated with an opaque cursor.
+pub async fn list(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<JobsPage>, Problem> {
+    let mut query = parse_list_query(raw.as_deref())?;
+    let page = query.limit as usize;
+    query.limit += 1;
+    let mut jobs = state.store.list(DEFAULT_TENANT, &query).await?;
+    let next_cursor = if jobs.len() > page {
+        jobs.truncate(page);
+        jobs.last().map(|job| encode_cursor(job.id))
+    } else {
+        None
+    };
+    Ok(Json(JobsPage { jobs, next_cursor }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(id)), Some(id));
+        assert_eq!(decode_cursor("not-a-cursor"), None);
+        assert_eq!(decode_cursor(""), None);
+    }
+
+    #[test]
+    fn list_parameters_are_checked() {
+        assert!(parse_list_query(Some("state=queued&limit=10&domain=Example.COM")).is_ok());
+        for bad in [
+            "state=done",
+            "limit=0",
+            "limit=501",
+            "limit=x",
+            "cursor=zz",
+            "colour=red",
+        ] {
+            assert!(
+                parse_list_query(Some(bad)).is_err(),
+                "{bad} should be refused"
+            );
+        }
+    }
+}

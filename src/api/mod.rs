@@ -1,0 +1,176 @@
+//! The HTTP API: axum router, shared state, health, readiness and queue statistics.
+
+pub mod body;
+pub mod jobs;
+pub mod problem;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde_json::{Value, json};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::job::target::TargetPolicy;
+use crate::queue::JobQueue;
+use crate::store::JobStore;
+use problem::Problem;
+
+/// How long a readiness probe waits for each dependency.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The job store.
+    pub store: Arc<dyn JobStore>,
+    /// The dispatch queue.
+    pub queue: Arc<dyn JobQueue>,
+    /// Which targets jobs may reach.
+    pub policy: TargetPolicy,
+}
+
+/// Builds the router with request ids and one tracing span per request.
+pub fn router(state: AppState) -> Router {
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/", get(root))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
+        .route("/api/v1/jobs/{id}", get(jobs::get))
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/v1/jobs/{id}/events", get(jobs::events))
+        .route("/api/v1/queue/stats", get(queue_stats))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %id,
+                    )
+                })
+                .on_request(())
+                .on_response(|response: &Response, latency: Duration, _span: &Span| {
+                    tracing::info!(
+                        status = response.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        "request finished"
+                    );
+                })
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn root() -> Json<Value> {
+    Json(json!({
+        "name": env!("CARGO_PKG_NAME"),
+        "version": env!("CARGO_PKG_VERSION"),
+        "links": {
+            "health": "/health",
+            "ready": "/ready",
+            "jobs": "/api/v1/jobs",
+            "queue_stats": "/api/v1/queue/stats",
+        }
+    }))
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn probe<E: std::fmt::Display>(
+    check: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(PROBE_TIMEOUT, check).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())),
+    }
+}
+
+fn check_json(result: &Result<(), String>) -> Value {
+    match result {
+        Ok(()) => json!({"status": "up"}),
+        Err(e) => json!({"status": "down", "error": e}),
+    }
+}
+
+/// `GET /ready`: 200 when the database and the queue answer, else 503 naming what failed.
+async fn ready(State(state): State<AppState>) -> Response {
+    let (database, queue) = tokio::join!(probe(state.store.ping()), probe(state.queue.ping()));
+    let failed: Vec<&str> = [("database", &database), ("queue", &queue)]
+        .into_iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(name, _)| name)
+        .collect();
+    let status = if failed.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if failed.is_empty() { "ready" } else { "unavailable" },
+        "failed": failed,
+        "checks": {"database": check_json(&database), "queue": check_json(&queue)},
+    });
+    (status, Json(body)).into_response()
+}
+
+/// `GET /api/v1/queue/stats`: per-level queue state, job counts by state, backlog age.
+async fn queue_stats(State(state): State<AppState>) -> Result<Json<Value>, Problem> {
+    let (jobs, levels) = tokio::join!(state.store.stats(), state.queue.stats());
+    let jobs = jobs?;
+    let oldest_due_age_ms = jobs
+        .oldest_due_run_at
+        .map(|at| (Utc::now() - at).num_milliseconds().max(0));
+    let (levels, queue_error) = match levels {
+        Ok(levels) => (json!(levels), Value::Null),
+        Err(e) => {
+            tracing::warn!(error = %e, "queue stats unavailable");
+            (Value::Null, json!(e.to_string()))
+        }
+    };
+    Ok(Json(json!({
+        "levels": levels,
+        "queue_error": queue_error,
+        "jobs": jobs.by_state,
+        "oldest_due_age_ms": oldest_due_age_ms,
+    })))
+}
+
+async fn not_found(request: Request) -> Problem {
+    Problem::not_found(format!("no route for {}", request.uri().path()))
+}
+
+async fn method_not_allowed(request: Request) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}

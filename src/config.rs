@@ -1,0 +1,265 @@
+//! Settings from flags and environment variables, validated once at start.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// A control plane for browser-automation jobs.
+///
+/// Every option can also be set with the environment variable shown beside it.
+#[derive(Debug, Parser)]
+#[command(name = "control-plane", version, arg_required_else_help = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// The process roles.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the embedded migrations to DATABASE_URL, then exit.
+    Migrate,
+    /// Run the HTTP API (applies migrations first unless --no-migrate).
+    Serve(ServeArgs),
+    /// Run a worker: executes jobs, rings due jobs and reaps expired leases.
+    Worker,
+    /// Run the API and a worker in one process.
+    All(ServeArgs),
+}
+
+/// Options of the commands that serve the API.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ServeArgs {
+    /// Do not apply migrations at start.
+    #[arg(long, env = "NO_MIGRATE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub no_migrate: bool,
+    /// The same as --no-migrate, under the name existing deployments use.
+    #[arg(long, env = "SKIP_INIT_MODELS", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub skip_init_models: bool,
+}
+
+impl ServeArgs {
+    /// Whether to apply migrations at start.
+    pub fn migrate(self) -> bool {
+        !(self.no_migrate || self.skip_init_models)
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// Settings shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// PostgreSQL connection URL (required by migrate, serve, worker and all).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Redis connection URL (required by serve, worker and all).
+    #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Address the API listens on.
+    #[arg(long, env = "BIND", global = true, default_value = "0.0.0.0:8080")]
+    pub bind: SocketAddr,
+
+    /// Jobs a worker runs at once [default: number of cores].
+    #[arg(long, env = "WORKER_CONCURRENCY", global = true, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_concurrency: Option<u16>,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value = "pretty"
+    )]
+    pub log_format: LogFormat,
+
+    /// Log filter, in tracing's EnvFilter syntax (e.g. "info,control_plane=debug").
+    #[arg(
+        long = "log-filter",
+        env = "RUST_LOG",
+        global = true,
+        default_value = "info"
+    )]
+    pub log_filter: String,
+
+    /// Prefix of every Redis key (the queue's streams are {PREFIX}:q:1 … {PREFIX}:q:5).
+    #[arg(long, env = "QUEUE_PREFIX", global = true, default_value = "cp", value_parser = parse_prefix)]
+    pub queue_prefix: String,
+
+    /// Allow jobs to target loopback, private, link-local and other non-public addresses.
+    #[arg(
+        long,
+        env = "ALLOW_PRIVATE_TARGETS",
+        global = true,
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub allow_private_targets: bool,
+
+    /// How long in-flight jobs and requests may finish after SIGINT or SIGTERM.
+    #[arg(long, env = "SHUTDOWN_GRACE", global = true, default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Most PostgreSQL connections each process opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", global = true, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+
+    /// First retry's backoff ceiling; it doubles with each attempt (full jitter).
+    #[arg(long, env = "RETRY_BACKOFF_BASE", global = true, default_value = "1s", value_parser = parse_duration)]
+    pub retry_backoff_base: Duration,
+
+    /// Largest retry backoff ceiling.
+    #[arg(long, env = "RETRY_BACKOFF_CAP", global = true, default_value = "5m", value_parser = parse_duration)]
+    pub retry_backoff_cap: Duration,
+
+    /// How often the scheduler rings due jobs (retries, returned jobs).
+    #[arg(long, env = "SCHEDULER_INTERVAL", global = true, default_value = "500ms", value_parser = parse_duration)]
+    pub scheduler_interval: Duration,
+}
+
+/// A missing setting, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} is not set: {hint}")]
+pub struct MissingSetting {
+    /// The environment variable.
+    pub name: &'static str,
+    /// What it should hold.
+    pub hint: &'static str,
+}
+
+impl Settings {
+    /// The PostgreSQL URL, or a clear error naming DATABASE_URL.
+    pub fn require_database_url(&self) -> Result<&str, MissingSetting> {
+        require(
+            self.database_url.as_deref(),
+            "DATABASE_URL",
+            "set it (or --database-url) to a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/control_plane",
+        )
+    }
+
+    /// The Redis URL, or a clear error naming REDIS_URL.
+    pub fn require_redis_url(&self) -> Result<&str, MissingSetting> {
+        require(
+            self.redis_url.as_deref(),
+            "REDIS_URL",
+            "set it (or --redis-url) to a Redis URL such as redis://127.0.0.1:6379",
+        )
+    }
+
+    /// Jobs a worker runs at once.
+    pub fn concurrency(&self) -> usize {
+        self.worker_concurrency
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+    }
+}
+
+fn require<'a>(
+    value: Option<&'a str>,
+    name: &'static str,
+    hint: &'static str,
+) -> Result<&'a str, MissingSetting> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or(MissingSetting { name, hint })
+}
+
+/// Parses a duration written the usual way: `30s`, `500ms`, `2m`, `1h 30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e}; expected a duration such as 30s, 500ms or 2m"))
+}
+
+fn parse_prefix(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'));
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err("expected 1 to 64 characters of letters, digits, '-', '_', ':' or '.'".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_the_usual_way() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn defaults_and_aliases() {
+        let cli = Cli::try_parse_from(["control-plane", "serve"]).expect("parses");
+        assert_eq!(cli.settings.bind.to_string(), "0.0.0.0:8080");
+        assert_eq!(cli.settings.queue_prefix, "cp");
+        assert!(!cli.settings.allow_private_targets);
+        assert_eq!(cli.settings.shutdown_grace, Duration::from_secs(30));
+        assert!(matches!(cli.command, Command::Serve(args) if args.migrate()));
+
+        let cli =
+            Cli::try_parse_from(["control-plane", "serve", "--skip-init-models"]).expect("parses");
+        assert!(matches!(cli.command, Command::Serve(args) if !args.migrate()));
+
+        let cli = Cli::try_parse_from(["control-plane", "worker", "--allow-private-targets"])
+            .expect("parses");
+        assert!(cli.settings.allow_private_targets);
+    }
+
+    #[test]
+    fn malformed_settings_are_refused() {
+        for args in [
+            ["control-plane", "serve", "--shutdown-grace", "soon"],
+            ["control-plane", "serve", "--bind", "nowhere"],
+            ["control-plane", "serve", "--queue-prefix", "{bad}"],
+            ["control-plane", "serve", "--worker-concurrency", "0"],
+            ["control-plane", "serve", "--log-format", "xml"],
+        ] {
+            assert!(
+                Cli::try_parse_from(args).is_err(),
+                "{args:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_urls_are_named() {
+        let cli = Cli::try_parse_from(["control-plane", "worker"]).expect("parses");
+        let settings = Settings {
+            database_url: None,
+            redis_url: Some("  ".into()),
+            ..cli.settings
+        };
+        let db = settings.require_database_url().expect_err("missing");
+        assert!(db.to_string().starts_with("DATABASE_URL is not set"));
+        let redis = settings.require_redis_url().expect_err("blank");
+        assert!(redis.to_string().starts_with("REDIS_URL is not set"));
+    }
+}

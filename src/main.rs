@@ -1,0 +1,49 @@
+//! The `control-plane` binary: `migrate`, `serve`, `worker` or `all`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use control_plane::config::Cli;
+use control_plane::{app, telemetry};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                // One clear line naming the setting, not a page of usage.
+                let text = e.to_string();
+                let line = text.lines().next().unwrap_or("error: invalid arguments");
+                eprintln!("{line}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if let Err(e) = telemetry::init(cli.settings.log_format, &cli.settings.log_filter) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(app::run(cli.command, cli.settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let error = anyhow::Error::from(e);
+            tracing::error!(error = %format!("{error:#}"), "start-up failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The dispatch queue: doorbells that tell workers a job may be claimable, by priority.
+//!
+//! The queue holds no truth. Losing a doorbell delays a job until the scheduler rings again;
+//! a duplicate doorbell is harmless because claiming is a guarded transition in the store.
+
+pub mod redis_streams;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::Rng;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::job::Priority;
+
+pub use redis_streams::RedisQueue;
+
+/// A message saying "job `job_id` may be ready to run".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Doorbell {
+    /// The job to look at.
+    pub job_id: Uuid,
+    /// The level it rings on.
+    pub priority: Priority,
+}
+
+/// A doorbell handed to one consumer; acknowledge it once the job's outcome is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The doorbell.
+    pub doorbell: Doorbell,
+    /// The queue's handle for acknowledging (a stream entry id).
+    pub receipt: String,
+}
+
+/// What can go wrong talking to the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The queue cannot be reached right now.
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    /// The queue answered something unexpected.
+    #[error("queue protocol error: {0}")]
+    Protocol(String),
+}
+
+/// The state of one priority level.
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelStats {
+    /// The priority level.
+    pub priority: Priority,
+    /// Where the level lives (the stream key).
+    pub key: String,
+    /// Entries in the level: waiting plus delivered but not yet acknowledged.
+    pub length: u64,
+    /// Delivered to a consumer and not yet acknowledged.
+    pub pending: u64,
+    /// Entries not yet delivered to any consumer, when the queue knows.
+    pub lag: Option<u64>,
+    /// Consumers registered on the level.
+    pub consumers: u64,
+}
+
+/// A priority queue of doorbells shared by all API and worker processes.
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// Checks that the queue answers.
+    async fn ping(&self) -> Result<(), QueueError>;
+
+    /// Rings doorbells, each on its priority level.
+    async fn ring(&self, doorbells: &[Doorbell]) -> Result<(), QueueError>;
+
+    /// Acknowledges a delivery: its job's outcome is recorded (or it was not claimable).
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError>;
+
+    /// Per-level statistics, most urgent first.
+    async fn stats(&self) -> Result<Vec<LevelStats>, QueueError>;
+
+    /// Opens a consumer named `name` (unique per worker process).
+    async fn consumer(&self, name: &str) -> Result<Box<dyn QueueConsumer>, QueueError>;
+}
+
+/// One worker's view of the queue: takes doorbells for it to run.
+#[async_trait]
+pub trait QueueConsumer: Send {
+    /// Takes up to `max` deliveries, most urgent level first (weighted so that lower levels
+    /// keep moving), waiting up to `wait` when every level is empty. May return fewer, or
+    /// none after `wait`.
+    async fn take(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
+}
+
+/// Relative share of takes that start at each level when every level has work.
+///
+/// Each level is three times as likely to be served first as the next one: under a flood of
+/// urgent work, level 5 still gets about one take in 121, so it slows but never starves.
+pub const LEVEL_WEIGHTS: [u32; 5] = [81, 27, 9, 3, 1];
+
+/// The order in which to look at the levels for one take: a level drawn by
+/// [`LEVEL_WEIGHTS`] first, then the rest from most to least urgent.
+pub fn level_order(rng: &mut impl Rng) -> [Priority; 5] {
+    let total: u32 = LEVEL_WEIGHTS.iter().sum();
+    let mut draw = rng.random_range(0..total);
+    let mut first = Priority::HIGHEST;
+    for (level, weight) in Priority::LEVELS.iter().zip(LEVEL_WEIGHTS) {
+        if draw < weight {
+            first = *level;
+            break;
+        }
+        draw -= weight;
+    }
+    let mut order = [first; 5];
+    let rest = Priority::LEVELS.iter().filter(|p| **p != first);
+    for (slot, level) in order.iter_mut().skip(1).zip(rest) {
+        *slot = *level;
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn level_order_is_a_permutation_weighted_to_urgent_levels() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut firsts = [0u32; 5];
+        for _ in 0..12_100 {
+            let order = level_order(&mut rng);
+            let mut sorted = order;
+            sorted.sort();
+            assert_eq!(sorted, Priority::LEVELS);
+            firsts[order[0].index()] += 1;
+        }
+        assert!(firsts[0] > firsts[1] && firsts[1] > firsts[2] && firsts[2] > firsts[3]);
+        assert!(
+            firsts[4] > 0,
+            "level 5 must sometimes come first: {firsts:?}"
+        );
+    }
+}

@@ -1,0 +1,296 @@
+//! Redis Streams queue: one stream per priority level, one consumer group for all workers.
+//!
+//! Keys are `{prefix}:q:1` … `{prefix}:q:5`; the braces make the prefix a hash tag so every
+//! level lives in one Redis Cluster slot. An entry is acknowledged and deleted once its job's
+//! outcome is recorded, so a stream holds only waiting and in-flight doorbells.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamId, StreamInfoGroupsReply, StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, RedisError};
+use uuid::Uuid;
+
+use super::{Delivery, Doorbell, JobQueue, LevelStats, QueueConsumer, QueueError, level_order};
+use crate::job::Priority;
+
+/// The consumer group every worker joins.
+pub const GROUP: &str = "workers";
+
+/// The stream field that carries the job id.
+const JOB_FIELD: &str = "job";
+
+/// A [`JobQueue`] on Redis Streams.
+#[derive(Clone)]
+pub struct RedisQueue {
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: [String; 5],
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("keys", &self.keys)
+            .finish()
+    }
+}
+
+fn classify(error: RedisError) -> QueueError {
+    if error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+    {
+        QueueError::Unavailable(error.to_string())
+    } else {
+        QueueError::Protocol(error.to_string())
+    }
+}
+
+fn is_no_group(error: &RedisError) -> bool {
+    error.code() == Some("NOGROUP")
+}
+
+impl RedisQueue {
+    /// Connects to `url` and makes sure every level's stream and the consumer group exist.
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisQueue, QueueError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| QueueError::Protocol(format!("REDIS_URL is not valid: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(classify)?;
+        let keys = Priority::LEVELS.map(|level| format!("{{{prefix}}}:q:{level}"));
+        let queue = RedisQueue { client, conn, keys };
+        queue.ensure_groups().await?;
+        Ok(queue)
+    }
+
+    /// The stream key of a priority level.
+    pub fn key(&self, priority: Priority) -> &str {
+        &self.keys[priority.index()]
+    }
+
+    /// Creates each level's stream and the consumer group where missing.
+    pub async fn ensure_groups(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        for key in &self.keys {
+            let created: Result<(), RedisError> =
+                conn.xgroup_create_mkstream(key, GROUP, "0").await;
+            match created {
+                Ok(()) => {}
+                Err(e) if e.code() == Some("BUSYGROUP") => {}
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn deliveries(&self, reply: StreamReadReply) -> (Vec<Delivery>, Vec<(usize, String)>) {
+        let mut deliveries = Vec::new();
+        let mut malformed = Vec::new();
+        for stream in reply.keys {
+            let Some(level) = self.keys.iter().position(|k| *k == stream.key) else {
+                continue;
+            };
+            let priority = Priority::LEVELS[level];
+            for entry in stream.ids {
+                match job_id_of(&entry) {
+                    Some(job_id) => deliveries.push(Delivery {
+                        doorbell: Doorbell { job_id, priority },
+                        receipt: entry.id,
+                    }),
+                    None => malformed.push((level, entry.id)),
+                }
+            }
+        }
+        (deliveries, malformed)
+    }
+
+    async fn ack_entries(&self, level: usize, ids: &[String]) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let key = &self.keys[level];
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .xack(key, GROUP, ids)
+            .ignore()
+            .xdel(key, ids)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(classify)
+    }
+}
+
+fn job_id_of(entry: &StreamId) -> Option<Uuid> {
+    match entry.map.get(JOB_FIELD)? {
+        redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+        redis::Value::SimpleString(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl JobQueue for RedisQueue {
+    async fn ping(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn ring(&self, doorbells: &[Doorbell]) -> Result<(), QueueError> {
+        if doorbells.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for bell in doorbells {
+            pipe.xadd(
+                self.key(bell.priority),
+                "*",
+                &[(JOB_FIELD, bell.job_id.to_string())],
+            )
+            .ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await.map_err(classify)
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        self.ack_entries(
+            delivery.doorbell.priority.index(),
+            std::slice::from_ref(&delivery.receipt),
+        )
+        .await
+    }
+
+    async fn stats(&self) -> Result<Vec<LevelStats>, QueueError> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for key in &self.keys {
+            pipe.xlen(key);
+        }
+        let lengths: Vec<u64> = pipe.query_async(&mut conn).await.map_err(classify)?;
+        let mut levels = Vec::with_capacity(self.keys.len());
+        for ((priority, key), length) in Priority::LEVELS.iter().zip(&self.keys).zip(lengths) {
+            let groups: Result<StreamInfoGroupsReply, RedisError> = conn.xinfo_groups(key).await;
+            let group = match groups {
+                Ok(reply) => reply.groups.into_iter().find(|g| g.name == GROUP),
+                // The stream does not exist (yet, or Redis was flushed).
+                Err(e)
+                    if e.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+                {
+                    None
+                }
+                Err(e) => return Err(classify(e)),
+            };
+            levels.push(LevelStats {
+                priority: *priority,
+                key: key.clone(),
+                length,
+                pending: group.as_ref().map_or(0, |g| g.pending as u64),
+                lag: group.as_ref().and_then(|g| g.lag).map(|l| l as u64),
+                consumers: group.as_ref().map_or(0, |g| g.consumers as u64),
+            });
+        }
+        Ok(levels)
+    }
+
+    async fn consumer(&self, name: &str) -> Result<Box<dyn QueueConsumer>, QueueError> {
+        // Blocking reads get their own connection with no response timeout, so they neither
+        // time out early nor hold up the shared connection's other commands.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(None)
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(classify)?;
+        Ok(Box::new(RedisConsumer {
+            queue: self.clone(),
+            conn,
+            name: name.to_owned(),
+            rng: rand::SeedableRng::from_os_rng(),
+        }))
+    }
+}
+
+/// A worker's consumer in the group.
+struct RedisConsumer {
+    queue: RedisQueue,
+    conn: ConnectionManager,
+    name: String,
+    rng: rand::rngs::StdRng,
+}
+
+impl RedisConsumer {
+    async fn read(
+        &mut self,
+        keys: &[&str],
+        options: &StreamReadOptions,
+    ) -> Result<Vec<Delivery>, RedisError> {
+        let ids = vec![">"; keys.len()];
+        let reply: Option<StreamReadReply> = self.conn.xread_options(keys, &ids, options).await?;
+        let Some(reply) = reply else {
+            return Ok(Vec::new());
+        };
+        let (deliveries, malformed) = self.queue.deliveries(reply);
+        for (level, id) in malformed {
+            tracing::warn!(entry = %id, level = level + 1, "dropping a malformed queue entry");
+            if let Err(e) = self.queue.ack_entries(level, &[id]).await {
+                tracing::warn!(error = %e, "could not drop a malformed queue entry");
+            }
+        }
+        Ok(deliveries)
+    }
+
+    async fn take_once(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, RedisError> {
+        let order = level_order(&mut self.rng);
+        let options = StreamReadOptions::default()
+            .group(GROUP, &self.name)
+            .count(max);
+        for level in order {
+            let key = self.queue.keys[level.index()].clone();
+            let deliveries = self.read(&[key.as_str()], &options).await?;
+            if !deliveries.is_empty() {
+                return Ok(deliveries);
+            }
+        }
+        // Every level is empty: wait on all of them at once for the next doorbell.
+        let options = StreamReadOptions::default()
+            .group(GROUP, &self.name)
+            .count(1)
+            .block(wait.as_millis().max(1) as usize);
+        let keys: Vec<String> = self.queue.keys.to_vec();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut deliveries = self.read(&keys, &options).await?;
+        deliveries.sort_by_key(|d| d.doorbell.priority);
+        Ok(deliveries)
+    }
+}
+
+#[async_trait]
+impl QueueConsumer for RedisConsumer {
+    async fn take(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        match self.take_once(max.max(1), wait).await {
+            Ok(deliveries) => Ok(deliveries),
+            Err(e) if is_no_group(&e) => {
+                // The streams or the group vanished (Redis flushed or restarted): recreate them.
+                tracing::warn!("consumer group missing; recreating the queue's streams");
+                self.queue.ensure_groups().await?;
+                self.take_once(max.max(1), wait).await.map_err(classify)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The job store: the one place a job's truth lives, behind the [`JobStore`] trait.
+
+pub mod postgres;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::job::{Job, JobError, JobEvent, JobSpec, JobState, JobType, RunningJob};
+use crate::queue::Doorbell;
+
+pub use postgres::PgStore;
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now; the caller may retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A stored row cannot be read back as a job.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+/// Filters and page position for listing jobs, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs for this domain.
+    pub domain: Option<String>,
+    /// Only jobs of this type.
+    pub job_type: Option<JobType>,
+    /// Only jobs older than this id (the previous page's last job).
+    pub before: Option<Uuid>,
+    /// At most this many jobs.
+    pub limit: u32,
+}
+
+/// The answer to a cancel request.
+#[derive(Debug)]
+pub enum CancelOutcome {
+    /// The job was queued or running and is now cancelled.
+    Cancelled(Box<Job>),
+    /// The job had already finished in this state.
+    AlreadyFinished(JobState),
+    /// No such job for this tenant.
+    NotFound,
+}
+
+/// How a worker settles the attempt it ran.
+#[derive(Debug, Clone)]
+pub enum Settlement {
+    /// The attempt succeeded with this result.
+    Succeeded(Value),
+    /// The attempt failed and the job goes back to the queue until `run_at`.
+    Retry {
+        /// Why the attempt failed.
+        error: JobError,
+        /// When the next attempt is due.
+        run_at: DateTime<Utc>,
+    },
+    /// The attempt failed and the job is finished.
+    Failed(JobError),
+}
+
+/// Job counts by state and the age of the backlog, for queue stats.
+#[derive(Debug, Clone, Default)]
+pub struct JobStats {
+    /// Number of jobs in each state (every state present, zero when none).
+    pub by_state: BTreeMap<&'static str, i64>,
+    /// `run_at` of the oldest queued job that is due.
+    pub oldest_due_run_at: Option<DateTime<Utc>>,
+}
+
+/// Storage of jobs and their timelines. Every state change is a guarded transition.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Records a new queued job (marked as rung: the caller rings its doorbell next).
+    async fn create(&self, tenant: &str, spec: &JobSpec) -> Result<Job, StoreError>;
+
+    /// Reads one job of a tenant.
+    async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Job>, StoreError>;
+
+    /// Lists a tenant's jobs, newest first.
+    async fn list(&self, tenant: &str, query: &ListQuery) -> Result<Vec<Job>, StoreError>;
+
+    /// A job's timeline, oldest first.
+    async fn events(&self, id: Uuid) -> Result<Vec<JobEvent>, StoreError>;
+
+    /// Cancels a queued or running job.
+    async fn cancel(&self, tenant: &str, id: Uuid) -> Result<CancelOutcome, StoreError>;
+
+    /// Claims a due queued job for `worker`: `queued` → `running`, attempt + 1.
+    ///
+    /// The lease lasts the job's timeout plus `lease_margin`. `None` when the job is not
+    /// claimable (not queued, not yet due, or gone).
+    async fn claim(
+        &self,
+        id: Uuid,
+        worker: &str,
+        lease_margin: Duration,
+    ) -> Result<Option<RunningJob>, StoreError>;
+
+    /// Records the outcome of a running attempt. `false` when the worker no longer holds the
+    /// job (cancelled, or its lease was taken over): nothing is written then.
+    async fn settle(&self, job: &RunningJob, settlement: &Settlement) -> Result<bool, StoreError>;
+
+    /// Puts a running attempt back in the queue untouched (the worker is shutting down).
+    async fn release(&self, job: &RunningJob) -> Result<bool, StoreError>;
+
+    /// Marks a queued job as needing a doorbell again (its ring failed or was dropped).
+    async fn mark_unrung(&self, id: Uuid) -> Result<(), StoreError>;
+
+    /// Takes up to `limit` due queued jobs that need a doorbell, marking them rung.
+    async fn take_due(&self, limit: u32) -> Result<Vec<Doorbell>, StoreError>;
+
+    /// Returns running jobs whose lease expired to the queue (or fails them when their
+    /// attempts are used up). Returns how many were reaped.
+    async fn reap_expired(&self, limit: u32) -> Result<u64, StoreError>;
+
+    /// Counts jobs by state and finds the oldest due queued job.
+    async fn stats(&self) -> Result<JobStats, StoreError>;
+}

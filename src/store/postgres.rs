@@ -1,0 +1,560 @@
+//! PostgreSQL job store: guarded transitions, each with its timeline event, in one statement.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{FromRow, QueryBuilder};
+use uuid::Uuid;
+
+use super::{CancelOutcome, JobStats, JobStore, ListQuery, Settlement, StoreError};
+use crate::job::{ErrorKind, Job, JobError, JobEvent, JobSpec, JobState, Priority, RunningJob};
+use crate::queue::Doorbell;
+
+/// The embedded PostgreSQL migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A [`JobStore`] on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects a pool of at most `max_connections` to `url`.
+    ///
+    /// Acquiring a connection waits at most `acquire_timeout`, so callers fail fast (and the
+    /// API answers 503) while the database is unreachable.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<PgStore, StoreError> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Database(format!("DATABASE_URL is not valid: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options.application_name("control-plane"))
+            .await
+            .map_err(classify)?;
+        Ok(PgStore { pool })
+    }
+
+    /// A store on an existing pool.
+    pub fn from_pool(pool: PgPool) -> PgStore {
+        PgStore { pool }
+    }
+
+    /// The connection pool (for migrations and tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the embedded migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Database(format!("migration failed: {e}")))
+    }
+}
+
+/// Maps a sqlx error to "unavailable" (retry later) or a database error.
+fn classify(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+        sqlx::Error::Database(ref db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+        {
+            StoreError::Unavailable(error.to_string())
+        }
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+#[derive(FromRow)]
+struct JobRow {
+    id: Uuid,
+    tenant_id: String,
+    domain: String,
+    url: String,
+    job_type: String,
+    strategy: String,
+    priority: i32,
+    payload: Value,
+    max_attempts: i32,
+    timeout_ms: i32,
+    state: String,
+    attempt: i32,
+    run_at: DateTime<Utc>,
+    lease_until: Option<DateTime<Utc>>,
+    worker_id: Option<String>,
+    result: Option<Value>,
+    error: Option<Value>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+fn corrupt(id: Uuid, what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("job {id}: {what}"))
+}
+
+fn priority_of(id: Uuid, level: i32) -> Result<Priority, StoreError> {
+    Priority::new(i64::from(level)).ok_or_else(|| corrupt(id, format!("priority {level}")))
+}
+
+fn count(id: Uuid, value: i32) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| corrupt(id, format!("negative count {value}")))
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = StoreError;
+
+    fn try_from(row: JobRow) -> Result<Job, StoreError> {
+        let id = row.id;
+        let error = match row.error {
+            Some(value) => {
+                Some(serde_json::from_value::<JobError>(value).map_err(|e| corrupt(id, e))?)
+            }
+            None => None,
+        };
+        Ok(Job {
+            id,
+            tenant_id: row.tenant_id,
+            domain: row.domain,
+            url: row.url,
+            job_type: row.job_type.parse().map_err(|e| corrupt(id, e))?,
+            strategy: row.strategy.parse().map_err(|e| corrupt(id, e))?,
+            priority: priority_of(id, row.priority)?,
+            payload: row.payload,
+            max_attempts: count(id, row.max_attempts)?,
+            timeout_ms: count(id, row.timeout_ms)?,
+            state: row.state.parse().map_err(|e| corrupt(id, e))?,
+            attempt: count(id, row.attempt)?,
+            run_at: row.run_at,
+            lease_until: row.lease_until,
+            worker_id: row.worker_id,
+            result: row.result,
+            error,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct ClaimRow {
+    id: Uuid,
+    domain: String,
+    url: String,
+    job_type: String,
+    strategy: String,
+    priority: i32,
+    payload: Value,
+    attempt: i32,
+    max_attempts: i32,
+    timeout_ms: i32,
+    worker_id: String,
+}
+
+impl TryFrom<ClaimRow> for RunningJob {
+    type Error = StoreError;
+
+    fn try_from(row: ClaimRow) -> Result<RunningJob, StoreError> {
+        let id = row.id;
+        Ok(RunningJob {
+            id,
+            domain: row.domain,
+            url: row.url,
+            job_type: row.job_type.parse().map_err(|e| corrupt(id, e))?,
+            strategy: row.strategy.parse().map_err(|e| corrupt(id, e))?,
+            priority: priority_of(id, row.priority)?,
+            payload: row.payload,
+            attempt: count(id, row.attempt)?,
+            max_attempts: count(id, row.max_attempts)?,
+            timeout_ms: count(id, row.timeout_ms)?,
+            worker_id: row.worker_id,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct EventRow {
+    id: i64,
+    job_id: Uuid,
+    at: DateTime<Utc>,
+    kind: String,
+    attempt: i32,
+    worker_id: Option<String>,
+    detail: Value,
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn error_json(error: &JobError) -> Value {
+    serde_json::to_value(error).unwrap_or_else(|_| json!({"kind": "internal"}))
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn create(&self, tenant: &str, spec: &JobSpec) -> Result<Job, StoreError> {
+        let row: JobRow = sqlx::query_as(
+            "WITH job AS (
+                INSERT INTO jobs (id, tenant_id, domain, url, job_type, strategy, priority,
+                                  payload, max_attempts, timeout_ms, state, run_at, rung_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', now(), now())
+                RETURNING *
+            ), event AS (
+                INSERT INTO job_events (job_id, kind, attempt, detail)
+                SELECT id, 'created', 0, jsonb_build_object('priority', priority) FROM job
+            )
+            SELECT * FROM job",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant)
+        .bind(&spec.domain)
+        .bind(spec.url.as_str())
+        .bind(spec.job_type.as_str())
+        .bind(spec.strategy.as_str())
+        .bind(i32::from(spec.priority.get()))
+        .bind(&spec.payload)
+        .bind(spec.max_attempts as i32)
+        .bind(millis(spec.timeout) as i32)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        row.try_into()
+    }
+
+    async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Job>, StoreError> {
+        let row: Option<JobRow> =
+            sqlx::query_as("SELECT * FROM jobs WHERE id = $1 AND tenant_id = $2")
+                .bind(id)
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(classify)?;
+        row.map(Job::try_from).transpose()
+    }
+
+    async fn list(&self, tenant: &str, query: &ListQuery) -> Result<Vec<Job>, StoreError> {
+        let mut sql = QueryBuilder::new("SELECT * FROM jobs WHERE tenant_id = ");
+        sql.push_bind(tenant);
+        if let Some(state) = query.state {
+            sql.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(domain) = &query.domain {
+            sql.push(" AND domain = ").push_bind(domain.clone());
+        }
+        if let Some(job_type) = query.job_type {
+            sql.push(" AND job_type = ").push_bind(job_type.as_str());
+        }
+        if let Some(before) = query.before {
+            sql.push(" AND id < ").push_bind(before);
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        let rows: Vec<JobRow> = sql
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.into_iter().map(Job::try_from).collect()
+    }
+
+    async fn events(&self, id: Uuid) -> Result<Vec<JobEvent>, StoreError> {
+        let rows: Vec<EventRow> =
+            sqlx::query_as("SELECT * FROM job_events WHERE job_id = $1 ORDER BY id")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(JobEvent {
+                    id: row.id,
+                    job_id: row.job_id,
+                    at: row.at,
+                    kind: row.kind,
+                    attempt: count(row.job_id, row.attempt)?,
+                    worker_id: row.worker_id,
+                    detail: row.detail,
+                })
+            })
+            .collect()
+    }
+
+    async fn cancel(&self, tenant: &str, id: Uuid) -> Result<CancelOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let state: Option<String> = sqlx::query_scalar(
+            "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+        )
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let Some(state) = state else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        let state: JobState = state.parse().map_err(|e| corrupt(id, e))?;
+        if state.is_terminal() {
+            return Ok(CancelOutcome::AlreadyFinished(state));
+        }
+        let row: JobRow = sqlx::query_as(
+            "UPDATE jobs SET state = 'cancelled', lease_until = NULL, finished_at = now(),
+                    updated_at = now()
+             WHERE id = $1 RETURNING *",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(classify)?;
+        sqlx::query(
+            "INSERT INTO job_events (job_id, kind, attempt, worker_id, detail)
+             VALUES ($1, 'cancelled', $2, $3, jsonb_build_object('from', $4::text))",
+        )
+        .bind(id)
+        .bind(row.attempt)
+        .bind(row.worker_id.clone())
+        .bind(state.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(CancelOutcome::Cancelled(Box::new(row.try_into()?)))
+    }
+
+    async fn claim(
+        &self,
+        id: Uuid,
+        worker: &str,
+        lease_margin: Duration,
+    ) -> Result<Option<RunningJob>, StoreError> {
+        let row: Option<ClaimRow> = sqlx::query_as(
+            "WITH claimed AS (
+                UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = $2,
+                       lease_until = now() + (timeout_ms + $3) * interval '1 millisecond',
+                       started_at = now(), updated_at = now()
+                WHERE id = $1 AND state = 'queued' AND run_at <= now()
+                RETURNING id, domain, url, job_type, strategy, priority, payload, attempt,
+                          max_attempts, timeout_ms, worker_id
+            ), event AS (
+                INSERT INTO job_events (job_id, kind, attempt, worker_id)
+                SELECT id, 'started', attempt, worker_id FROM claimed
+            )
+            SELECT id, domain, url, job_type, strategy, priority, payload, attempt,
+                   max_attempts, timeout_ms, worker_id FROM claimed",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(millis(lease_margin))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        row.map(RunningJob::try_from).transpose()
+    }
+
+    async fn settle(&self, job: &RunningJob, settlement: &Settlement) -> Result<bool, StoreError> {
+        let (state, kind, result, error, run_at, detail) = match settlement {
+            Settlement::Succeeded(result) => (
+                JobState::Succeeded,
+                "succeeded",
+                Some(result.clone()),
+                None,
+                None,
+                json!({}),
+            ),
+            Settlement::Retry { error, run_at } => (
+                JobState::Queued,
+                "retrying",
+                None,
+                Some(error_json(error)),
+                Some(*run_at),
+                json!({"error": error_json(error), "run_at": run_at}),
+            ),
+            Settlement::Failed(error) => (
+                JobState::Failed,
+                "failed",
+                None,
+                Some(error_json(error)),
+                None,
+                json!({"error": error_json(error)}),
+            ),
+        };
+        let settled: i64 = sqlx::query_scalar(
+            "WITH settled AS (
+                UPDATE jobs SET state = $4, result = $5, error = $6,
+                       run_at = COALESCE($7, run_at),
+                       rung_at = CASE WHEN $4 = 'queued' THEN NULL ELSE rung_at END,
+                       lease_until = NULL,
+                       finished_at = CASE WHEN $4 = 'queued' THEN NULL ELSE now() END,
+                       updated_at = now()
+                WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3
+                RETURNING id, attempt, worker_id
+            ), event AS (
+                INSERT INTO job_events (job_id, kind, attempt, worker_id, detail)
+                SELECT id, $8, attempt, worker_id, $9 FROM settled
+            )
+            SELECT count(*) FROM settled",
+        )
+        .bind(job.id)
+        .bind(job.attempt as i32)
+        .bind(&job.worker_id)
+        .bind(state.as_str())
+        .bind(result)
+        .bind(error)
+        .bind(run_at)
+        .bind(kind)
+        .bind(detail)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(settled == 1)
+    }
+
+    async fn release(&self, job: &RunningJob) -> Result<bool, StoreError> {
+        let released: i64 = sqlx::query_scalar(
+            "WITH released AS (
+                UPDATE jobs SET state = 'queued', run_at = now(), rung_at = NULL,
+                       lease_until = NULL, updated_at = now()
+                WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3
+                RETURNING id, attempt, worker_id
+            ), event AS (
+                INSERT INTO job_events (job_id, kind, attempt, worker_id, detail)
+                SELECT id, 'released', attempt, worker_id,
+                       '{\"reason\": \"worker shutting down\"}'::jsonb FROM released
+            )
+            SELECT count(*) FROM released",
+        )
+        .bind(job.id)
+        .bind(job.attempt as i32)
+        .bind(&job.worker_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(released == 1)
+    }
+
+    async fn mark_unrung(&self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET rung_at = NULL WHERE id = $1 AND state = 'queued'")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn take_due(&self, limit: u32) -> Result<Vec<Doorbell>, StoreError> {
+        let rows: Vec<(Uuid, i32)> = sqlx::query_as(
+            "WITH due AS (
+                SELECT id FROM jobs
+                WHERE state = 'queued' AND rung_at IS NULL AND run_at <= now()
+                ORDER BY run_at
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE jobs SET rung_at = now() FROM due WHERE jobs.id = due.id
+            RETURNING jobs.id, jobs.priority",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.into_iter()
+            .map(|(job_id, level)| {
+                Ok(Doorbell {
+                    job_id,
+                    priority: priority_of(job_id, level)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn reap_expired(&self, limit: u32) -> Result<u64, StoreError> {
+        let error = error_json(&JobError::new(
+            ErrorKind::Timeout,
+            "the worker's lease expired before it reported an outcome (worker stopped or lost)",
+        ));
+        let reaped: i64 = sqlx::query_scalar(
+            "WITH expired AS (
+                SELECT id FROM jobs
+                WHERE state = 'running' AND lease_until < now()
+                ORDER BY lease_until
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            ), reaped AS (
+                UPDATE jobs SET
+                    state = CASE WHEN jobs.attempt >= jobs.max_attempts
+                                 THEN 'failed' ELSE 'queued' END,
+                    run_at = now(), rung_at = NULL, lease_until = NULL, error = $2,
+                    finished_at = CASE WHEN jobs.attempt >= jobs.max_attempts
+                                       THEN now() ELSE NULL END,
+                    updated_at = now()
+                FROM expired WHERE jobs.id = expired.id
+                RETURNING jobs.id, jobs.attempt, jobs.worker_id, jobs.state
+            ), event AS (
+                INSERT INTO job_events (job_id, kind, attempt, worker_id, detail)
+                SELECT id, 'lease_expired', attempt, worker_id,
+                       jsonb_build_object('state', state) FROM reaped
+            )
+            SELECT count(*) FROM reaped",
+        )
+        .bind(i64::from(limit))
+        .bind(error)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(reaped.max(0) as u64)
+    }
+
+    async fn stats(&self) -> Result<JobStats, StoreError> {
+        let counts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+        let oldest_due_run_at: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT min(run_at) FROM jobs WHERE state = 'queued' AND run_at <= now()",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        let mut by_state: std::collections::BTreeMap<&'static str, i64> =
+            JobState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        for (state, n) in counts {
+            let state: JobState = state
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("state {state:?}: {e}")))?;
+            by_state.insert(state.as_str(), n);
+        }
+        Ok(JobStats {
+            by_state,
+            oldest_due_run_at,
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! Logging: tracing to stdout, as JSON lines or human-readable text.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// A log filter that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("RUST_LOG is not a valid log filter ({filter:?}): {reason}")]
+pub struct BadFilter {
+    /// The filter as given.
+    pub filter: String,
+    /// Why it does not parse.
+    pub reason: String,
+}
+
+/// Installs the global subscriber. Call once, at start.
+pub fn init(format: LogFormat, filter: &str) -> Result<(), BadFilter> {
+    let env_filter = EnvFilter::builder().parse(filter).map_err(|e| BadFilter {
+        filter: filter.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stdout);
+    // A second init (tests, embedding) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+    Ok(())
+}
