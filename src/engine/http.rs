@@ -317,6 +317,29 @@ fn error_chain(error: &dyn StdError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::dns::Resolve;
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_that_resolve_to_private_addresses() {
+        let strict = PolicyResolver {
+            policy: TargetPolicy::new(false),
+        };
+        let name = "localhost".parse().expect("name");
+        let error = match strict.resolve(name).await {
+            Ok(_) => panic!("localhost must be refused"),
+            Err(e) => e,
+        };
+        assert!(error.downcast_ref::<TargetRefused>().is_some(), "{error}");
+        let open = PolicyResolver {
+            policy: TargetPolicy::new(true),
+        };
+        let name = "localhost".parse().expect("name");
+        let addrs: Vec<SocketAddr> = match open.resolve(name).await {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => panic!("localhost must resolve: {e}"),
+        };
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+    }
 
     #[test]
     fn charset_comes_from_header_then_meta() {

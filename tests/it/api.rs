@@ -1,0 +1,211 @@
+//! The API's edges: bad input gets a precise problem and stores nothing; the target policy;
+//! service endpoints.
+
+use serde_json::{Value, json};
+
+use crate::common::{Options, TestApp};
+
+const JOBS: &str = "/api/v1/jobs";
+
+/// Sends a raw body with a content type; returns status, content type and body.
+async fn send(app: &TestApp, content_type: Option<&str>, body: Vec<u8>) -> (u16, String, Value) {
+    let mut request = app.client.post(app.url(JOBS)).body(body);
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let ct = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, ct, body)
+}
+
+fn named_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let good = json!({"url": "https://example.com/", "job_type": "noop"});
+    let with = |key: &str, value: Value| {
+        let mut body = good.clone();
+        body[key] = value;
+        body
+    };
+    let cases: Vec<(&str, Value, u16, Vec<&str>)> = vec![
+        ("unknown field", with("colour", json!("red")), 422, vec!["colour"]),
+        ("wrong type", with("priority", json!("high")), 422, vec!["priority"]),
+        ("unknown enum value", with("strategy", json!("turbo")), 422, vec!["strategy"]),
+        ("unknown job type", with("job_type", json!("crawl")), 422, vec!["job_type"]),
+        ("not supported yet", with("job_type", json!("screenshot")), 422, vec!["job_type"]),
+        ("priority too low", with("priority", json!(0)), 422, vec!["priority"]),
+        ("priority too high", with("priority", json!(6)), 422, vec!["priority"]),
+        ("fractional priority", with("priority", json!(2.5)), 422, vec!["priority"]),
+        ("url not http", with("url", json!("ftp://example.com/file")), 422, vec!["url"]),
+        ("url without host", with("url", json!("http://")), 422, vec!["url"]),
+        ("url not a url", with("url", json!("example.com")), 422, vec!["url"]),
+        (
+            "url too long",
+            with("url", json!(format!("https://example.com/{}", "a".repeat(2100)))),
+            422,
+            vec!["url"],
+        ),
+        ("url missing", json!({"job_type": "noop"}), 422, vec!["url"]),
+        ("payload not an object", with("payload", json!([1, 2])), 422, vec!["payload"]),
+        (
+            "payload too large",
+            with("payload", json!({"pad": "x".repeat(300 * 1024)})),
+            422,
+            vec!["payload"],
+        ),
+        ("payload field unknown", with("payload", json!({"sleep": 5})), 422, vec!["payload.sleep"]),
+        ("sleep too long", with("payload", json!({"sleep_ms": 60_001})), 422, vec!["payload.sleep_ms"]),
+        ("max_attempts out of range", with("max_attempts", json!(11)), 422, vec!["max_attempts"]),
+        ("timeout out of range", with("timeout_ms", json!(999)), 422, vec!["timeout_ms"]),
+        ("domain mismatch", with("domain", json!("example.org")), 422, vec!["domain"]),
+        ("body not an object", json!([good.clone()]), 422, vec![""]),
+        (
+            "several at once",
+            json!({"url": "ftp://x", "priority": 9, "strategy": 1}),
+            422,
+            vec!["url", "strategy", "priority"],
+        ),
+    ];
+    for (name, body, status, fields) in cases {
+        let bytes = serde_json::to_vec(&body).expect("serialize");
+        let (got, ct, problem) = send(&app, Some("application/json"), bytes).await;
+        assert_eq!(got, status, "{name}: {problem}");
+        assert_eq!(ct, "application/problem+json", "{name}");
+        assert_eq!(problem["status"], status, "{name}");
+        let mut named = named_fields(&problem);
+        named.sort();
+        let mut expected: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        expected.sort();
+        assert_eq!(named, expected, "{name}: {problem}");
+    }
+
+    let raw_cases: Vec<(&str, Option<&str>, Vec<u8>, u16)> = vec![
+        ("malformed JSON", Some("application/json"), b"{\"url\": ".to_vec(), 400),
+        ("empty body", Some("application/json"), Vec::new(), 400),
+        ("wrong content type", Some("text/plain"), serde_json::to_vec(&good).unwrap_or_default(), 415),
+        ("no content type", None, serde_json::to_vec(&good).unwrap_or_default(), 415),
+        (
+            "body over 1 MiB",
+            Some("application/json"),
+            serde_json::to_vec(&json!({"url": "https://example.com/", "payload": {"pad": "x".repeat(1_100_000)}}))
+                .unwrap_or_default(),
+            413,
+        ),
+    ];
+    for (name, ct, body, status) in raw_cases {
+        let (got, got_ct, problem) = send(&app, ct, body).await;
+        assert_eq!(got, status, "{name}: {problem}");
+        assert_eq!(got_ct, "application/problem+json", "{name}");
+        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{name}: {problem}");
+    }
+
+    // Unknown and malformed ids, unknown routes and methods.
+    let unknown = app.get(&format!("{JOBS}/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(unknown.status(), 404);
+    let malformed = app.get(&format!("{JOBS}/not-a-uuid")).await;
+    assert_eq!(malformed.status(), 400);
+    let problem: Value = malformed.json().await.expect("problem");
+    assert_eq!(named_fields(&problem), ["id"]);
+    let bad_query = app.get(&format!("{JOBS}?limit=501")).await;
+    assert_eq!(bad_query.status(), 400);
+    let problem: Value = bad_query.json().await.expect("problem");
+    assert_eq!(named_fields(&problem), ["limit"]);
+    assert_eq!(app.get("/api/v1/nothing").await.status(), 404);
+    let wrong_method = app.client.delete(app.url(JOBS)).send().await.expect("request");
+    assert_eq!(wrong_method.status(), 405);
+
+    assert_eq!(app.job_rows().await, 0, "a rejected request stores nothing");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM job_events")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count events");
+    assert_eq!(events, 0);
+
+    // The same body, made good, is accepted.
+    let (status, _, job) = send(&app, Some("application/json; charset=utf-8"), serde_json::to_vec(&good).unwrap_or_default()).await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(app.job_rows().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_policy_refuses_private_and_local_targets() {
+    let app = TestApp::spawn_with(Options {
+        allow_private: false,
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    for url in [
+        "http://127.0.0.1/",
+        "http://10.0.0.1/",
+        "http://192.168.0.10:8080/admin",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://localhost:8080/",
+    ] {
+        let response = app.post_json(JOBS, &json!({"url": url, "job_type": "noop"})).await;
+        assert_eq!(response.status(), 422, "{url}");
+        let problem: Value = response.json().await.expect("problem");
+        assert_eq!(named_fields(&problem), ["url"], "{url}: {problem}");
+        assert_eq!(problem["errors"][0]["code"], "forbidden_target", "{url}");
+    }
+    assert_eq!(app.job_rows().await, 0);
+    // A public name that does not resolve here is accepted: the worker reports it.
+    app.submit(&json!({"url": "https://example.com/", "job_type": "noop"})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_checks_the_target_again_when_it_runs() {
+    use control_plane::engine::http::{HttpExecutor, NavigateRequest};
+    use control_plane::job::target::TargetPolicy;
+    let site = crate::site::Site::start().await;
+    let strict = HttpExecutor::new(TargetPolicy::new(false)).expect("executor");
+    let error = strict
+        .navigate_extract(&site.url("/"), &NavigateRequest::default(), std::time::Duration::from_secs(5))
+        .await
+        .expect_err("refused");
+    assert_eq!(error.kind.as_str(), "target_policy");
+    assert!(!error.retryable);
+    let open = HttpExecutor::new(TargetPolicy::new(true)).expect("executor");
+    let result = open
+        .navigate_extract(&site.url("/"), &NavigateRequest::default(), std::time::Duration::from_secs(5))
+        .await
+        .expect("allowed");
+    assert_eq!(result["title"], "Fixture Shop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_endpoints_describe_liveness_and_readiness() {
+    let app = TestApp::spawn().await;
+    let root: Value = app.get("/").await.json().await.expect("root");
+    assert_eq!(root["name"], "control-plane");
+    assert_eq!(root["links"]["jobs"], JOBS);
+    let health = app.get("/health").await;
+    assert_eq!(health.status(), 200);
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.expect("ready");
+    assert_eq!(ready["checks"]["database"]["status"], "up");
+    assert_eq!(ready["checks"]["queue"]["status"], "up");
+    let response = app.get("/health").await;
+    assert!(response.headers().contains_key("x-request-id"));
+}

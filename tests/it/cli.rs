@@ -1,0 +1,229 @@
+//! The real binary: start-up errors in one line, and graceful shutdown on SIGTERM.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+
+use crate::common::{TestDatabase, TestPrefix, eventually, redis_url};
+
+const BIN: &str = env!("CARGO_BIN_EXE_control-plane");
+
+/// The binary with a clean environment: only what the test sets.
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+#[test]
+fn a_malformed_setting_stops_start_up_with_one_line_naming_it() {
+    for (name, value) in [
+        ("SHUTDOWN_GRACE", "soon"),
+        ("BIND", "nowhere"),
+        ("WORKER_CONCURRENCY", "0"),
+        ("LOG_FORMAT", "xml"),
+        ("ALLOW_PRIVATE_TARGETS", "maybe"),
+    ] {
+        let output = command(&["serve"]).env(name, value).output().expect("run binary");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{name}: one line, got {stderr:?}");
+        assert!(stderr.contains(name), "{name} is named: {stderr:?}");
+    }
+}
+
+#[test]
+fn a_missing_setting_stops_start_up_with_one_line_naming_it() {
+    let output = command(&["worker"])
+        .env("REDIS_URL", redis_url())
+        .output()
+        .expect("run binary");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr:?}");
+    assert!(stderr.contains("DATABASE_URL is not set"), "{stderr:?}");
+
+    let output = command(&["serve"])
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+        .output()
+        .expect("run binary");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("REDIS_URL is not set"), "{stderr:?}");
+
+    let output = command(&["--help"]).output().expect("run binary");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for setting in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "BIND",
+        "WORKER_CONCURRENCY",
+        "LOG_FORMAT",
+        "RUST_LOG",
+        "QUEUE_PREFIX",
+        "ALLOW_PRIVATE_TARGETS",
+        "SHUTDOWN_GRACE",
+    ] {
+        assert!(help.contains(setting), "--help lists {setting}");
+    }
+}
+
+/// A `control-plane all` process on its own database and key prefix.
+struct Process {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Process {
+    fn start(db: &TestDatabase, prefix: &TestPrefix, grace: &str) -> Process {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let log = std::env::temp_dir().join(format!("{}.log", prefix.0));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = command(&["all"])
+            .env("DATABASE_URL", &db.url)
+            .env("REDIS_URL", redis_url())
+            .env("QUEUE_PREFIX", &prefix.0)
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("SHUTDOWN_GRACE", grace)
+            .env("WORKER_CONCURRENCY", "2")
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::from(file.try_clone().expect("log file")))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("start binary");
+        Process {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    async fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < until, "process did not exit; log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+async fn submit_sleeper(client: &reqwest::Client, base: &str, sleep_ms: u64) -> String {
+    let body = json!({"url": "https://example.com/", "job_type": "noop", "payload": {"sleep_ms": sleep_ms}});
+    let response = client
+        .post(format!("{base}/api/v1/jobs"))
+        .json(&body)
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(response.status(), 201);
+    let job: Value = response.json().await.expect("job");
+    job["id"].as_str().expect("id").to_owned()
+}
+
+async fn wait_running(client: &reqwest::Client, base: &str, id: &str) {
+    eventually("the job to run", Duration::from_secs(30), || async {
+        let job: Value = client
+            .get(format!("{base}/api/v1/jobs/{id}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (job["state"] == "running").then_some(())
+    })
+    .await;
+}
+
+async fn wait_healthy(process: &Process, client: &reqwest::Client) {
+    eventually("the API to answer", Duration::from_secs(30), || async {
+        let response = client.get(format!("{}/ready", process.base)).send().await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+}
+
+async fn job_state(db: &TestDatabase, id: &str) -> (String, Vec<String>) {
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    let id: uuid::Uuid = id.parse().expect("uuid");
+    let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut conn)
+        .await
+        .expect("job");
+    let events: Vec<String> = sqlx::query_scalar("SELECT kind FROM job_events WHERE job_id = $1 ORDER BY id")
+        .bind(id)
+        .fetch_all(&mut conn)
+        .await
+        .expect("events");
+    (state, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_jobs_finish_and_exits_zero() {
+    let db = TestDatabase::create().await;
+    let prefix = TestPrefix::new();
+    let mut process = Process::start(&db, &prefix, "30s");
+    let client = reqwest::Client::new();
+    wait_healthy(&process, &client).await;
+
+    let id = submit_sleeper(&client, &process.base, 1_500).await;
+    wait_running(&client, &process.base, &id).await;
+    process.terminate();
+    let status = process.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(0), "exit 0; log:\n{}", process.log());
+
+    let (state, events) = job_state(&db, &id).await;
+    assert_eq!(state, "succeeded", "log:\n{}", process.log());
+    assert_eq!(events, ["created", "started", "succeeded"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_still_running_after_the_grace_period_go_back_to_the_queue() {
+    let db = TestDatabase::create().await;
+    let prefix = TestPrefix::new();
+    let mut process = Process::start(&db, &prefix, "300ms");
+    let client = reqwest::Client::new();
+    wait_healthy(&process, &client).await;
+
+    let id = submit_sleeper(&client, &process.base, 30_000).await;
+    wait_running(&client, &process.base, &id).await;
+    let stopping = Instant::now();
+    process.terminate();
+    let status = process.wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(0), "exit 0; log:\n{}", process.log());
+    assert!(stopping.elapsed() < Duration::from_secs(15), "did not wait for the 30 s job");
+
+    let (state, events) = job_state(&db, &id).await;
+    assert_eq!(state, "queued", "log:\n{}", process.log());
+    assert_eq!(events, ["created", "started", "released"]);
+}

@@ -1,0 +1,378 @@
+//! Test harness: an isolated app (own database, own Redis key prefix) on a random port.
+
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use control_plane::api::AppState;
+use control_plane::app::serve_api;
+use control_plane::engine::Engine;
+use control_plane::job::target::TargetPolicy;
+use control_plane::queue::RedisQueue;
+use control_plane::store::PgStore;
+use control_plane::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig};
+use serde_json::Value;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The PostgreSQL server tests create their databases on (any database on it; trust auth).
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The Redis server tests use, each under its own key prefix.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Databases made by this harness are named `cp_test_<unix seconds>_<random>`.
+const DB_PREFIX: &str = "cp_test_";
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".to_owned());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+fn database_url(name: &str) -> String {
+    let admin = admin_url();
+    let (server, _) = admin.rsplit_once('/').unwrap_or((admin.as_str(), ""));
+    format!("{server}/{name}")
+}
+
+/// A database of its own for one test, dropped when the test ends.
+pub struct TestDatabase {
+    /// Its name.
+    pub name: String,
+    /// Its connection URL.
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// Creates a fresh, empty database (and drops ones left behind by crashed runs).
+    pub async fn create() -> TestDatabase {
+        let mut admin = PgConnection::connect(&admin_url())
+            .await
+            .expect("PostgreSQL must be running; see TEST_DATABASE_URL");
+        drop_stale_databases(&mut admin).await;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let name = format!("{DB_PREFIX}{now}_{}", &Uuid::new_v4().simple().to_string()[..10]);
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        let url = database_url(&name);
+        TestDatabase { name, url }
+    }
+}
+
+async fn drop_stale_databases(admin: &mut PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'cp\\_test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    for name in names {
+        let created = name
+            .strip_prefix(DB_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if created.is_some_and(|at| now.saturating_sub(at) > 3 * 3600) {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&mut *admin)
+            .await;
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async; use a small runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A Redis key prefix of its own for one test; its keys are deleted when the test ends.
+pub struct TestPrefix(pub String);
+
+impl TestPrefix {
+    /// A fresh prefix.
+    pub fn new() -> TestPrefix {
+        TestPrefix(format!("cpt-{}", &Uuid::new_v4().simple().to_string()[..12]))
+    }
+}
+
+impl Drop for TestPrefix {
+    fn drop(&mut self) {
+        if let Ok(client) = redis::Client::open(redis_url()) {
+            if let Ok(mut conn) = client.get_connection() {
+                let keys: Vec<String> = (1..=5).map(|l| format!("{{{}}}:q:{l}", self.0)).collect();
+                let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query(&mut conn);
+            }
+        }
+    }
+}
+
+/// How to start a test app.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Allow private targets (the fixture site is on 127.0.0.1).
+    pub allow_private: bool,
+    /// Worker instances started with the app.
+    pub workers: usize,
+    /// Concurrency of each worker.
+    pub concurrency: usize,
+    /// Retry backoff base (short in tests).
+    pub retry_base: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            allow_private: true,
+            workers: 1,
+            concurrency: 2,
+            retry_base: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A running app: API on a random port, plus workers and a scheduler.
+pub struct TestApp {
+    /// The API's base URL.
+    pub base: String,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    /// A pool on the app's database, for assertions.
+    pub pool: PgPool,
+    /// The app's store.
+    pub store: Arc<PgStore>,
+    /// The app's queue.
+    pub queue: Arc<RedisQueue>,
+    options: Options,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    _prefix: TestPrefix,
+    _db: TestDatabase,
+}
+
+impl TestApp {
+    /// Starts an app with default options.
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(Options::default()).await
+    }
+
+    /// Starts an app.
+    pub async fn spawn_with(options: Options) -> TestApp {
+        init_logs();
+        let db = TestDatabase::create().await;
+        let prefix = TestPrefix::new();
+        let store = Arc::new(
+            PgStore::connect(&db.url, 10, Duration::from_secs(5))
+                .await
+                .expect("connect to the test database"),
+        );
+        store.migrate().await.expect("migrate the test database");
+        let queue = Arc::new(
+            RedisQueue::connect(&redis_url(), &prefix.0)
+                .await
+                .expect("Redis must be running; see TEST_REDIS_URL"),
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&db.url)
+            .await
+            .expect("assertion pool");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let state = AppState {
+            store: store.clone(),
+            queue: queue.clone(),
+            policy: TargetPolicy::new(options.allow_private),
+        };
+        let api = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                let _ = serve_api(listener, state, shutdown, Duration::from_secs(5)).await;
+            }
+        });
+        let scheduler = Scheduler::new(
+            store.clone(),
+            queue.clone(),
+            SchedulerConfig {
+                interval: Duration::from_millis(100),
+                reap_every: Duration::from_secs(1),
+            },
+        );
+        let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+        let mut app = TestApp {
+            base,
+            client: reqwest::Client::new(),
+            pool,
+            store,
+            queue,
+            options: options.clone(),
+            shutdown,
+            tasks: vec![api, scheduler],
+            _prefix: prefix,
+            _db: db,
+        };
+        for _ in 0..options.workers {
+            app.start_worker(options.concurrency);
+        }
+        app
+    }
+
+    /// Starts one more worker instance (own consumer name); returns its id.
+    pub fn start_worker(&mut self, concurrency: usize) -> String {
+        self.start_worker_with(concurrency, self.shutdown.child_token())
+    }
+
+    /// Starts a worker that stops when `stop` is cancelled (or the app stops).
+    pub fn start_worker_with(&mut self, concurrency: usize, stop: CancellationToken) -> String {
+        let engine = Engine::new(TargetPolicy::new(self.options.allow_private)).expect("engine");
+        let config = WorkerConfig {
+            retry: RetryPolicy {
+                base: self.options.retry_base,
+                cap: Duration::from_secs(5),
+            },
+            poll_wait: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(5),
+            ..WorkerConfig::new(concurrency)
+        };
+        let worker = Worker::new(self.store.clone(), self.queue.clone(), Arc::new(engine), config);
+        let id = worker.id().to_owned();
+        self.tasks.push(tokio::spawn(worker.run(stop)));
+        id
+    }
+
+    /// The URL of an API path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GETs a path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// Submits a job, asserting 201; returns the job.
+    pub async fn submit(&self, body: &Value) -> Value {
+        let response = self.post_json("/api/v1/jobs", body).await;
+        let status = response.status();
+        let job: Value = response.json().await.expect("json body");
+        assert_eq!(status, 201, "submit failed: {job}");
+        job
+    }
+
+    /// Reads a job.
+    pub async fn job(&self, id: &str) -> Value {
+        let response = self.get(&format!("/api/v1/jobs/{id}")).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json body")
+    }
+
+    /// Polls a job until `done` holds, failing after `deadline`.
+    pub async fn wait_for(&self, id: &str, deadline: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let until = Instant::now() + deadline;
+        loop {
+            let job = self.job(id).await;
+            if done(&job) {
+                return job;
+            }
+            assert!(Instant::now() < until, "job {id} did not get there in {deadline:?}: {job}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Polls a job until it is terminal.
+    pub async fn wait_terminal(&self, id: &str, deadline: Duration) -> Value {
+        self.wait_for(id, deadline, |job| {
+            matches!(job["state"].as_str(), Some("succeeded" | "failed" | "cancelled"))
+        })
+        .await
+    }
+
+    /// Rows in the jobs table.
+    pub async fn job_rows(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count jobs")
+    }
+
+    /// Event kinds of a job, oldest first.
+    pub async fn event_kinds(&self, id: &str) -> Vec<String> {
+        let response = self.get(&format!("/api/v1/jobs/{id}/events")).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json body");
+        body["events"]
+            .as_array()
+            .expect("events array")
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after `deadline`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

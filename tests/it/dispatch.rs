@@ -1,0 +1,141 @@
+//! Dispatch through Redis Streams: priority order, many workers, exactly-once outcomes.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::common::{Options, TestApp, eventually};
+
+async fn succeeded_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'succeeded'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urgent_levels_finish_first_and_every_level_finishes() {
+    let mut app = TestApp::spawn_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    for i in 0..200 {
+        let priority = i % 5 + 1;
+        app.submit(&json!({"url": "https://example.com/", "job_type": "noop", "priority": priority}))
+            .await;
+    }
+    app.start_worker(1);
+    eventually("all 200 jobs to succeed", Duration::from_secs(60), || async {
+        (succeeded_count(&app).await == 200).then_some(())
+    })
+    .await;
+
+    let order: Vec<i32> = sqlx::query_scalar(
+        "SELECT j.priority FROM job_events e JOIN jobs j ON j.id = e.job_id
+         WHERE e.kind = 'succeeded' ORDER BY e.id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("finish order");
+    assert_eq!(order.len(), 200);
+    let mean_rank = |level: i32| {
+        let ranks: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p == level)
+            .map(|(rank, _)| rank)
+            .collect();
+        ranks.iter().sum::<usize>() as f64 / ranks.len() as f64
+    };
+    let means: Vec<f64> = (1..=5).map(mean_rank).collect();
+    println!("mean finish rank by priority 1..5: {means:.1?}");
+    assert!(means[0] < means[4], "level 1 must finish before level 5 on average: {means:?}");
+    assert!(means[0] < means[2], "level 1 must finish before level 3 on average: {means:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once() {
+    const JOBS: usize = 2_000;
+    let mut app = TestApp::spawn_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let submit_started = Instant::now();
+    let client = &app;
+    let statuses: Vec<u16> = futures::stream::iter(0..JOBS)
+        .map(|i| async move {
+            let body = json!({"url": "https://example.com/", "job_type": "noop", "priority": i % 5 + 1});
+            client.post_json("/api/v1/jobs", &body).await.status().as_u16()
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 201), "every submission is accepted");
+    let submit_secs = submit_started.elapsed().as_secs_f64();
+
+    let concurrency = std::thread::available_parallelism().map_or(2, usize::from);
+    let started = Instant::now();
+    let first = app.start_worker(concurrency);
+    let second = app.start_worker(concurrency);
+    assert_ne!(first, second, "each worker has its own consumer name");
+    eventually("all jobs to succeed", Duration::from_secs(120), || async {
+        (succeeded_count(&app).await == JOBS as i64).then_some(())
+    })
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "throughput: {JOBS} noop jobs on 2 workers x {concurrency} slots in {secs:.2} s = {:.0} jobs/s \
+         (submission: {:.0} jobs/s over HTTP)",
+        JOBS as f64 / secs,
+        JOBS as f64 / submit_secs
+    );
+
+    let (jobs_with_one, jobs_with_other): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE n = 1), count(*) FILTER (WHERE n <> 1)
+         FROM (SELECT job_id, count(*) AS n FROM job_events WHERE kind = 'succeeded' GROUP BY job_id) s",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("succeeded events");
+    assert_eq!(jobs_with_one, JOBS as i64, "each job has exactly one succeeded event");
+    assert_eq!(jobs_with_other, 0);
+    let workers: Vec<String> = sqlx::query_scalar("SELECT DISTINCT worker_id FROM jobs ORDER BY 1")
+        .fetch_all(&app.pool)
+        .await
+        .expect("workers");
+    let mut expected = vec![first, second];
+    expected.sort();
+    assert_eq!(workers, expected, "both workers ran jobs");
+
+    let stats: serde_json::Value = app.get("/api/v1/queue/stats").await.json().await.expect("stats");
+    for level in stats["levels"].as_array().expect("levels") {
+        assert_eq!(level["length"], 0, "acked entries are removed: {stats}");
+        assert_eq!(level["pending"], 0, "nothing left pending: {stats}");
+        assert_eq!(level["consumers"], 2, "{stats}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doorbell_for_a_finished_job_is_acknowledged_and_ignored() {
+    let app = TestApp::spawn().await;
+    let job = app.submit(&json!({"url": "https://example.com/", "job_type": "noop"})).await;
+    let id = job["id"].as_str().expect("id");
+    app.wait_terminal(id, Duration::from_secs(30)).await;
+
+    // Ring the same job again, twice: the worker must skip it without running it.
+    use control_plane::queue::{Doorbell, JobQueue};
+    let bell = Doorbell {
+        job_id: id.parse().expect("uuid"),
+        priority: control_plane::job::Priority::default(),
+    };
+    app.queue.ring(&[bell, bell]).await.expect("ring");
+    eventually("duplicate doorbells to be acknowledged", Duration::from_secs(30), || async {
+        let stats = app.queue.stats().await.ok()?;
+        stats.iter().all(|l| l.length == 0 && l.pending == 0).then_some(())
+    })
+    .await;
+    assert_eq!(app.event_kinds(id).await, ["created", "started", "succeeded"]);
+}

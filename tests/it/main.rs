@@ -1,0 +1,11 @@
+//! Integration tests against real PostgreSQL and Redis, with a fixture site on 127.0.0.1.
+//!
+//! One test binary (faster to link than one per file); each test gets its own database and
+//! its own Redis key prefix, so tests run in parallel and in any order.
+
+mod api;
+mod cli;
+mod common;
+mod dispatch;
+mod lifecycle;
+mod site;
