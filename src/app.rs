@@ -17,6 +17,8 @@ use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfi
 
 /// How long acquiring a database connection may wait before the caller gets "unavailable".
 const DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between two start-up connection attempts.
+const STARTUP_RETRY: Duration = Duration::from_secs(2);
 
 /// Why the process could not start.
 #[derive(Debug, thiserror::Error)]
@@ -26,10 +28,10 @@ pub enum StartError {
     Missing(#[from] MissingSetting),
     /// PostgreSQL could not be reached or migrated.
     #[error("PostgreSQL (DATABASE_URL): {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// Redis could not be reached.
     #[error("Redis (REDIS_URL): {0}")]
-    Queue(#[from] QueueError),
+    Queue(QueueError),
     /// The API could not listen.
     #[error("cannot listen on {addr} (BIND): {source}")]
     Bind {
@@ -40,31 +42,86 @@ pub enum StartError {
     },
     /// The HTTP client of the engine could not be built.
     #[error("cannot build the HTTP client: {0}")]
-    Engine(#[from] reqwest::Error),
+    Engine(reqwest::Error),
 }
 
-/// The connected production backends.
-pub struct Backends {
-    /// The PostgreSQL job store.
-    pub store: Arc<PgStore>,
-    /// The Redis Streams queue.
-    pub queue: Arc<RedisQueue>,
+impl From<StoreError> for StartError {
+    fn from(error: StoreError) -> Self {
+        StartError::Store(error)
+    }
 }
 
-/// Connects to PostgreSQL.
-pub async fn connect_store(settings: &Settings) -> Result<Arc<PgStore>, StartError> {
+impl From<QueueError> for StartError {
+    fn from(error: QueueError) -> Self {
+        StartError::Queue(error)
+    }
+}
+
+/// Retries `attempt` while its error is transient, until `timeout`; logs each wait.
+async fn wait_for<T, E, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    transient: impl Fn(&E) -> bool,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match attempt().await {
+            Err(e) if transient(&e) && tokio::time::Instant::now() < deadline => {
+                warn!(error = %e, "waiting for {what} (up to STARTUP_TIMEOUT)");
+                tokio::time::sleep(STARTUP_RETRY).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Connects to PostgreSQL, waiting up to STARTUP_TIMEOUT for it to answer.
+///
+/// With `prepare`, creates the database if missing and applies the migrations; otherwise
+/// waits until another process (`migrate` or `serve`) has applied them.
+pub async fn open_store(settings: &Settings, prepare: bool) -> Result<Arc<PgStore>, StartError> {
     let url = settings.require_database_url()?;
-    let store =
-        PgStore::connect(url, settings.database_max_connections, DB_ACQUIRE_TIMEOUT).await?;
+    let store = wait_for(
+        "PostgreSQL",
+        settings.startup_timeout,
+        StoreError::is_transient,
+        || async {
+            if prepare && PgStore::create_database_if_missing(url).await? {
+                info!("created the database DATABASE_URL names");
+            }
+            let store =
+                PgStore::connect(url, settings.database_max_connections, DB_ACQUIRE_TIMEOUT)
+                    .await?;
+            if prepare {
+                store.migrate().await?;
+                info!("migrations applied");
+            } else if !store.is_migrated().await? {
+                return Err(StoreError::NotMigrated);
+            }
+            Ok(store)
+        },
+    )
+    .await?;
     Ok(Arc::new(store))
 }
 
-/// Connects to PostgreSQL and Redis.
-pub async fn connect(settings: &Settings) -> Result<Backends, StartError> {
-    let redis_url = settings.require_redis_url()?;
-    let store = connect_store(settings).await?;
-    let queue = Arc::new(RedisQueue::connect(redis_url, &settings.queue_prefix).await?);
-    Ok(Backends { store, queue })
+/// Connects to Redis, waiting up to STARTUP_TIMEOUT for it to answer.
+pub async fn open_queue(settings: &Settings) -> Result<Arc<RedisQueue>, StartError> {
+    let url = settings.require_redis_url()?;
+    let queue = wait_for(
+        "Redis",
+        settings.startup_timeout,
+        |e: &QueueError| matches!(e, QueueError::Unavailable(_)),
+        || RedisQueue::connect(url, &settings.queue_prefix),
+    )
+    .await?;
+    Ok(Arc::new(queue))
 }
 
 /// The worker settings a [`Settings`] describes.
@@ -104,12 +161,7 @@ pub async fn serve_api(
 /// Runs one command until it finishes or a shutdown signal arrives.
 pub async fn run(command: Command, settings: Settings) -> Result<(), StartError> {
     match command {
-        Command::Migrate => {
-            let store = connect_store(&settings).await?;
-            store.migrate().await?;
-            info!("migrations applied");
-            Ok(())
-        }
+        Command::Migrate => open_store(&settings, true).await.map(drop),
         Command::Serve(args) => run_roles(&settings, Some(args), false).await,
         Command::Worker => run_roles(&settings, None, true).await,
         Command::All(args) => run_roles(&settings, Some(args), true).await,
@@ -121,16 +173,16 @@ async fn run_roles(
     api: Option<ServeArgs>,
     work: bool,
 ) -> Result<(), StartError> {
-    let backends = connect(settings).await?;
+    // Settings first, so a missing URL is reported before any waiting.
+    settings.require_database_url()?;
+    settings.require_redis_url()?;
+    let store = open_store(settings, api.is_some_and(ServeArgs::migrate)).await?;
+    let queue = open_queue(settings).await?;
     let policy = TargetPolicy::new(settings.allow_private_targets);
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
 
-    if let Some(args) = api {
-        if args.migrate() {
-            backends.store.migrate().await?;
-            info!("migrations applied");
-        }
+    if api.is_some() {
         let listener =
             TcpListener::bind(settings.bind)
                 .await
@@ -139,8 +191,8 @@ async fn run_roles(
                     source,
                 })?;
         let state = AppState {
-            store: backends.store.clone(),
-            queue: backends.queue.clone(),
+            store: store.clone(),
+            queue: queue.clone(),
             policy,
         };
         info!(addr = %settings.bind, "API listening");
@@ -152,16 +204,16 @@ async fn run_roles(
         });
     }
     if work {
-        let engine = Arc::new(Engine::new(policy)?);
+        let engine = Arc::new(Engine::new(policy).map_err(StartError::Engine)?);
         let worker = Worker::new(
-            backends.store.clone(),
-            backends.queue.clone(),
+            store.clone(),
+            queue.clone(),
             engine,
             worker_config(settings),
         );
         let scheduler = Scheduler::new(
-            backends.store.clone(),
-            backends.queue.clone(),
+            store.clone(),
+            queue.clone(),
             SchedulerConfig {
                 interval: settings.scheduler_interval,
                 ..SchedulerConfig::default()

@@ -119,6 +119,10 @@ pub struct Settings {
     #[arg(long, env = "SHUTDOWN_GRACE", global = true, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// How long start-up waits for PostgreSQL and Redis to answer (and, without migrating, for the schema).
+    #[arg(long, env = "STARTUP_TIMEOUT", global = true, default_value = "60s", value_parser = parse_duration)]
+    pub startup_timeout: Duration,
+
     /// Most PostgreSQL connections each process opens.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", global = true, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_max_connections: u32,

@@ -40,9 +40,7 @@ fn main() -> ExitCode {
     match runtime.block_on(app::run(cli.command, cli.settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let error = anyhow::Error::from(e);
-            tracing::error!(error = %format!("{error:#}"), "start-up failed");
-            eprintln!("error: {error:#}");
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -34,7 +34,7 @@ impl PgStore {
     ) -> Result<PgStore, StoreError> {
         let options: PgConnectOptions = url
             .parse()
-            .map_err(|e| StoreError::Database(format!("DATABASE_URL is not valid: {e}")))?;
+            .map_err(|e| StoreError::Config(format!("DATABASE_URL is not valid: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
@@ -42,6 +42,42 @@ impl PgStore {
             .await
             .map_err(classify)?;
         Ok(PgStore { pool })
+    }
+
+    /// Whether every embedded migration has been applied to the database.
+    pub async fn is_migrated(&self) -> Result<bool, StoreError> {
+        let Some(latest) = MIGRATOR.iter().map(|m| m.version).max() else {
+            return Ok(true);
+        };
+        let applied = sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = $1 AND success)",
+        )
+        .bind(latest)
+        .fetch_one(&self.pool)
+        .await;
+        match applied {
+            Ok(applied) => Ok(applied),
+            // No migrations table yet.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Creates the database `url` names when it does not exist yet; `true` when it created it.
+    pub async fn create_database_if_missing(url: &str) -> Result<bool, StoreError> {
+        use sqlx::migrate::MigrateDatabase;
+        if sqlx::Postgres::database_exists(url)
+            .await
+            .map_err(classify)?
+        {
+            return Ok(false);
+        }
+        match sqlx::Postgres::create_database(url).await {
+            Ok(()) => Ok(true),
+            // Another process created it first.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
     }
 
     /// A store on an existing pool.
@@ -66,6 +102,9 @@ impl PgStore {
 /// Maps a sqlx error to "unavailable" (retry later) or a database error.
 fn classify(error: sqlx::Error) -> StoreError {
     match error {
+        sqlx::Error::Configuration(e) => {
+            StoreError::Config(format!("DATABASE_URL is not valid: {e}"))
+        }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)

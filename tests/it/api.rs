@@ -47,36 +47,124 @@ async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing() {
         body
     };
     let cases: Vec<(&str, Value, u16, Vec<&str>)> = vec![
-        ("unknown field", with("colour", json!("red")), 422, vec!["colour"]),
-        ("wrong type", with("priority", json!("high")), 422, vec!["priority"]),
-        ("unknown enum value", with("strategy", json!("turbo")), 422, vec!["strategy"]),
-        ("unknown job type", with("job_type", json!("crawl")), 422, vec!["job_type"]),
-        ("not supported yet", with("job_type", json!("screenshot")), 422, vec!["job_type"]),
-        ("priority too low", with("priority", json!(0)), 422, vec!["priority"]),
-        ("priority too high", with("priority", json!(6)), 422, vec!["priority"]),
-        ("fractional priority", with("priority", json!(2.5)), 422, vec!["priority"]),
-        ("url not http", with("url", json!("ftp://example.com/file")), 422, vec!["url"]),
-        ("url without host", with("url", json!("http://")), 422, vec!["url"]),
-        ("url not a url", with("url", json!("example.com")), 422, vec!["url"]),
+        (
+            "unknown field",
+            with("colour", json!("red")),
+            422,
+            vec!["colour"],
+        ),
+        (
+            "wrong type",
+            with("priority", json!("high")),
+            422,
+            vec!["priority"],
+        ),
+        (
+            "unknown enum value",
+            with("strategy", json!("turbo")),
+            422,
+            vec!["strategy"],
+        ),
+        (
+            "unknown job type",
+            with("job_type", json!("crawl")),
+            422,
+            vec!["job_type"],
+        ),
+        (
+            "not supported yet",
+            with("job_type", json!("screenshot")),
+            422,
+            vec!["job_type"],
+        ),
+        (
+            "priority too low",
+            with("priority", json!(0)),
+            422,
+            vec!["priority"],
+        ),
+        (
+            "priority too high",
+            with("priority", json!(6)),
+            422,
+            vec!["priority"],
+        ),
+        (
+            "fractional priority",
+            with("priority", json!(2.5)),
+            422,
+            vec!["priority"],
+        ),
+        (
+            "url not http",
+            with("url", json!("ftp://example.com/file")),
+            422,
+            vec!["url"],
+        ),
+        (
+            "url without host",
+            with("url", json!("http://")),
+            422,
+            vec!["url"],
+        ),
+        (
+            "url not a url",
+            with("url", json!("example.com")),
+            422,
+            vec!["url"],
+        ),
         (
             "url too long",
-            with("url", json!(format!("https://example.com/{}", "a".repeat(2100)))),
+            with(
+                "url",
+                json!(format!("https://example.com/{}", "a".repeat(2100))),
+            ),
             422,
             vec!["url"],
         ),
         ("url missing", json!({"job_type": "noop"}), 422, vec!["url"]),
-        ("payload not an object", with("payload", json!([1, 2])), 422, vec!["payload"]),
+        (
+            "payload not an object",
+            with("payload", json!([1, 2])),
+            422,
+            vec!["payload"],
+        ),
         (
             "payload too large",
             with("payload", json!({"pad": "x".repeat(300 * 1024)})),
             422,
             vec!["payload"],
         ),
-        ("payload field unknown", with("payload", json!({"sleep": 5})), 422, vec!["payload.sleep"]),
-        ("sleep too long", with("payload", json!({"sleep_ms": 60_001})), 422, vec!["payload.sleep_ms"]),
-        ("max_attempts out of range", with("max_attempts", json!(11)), 422, vec!["max_attempts"]),
-        ("timeout out of range", with("timeout_ms", json!(999)), 422, vec!["timeout_ms"]),
-        ("domain mismatch", with("domain", json!("example.org")), 422, vec!["domain"]),
+        (
+            "payload field unknown",
+            with("payload", json!({"sleep": 5})),
+            422,
+            vec!["payload.sleep"],
+        ),
+        (
+            "sleep too long",
+            with("payload", json!({"sleep_ms": 60_001})),
+            422,
+            vec!["payload.sleep_ms"],
+        ),
+        (
+            "max_attempts out of range",
+            with("max_attempts", json!(11)),
+            422,
+            vec!["max_attempts"],
+        ),
+        (
+            "timeout out of range",
+            with("timeout_ms", json!(999)),
+            422,
+            vec!["timeout_ms"],
+        ),
+        (
+            "domain mismatch",
+            with("domain", json!("example.org")),
+            422,
+            vec!["domain"],
+        ),
         ("body not an object", json!([good.clone()]), 422, vec![""]),
         (
             "several at once",
@@ -99,15 +187,32 @@ async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing() {
     }
 
     let raw_cases: Vec<(&str, Option<&str>, Vec<u8>, u16)> = vec![
-        ("malformed JSON", Some("application/json"), b"{\"url\": ".to_vec(), 400),
+        (
+            "malformed JSON",
+            Some("application/json"),
+            b"{\"url\": ".to_vec(),
+            400,
+        ),
         ("empty body", Some("application/json"), Vec::new(), 400),
-        ("wrong content type", Some("text/plain"), serde_json::to_vec(&good).unwrap_or_default(), 415),
-        ("no content type", None, serde_json::to_vec(&good).unwrap_or_default(), 415),
+        (
+            "wrong content type",
+            Some("text/plain"),
+            serde_json::to_vec(&good).unwrap_or_default(),
+            415,
+        ),
+        (
+            "no content type",
+            None,
+            serde_json::to_vec(&good).unwrap_or_default(),
+            415,
+        ),
         (
             "body over 1 MiB",
             Some("application/json"),
-            serde_json::to_vec(&json!({"url": "https://example.com/", "payload": {"pad": "x".repeat(1_100_000)}}))
-                .unwrap_or_default(),
+            serde_json::to_vec(
+                &json!({"url": "https://example.com/", "payload": {"pad": "x".repeat(1_100_000)}}),
+            )
+            .unwrap_or_default(),
             413,
         ),
     ];
@@ -115,7 +220,10 @@ async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing() {
         let (got, got_ct, problem) = send(&app, ct, body).await;
         assert_eq!(got, status, "{name}: {problem}");
         assert_eq!(got_ct, "application/problem+json", "{name}");
-        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{name}: {problem}");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{name}: {problem}"
+        );
     }
 
     // Unknown and malformed ids, unknown routes and methods.
@@ -130,7 +238,12 @@ async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing() {
     let problem: Value = bad_query.json().await.expect("problem");
     assert_eq!(named_fields(&problem), ["limit"]);
     assert_eq!(app.get("/api/v1/nothing").await.status(), 404);
-    let wrong_method = app.client.delete(app.url(JOBS)).send().await.expect("request");
+    let wrong_method = app
+        .client
+        .delete(app.url(JOBS))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(wrong_method.status(), 405);
 
     assert_eq!(app.job_rows().await, 0, "a rejected request stores nothing");
@@ -141,7 +254,12 @@ async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing() {
     assert_eq!(events, 0);
 
     // The same body, made good, is accepted.
-    let (status, _, job) = send(&app, Some("application/json; charset=utf-8"), serde_json::to_vec(&good).unwrap_or_default()).await;
+    let (status, _, job) = send(
+        &app,
+        Some("application/json; charset=utf-8"),
+        serde_json::to_vec(&good).unwrap_or_default(),
+    )
+    .await;
     assert_eq!(status, 201, "{job}");
     assert_eq!(app.job_rows().await, 1);
 }
@@ -162,7 +280,9 @@ async fn the_target_policy_refuses_private_and_local_targets() {
         "http://[::1]/",
         "http://localhost:8080/",
     ] {
-        let response = app.post_json(JOBS, &json!({"url": url, "job_type": "noop"})).await;
+        let response = app
+            .post_json(JOBS, &json!({"url": url, "job_type": "noop"}))
+            .await;
         assert_eq!(response.status(), 422, "{url}");
         let problem: Value = response.json().await.expect("problem");
         assert_eq!(named_fields(&problem), ["url"], "{url}: {problem}");
@@ -170,7 +290,8 @@ async fn the_target_policy_refuses_private_and_local_targets() {
     }
     assert_eq!(app.job_rows().await, 0);
     // A public name that does not resolve here is accepted: the worker reports it.
-    app.submit(&json!({"url": "https://example.com/", "job_type": "noop"})).await;
+    app.submit(&json!({"url": "https://example.com/", "job_type": "noop"}))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,14 +301,22 @@ async fn the_worker_checks_the_target_again_when_it_runs() {
     let site = crate::site::Site::start().await;
     let strict = HttpExecutor::new(TargetPolicy::new(false)).expect("executor");
     let error = strict
-        .navigate_extract(&site.url("/"), &NavigateRequest::default(), std::time::Duration::from_secs(5))
+        .navigate_extract(
+            &site.url("/"),
+            &NavigateRequest::default(),
+            std::time::Duration::from_secs(5),
+        )
         .await
         .expect_err("refused");
     assert_eq!(error.kind.as_str(), "target_policy");
     assert!(!error.retryable);
     let open = HttpExecutor::new(TargetPolicy::new(true)).expect("executor");
     let result = open
-        .navigate_extract(&site.url("/"), &NavigateRequest::default(), std::time::Duration::from_secs(5))
+        .navigate_extract(
+            &site.url("/"),
+            &NavigateRequest::default(),
+            std::time::Duration::from_secs(5),
+        )
         .await
         .expect("allowed");
     assert_eq!(result["title"], "Fixture Shop");
@@ -208,4 +337,129 @@ async fn service_endpoints_describe_liveness_and_readiness() {
     assert_eq!(ready["checks"]["queue"]["status"], "up");
     let response = app.get("/health").await;
     assert!(response.headers().contains_key("x-request-id"));
+}
+
+/// A `redis-server` of the test's own, so it can be stopped without touching the shared one.
+struct OwnRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnRedis {
+    async fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed");
+        let url = format!("redis://127.0.0.1:{port}");
+        let client = redis::Client::open(url.as_str()).expect("client");
+        crate::common::eventually(
+            "redis-server to start",
+            std::time::Duration::from_secs(10),
+            || async {
+                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .ok()
+            },
+        )
+        .await;
+        OwnRedis { child, url }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
+    use control_plane::api::AppState;
+    use control_plane::job::target::TargetPolicy;
+    use control_plane::queue::RedisQueue;
+    use control_plane::store::PgStore;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let db = crate::common::TestDatabase::create().await;
+    let store = Arc::new(
+        PgStore::connect(&db.url, 4, Duration::from_secs(5))
+            .await
+            .expect("store"),
+    );
+    store.migrate().await.expect("migrate");
+    let mut redis = OwnRedis::start().await;
+    let queue = Arc::new(RedisQueue::connect(&redis.url, "cp").await.expect("queue"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let state = AppState {
+        store: store.clone(),
+        queue,
+        policy: TargetPolicy::new(true),
+    };
+    tokio::spawn(control_plane::app::serve_api(
+        listener,
+        state,
+        shutdown.clone(),
+        Duration::from_secs(1),
+    ));
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .expect("ready")
+            .status(),
+        200
+    );
+
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let ready = client
+        .get(format!("{base}/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.expect("json");
+    assert_eq!(ready["failed"], json!(["queue"]), "{ready}");
+    assert_eq!(ready["checks"]["database"]["status"], "up");
+
+    // The database is the truth: the job is stored, marked for the scheduler to ring later.
+    let response = client
+        .post(format!("{base}/api/v1/jobs"))
+        .json(&json!({"url": "https://example.com/", "job_type": "noop"}))
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(response.status(), 201);
+    let unrung: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'queued' AND rung_at IS NULL")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+    assert_eq!(unrung, 1);
+    shutdown.cancel();
 }

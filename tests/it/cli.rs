@@ -14,7 +14,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_control-plane");
 /// The binary with a clean environment: only what the test sets.
 fn command(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
-    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     command
 }
 
@@ -27,10 +30,17 @@ fn a_malformed_setting_stops_start_up_with_one_line_naming_it() {
         ("LOG_FORMAT", "xml"),
         ("ALLOW_PRIVATE_TARGETS", "maybe"),
     ] {
-        let output = command(&["serve"]).env(name, value).output().expect("run binary");
+        let output = command(&["serve"])
+            .env(name, value)
+            .output()
+            .expect("run binary");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{name}: one line, got {stderr:?}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{name}: one line, got {stderr:?}"
+        );
         assert!(stderr.contains(name), "{name} is named: {stderr:?}");
     }
 }
@@ -47,7 +57,10 @@ fn a_missing_setting_stops_start_up_with_one_line_naming_it() {
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr:?}");
 
     let output = command(&["serve"])
-        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+        .env(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        )
         .output()
         .expect("run binary");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -122,7 +135,11 @@ impl Process {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < until, "process did not exit; log:\n{}", self.log());
+            assert!(
+                Instant::now() < until,
+                "process did not exit; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -166,7 +183,11 @@ async fn wait_running(client: &reqwest::Client, base: &str, id: &str) {
 
 async fn wait_healthy(process: &Process, client: &reqwest::Client) {
     eventually("the API to answer", Duration::from_secs(30), || async {
-        let response = client.get(format!("{}/ready", process.base)).send().await.ok()?;
+        let response = client
+            .get(format!("{}/ready", process.base))
+            .send()
+            .await
+            .ok()?;
         (response.status() == 200).then_some(())
     })
     .await;
@@ -180,11 +201,12 @@ async fn job_state(db: &TestDatabase, id: &str) -> (String, Vec<String>) {
         .fetch_one(&mut conn)
         .await
         .expect("job");
-    let events: Vec<String> = sqlx::query_scalar("SELECT kind FROM job_events WHERE job_id = $1 ORDER BY id")
-        .bind(id)
-        .fetch_all(&mut conn)
-        .await
-        .expect("events");
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM job_events WHERE job_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&mut conn)
+            .await
+            .expect("events");
     (state, events)
 }
 
@@ -221,7 +243,10 @@ async fn jobs_still_running_after_the_grace_period_go_back_to_the_queue() {
     process.terminate();
     let status = process.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(0), "exit 0; log:\n{}", process.log());
-    assert!(stopping.elapsed() < Duration::from_secs(15), "did not wait for the 30 s job");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "did not wait for the 30 s job"
+    );
 
     let (state, events) = job_state(&db, &id).await;
     assert_eq!(state, "queued", "log:\n{}", process.log());

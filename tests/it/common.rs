@@ -63,8 +63,13 @@ impl TestDatabase {
             .await
             .expect("PostgreSQL must be running; see TEST_DATABASE_URL");
         drop_stale_databases(&mut admin).await;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let name = format!("{DB_PREFIX}{now}_{}", &Uuid::new_v4().simple().to_string()[..10]);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let name = format!(
+            "{DB_PREFIX}{now}_{}",
+            &Uuid::new_v4().simple().to_string()[..10]
+        );
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut admin)
             .await
@@ -80,7 +85,9 @@ async fn drop_stale_databases(admin: &mut PgConnection) {
             .fetch_all(&mut *admin)
             .await
             .unwrap_or_default();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for name in names {
         let created = name
             .strip_prefix(DB_PREFIX)
@@ -101,7 +108,10 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop runs outside async; use a small runtime on its own thread.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async {
@@ -124,7 +134,10 @@ pub struct TestPrefix(pub String);
 impl TestPrefix {
     /// A fresh prefix.
     pub fn new() -> TestPrefix {
-        TestPrefix(format!("cpt-{}", &Uuid::new_v4().simple().to_string()[..12]))
+        TestPrefix(format!(
+            "cpt-{}",
+            &Uuid::new_v4().simple().to_string()[..12]
+        ))
     }
 }
 
@@ -209,7 +222,9 @@ impl TestApp {
             .connect(&db.url)
             .await
             .expect("assertion pool");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
         let state = AppState {
@@ -267,7 +282,12 @@ impl TestApp {
             shutdown_grace: Duration::from_secs(5),
             ..WorkerConfig::new(concurrency)
         };
-        let worker = Worker::new(self.store.clone(), self.queue.clone(), Arc::new(engine), config);
+        let worker = Worker::new(
+            self.store.clone(),
+            self.queue.clone(),
+            Arc::new(engine),
+            config,
+        );
         let id = worker.id().to_owned();
         self.tasks.push(tokio::spawn(worker.run(stop)));
         id
@@ -290,7 +310,11 @@ impl TestApp {
 
     /// GETs a path.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Submits a job, asserting 201; returns the job.
@@ -310,14 +334,22 @@ impl TestApp {
     }
 
     /// Polls a job until `done` holds, failing after `deadline`.
-    pub async fn wait_for(&self, id: &str, deadline: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        deadline: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let until = Instant::now() + deadline;
         loop {
             let job = self.job(id).await;
             if done(&job) {
                 return job;
             }
-            assert!(Instant::now() < until, "job {id} did not get there in {deadline:?}: {job}");
+            assert!(
+                Instant::now() < until,
+                "job {id} did not get there in {deadline:?}: {job}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -325,7 +357,10 @@ impl TestApp {
     /// Polls a job until it is terminal.
     pub async fn wait_terminal(&self, id: &str, deadline: Duration) -> Value {
         self.wait_for(id, deadline, |job| {
-            matches!(job["state"].as_str(), Some("succeeded" | "failed" | "cancelled"))
+            matches!(
+                job["state"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            )
         })
         .await
     }
@@ -372,7 +407,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -23,13 +23,17 @@ async fn urgent_levels_finish_first_and_every_level_finishes() {
     .await;
     for i in 0..200 {
         let priority = i % 5 + 1;
-        app.submit(&json!({"url": "https://example.com/", "job_type": "noop", "priority": priority}))
-            .await;
+        app.submit(
+            &json!({"url": "https://example.com/", "job_type": "noop", "priority": priority}),
+        )
+        .await;
     }
     app.start_worker(1);
-    eventually("all 200 jobs to succeed", Duration::from_secs(60), || async {
-        (succeeded_count(&app).await == 200).then_some(())
-    })
+    eventually(
+        "all 200 jobs to succeed",
+        Duration::from_secs(60),
+        || async { (succeeded_count(&app).await == 200).then_some(()) },
+    )
     .await;
 
     let order: Vec<i32> = sqlx::query_scalar(
@@ -51,8 +55,14 @@ async fn urgent_levels_finish_first_and_every_level_finishes() {
     };
     let means: Vec<f64> = (1..=5).map(mean_rank).collect();
     println!("mean finish rank by priority 1..5: {means:.1?}");
-    assert!(means[0] < means[4], "level 1 must finish before level 5 on average: {means:?}");
-    assert!(means[0] < means[2], "level 1 must finish before level 3 on average: {means:?}");
+    assert!(
+        means[0] < means[4],
+        "level 1 must finish before level 5 on average: {means:?}"
+    );
+    assert!(
+        means[0] < means[2],
+        "level 1 must finish before level 3 on average: {means:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,13 +77,21 @@ async fn two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once() {
     let client = &app;
     let statuses: Vec<u16> = futures::stream::iter(0..JOBS)
         .map(|i| async move {
-            let body = json!({"url": "https://example.com/", "job_type": "noop", "priority": i % 5 + 1});
-            client.post_json("/api/v1/jobs", &body).await.status().as_u16()
+            let body =
+                json!({"url": "https://example.com/", "job_type": "noop", "priority": i % 5 + 1});
+            client
+                .post_json("/api/v1/jobs", &body)
+                .await
+                .status()
+                .as_u16()
         })
         .buffer_unordered(16)
         .collect()
         .await;
-    assert!(statuses.iter().all(|s| *s == 201), "every submission is accepted");
+    assert!(
+        statuses.iter().all(|s| *s == 201),
+        "every submission is accepted"
+    );
     let submit_secs = submit_started.elapsed().as_secs_f64();
 
     let concurrency = std::thread::available_parallelism().map_or(2, usize::from);
@@ -100,7 +118,10 @@ async fn two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once() {
     .fetch_one(&app.pool)
     .await
     .expect("succeeded events");
-    assert_eq!(jobs_with_one, JOBS as i64, "each job has exactly one succeeded event");
+    assert_eq!(
+        jobs_with_one, JOBS as i64,
+        "each job has exactly one succeeded event"
+    );
     assert_eq!(jobs_with_other, 0);
     let workers: Vec<String> = sqlx::query_scalar("SELECT DISTINCT worker_id FROM jobs ORDER BY 1")
         .fetch_all(&app.pool)
@@ -110,7 +131,12 @@ async fn two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once() {
     expected.sort();
     assert_eq!(workers, expected, "both workers ran jobs");
 
-    let stats: serde_json::Value = app.get("/api/v1/queue/stats").await.json().await.expect("stats");
+    let stats: serde_json::Value = app
+        .get("/api/v1/queue/stats")
+        .await
+        .json()
+        .await
+        .expect("stats");
     for level in stats["levels"].as_array().expect("levels") {
         assert_eq!(level["length"], 0, "acked entries are removed: {stats}");
         assert_eq!(level["pending"], 0, "nothing left pending: {stats}");
@@ -121,7 +147,9 @@ async fn two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_doorbell_for_a_finished_job_is_acknowledged_and_ignored() {
     let app = TestApp::spawn().await;
-    let job = app.submit(&json!({"url": "https://example.com/", "job_type": "noop"})).await;
+    let job = app
+        .submit(&json!({"url": "https://example.com/", "job_type": "noop"}))
+        .await;
     let id = job["id"].as_str().expect("id");
     app.wait_terminal(id, Duration::from_secs(30)).await;
 
@@ -132,10 +160,20 @@ async fn a_doorbell_for_a_finished_job_is_acknowledged_and_ignored() {
         priority: control_plane::job::Priority::default(),
     };
     app.queue.ring(&[bell, bell]).await.expect("ring");
-    eventually("duplicate doorbells to be acknowledged", Duration::from_secs(30), || async {
-        let stats = app.queue.stats().await.ok()?;
-        stats.iter().all(|l| l.length == 0 && l.pending == 0).then_some(())
-    })
+    eventually(
+        "duplicate doorbells to be acknowledged",
+        Duration::from_secs(30),
+        || async {
+            let stats = app.queue.stats().await.ok()?;
+            stats
+                .iter()
+                .all(|l| l.length == 0 && l.pending == 0)
+                .then_some(())
+        },
+    )
     .await;
-    assert_eq!(app.event_kinds(id).await, ["created", "started", "succeeded"]);
+    assert_eq!(
+        app.event_kinds(id).await,
+        ["created", "started", "succeeded"]
+    );
 }

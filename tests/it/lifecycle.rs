@@ -37,9 +37,16 @@ async fn the_documented_body_goes_from_queued_to_succeeded() {
     // The http strategy sees the served title, not the one a script would set.
     assert_eq!(result["title"], "Fixture Shop");
     assert_eq!(result["executed_with"], "http");
-    assert!(result["fallback_reason"].as_str().is_some_and(|r| r.contains("http")));
+    assert!(
+        result["fallback_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("http"))
+    );
     assert!(job["finished_at"].is_string() && job["started_at"].is_string());
-    assert_eq!(app.event_kinds(id).await, ["created", "started", "succeeded"]);
+    assert_eq!(
+        app.event_kinds(id).await,
+        ["created", "started", "succeeded"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,7 +67,9 @@ async fn navigate_extract_reads_metadata_links_text_and_selectors() {
             }}
         }))
         .await;
-    let job = app.wait_terminal(created["id"].as_str().expect("id"), DEADLINE).await;
+    let job = app
+        .wait_terminal(created["id"].as_str().expect("id"), DEADLINE)
+        .await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let result = &job["result"];
     assert_eq!(result["executed_with"], "http");
@@ -70,20 +79,37 @@ async fn navigate_extract_reads_metadata_links_text_and_selectors() {
     assert_eq!(result["canonical"], site.url("/home"));
     assert_eq!(
         result["links"],
-        json!([site.url("/products/1"), site.url("/products/2"), "https://elsewhere.example/3"])
+        json!([
+            site.url("/products/1"),
+            site.url("/products/2"),
+            "https://elsewhere.example/3"
+        ])
     );
     let text = result["text"].as_str().expect("text");
-    assert!(text.starts_with("Welcome to the Fixture Shop 19.99"), "{text}");
-    assert!(!text.contains("document.title"), "script source is not visible text: {text}");
+    assert!(
+        text.starts_with("Welcome to the Fixture Shop 19.99"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("document.title"),
+        "script source is not visible text: {text}"
+    );
     let data = &result["data"];
     assert_eq!(data["heading"], "Welcome to the Fixture Shop");
     assert_eq!(data["price"], "19.99");
     assert_eq!(data["currency"], "EUR");
     assert_eq!(
         data["products"],
-        json!(["/products/1", "/products/2#reviews", "https://elsewhere.example/3"])
+        json!([
+            "/products/1",
+            "/products/2#reviews",
+            "https://elsewhere.example/3"
+        ])
     );
-    assert_eq!(data["names"], json!(["First product", "Second product", "Third product"]));
+    assert_eq!(
+        data["names"],
+        json!(["First product", "Second product", "Third product"])
+    );
     assert_eq!(data["absent"], Value::Null);
 }
 
@@ -103,7 +129,15 @@ async fn a_503_twice_then_200_succeeds_on_the_third_attempt() {
     assert_eq!(site.hits("retry-me"), 3);
     assert_eq!(
         app.event_kinds(id).await,
-        ["created", "started", "retrying", "started", "retrying", "started", "succeeded"]
+        [
+            "created",
+            "started",
+            "retrying",
+            "started",
+            "retrying",
+            "started",
+            "succeeded"
+        ]
     );
 }
 
@@ -114,7 +148,9 @@ async fn retries_stop_when_attempts_run_out() {
     let created = app
         .submit(&json!({"url": site.url("/flaky/always?fail=100"), "strategy": "http", "max_attempts": 2}))
         .await;
-    let job = app.wait_terminal(created["id"].as_str().expect("id"), DEADLINE).await;
+    let job = app
+        .wait_terminal(created["id"].as_str().expect("id"), DEADLINE)
+        .await;
     assert_eq!(job["state"], "failed", "{job}");
     assert_eq!(job["attempt"], 2);
     assert_eq!(job["error"]["kind"], "http_status");
@@ -151,27 +187,48 @@ async fn navigation_failures_and_timeouts_are_typed() {
     let slow = app
         .submit(&json!({"url": site.url("/slow?ms=5000"), "strategy": "http", "timeout_ms": 1000, "max_attempts": 1}))
         .await;
-    let chain = app.submit(&json!({"url": site.url("/redirect/3"), "strategy": "http"})).await;
-    let endless = app.submit(&json!({"url": site.url("/redirect/11"), "strategy": "http"})).await;
+    let chain = app
+        .submit(&json!({"url": site.url("/redirect/3"), "strategy": "http"}))
+        .await;
+    let endless = app
+        .submit(&json!({"url": site.url("/redirect/11"), "strategy": "http"}))
+        .await;
 
-    let job = app.wait_terminal(refused["id"].as_str().expect("id"), DEADLINE).await;
-    assert_eq!((job["state"].as_str(), job["attempt"].as_u64()), (Some("failed"), Some(2)), "{job}");
+    let job = app
+        .wait_terminal(refused["id"].as_str().expect("id"), DEADLINE)
+        .await;
+    assert_eq!(
+        (job["state"].as_str(), job["attempt"].as_u64()),
+        (Some("failed"), Some(2)),
+        "{job}"
+    );
     assert_eq!(job["error"]["kind"], "navigation");
 
-    let job = app.wait_terminal(slow["id"].as_str().expect("id"), DEADLINE).await;
+    let job = app
+        .wait_terminal(slow["id"].as_str().expect("id"), DEADLINE)
+        .await;
     assert_eq!(job["state"], "failed", "{job}");
     assert_eq!(job["error"]["kind"], "timeout");
 
-    let job = app.wait_terminal(chain["id"].as_str().expect("id"), DEADLINE).await;
+    let job = app
+        .wait_terminal(chain["id"].as_str().expect("id"), DEADLINE)
+        .await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["result"]["final_url"], site.url("/redirect/0"));
     assert_eq!(job["result"]["title"], "Landed");
 
-    let job = app.wait_terminal(endless["id"].as_str().expect("id"), DEADLINE).await;
+    let job = app
+        .wait_terminal(endless["id"].as_str().expect("id"), DEADLINE)
+        .await;
     assert_eq!(job["state"], "failed", "{job}");
     assert_eq!(job["attempt"], 1, "a redirect loop is not retried");
     assert_eq!(job["error"]["kind"], "navigation");
-    assert!(job["error"]["message"].as_str().is_some_and(|m| m.contains("redirect")), "{job}");
+    assert!(
+        job["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("redirect")),
+        "{job}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,7 +279,8 @@ async fn cancel_stops_queued_and_running_jobs_and_refuses_finished_ones() {
         .submit(&json!({"url": "https://example.com/", "job_type": "noop", "payload": {"sleep_ms": 1500}}))
         .await;
     let running_id = running["id"].as_str().expect("id");
-    app.wait_for(running_id, DEADLINE, |job| job["state"] == "running").await;
+    app.wait_for(running_id, DEADLINE, |job| job["state"] == "running")
+        .await;
     let response = app
         .client
         .post(app.url(&format!("/api/v1/jobs/{running_id}/cancel")))
@@ -235,17 +293,25 @@ async fn cancel_stops_queued_and_running_jobs_and_refuses_finished_ones() {
     let after = app
         .submit(&json!({"url": "https://example.com/", "job_type": "noop"}))
         .await;
-    let after = app.wait_terminal(after["id"].as_str().expect("id"), DEADLINE).await;
+    let after = app
+        .wait_terminal(after["id"].as_str().expect("id"), DEADLINE)
+        .await;
     assert_eq!(after["state"], "succeeded");
     let job = app.job(running_id).await;
     assert_eq!(job["state"], "cancelled");
     assert_eq!(job["result"], Value::Null);
-    assert_eq!(app.event_kinds(running_id).await, ["created", "started", "cancelled"]);
+    assert_eq!(
+        app.event_kinds(running_id).await,
+        ["created", "started", "cancelled"]
+    );
 
     // A succeeded job cannot be cancelled.
     let done = app
         .client
-        .post(app.url(&format!("/api/v1/jobs/{}/cancel", after["id"].as_str().expect("id"))))
+        .post(app.url(&format!(
+            "/api/v1/jobs/{}/cancel",
+            after["id"].as_str().expect("id")
+        )))
         .send()
         .await
         .expect("cancel finished");
@@ -261,8 +327,16 @@ async fn pagination_returns_every_job_exactly_once_newest_first() {
     .await;
     let mut created = Vec::new();
     for i in 0..23 {
-        let job_type = if i % 3 == 0 { "navigate_extract" } else { "noop" };
-        let url = if i % 2 == 0 { "https://a.example/" } else { "https://b.example/" };
+        let job_type = if i % 3 == 0 {
+            "navigate_extract"
+        } else {
+            "noop"
+        };
+        let url = if i % 2 == 0 {
+            "https://a.example/"
+        } else {
+            "https://b.example/"
+        };
         let job = app.submit(&json!({"url": url, "job_type": job_type})).await;
         created.push(job["id"].as_str().expect("id").to_owned());
     }
@@ -292,7 +366,12 @@ async fn pagination_returns_every_job_exactly_once_newest_first() {
     assert_eq!(seen, created, "every job once, newest first");
     assert_eq!(pages, 5);
 
-    let noops: Value = app.get("/api/v1/jobs?job_type=noop&limit=500").await.json().await.expect("page");
+    let noops: Value = app
+        .get("/api/v1/jobs?job_type=noop&limit=500")
+        .await
+        .json()
+        .await
+        .expect("page");
     assert_eq!(noops["jobs"].as_array().map(Vec::len), Some(15));
     let a: Value = app
         .get("/api/v1/jobs?domain=A.example&state=queued")
@@ -301,20 +380,43 @@ async fn pagination_returns_every_job_exactly_once_newest_first() {
         .await
         .expect("page");
     assert_eq!(a["jobs"].as_array().map(Vec::len), Some(12));
-    assert!(a["jobs"].as_array().expect("jobs").iter().all(|j| j["domain"] == "a.example"));
-    let none: Value = app.get("/api/v1/jobs?state=succeeded").await.json().await.expect("page");
+    assert!(
+        a["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .all(|j| j["domain"] == "a.example")
+    );
+    let none: Value = app
+        .get("/api/v1/jobs?state=succeeded")
+        .await
+        .json()
+        .await
+        .expect("page");
     assert_eq!(none["jobs"], json!([]));
     assert_eq!(none["next_cursor"], Value::Null);
 
-    let stats: Value = app.get("/api/v1/queue/stats").await.json().await.expect("stats");
+    let stats: Value = app
+        .get("/api/v1/queue/stats")
+        .await
+        .json()
+        .await
+        .expect("stats");
     assert_eq!(stats["jobs"]["queued"], 23);
     assert_eq!(stats["jobs"]["succeeded"], 0);
     let levels = stats["levels"].as_array().expect("levels");
     assert_eq!(levels.len(), 5);
     assert_eq!(levels[2]["priority"], 3);
-    assert_eq!(levels[2]["length"], 23, "every job rang on the default level: {stats}");
+    assert_eq!(
+        levels[2]["length"], 23,
+        "every job rang on the default level: {stats}"
+    );
     assert_eq!(levels[2]["pending"], 0);
-    assert!(stats["oldest_due_age_ms"].as_i64().is_some_and(|age| age >= 0));
+    assert!(
+        stats["oldest_due_age_ms"]
+            .as_i64()
+            .is_some_and(|age| age >= 0)
+    );
 
     // Once a worker drains the backlog, the streams are empty again (entries are deleted on ack).
     let mut app = app;

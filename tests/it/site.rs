@@ -64,7 +64,9 @@ impl Site {
             .route("/slow", get(slow))
             .route("/redirect/{n}", get(redirect))
             .with_state(counters.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fixture site");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fixture site");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -85,7 +87,9 @@ impl Site {
 }
 
 async fn product(Path(n): Path<u32>) -> Html<String> {
-    Html(format!("<html><head><title>Product {n}</title></head><body><h1>Product {n}</h1></body></html>"))
+    Html(format!(
+        "<html><head><title>Product {n}</title></head><body><h1>Product {n}</h1></body></html>"
+    ))
 }
 
 /// Fails with 503 `fail` times (default 2) per key, then answers 200.
@@ -97,10 +101,16 @@ async fn flaky(
     let fail = query.get("fail").copied().unwrap_or(2);
     let hit = counters.hit(&key);
     if hit <= fail {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("try again (hit {hit})")).into_response()
-    } else {
-        Html(format!("<html><head><title>Recovered after {fail}</title></head><body>ok</body></html>"))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("try again (hit {hit})"),
+        )
             .into_response()
+    } else {
+        Html(format!(
+            "<html><head><title>Recovered after {fail}</title></head><body>ok</body></html>"
+        ))
+        .into_response()
     }
 }
 
@@ -123,7 +133,8 @@ async fn slow(Query(query): Query<HashMap<String, u64>>) -> Html<&'static str> {
 
 async fn redirect(Path(n): Path<u32>) -> Response {
     if n == 0 {
-        Html("<html><head><title>Landed</title></head><body>end of the chain</body></html>").into_response()
+        Html("<html><head><title>Landed</title></head><body>end of the chain</body></html>")
+            .into_response()
     } else {
         Redirect::to(&format!("/redirect/{}", n - 1)).into_response()
     }
