@@ -65,15 +65,15 @@ pub fn router(state: AppState) -> Router {
                         method = %request.method(),
                         path = %request.uri().path(),
                         request_id = %id,
+                        status = tracing::field::Empty,
+                        latency_ms = tracing::field::Empty,
                     )
                 })
                 .on_request(())
-                .on_response(|response: &Response, latency: Duration, _span: &Span| {
-                    tracing::info!(
-                        status = response.status().as_u16(),
-                        latency_ms = latency.as_secs_f64() * 1000.0,
-                        "request finished"
-                    );
+                .on_response(|response: &Response, latency: Duration, span: &Span| {
+                    span.record("status", response.status().as_u16());
+                    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+                    tracing::info!("request finished");
                 })
                 .on_failure(()),
         )

@@ -334,6 +334,25 @@ pub struct RunningJob {
     pub worker_id: String,
 }
 
+impl RunningJob {
+    /// The running attempt of a job just claimed by `worker_id`.
+    pub fn claimed(job: Job, worker_id: &str) -> RunningJob {
+        RunningJob {
+            id: job.id,
+            domain: job.domain,
+            url: job.url,
+            job_type: job.job_type,
+            strategy: job.strategy,
+            priority: job.priority,
+            payload: job.payload,
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            timeout_ms: job.timeout_ms,
+            worker_id: worker_id.to_owned(),
+        }
+    }
+}
+
 /// One entry of a job's timeline.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobEvent {

@@ -323,28 +323,15 @@ fn parse_selectors(
     map: &Map<String, Value>,
     errors: &mut Vec<FieldError>,
 ) -> Vec<(String, SelectorSpec)> {
-    let Some(value) = present(map, "selectors") else {
+    let Some(selectors) = bounded_object(
+        map,
+        "selectors",
+        MAX_SELECTORS,
+        "an object of name → CSS selector",
+        errors,
+    ) else {
         return Vec::new();
     };
-    let Value::Object(selectors) = value else {
-        errors.push(FieldError::new(
-            "payload.selectors",
-            "wrong_type",
-            format!(
-                "selectors must be an object of name → CSS selector, not {}",
-                type_name(value)
-            ),
-        ));
-        return Vec::new();
-    };
-    if selectors.len() > MAX_SELECTORS {
-        errors.push(FieldError::new(
-            "payload.selectors",
-            "too_large",
-            format!("at most {MAX_SELECTORS} selectors"),
-        ));
-        return Vec::new();
-    }
     let mut parsed = Vec::with_capacity(selectors.len());
     for (name, spec) in selectors {
         let field = format!("payload.selectors.{name}");
@@ -431,28 +418,15 @@ fn parse_selectors(
 }
 
 fn parse_headers(map: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Vec<(String, String)> {
-    let Some(value) = present(map, "headers") else {
+    let Some(headers) = bounded_object(
+        map,
+        "headers",
+        MAX_HEADERS,
+        "an object of name → value",
+        errors,
+    ) else {
         return Vec::new();
     };
-    let Value::Object(headers) = value else {
-        errors.push(FieldError::new(
-            "payload.headers",
-            "wrong_type",
-            format!(
-                "headers must be an object of name → value, not {}",
-                type_name(value)
-            ),
-        ));
-        return Vec::new();
-    };
-    if headers.len() > MAX_HEADERS {
-        errors.push(FieldError::new(
-            "payload.headers",
-            "too_large",
-            format!("at most {MAX_HEADERS} headers"),
-        ));
-        return Vec::new();
-    }
     let mut parsed = Vec::with_capacity(headers.len());
     for (name, value) in headers {
         let field = format!("payload.headers.{name}");
@@ -479,6 +453,36 @@ fn parse_headers(map: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Vec<
         }
     }
     parsed
+}
+
+/// The object at `payload.<key>` when present, an object, and at most `max` entries long.
+fn bounded_object<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    max: usize,
+    expected: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a Map<String, Value>> {
+    let field = format!("payload.{key}");
+    match present(map, key)? {
+        Value::Object(object) if object.len() <= max => Some(object),
+        Value::Object(_) => {
+            errors.push(FieldError::new(
+                field,
+                "too_large",
+                format!("at most {max} entries"),
+            ));
+            None
+        }
+        other => {
+            errors.push(FieldError::new(
+                field,
+                "wrong_type",
+                format!("{key} must be {expected}, not {}", type_name(other)),
+            ));
+            None
+        }
+    }
 }
 
 /// A field's value, treating JSON `null` as absent.

@@ -196,42 +196,6 @@ impl TryFrom<JobRow> for Job {
 }
 
 #[derive(FromRow)]
-struct ClaimRow {
-    id: Uuid,
-    domain: String,
-    url: String,
-    job_type: String,
-    strategy: String,
-    priority: i32,
-    payload: Value,
-    attempt: i32,
-    max_attempts: i32,
-    timeout_ms: i32,
-    worker_id: String,
-}
-
-impl TryFrom<ClaimRow> for RunningJob {
-    type Error = StoreError;
-
-    fn try_from(row: ClaimRow) -> Result<RunningJob, StoreError> {
-        let id = row.id;
-        Ok(RunningJob {
-            id,
-            domain: row.domain,
-            url: row.url,
-            job_type: row.job_type.parse().map_err(|e| corrupt(id, e))?,
-            strategy: row.strategy.parse().map_err(|e| corrupt(id, e))?,
-            priority: priority_of(id, row.priority)?,
-            payload: row.payload,
-            attempt: count(id, row.attempt)?,
-            max_attempts: count(id, row.max_attempts)?,
-            timeout_ms: count(id, row.timeout_ms)?,
-            worker_id: row.worker_id,
-        })
-    }
-}
-
-#[derive(FromRow)]
 struct EventRow {
     id: i64,
     job_id: Uuid,
@@ -394,20 +358,18 @@ impl JobStore for PgStore {
         worker: &str,
         lease_margin: Duration,
     ) -> Result<Option<RunningJob>, StoreError> {
-        let row: Option<ClaimRow> = sqlx::query_as(
+        let row: Option<JobRow> = sqlx::query_as(
             "WITH claimed AS (
                 UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = $2,
                        lease_until = now() + (timeout_ms + $3) * interval '1 millisecond',
                        started_at = now(), updated_at = now()
                 WHERE id = $1 AND state = 'queued' AND run_at <= now()
-                RETURNING id, domain, url, job_type, strategy, priority, payload, attempt,
-                          max_attempts, timeout_ms, worker_id
+                RETURNING *
             ), event AS (
                 INSERT INTO job_events (job_id, kind, attempt, worker_id)
                 SELECT id, 'started', attempt, worker_id FROM claimed
             )
-            SELECT id, domain, url, job_type, strategy, priority, payload, attempt,
-                   max_attempts, timeout_ms, worker_id FROM claimed",
+            SELECT * FROM claimed",
         )
         .bind(id)
         .bind(worker)
@@ -415,7 +377,10 @@ impl JobStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(classify)?;
-        row.map(RunningJob::try_from).transpose()
+        let Some(job) = row.map(Job::try_from).transpose()? else {
+            return Ok(None);
+        };
+        Ok(Some(RunningJob::claimed(job, worker)))
     }
 
     async fn settle(&self, job: &RunningJob, settlement: &Settlement) -> Result<bool, StoreError> {
