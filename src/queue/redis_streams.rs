@@ -21,6 +21,16 @@ pub const GROUP: &str = "workers";
 /// The stream field that carries the job id.
 const JOB_FIELD: &str = "job";
 
+/// Reads up to ARGV[3] new entries for consumer ARGV[2] of group ARGV[1] from the first of
+/// KEYS (levels, in the order to try) that has any: a weighted take in one round trip.
+const TAKE_SCRIPT: &str = r"
+for _, key in ipairs(KEYS) do
+  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', key, '>')
+  if reply then return reply end
+end
+return false
+";
+
 /// A [`JobQueue`] on Redis Streams.
 #[derive(Clone)]
 pub struct RedisQueue {
@@ -50,7 +60,8 @@ fn classify(error: RedisError) -> QueueError {
 }
 
 fn is_no_group(error: &RedisError) -> bool {
-    error.code() == Some("NOGROUP")
+    // Errors raised inside a script may carry the code only in their text.
+    error.code() == Some("NOGROUP") || error.to_string().contains("NOGROUP")
 }
 
 impl RedisQueue {
@@ -221,6 +232,7 @@ impl JobQueue for RedisQueue {
             conn,
             name: name.to_owned(),
             rng: rand::SeedableRng::from_os_rng(),
+            take_script: redis::Script::new(TAKE_SCRIPT),
         }))
     }
 }
@@ -231,18 +243,14 @@ struct RedisConsumer {
     conn: ConnectionManager,
     name: String,
     rng: rand::rngs::StdRng,
+    take_script: redis::Script,
 }
 
 impl RedisConsumer {
-    async fn read(
-        &mut self,
-        keys: &[&str],
-        options: &StreamReadOptions,
-    ) -> Result<Vec<Delivery>, RedisError> {
-        let ids = vec![">"; keys.len()];
-        let reply: Option<StreamReadReply> = self.conn.xread_options(keys, &ids, options).await?;
+    /// Turns a read reply into deliveries, dropping entries that carry no job id.
+    async fn accept(&self, reply: Option<StreamReadReply>) -> Vec<Delivery> {
         let Some(reply) = reply else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let (deliveries, malformed) = self.queue.deliveries(reply);
         for (level, id) in malformed {
@@ -251,29 +259,32 @@ impl RedisConsumer {
                 tracing::warn!(error = %e, "could not drop a malformed queue entry");
             }
         }
-        Ok(deliveries)
+        deliveries
     }
 
     async fn take_once(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, RedisError> {
         let order = level_order(&mut self.rng);
-        let options = StreamReadOptions::default()
-            .group(GROUP, &self.name)
-            .count(max);
+        let mut take = self.take_script.prepare_invoke();
         for level in order {
-            let key = self.queue.keys[level.index()].clone();
-            let deliveries = self.read(&[key.as_str()], &options).await?;
-            if !deliveries.is_empty() {
-                return Ok(deliveries);
-            }
+            take.key(self.queue.key(level));
+        }
+        take.arg(GROUP).arg(&self.name).arg(max);
+        let reply: Option<StreamReadReply> = take.invoke_async(&mut self.conn).await?;
+        let deliveries = self.accept(reply).await;
+        if !deliveries.is_empty() {
+            return Ok(deliveries);
         }
         // Every level is empty: wait on all of them at once for the next doorbell.
         let options = StreamReadOptions::default()
             .group(GROUP, &self.name)
             .count(1)
             .block(wait.as_millis().max(1) as usize);
-        let keys: Vec<String> = self.queue.keys.to_vec();
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut deliveries = self.read(&keys, &options).await?;
+        let ids = [">"; 5];
+        let reply: Option<StreamReadReply> = self
+            .conn
+            .xread_options(&self.queue.keys, &ids, &options)
+            .await?;
+        let mut deliveries = self.accept(reply).await;
         deliveries.sort_by_key(|d| d.doorbell.priority);
         Ok(deliveries)
     }
