@@ -322,8 +322,9 @@ async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphoreP
                 ack(&shared, &delivery).await;
             }
             Err(e) => {
+                // Not acknowledged: only a recorded outcome releases the doorbell. The job
+                // keeps its lease; when it expires the scheduler returns the job to the queue.
                 error!(error = %e, "could not record the outcome; the lease will return the job");
-                ack(&shared, &delivery).await;
             }
         }
     }
