@@ -27,12 +27,15 @@ fn is_json(content_type: &str) -> bool {
 }
 
 fn too_large() -> Problem {
-    Problem::new(
+    let mut problem = Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
         "Body too large",
         format!("the request body exceeds {MAX_BODY_BYTES} bytes"),
-    )
+    );
+    // The rest of the body is never read, so the connection cannot carry another request.
+    problem.close_connection = true;
+    problem
 }
 
 fn is_length_limit(error: &axum::Error) -> bool {

@@ -32,6 +32,9 @@ pub struct Problem {
     /// Seconds to wait before retrying, sent as `Retry-After`.
     #[serde(skip)]
     pub retry_after: Option<u32>,
+    /// Close the connection after answering (the request body was not read to its end).
+    #[serde(skip)]
+    pub close_connection: bool,
 }
 
 impl Problem {
@@ -49,6 +52,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
+            close_connection: false,
         }
     }
 
@@ -120,6 +124,9 @@ impl IntoResponse for Problem {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.close_connection {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
