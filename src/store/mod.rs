@@ -1,6 +1,7 @@
 //! The job store: the one place a job's truth lives, behind the [`JobStore`] trait.
 
 pub mod postgres;
+mod row;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

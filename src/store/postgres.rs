@@ -4,13 +4,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{FromRow, QueryBuilder};
 use uuid::Uuid;
 
+use super::row::{
+    JobRow, SettlementRecord, corrupt, count, lease_expired_error, millis, priority_of,
+};
 use super::{CancelOutcome, JobStats, JobStore, ListQuery, Settlement, StoreError};
-use crate::job::{ErrorKind, Job, JobError, JobEvent, JobSpec, JobState, Priority, RunningJob};
+use crate::job::{Job, JobEvent, JobSpec, JobState, RunningJob};
 use crate::queue::Doorbell;
 
 /// The embedded PostgreSQL migrations.
@@ -122,80 +125,6 @@ fn classify(error: sqlx::Error) -> StoreError {
 }
 
 #[derive(FromRow)]
-struct JobRow {
-    id: Uuid,
-    tenant_id: String,
-    domain: String,
-    url: String,
-    job_type: String,
-    strategy: String,
-    priority: i32,
-    payload: Value,
-    max_attempts: i32,
-    timeout_ms: i32,
-    state: String,
-    attempt: i32,
-    run_at: DateTime<Utc>,
-    lease_until: Option<DateTime<Utc>>,
-    worker_id: Option<String>,
-    result: Option<Value>,
-    error: Option<Value>,
-    created_at: DateTime<Utc>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-    updated_at: DateTime<Utc>,
-}
-
-fn corrupt(id: Uuid, what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("job {id}: {what}"))
-}
-
-fn priority_of(id: Uuid, level: i32) -> Result<Priority, StoreError> {
-    Priority::new(i64::from(level)).ok_or_else(|| corrupt(id, format!("priority {level}")))
-}
-
-fn count(id: Uuid, value: i32) -> Result<u32, StoreError> {
-    u32::try_from(value).map_err(|_| corrupt(id, format!("negative count {value}")))
-}
-
-impl TryFrom<JobRow> for Job {
-    type Error = StoreError;
-
-    fn try_from(row: JobRow) -> Result<Job, StoreError> {
-        let id = row.id;
-        let error = match row.error {
-            Some(value) => {
-                Some(serde_json::from_value::<JobError>(value).map_err(|e| corrupt(id, e))?)
-            }
-            None => None,
-        };
-        Ok(Job {
-            id,
-            tenant_id: row.tenant_id,
-            domain: row.domain,
-            url: row.url,
-            job_type: row.job_type.parse().map_err(|e| corrupt(id, e))?,
-            strategy: row.strategy.parse().map_err(|e| corrupt(id, e))?,
-            priority: priority_of(id, row.priority)?,
-            payload: row.payload,
-            max_attempts: count(id, row.max_attempts)?,
-            timeout_ms: count(id, row.timeout_ms)?,
-            state: row.state.parse().map_err(|e| corrupt(id, e))?,
-            attempt: count(id, row.attempt)?,
-            run_at: row.run_at,
-            lease_until: row.lease_until,
-            worker_id: row.worker_id,
-            result: row.result,
-            error,
-            created_at: row.created_at,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-            updated_at: row.updated_at,
-        })
-    }
-}
-
-#[derive(FromRow)]
 struct EventRow {
     id: i64,
     job_id: Uuid,
@@ -204,14 +133,6 @@ struct EventRow {
     attempt: i32,
     worker_id: Option<String>,
     detail: Value,
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn error_json(error: &JobError) -> Value {
-    serde_json::to_value(error).unwrap_or_else(|_| json!({"kind": "internal"}))
 }
 
 #[async_trait]
@@ -384,32 +305,7 @@ impl JobStore for PgStore {
     }
 
     async fn settle(&self, job: &RunningJob, settlement: &Settlement) -> Result<bool, StoreError> {
-        let (state, kind, result, error, run_at, detail) = match settlement {
-            Settlement::Succeeded(result) => (
-                JobState::Succeeded,
-                "succeeded",
-                Some(result.clone()),
-                None,
-                None,
-                json!({}),
-            ),
-            Settlement::Retry { error, run_at } => (
-                JobState::Queued,
-                "retrying",
-                None,
-                Some(error_json(error)),
-                Some(*run_at),
-                json!({"error": error_json(error), "run_at": run_at}),
-            ),
-            Settlement::Failed(error) => (
-                JobState::Failed,
-                "failed",
-                None,
-                Some(error_json(error)),
-                None,
-                json!({"error": error_json(error)}),
-            ),
-        };
+        let record = SettlementRecord::from(settlement);
         let settled: i64 = sqlx::query_scalar(
             "WITH settled AS (
                 UPDATE jobs SET state = $4, result = $5, error = $6,
@@ -429,12 +325,12 @@ impl JobStore for PgStore {
         .bind(job.id)
         .bind(job.attempt as i32)
         .bind(&job.worker_id)
-        .bind(state.as_str())
-        .bind(result)
-        .bind(error)
-        .bind(run_at)
-        .bind(kind)
-        .bind(detail)
+        .bind(record.state.as_str())
+        .bind(record.result)
+        .bind(record.error)
+        .bind(record.run_at)
+        .bind(record.event)
+        .bind(record.detail)
         .fetch_one(&self.pool)
         .await
         .map_err(classify)?;
@@ -500,10 +396,7 @@ impl JobStore for PgStore {
     }
 
     async fn reap_expired(&self, limit: u32) -> Result<u64, StoreError> {
-        let error = error_json(&JobError::new(
-            ErrorKind::Timeout,
-            "the worker's lease expired before it reported an outcome (worker stopped or lost)",
-        ));
+        let error = lease_expired_error();
         let reaped: i64 = sqlx::query_scalar(
             "WITH expired AS (
                 SELECT id FROM jobs
