@@ -1,5 +1,7 @@
 //! Wiring: connects the backends and runs the API, the worker and the scheduler until shutdown.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +13,8 @@ use crate::api::{self, AppState};
 use crate::config::{Command, MissingSetting, ServeArgs, Settings};
 use crate::engine::Engine;
 use crate::job::target::TargetPolicy;
-use crate::queue::{QueueError, RedisQueue};
-use crate::store::{PgStore, StoreError};
+use crate::queue::{JobQueue, LocalQueue, QueueError, RedisQueue};
+use crate::store::{JobStore, PgStore, SqliteStore, StoreError};
 use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig};
 
 /// How long acquiring a database connection may wait before the caller gets "unavailable".
@@ -39,6 +41,14 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         /// Why.
         source: std::io::Error,
+    },
+    /// The embedded mode's data directory cannot be used.
+    #[error("DATA_DIR {}: {reason}", path.display())]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
     },
     /// The HTTP client of the engine could not be built.
     #[error("cannot build the HTTP client: {0}")]
@@ -160,74 +170,173 @@ pub async fn serve_api(
 
 /// Runs one command until it finishes or a shutdown signal arrives.
 pub async fn run(command: Command, settings: Settings) -> Result<(), StartError> {
+    let bind = settings.bind_for(&command);
     match command {
         Command::Migrate => open_store(&settings, true).await.map(drop),
-        Command::Serve(args) => run_roles(&settings, Some(args), false).await,
-        Command::Worker => run_roles(&settings, None, true).await,
-        Command::All(args) => run_roles(&settings, Some(args), true).await,
+        Command::Serve(args) => run_production(&settings, Some(args), false, bind).await,
+        Command::Worker => run_production(&settings, None, true, bind).await,
+        Command::All(args) => run_production(&settings, Some(args), true, bind).await,
+        Command::Dev => run_embedded(&settings, bind).await,
     }
 }
 
-async fn run_roles(
+async fn run_production(
     settings: &Settings,
     api: Option<ServeArgs>,
     work: bool,
+    bind: SocketAddr,
 ) -> Result<(), StartError> {
     // Settings first, so a missing URL is reported before any waiting.
     settings.require_database_url()?;
     settings.require_redis_url()?;
     let store = open_store(settings, api.is_some_and(ServeArgs::migrate)).await?;
     let queue = open_queue(settings).await?;
-    let policy = TargetPolicy::new(settings.allow_private_targets);
-    let shutdown = CancellationToken::new();
-    let mut tasks = tokio::task::JoinSet::new();
+    let services = Services {
+        store,
+        queue,
+        api: api.map(|_| bind),
+        work,
+    };
+    services.run(settings, |_| {}).await
+}
 
-    if api.is_some() {
-        let listener =
-            TcpListener::bind(settings.bind)
+/// Holds the embedded mode's data directory for this process; released when dropped.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Locks `DATA_DIR` so that only one process uses the embedded database at a time.
+pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, StartError> {
+    let fail = |reason: String| StartError::DataDir {
+        path: data_dir.to_path_buf(),
+        reason,
+    };
+    std::fs::create_dir_all(data_dir).map_err(|e| fail(e.to_string()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join("control-plane.lock"))
+        .map_err(|e| fail(e.to_string()))?;
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => {
+            fail("another control-plane dev process is using it".to_owned())
+        }
+        std::fs::TryLockError::Error(e) => fail(e.to_string()),
+    })?;
+    Ok(DataDirLock { _file: file })
+}
+
+async fn run_embedded(settings: &Settings, bind: SocketAddr) -> Result<(), StartError> {
+    let _lock = lock_data_dir(&settings.data_dir)?;
+    let store = Arc::new(SqliteStore::open(&settings.data_dir).await?);
+    // This process holds the data directory: whatever a previous process left running is
+    // orphaned, and the in-process queue starts empty.
+    let (requeued, unrung) = store.recover_after_restart().await?;
+    if requeued > 0 {
+        warn!(
+            jobs = requeued,
+            "returned jobs left running by a previous process"
+        );
+    }
+    info!(jobs = unrung, "queued jobs to dispatch");
+    let path = std::fs::canonicalize(store.path()).unwrap_or_else(|_| store.path().to_path_buf());
+    let services = Services {
+        store,
+        queue: Arc::new(LocalQueue::new()),
+        api: Some(bind),
+        work: true,
+    };
+    services
+        .run(settings, |addr| print_banner(addr, &path))
+        .await
+}
+
+fn print_banner(addr: SocketAddr, database: &Path) {
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+    } else {
+        addr
+    };
+    let url = format!("http://{host}");
+    println!(
+        "\ncontrol-plane {version} is running\n  \
+         url:   {url}\n  \
+         mode:  embedded: SQLite at {db}, in-process queue\n  \
+         try:   curl -s -X POST {url}/api/v1/jobs -H 'content-type: application/json' \\\n           \
+         -d '{{\"url\":\"https://example.com\",\"job_type\":\"navigate_extract\",\"strategy\":\"http\"}}'\n  \
+         then:  curl -s {url}/api/v1/jobs/<id>\n",
+        version = env!("CARGO_PKG_VERSION"),
+        db = database.display(),
+    );
+}
+
+/// What one process runs: the API, a worker with the scheduler, or both.
+struct Services {
+    store: Arc<dyn JobStore>,
+    queue: Arc<dyn JobQueue>,
+    /// Serve the API on this address.
+    api: Option<SocketAddr>,
+    /// Run a worker and the scheduler.
+    work: bool,
+}
+
+impl Services {
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully. `on_listening` is told the
+    /// API's address once it accepts connections.
+    async fn run(
+        self,
+        settings: &Settings,
+        on_listening: impl FnOnce(SocketAddr),
+    ) -> Result<(), StartError> {
+        let policy = TargetPolicy::new(settings.allow_private_targets);
+        let shutdown = CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+
+        if let Some(addr) = self.api {
+            let listener = TcpListener::bind(addr)
                 .await
-                .map_err(|source| StartError::Bind {
-                    addr: settings.bind,
-                    source,
-                })?;
-        let state = AppState {
-            store: store.clone(),
-            queue: queue.clone(),
-            policy,
-        };
-        info!(addr = %settings.bind, "API listening");
-        let (token, grace) = (shutdown.clone(), settings.shutdown_grace);
-        tasks.spawn(async move {
-            if let Err(e) = serve_api(listener, state, token, grace).await {
-                warn!(error = %e, "API server stopped with an error");
-            }
-        });
-    }
-    if work {
-        let engine = Arc::new(Engine::new(policy).map_err(StartError::Engine)?);
-        let worker = Worker::new(
-            store.clone(),
-            queue.clone(),
-            engine,
-            worker_config(settings),
-        );
-        let scheduler = Scheduler::new(
-            store.clone(),
-            queue.clone(),
-            SchedulerConfig {
-                interval: settings.scheduler_interval,
-                ..SchedulerConfig::default()
-            },
-        );
-        tasks.spawn(scheduler.run(shutdown.clone()));
-        tasks.spawn(worker.run(shutdown.clone()));
-    }
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let state = AppState {
+                store: self.store.clone(),
+                queue: self.queue.clone(),
+                policy,
+            };
+            info!(%addr, "API listening");
+            on_listening(listener.local_addr().unwrap_or(addr));
+            let (token, grace) = (shutdown.clone(), settings.shutdown_grace);
+            tasks.spawn(async move {
+                if let Err(e) = serve_api(listener, state, token, grace).await {
+                    warn!(error = %e, "API server stopped with an error");
+                }
+            });
+        }
+        if self.work {
+            let engine = Arc::new(Engine::new(policy).map_err(StartError::Engine)?);
+            let worker = Worker::new(
+                self.store.clone(),
+                self.queue.clone(),
+                engine,
+                worker_config(settings),
+            );
+            let scheduler = Scheduler::new(
+                self.store,
+                self.queue,
+                SchedulerConfig {
+                    interval: settings.scheduler_interval,
+                    ..SchedulerConfig::default()
+                },
+            );
+            tasks.spawn(scheduler.run(shutdown.clone()));
+            tasks.spawn(worker.run(shutdown.clone()));
+        }
 
-    shutdown_signal().await;
-    info!("shutdown signal received");
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
-    Ok(())
+        shutdown_signal().await;
+        info!("shutdown signal received");
+        shutdown.cancel();
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,6 +1,7 @@
 //! Settings from flags and environment variables, validated once at start.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
@@ -31,6 +32,8 @@ pub enum Command {
     Worker,
     /// Run the API and a worker in one process.
     All(ServeArgs),
+    /// Run everything in one process on SQLite with an in-process queue: no PostgreSQL, no Redis.
+    Dev,
 }
 
 /// Options of the commands that serve the API.
@@ -71,9 +74,13 @@ pub struct Settings {
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
     pub redis_url: Option<String>,
 
-    /// Address the API listens on.
-    #[arg(long, env = "BIND", global = true, default_value = "0.0.0.0:8080")]
-    pub bind: SocketAddr,
+    /// Address the API listens on [default: 0.0.0.0:8080; 127.0.0.1:8080 for dev].
+    #[arg(long, env = "BIND", global = true)]
+    pub bind: Option<SocketAddr>,
+
+    /// Directory of the embedded mode's SQLite database (dev only).
+    #[arg(long, env = "DATA_DIR", global = true, default_value = "./data")]
+    pub data_dir: PathBuf,
 
     /// Jobs a worker runs at once [default: number of cores].
     #[arg(long, env = "WORKER_CONCURRENCY", global = true, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -156,7 +163,8 @@ impl Settings {
         require(
             self.database_url.as_deref(),
             "DATABASE_URL",
-            "set it (or --database-url) to a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/control_plane",
+            "set it (or --database-url) to a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/control_plane, \
+             or run `control-plane dev` for one process on SQLite without PostgreSQL or Redis",
         )
     }
 
@@ -165,8 +173,17 @@ impl Settings {
         require(
             self.redis_url.as_deref(),
             "REDIS_URL",
-            "set it (or --redis-url) to a Redis URL such as redis://127.0.0.1:6379",
+            "set it (or --redis-url) to a Redis URL such as redis://127.0.0.1:6379, \
+             or run `control-plane dev` for one process on SQLite without PostgreSQL or Redis",
         )
+    }
+
+    /// The API's address: BIND, else all interfaces on 8080 (loopback only for `dev`).
+    pub fn bind_for(&self, command: &Command) -> SocketAddr {
+        self.bind.unwrap_or_else(|| match command {
+            Command::Dev => SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            _ => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080)),
+        })
     }
 
     /// Jobs a worker runs at once.
@@ -222,7 +239,14 @@ mod tests {
     #[test]
     fn defaults_and_aliases() {
         let cli = Cli::try_parse_from(["control-plane", "serve"]).expect("parses");
-        assert_eq!(cli.settings.bind.to_string(), "0.0.0.0:8080");
+        assert_eq!(
+            cli.settings.bind_for(&cli.command).to_string(),
+            "0.0.0.0:8080"
+        );
+        assert_eq!(
+            cli.settings.bind_for(&Command::Dev).to_string(),
+            "127.0.0.1:8080"
+        );
         assert_eq!(cli.settings.queue_prefix, "cp");
         assert!(!cli.settings.allow_private_targets);
         assert_eq!(cli.settings.shutdown_grace, Duration::from_secs(30));

@@ -3,6 +3,7 @@
 //! The queue holds no truth. Losing a doorbell delays a job until the scheduler rings again;
 //! a duplicate doorbell is harmless because claiming is a guarded transition in the store.
 
+pub mod local;
 pub mod redis_streams;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use uuid::Uuid;
 
 use crate::job::Priority;
 
+pub use local::LocalQueue;
 pub use redis_streams::RedisQueue;
 
 /// A message saying "job `job_id` may be ready to run".

@@ -2,6 +2,7 @@
 
 pub mod postgres;
 mod row;
+pub mod sqlite;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::job::{Job, JobError, JobEvent, JobSpec, JobState, JobType, RunningJob
 use crate::queue::Doorbell;
 
 pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,24 @@ pub struct JobStats {
     pub by_state: BTreeMap<&'static str, i64>,
     /// `run_at` of the oldest queued job that is due.
     pub oldest_due_run_at: Option<DateTime<Utc>>,
+}
+
+impl JobStats {
+    /// Stats from `(state, count)` rows; states without rows count zero.
+    pub fn with_counts(counts: Vec<(String, i64)>) -> Result<JobStats, StoreError> {
+        let mut by_state: BTreeMap<&'static str, i64> =
+            JobState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        for (state, n) in counts {
+            let state: JobState = state
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("state {state:?}: {e}")))?;
+            by_state.insert(state.as_str(), n);
+        }
+        Ok(JobStats {
+            by_state,
+            oldest_due_run_at: None,
+        })
+    }
 }
 
 /// Storage of jobs and their timelines. Every state change is a guarded transition.

@@ -441,17 +441,8 @@ impl JobStore for PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(classify)?;
-        let mut by_state: std::collections::BTreeMap<&'static str, i64> =
-            JobState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-        for (state, n) in counts {
-            let state: JobState = state
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("state {state:?}: {e}")))?;
-            by_state.insert(state.as_str(), n);
-        }
-        Ok(JobStats {
-            by_state,
-            oldest_due_run_at,
-        })
+        let mut stats = JobStats::with_counts(counts)?;
+        stats.oldest_due_run_at = oldest_due_run_at;
+        Ok(stats)
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Options, TestApp};
+use crate::common::{Backend, Options, TestApp, on_both_backends};
 
 const JOBS: &str = "/api/v1/jobs";
 
@@ -37,9 +37,8 @@ fn named_fields(problem: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing() {
-    let app = TestApp::spawn().await;
+async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let good = json!({"url": "https://example.com/", "job_type": "noop"});
     let with = |key: &str, value: Value| {
         let mut body = good.clone();
@@ -247,10 +246,7 @@ async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing() {
     assert_eq!(wrong_method.status(), 405);
 
     assert_eq!(app.job_rows().await, 0, "a rejected request stores nothing");
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM job_events")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count events");
+    let events = app.db.scalar("SELECT count(*) FROM job_events").await;
     assert_eq!(events, 0);
 
     // The same body, made good, is accepted.
@@ -463,3 +459,5 @@ async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
     assert_eq!(unrung, 1);
     shutdown.cancel();
 }
+
+on_both_backends!(every_bad_input_gets_its_status_names_its_field_and_stores_nothing,);

@@ -7,11 +7,12 @@ use control_plane::api::AppState;
 use control_plane::app::serve_api;
 use control_plane::engine::Engine;
 use control_plane::job::target::TargetPolicy;
-use control_plane::queue::RedisQueue;
-use control_plane::store::PgStore;
+use control_plane::queue::{JobQueue, LocalQueue, RedisQueue};
+use control_plane::store::{JobStore, PgStore, SqliteStore};
 use control_plane::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -152,9 +153,110 @@ impl Drop for TestPrefix {
     }
 }
 
+/// A SQLite data directory of its own for one test, removed when the test ends.
+pub struct TestDataDir(pub std::path::PathBuf);
+
+impl TestDataDir {
+    /// A fresh, empty directory.
+    pub fn new() -> TestDataDir {
+        let dir = std::env::temp_dir().join(format!("cp-test-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create data dir");
+        TestDataDir(dir)
+    }
+}
+
+impl Drop for TestDataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Which store and queue a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL and Redis Streams (production).
+    Postgres,
+    /// SQLite and the in-process queue (embedded `dev`).
+    Sqlite,
+}
+
+/// Runs each listed `async fn name(backend: Backend)` as two tests, `postgres::name` and
+/// `sqlite::name`: one behaviour suite, two backends.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Postgres).await;
+                }
+            )+
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Sqlite).await;
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// A pool on the app's database, for assertions in SQL both backends understand.
+pub enum AssertDb {
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// SQLite (read-only).
+    Sqlite(SqlitePool),
+}
+
+impl AssertDb {
+    /// The single integer a query returns (cast levels to BIGINT; counts already are).
+    pub async fn scalar(&self, sql: &'static str) -> i64 {
+        match self {
+            AssertDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            AssertDb::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The integers a one-column query returns.
+    pub async fn integers(&self, sql: &'static str) -> Vec<i64> {
+        match self {
+            AssertDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            AssertDb::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The strings a one-column query returns.
+    pub async fn strings(&self, sql: &'static str) -> Vec<String> {
+        match self {
+            AssertDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            AssertDb::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// The storage a test app owns, removed when the test ends.
+enum Storage {
+    Postgres {
+        _database: TestDatabase,
+        _prefix: TestPrefix,
+    },
+    Sqlite {
+        _dir: TestDataDir,
+    },
+}
+
 /// How to start a test app.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The store and queue.
+    pub backend: Backend,
     /// Allow private targets (the fixture site is on 127.0.0.1).
     pub allow_private: bool,
     /// Worker instances started with the app.
@@ -168,6 +270,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            backend: Backend::Postgres,
             allow_private: true,
             workers: 1,
             concurrency: 2,
@@ -182,17 +285,16 @@ pub struct TestApp {
     pub base: String,
     /// An HTTP client.
     pub client: reqwest::Client,
-    /// A pool on the app's database, for assertions.
-    pub pool: PgPool,
+    /// The app's database, for assertions.
+    pub db: AssertDb,
     /// The app's store.
-    pub store: Arc<PgStore>,
+    pub store: Arc<dyn JobStore>,
     /// The app's queue.
-    pub queue: Arc<RedisQueue>,
+    pub queue: Arc<dyn JobQueue>,
     options: Options,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
-    _prefix: TestPrefix,
-    _db: TestDatabase,
+    _storage: Storage,
 }
 
 impl TestApp {
@@ -201,27 +303,64 @@ impl TestApp {
         TestApp::spawn_with(Options::default()).await
     }
 
+    /// Starts an app on `backend` with default options otherwise.
+    pub async fn on(backend: Backend) -> TestApp {
+        TestApp::spawn_with(Options {
+            backend,
+            ..Options::default()
+        })
+        .await
+    }
+
     /// Starts an app.
     pub async fn spawn_with(options: Options) -> TestApp {
         init_logs();
-        let db = TestDatabase::create().await;
-        let prefix = TestPrefix::new();
-        let store = Arc::new(
-            PgStore::connect(&db.url, 10, Duration::from_secs(5))
-                .await
-                .expect("connect to the test database"),
-        );
-        store.migrate().await.expect("migrate the test database");
-        let queue = Arc::new(
-            RedisQueue::connect(&redis_url(), &prefix.0)
-                .await
-                .expect("Redis must be running; see TEST_REDIS_URL"),
-        );
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .connect(&db.url)
-            .await
-            .expect("assertion pool");
+        let (store, queue, db, storage): (Arc<dyn JobStore>, Arc<dyn JobQueue>, AssertDb, Storage) =
+            match options.backend {
+                Backend::Postgres => {
+                    let database = TestDatabase::create().await;
+                    let prefix = TestPrefix::new();
+                    let store = PgStore::connect(&database.url, 10, Duration::from_secs(5))
+                        .await
+                        .expect("connect to the test database");
+                    store.migrate().await.expect("migrate the test database");
+                    let queue = RedisQueue::connect(&redis_url(), &prefix.0)
+                        .await
+                        .expect("Redis must be running; see TEST_REDIS_URL");
+                    let pool = PgPoolOptions::new()
+                        .max_connections(4)
+                        .connect(&database.url)
+                        .await
+                        .expect("assertion pool");
+                    (
+                        Arc::new(store),
+                        Arc::new(queue),
+                        AssertDb::Postgres(pool),
+                        Storage::Postgres {
+                            _database: database,
+                            _prefix: prefix,
+                        },
+                    )
+                }
+                Backend::Sqlite => {
+                    let dir = TestDataDir::new();
+                    let store = SqliteStore::open(&dir.0).await.expect("open SQLite store");
+                    let options = SqliteConnectOptions::new()
+                        .filename(store.path())
+                        .read_only(true);
+                    let pool = SqlitePoolOptions::new()
+                        .max_connections(2)
+                        .connect_with(options)
+                        .await
+                        .expect("assertion pool");
+                    (
+                        Arc::new(store),
+                        Arc::new(LocalQueue::new()),
+                        AssertDb::Sqlite(pool),
+                        Storage::Sqlite { _dir: dir },
+                    )
+                }
+            };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -250,14 +389,13 @@ impl TestApp {
         let mut app = TestApp {
             base,
             client: reqwest::Client::new(),
-            pool,
+            db,
             store,
             queue,
             options: options.clone(),
             shutdown,
             tasks: vec![api, scheduler],
-            _prefix: prefix,
-            _db: db,
+            _storage: storage,
         };
         for _ in 0..options.workers {
             app.start_worker(options.concurrency);
@@ -367,10 +505,7 @@ impl TestApp {
 
     /// Rows in the jobs table.
     pub async fn job_rows(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM jobs")
-            .fetch_one(&self.pool)
-            .await
-            .expect("count jobs")
+        self.db.scalar("SELECT count(*) FROM jobs").await
     }
 
     /// Event kinds of a job, oldest first.

@@ -1,22 +1,21 @@
-//! Dispatch through Redis Streams: priority order, many workers, exactly-once outcomes.
+//! Dispatch through the queue: priority order, many workers, exactly-once outcomes.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::common::{Options, TestApp, eventually};
+use crate::common::{Backend, Options, TestApp, eventually, on_both_backends};
 
 async fn succeeded_count(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'succeeded'")
-        .fetch_one(&app.pool)
+    app.db
+        .scalar("SELECT count(*) FROM jobs WHERE state = 'succeeded'")
         .await
-        .expect("count")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn urgent_levels_finish_first_and_every_level_finishes() {
+async fn urgent_levels_finish_first_and_every_level_finishes(backend: Backend) {
     let mut app = TestApp::spawn_with(Options {
+        backend,
         workers: 0,
         ..Options::default()
     })
@@ -36,15 +35,15 @@ async fn urgent_levels_finish_first_and_every_level_finishes() {
     )
     .await;
 
-    let order: Vec<i32> = sqlx::query_scalar(
-        "SELECT j.priority FROM job_events e JOIN jobs j ON j.id = e.job_id
-         WHERE e.kind = 'succeeded' ORDER BY e.id",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .expect("finish order");
+    let order = app
+        .db
+        .integers(
+            "SELECT CAST(j.priority AS BIGINT) FROM job_events e JOIN jobs j ON j.id = e.job_id
+             WHERE e.kind = 'succeeded' ORDER BY e.id",
+        )
+        .await;
     assert_eq!(order.len(), 200);
-    let mean_rank = |level: i32| {
+    let mean_rank = |level: i64| {
         let ranks: Vec<usize> = order
             .iter()
             .enumerate()
@@ -65,10 +64,10 @@ async fn urgent_levels_finish_first_and_every_level_finishes() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once() {
+async fn two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once(backend: Backend) {
     const JOBS: usize = 2_000;
     let mut app = TestApp::spawn_with(Options {
+        backend,
         workers: 0,
         ..Options::default()
     })
@@ -111,22 +110,29 @@ async fn two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once() {
         JOBS as f64 / submit_secs
     );
 
-    let (jobs_with_one, jobs_with_other): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE n = 1), count(*) FILTER (WHERE n <> 1)
-         FROM (SELECT job_id, count(*) AS n FROM job_events WHERE kind = 'succeeded' GROUP BY job_id) s",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .expect("succeeded events");
+    let jobs_with_one = app
+        .db
+        .scalar(
+            "SELECT count(*) FROM (SELECT job_id FROM job_events WHERE kind = 'succeeded'
+             GROUP BY job_id HAVING count(*) = 1) s",
+        )
+        .await;
+    let jobs_with_other = app
+        .db
+        .scalar(
+            "SELECT count(*) FROM (SELECT job_id FROM job_events WHERE kind = 'succeeded'
+             GROUP BY job_id HAVING count(*) <> 1) s",
+        )
+        .await;
     assert_eq!(
         jobs_with_one, JOBS as i64,
         "each job has exactly one succeeded event"
     );
     assert_eq!(jobs_with_other, 0);
-    let workers: Vec<String> = sqlx::query_scalar("SELECT DISTINCT worker_id FROM jobs ORDER BY 1")
-        .fetch_all(&app.pool)
-        .await
-        .expect("workers");
+    let workers = app
+        .db
+        .strings("SELECT DISTINCT worker_id FROM jobs ORDER BY 1")
+        .await;
     let mut expected = vec![first, second];
     expected.sort();
     assert_eq!(workers, expected, "both workers ran jobs");
@@ -144,9 +150,8 @@ async fn two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_doorbell_for_a_finished_job_is_acknowledged_and_ignored() {
-    let app = TestApp::spawn().await;
+async fn a_doorbell_for_a_finished_job_is_acknowledged_and_ignored(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let job = app
         .submit(&json!({"url": "https://example.com/", "job_type": "noop"}))
         .await;
@@ -154,7 +159,7 @@ async fn a_doorbell_for_a_finished_job_is_acknowledged_and_ignored() {
     app.wait_terminal(id, Duration::from_secs(30)).await;
 
     // Ring the same job again, twice: the worker must skip it without running it.
-    use control_plane::queue::{Doorbell, JobQueue};
+    use control_plane::queue::Doorbell;
     let bell = Doorbell {
         job_id: id.parse().expect("uuid"),
         priority: control_plane::job::Priority::default(),
@@ -177,3 +182,9 @@ async fn a_doorbell_for_a_finished_job_is_acknowledged_and_ignored() {
         ["created", "started", "succeeded"]
     );
 }
+
+on_both_backends!(
+    urgent_levels_finish_first_and_every_level_finishes,
+    two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once,
+    a_doorbell_for_a_finished_job_is_acknowledged_and_ignored,
+);

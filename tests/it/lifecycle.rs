@@ -5,15 +5,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{Options, TestApp, eventually};
+use crate::common::{Backend, Options, TestApp, eventually, on_both_backends};
 use crate::site::Site;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_documented_body_goes_from_queued_to_succeeded() {
+async fn the_documented_body_goes_from_queued_to_succeeded(backend: Backend) {
     let site = Site::start().await;
-    let app = TestApp::spawn().await;
+    let app = TestApp::on(backend).await;
     let body = json!({
         "domain": "127.0.0.1",
         "url": site.url("/"),
@@ -49,10 +48,9 @@ async fn the_documented_body_goes_from_queued_to_succeeded() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn navigate_extract_reads_metadata_links_text_and_selectors() {
+async fn navigate_extract_reads_metadata_links_text_and_selectors(backend: Backend) {
     let site = Site::start().await;
-    let app = TestApp::spawn().await;
+    let app = TestApp::on(backend).await;
     let created = app
         .submit(&json!({
             "url": site.url("/"),
@@ -113,10 +111,9 @@ async fn navigate_extract_reads_metadata_links_text_and_selectors() {
     assert_eq!(data["absent"], Value::Null);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_503_twice_then_200_succeeds_on_the_third_attempt() {
+async fn a_503_twice_then_200_succeeds_on_the_third_attempt(backend: Backend) {
     let site = Site::start().await;
-    let app = TestApp::spawn().await;
+    let app = TestApp::on(backend).await;
     let created = app
         .submit(&json!({"url": site.url("/flaky/retry-me"), "strategy": "http", "max_attempts": 3}))
         .await;
@@ -141,10 +138,9 @@ async fn a_503_twice_then_200_succeeds_on_the_third_attempt() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retries_stop_when_attempts_run_out() {
+async fn retries_stop_when_attempts_run_out(backend: Backend) {
     let site = Site::start().await;
-    let app = TestApp::spawn().await;
+    let app = TestApp::on(backend).await;
     let created = app
         .submit(&json!({"url": site.url("/flaky/always?fail=100"), "strategy": "http", "max_attempts": 2}))
         .await;
@@ -159,10 +155,9 @@ async fn retries_stop_when_attempts_run_out() {
     assert_eq!(site.hits("always"), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_404_fails_at_once_with_http_status() {
+async fn a_404_fails_at_once_with_http_status(backend: Backend) {
     let site = Site::start().await;
-    let app = TestApp::spawn().await;
+    let app = TestApp::on(backend).await;
     let created = app
         .submit(&json!({"url": site.url("/status/404"), "strategy": "http"}))
         .await;
@@ -176,10 +171,9 @@ async fn a_404_fails_at_once_with_http_status() {
     assert_eq!(app.event_kinds(id).await, ["created", "started", "failed"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn navigation_failures_and_timeouts_are_typed() {
+async fn navigation_failures_and_timeouts_are_typed(backend: Backend) {
     let site = Site::start().await;
-    let app = TestApp::spawn().await;
+    let app = TestApp::on(backend).await;
     // Nothing listens on port 1: a connection failure, retryable, so it uses both attempts.
     let refused = app
         .submit(&json!({"url": "http://127.0.0.1:1/", "strategy": "http", "max_attempts": 2}))
@@ -231,9 +225,9 @@ async fn navigation_failures_and_timeouts_are_typed() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_stops_queued_and_running_jobs_and_refuses_finished_ones() {
+async fn cancel_stops_queued_and_running_jobs_and_refuses_finished_ones(backend: Backend) {
     let app = TestApp::spawn_with(Options {
+        backend,
         workers: 0,
         ..Options::default()
     })
@@ -318,9 +312,9 @@ async fn cancel_stops_queued_and_running_jobs_and_refuses_finished_ones() {
     assert_eq!(done.status(), 409);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pagination_returns_every_job_exactly_once_newest_first() {
+async fn pagination_returns_every_job_exactly_once_newest_first(backend: Backend) {
     let app = TestApp::spawn_with(Options {
+        backend,
         workers: 0,
         ..Options::default()
     })
@@ -430,3 +424,14 @@ async fn pagination_returns_every_job_exactly_once_newest_first() {
     })
     .await;
 }
+
+on_both_backends!(
+    the_documented_body_goes_from_queued_to_succeeded,
+    navigate_extract_reads_metadata_links_text_and_selectors,
+    a_503_twice_then_200_succeeds_on_the_third_attempt,
+    retries_stop_when_attempts_run_out,
+    a_404_fails_at_once_with_http_status,
+    navigation_failures_and_timeouts_are_typed,
+    cancel_stops_queued_and_running_jobs_and_refuses_finished_ones,
+    pagination_returns_every_job_exactly_once_newest_first,
+);
