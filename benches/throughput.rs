@@ -1,26 +1,28 @@
-//! Dispatch throughput of `noop` jobs, as a ratio against the raw limit of PostgreSQL
-//! measured in the same run (the machines are shared and noisy; ratios travel, seconds don't).
+//! Throughput of `noop` jobs on every backend, beside the raw limit of PostgreSQL measured in
+//! the same run (the machines are shared and noisy; ratios travel, seconds don't).
 //!
 //! Run: `cargo bench --bench throughput` (PostgreSQL and Redis as for `cargo test`).
 //! `BENCH_JOBS` (default 5000) and `BENCH_WORKERS` (default 2) change the load.
 //!
 //! - baseline: the PostgreSQL work any durable queue must do per job, done directly: three
 //!   single-row commits (insert, claim, finish) per job, at the same concurrency as the workers.
-//! - control-plane: jobs created through the store and rung into Redis, then drained by
-//!   `BENCH_WORKERS` workers × cores slots through the real worker loop.
+//! - each backend: `BENCH_WORKERS` workers × cores slots run while 16 concurrent clients create
+//!   the jobs through the store and ring them; the clock stops when every job has succeeded.
+//!   Creation errors (e.g. `database is locked`) are counted.
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_macros, unused_imports)]
 #[path = "../tests/it/common.rs"]
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use control_plane::engine::Engine;
 use control_plane::job::JobSpec;
 use control_plane::job::target::TargetPolicy;
-use control_plane::queue::{Doorbell, JobQueue, RedisQueue};
-use control_plane::store::{JobStore, PgStore};
+use control_plane::queue::{Doorbell, JobQueue, LocalQueue, RedisQueue};
+use control_plane::store::{JobStore, PgStore, SqliteStore};
 use control_plane::worker::{Worker, WorkerConfig};
 use futures::StreamExt;
 use serde_json::json;
@@ -50,51 +52,54 @@ async fn baseline(pool: &PgPool, jobs: usize, concurrency: usize) -> f64 {
                 .execute(pool)
                 .await
                 .expect("insert");
-            sqlx::query("UPDATE bench_jobs SET state = 'running', attempt = attempt + 1 WHERE id = $1 AND state = 'queued'")
-                .bind(id)
-                .execute(pool)
-                .await
-                .expect("claim");
-            sqlx::query("UPDATE bench_jobs SET state = 'succeeded' WHERE id = $1 AND state = 'running'")
-                .bind(id)
-                .execute(pool)
-                .await
-                .expect("finish");
+            sqlx::query(
+                "UPDATE bench_jobs SET state = 'running', attempt = attempt + 1 WHERE id = $1 AND state = 'queued'",
+            )
+            .bind(id)
+            .execute(pool)
+            .await
+            .expect("claim");
+            sqlx::query(
+                "UPDATE bench_jobs SET state = 'succeeded' WHERE id = $1 AND state = 'running'",
+            )
+            .bind(id)
+            .execute(pool)
+            .await
+            .expect("finish");
         })
         .await;
     jobs as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Creates `jobs` noop jobs and drains them with `workers` workers; returns (submit/s, drain/s).
-async fn control_plane(
-    store: Arc<PgStore>,
-    queue: Arc<RedisQueue>,
+/// One backend's result.
+struct Run {
+    jobs_per_second: f64,
+    create_errors: usize,
+    /// Create latencies in milliseconds, sorted.
+    create_ms: Vec<f64>,
+}
+
+impl Run {
+    fn create_percentile(&self, p: f64) -> f64 {
+        let last = self.create_ms.len().saturating_sub(1);
+        self.create_ms
+            .get(((last as f64) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// Runs `jobs` noop jobs end to end on a store and queue; see the module docs.
+async fn run(
+    store: Arc<dyn JobStore>,
+    queue: Arc<dyn JobQueue>,
     jobs: usize,
     workers: usize,
     concurrency: usize,
-) -> (f64, f64) {
+) -> Run {
     let spec =
         JobSpec::parse(&json!({"url": "https://example.com/", "job_type": "noop"})).expect("spec");
-    let started = Instant::now();
-    futures::stream::iter(0..jobs)
-        .for_each_concurrent(16, |_| {
-            let (store, queue, spec) = (store.clone(), queue.clone(), spec.clone());
-            async move {
-                let job = store.create("default", &spec).await.expect("create");
-                queue
-                    .ring(&[Doorbell {
-                        job_id: job.id,
-                        priority: job.priority,
-                    }])
-                    .await
-                    .expect("ring");
-            }
-        })
-        .await;
-    let submit = jobs as f64 / started.elapsed().as_secs_f64();
-
     let stop = CancellationToken::new();
-    let started = Instant::now();
     let mut handles = Vec::new();
     for _ in 0..workers {
         let engine = Arc::new(Engine::new(TargetPolicy::new(true)).expect("engine"));
@@ -106,22 +111,58 @@ async fn control_plane(
         );
         handles.push(tokio::spawn(worker.run(stop.clone())));
     }
+    let create_errors = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut create_ms: Vec<f64> = futures::stream::iter(0..jobs)
+        .map(|_| {
+            let (store, queue, spec, errors) = (
+                store.clone(),
+                queue.clone(),
+                spec.clone(),
+                create_errors.clone(),
+            );
+            async move {
+                // A client retries a failed submission, as a real one would.
+                let asked = Instant::now();
+                loop {
+                    match store.create("default", &spec).await {
+                        Ok(job) => {
+                            let bell = Doorbell {
+                                job_id: job.id,
+                                priority: job.priority,
+                            };
+                            let created_ms = asked.elapsed().as_secs_f64() * 1000.0;
+                            queue.ring(&[bell]).await.expect("ring");
+                            return created_ms;
+                        }
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    create_ms.sort_by(f64::total_cmp);
     loop {
-        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'succeeded'")
-            .fetch_one(store.pool())
-            .await
-            .expect("count");
-        if done as usize == jobs {
+        let stats = store.stats().await.expect("stats");
+        if stats.by_state.get("succeeded").copied() == Some(jobs as i64) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let drain = jobs as f64 / started.elapsed().as_secs_f64();
+    let jobs_per_second = jobs as f64 / started.elapsed().as_secs_f64();
     stop.cancel();
     for handle in handles {
         let _ = handle.await;
     }
-    (submit, drain)
+    Run {
+        jobs_per_second,
+        create_errors: create_errors.load(Ordering::Relaxed),
+        create_ms,
+    }
 }
 
 #[tokio::main]
@@ -132,24 +173,63 @@ async fn main() {
 
     let db = common::TestDatabase::create().await;
     let prefix = common::TestPrefix::new();
-    let store = Arc::new(
+    let pg = Arc::new(
         PgStore::connect(&db.url, 20, Duration::from_secs(5))
             .await
             .expect("store"),
     );
-    store.migrate().await.expect("migrate");
-    let queue = Arc::new(
+    pg.migrate().await.expect("migrate");
+    let redis = Arc::new(
         RedisQueue::connect(&common::redis_url(), &prefix.0)
             .await
             .expect("queue"),
     );
+    let raw = baseline(pg.pool(), jobs, workers * concurrency).await;
+    let production = run(pg, redis, jobs, workers, concurrency).await;
 
-    let raw = baseline(store.pool(), jobs, workers * concurrency).await;
-    let (submit, drain) = control_plane(store.clone(), queue, jobs, workers, concurrency).await;
+    let dir = common::TestDataDir::new();
+    let sqlite = Arc::new(SqliteStore::open(&dir.0).await.expect("sqlite"));
+    let embedded = run(
+        sqlite,
+        Arc::new(LocalQueue::new()),
+        jobs,
+        workers,
+        concurrency,
+    )
+    .await;
 
-    println!("noop dispatch, {jobs} jobs, {workers} workers x {concurrency} slots");
-    println!("  baseline (3 raw PostgreSQL commits per job): {raw:>8.0} jobs/s");
-    println!("  control-plane create + ring:                 {submit:>8.0} jobs/s");
-    println!("  control-plane drain (claim, run, settle, ack): {drain:>6.0} jobs/s");
-    println!("  ratio drain / baseline: {:.2}", drain / raw);
+    let dir = common::TestDataDir::new();
+    let sqlite = Arc::new(
+        SqliteStore::open_with_writers(&dir.0, 4)
+            .await
+            .expect("sqlite"),
+    );
+    let shared_writers = run(
+        sqlite,
+        Arc::new(LocalQueue::new()),
+        jobs,
+        workers,
+        concurrency,
+    )
+    .await;
+
+    println!(
+        "noop jobs end to end, {jobs} jobs, {workers} workers x {concurrency} slots, 16 submitting clients"
+    );
+    println!("  baseline: 3 raw PostgreSQL commits per job      {raw:>7.0} jobs/s");
+    for (name, run) in [
+        ("PostgreSQL + Redis Streams", &production),
+        ("embedded: SQLite (1 writer) + in-process", &embedded),
+        ("SQLite with 4 writers + busy timeout", &shared_writers),
+    ] {
+        println!(
+            "  {name:<46} {:>7.0} jobs/s  ({:.2} x baseline, {} create errors, create p50 {:.1} ms p99 {:.1} ms max {:.1} ms)",
+            run.jobs_per_second,
+            run.jobs_per_second / raw,
+            run.create_errors,
+            run.create_percentile(0.5),
+            run.create_percentile(0.99),
+            run.create_percentile(1.0),
+        );
+    }
 }

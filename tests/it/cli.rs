@@ -12,7 +12,7 @@ use crate::common::{TestDatabase, TestPrefix, eventually, redis_url};
 const BIN: &str = env!("CARGO_BIN_EXE_control-plane");
 
 /// The binary with a clean environment: only what the test sets.
-fn command(args: &[&str]) -> Command {
+pub fn command(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command
         .args(args)
@@ -55,6 +55,10 @@ fn a_missing_setting_stops_start_up_with_one_line_naming_it() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr:?}");
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr:?}");
+    assert!(
+        stderr.contains("control-plane dev"),
+        "points to dev: {stderr:?}"
+    );
 
     let output = command(&["serve"])
         .env(
@@ -83,45 +87,64 @@ fn a_missing_setting_stops_start_up_with_one_line_naming_it() {
     }
 }
 
-/// A `control-plane all` process on its own database and key prefix.
-struct Process {
+/// A running `control-plane` process with its own port and log file.
+pub struct Process {
     child: Child,
-    base: String,
+    /// The API's base URL.
+    pub base: String,
     log: PathBuf,
 }
 
 impl Process {
-    fn start(db: &TestDatabase, prefix: &TestPrefix, grace: &str) -> Process {
+    /// Starts `control-plane <role>` with `env` (and nothing else from the environment).
+    pub fn spawn(role: &str, env: &[(&str, String)]) -> Process {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
-        let log = std::env::temp_dir().join(format!("{}.log", prefix.0));
+        let log = std::env::temp_dir().join(format!("cp-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = command(&["all"])
-            .env("DATABASE_URL", &db.url)
-            .env("REDIS_URL", redis_url())
-            .env("QUEUE_PREFIX", &prefix.0)
+        let mut command = command(&[role]);
+        command
             .env("BIND", format!("127.0.0.1:{port}"))
-            .env("SHUTDOWN_GRACE", grace)
-            .env("WORKER_CONCURRENCY", "2")
             .env("LOG_FORMAT", "json")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::from(file.try_clone().expect("log file")))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .expect("start binary");
+            .stderr(Stdio::from(file));
         Process {
-            child,
+            child: command.spawn().expect("start binary"),
             base: format!("http://127.0.0.1:{port}"),
             log,
         }
     }
 
-    fn log(&self) -> String {
+    /// `control-plane all` on its own database and key prefix.
+    fn start(db: &TestDatabase, prefix: &TestPrefix, grace: &str) -> Process {
+        Process::spawn(
+            "all",
+            &[
+                ("DATABASE_URL", db.url.clone()),
+                ("REDIS_URL", redis_url()),
+                ("QUEUE_PREFIX", prefix.0.clone()),
+                ("SHUTDOWN_GRACE", grace.to_owned()),
+                ("WORKER_CONCURRENCY", "2".to_owned()),
+            ],
+        )
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn terminate(&self) {
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -129,7 +152,8 @@ impl Process {
         assert!(status.success());
     }
 
-    async fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+    /// Waits for the process to exit.
+    pub async fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
         let until = Instant::now() + deadline;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -181,7 +205,8 @@ async fn wait_running(client: &reqwest::Client, base: &str, id: &str) {
     .await;
 }
 
-async fn wait_healthy(process: &Process, client: &reqwest::Client) {
+/// Waits until the process answers `/ready` with 200.
+pub async fn wait_healthy(process: &Process, client: &reqwest::Client) {
     eventually("the API to answer", Duration::from_secs(30), || async {
         let response = client
             .get(format!("{}/ready", process.base))

@@ -183,7 +183,73 @@ async fn a_doorbell_for_a_finished_job_is_acknowledged_and_ignored(backend: Back
     );
 }
 
+async fn submitting_and_cancelling_while_workers_run_never_fails(backend: Backend) {
+    const JOBS: usize = 800;
+    let app = TestApp::spawn_with(Options {
+        backend,
+        workers: 2,
+        ..Options::default()
+    })
+    .await;
+    let client = &app;
+    let outcomes: Vec<(u16, Option<u16>)> = futures::stream::iter(0..JOBS)
+        .map(|i| async move {
+            let body =
+                json!({"url": "https://example.com/", "job_type": "noop", "priority": i % 5 + 1});
+            let response = client.post_json("/api/v1/jobs", &body).await;
+            let status = response.status().as_u16();
+            if i % 10 != 0 || status != 201 {
+                return (status, None);
+            }
+            let job: serde_json::Value = response.json().await.unwrap_or_default();
+            let id = job["id"].as_str().unwrap_or_default().to_owned();
+            let cancel = client
+                .client
+                .post(client.url(&format!("/api/v1/jobs/{id}/cancel")))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            (status, Some(cancel))
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(
+        outcomes.iter().all(|(status, _)| *status == 201),
+        "every submission is accepted while workers write"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .filter_map(|(_, cancel)| *cancel)
+            .all(|status| status == 200 || status == 409),
+        "every cancel is answered: cancelled, or already finished"
+    );
+    eventually("every job to finish", Duration::from_secs(120), || async {
+        let queued = app
+            .db
+            .scalar("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
+            .await;
+        (queued == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        app.db
+            .scalar("SELECT count(*) FROM jobs WHERE state = 'failed'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.db
+            .scalar("SELECT count(*) FROM jobs WHERE state IN ('succeeded', 'cancelled')")
+            .await,
+        JOBS as i64
+    );
+}
+
 on_both_backends!(
+    submitting_and_cancelling_while_workers_run_never_fails,
     urgent_levels_finish_first_and_every_level_finishes,
     two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once,
     a_doorbell_for_a_finished_job_is_acknowledged_and_ignored,

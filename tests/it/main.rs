@@ -7,5 +7,6 @@ mod api;
 mod cli;
 mod common;
 mod dispatch;
+mod embedded;
 mod lifecycle;
 mod site;
