@@ -166,14 +166,14 @@ impl JobSpec {
         };
 
         let job_type = enum_field(obj, "job_type", JobType::NavigateExtract, &mut errors);
-        if let Some(job_type) = job_type {
-            if !job_type.is_supported() {
-                errors.push(FieldError::new(
-                    "job_type",
-                    "not_supported",
-                    format!("job_type {job_type} is not supported yet"),
-                ));
-            }
+        if let Some(job_type) = job_type
+            && !job_type.is_supported()
+        {
+            errors.push(FieldError::new(
+                "job_type",
+                "not_supported",
+                format!("job_type {job_type} is not supported yet"),
+            ));
         }
         let strategy = enum_field(obj, "strategy", Strategy::Auto, &mut errors);
 
@@ -215,10 +215,10 @@ impl JobSpec {
                     ));
                     None
                 } else {
-                    if let Some(job_type) = job_type {
-                        if let Err(mut bad) = Payload::parse(job_type, map) {
-                            errors.append(&mut bad);
-                        }
+                    if let Some(job_type) = job_type
+                        && let Err(mut bad) = Payload::parse(job_type, map)
+                    {
+                        errors.append(&mut bad);
                     }
                     Some(value.clone())
                 }

@@ -205,10 +205,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn log_task_end(done: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = done {
-        if e.is_panic() {
-            error!("a job task panicked outside its executor");
-        }
+    if let Err(e) = done
+        && e.is_panic()
+    {
+        error!("a job task panicked outside its executor");
     }
 }
 

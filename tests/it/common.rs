@@ -144,11 +144,11 @@ impl TestPrefix {
 
 impl Drop for TestPrefix {
     fn drop(&mut self) {
-        if let Ok(client) = redis::Client::open(redis_url()) {
-            if let Ok(mut conn) = client.get_connection() {
-                let keys: Vec<String> = (1..=5).map(|l| format!("{{{}}}:q:{l}", self.0)).collect();
-                let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query(&mut conn);
-            }
+        if let Ok(client) = redis::Client::open(redis_url())
+            && let Ok(mut conn) = client.get_connection()
+        {
+            let keys: Vec<String> = (1..=5).map(|l| format!("{{{}}}:q:{l}", self.0)).collect();
+            let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query(&mut conn);
         }
     }
 }
