@@ -1,9 +1,11 @@
 //! The JSON body extractor: content type, size limit and syntax, each with a precise problem.
 
-use std::error::Error as StdError;
+use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
+use futures::{Stream, StreamExt};
 use serde_json::Value;
 
 use super::problem::Problem;
@@ -26,35 +28,61 @@ fn is_json(content_type: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// How much of an unwanted body is read and thrown away, so that the client receives the
+/// answer instead of a reset connection (closing a socket with unread data resets it).
+const DRAIN_LIMIT: usize = 8 * MAX_BODY_BYTES;
+/// How long throwing away an unwanted body may take.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
 fn too_large() -> Problem {
-    let mut problem = Problem::new(
+    Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
         "Body too large",
         format!("the request body exceeds {MAX_BODY_BYTES} bytes"),
-    );
-    // The rest of the body is never read, so the connection cannot carry another request.
-    problem.close_connection = true;
-    problem
+    )
 }
 
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(cause) = source {
-        if cause.is::<http_body_util::LengthLimitError>() {
-            return true;
+fn unreadable(error: axum::Error) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "unreadable-body",
+        "Unreadable body",
+        format!("the request body could not be read: {error}"),
+    )
+}
+
+/// Reads and discards the rest of a body, then answers `problem`. When the body is too large
+/// or too slow to discard, the answer also closes the connection.
+async fn after_draining(
+    mut body: impl Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+    mut problem: Problem,
+) -> Problem {
+    let drained = tokio::time::timeout(DRAIN_TIME, async {
+        let mut seen = 0usize;
+        while let Some(chunk) = body.next().await {
+            seen += chunk.map_err(drop)?.len();
+            if seen > DRAIN_LIMIT {
+                return Err(());
+            }
         }
-        source = cause.source();
+        Ok(())
+    })
+    .await;
+    if !matches!(drained, Ok(Ok(()))) {
+        problem.close_connection = true;
     }
-    false
+    problem
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = Problem;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Problem> {
-        let headers = request.headers();
-        let content_type = headers
+        let (parts, body) = request.into_parts();
+        let mut body = body.into_data_stream();
+        let content_type = parts
+            .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
@@ -64,34 +92,30 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             } else {
                 format!("{content_type:?}")
             };
-            return Err(Problem::new(
+            let problem = Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
                 format!("Content-Type must be application/json (given: {given})"),
-            ));
+            );
+            return Err(after_draining(body, problem).await);
         }
-        let declared = headers
+        let declared = parts
+            .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-            return Err(too_large());
+            return Err(after_draining(body, too_large()).await);
         }
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
-            .await
-            .map_err(|e| {
-                if is_length_limit(&e) {
-                    too_large()
-                } else {
-                    Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "unreadable-body",
-                        "Unreadable body",
-                        format!("the request body could not be read: {e}"),
-                    )
-                }
-            })?;
+        let mut bytes = Vec::with_capacity(declared.unwrap_or_default());
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(unreadable)?;
+            if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(after_draining(body, too_large()).await);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             Problem::new(
                 StatusCode::BAD_REQUEST,

@@ -225,6 +225,21 @@ async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing(back
         );
     }
 
+    // A chunked body (no Content-Length) over the limit, several times on one client: each
+    // answer is a 413, never a reset connection.
+    for _ in 0..5 {
+        let chunks = (0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 * 1024]));
+        let response = app
+            .client
+            .post(app.url(JOBS))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .send()
+            .await
+            .expect("an answer, not a reset");
+        assert_eq!(response.status(), 413);
+    }
+
     // Unknown and malformed ids, unknown routes and methods.
     let unknown = app.get(&format!("{JOBS}/{}", uuid::Uuid::now_v7())).await;
     assert_eq!(unknown.status(), 404);
