@@ -5,12 +5,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::FromRow;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{FromRow, QueryBuilder};
 use uuid::Uuid;
 
 use super::row::{
-    JobRow, SettlementRecord, corrupt, count, lease_expired_error, millis, priority_of,
+    JobRow, SettlementRecord, corrupt, count, lease_expired_error, list_sql, millis, priority_of,
 };
 use super::{CancelOutcome, JobStats, JobStore, ListQuery, Settlement, StoreError};
 use crate::job::{Job, JobEvent, JobSpec, JobState, RunningJob};
@@ -186,22 +186,7 @@ impl JobStore for PgStore {
     }
 
     async fn list(&self, tenant: &str, query: &ListQuery) -> Result<Vec<Job>, StoreError> {
-        let mut sql = QueryBuilder::new("SELECT * FROM jobs WHERE tenant_id = ");
-        sql.push_bind(tenant);
-        if let Some(state) = query.state {
-            sql.push(" AND state = ").push_bind(state.as_str());
-        }
-        if let Some(domain) = &query.domain {
-            sql.push(" AND domain = ").push_bind(domain.clone());
-        }
-        if let Some(job_type) = query.job_type {
-            sql.push(" AND job_type = ").push_bind(job_type.as_str());
-        }
-        if let Some(before) = query.before {
-            sql.push(" AND id < ").push_bind(before);
-        }
-        sql.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(query.limit));
+        let mut sql = list_sql::<sqlx::Postgres>(tenant, query);
         let rows: Vec<JobRow> = sql
             .build_query_as()
             .fetch_all(&self.pool)

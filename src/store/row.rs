@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Settlement, StoreError};
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use super::{ListQuery, Settlement, StoreError};
 use crate::job::{ErrorKind, Job, JobError, JobState, Priority};
 
 /// A `jobs` row with decoded timestamps and JSON.
@@ -31,6 +33,35 @@ pub(crate) struct JobRow {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The listing query of [`ListQuery`], newest first, for either backend.
+pub(crate) fn list_sql<DB>(tenant: &str, query: &ListQuery) -> QueryBuilder<DB>
+where
+    DB: Database,
+    String: for<'q> Encode<'q, DB> + Type<DB>,
+    Uuid: for<'q> Encode<'q, DB> + Type<DB>,
+    i64: for<'q> Encode<'q, DB> + Type<DB>,
+{
+    let mut sql = QueryBuilder::new("SELECT * FROM jobs WHERE tenant_id = ");
+    sql.push_bind(tenant.to_owned());
+    if let Some(state) = query.state {
+        sql.push(" AND state = ")
+            .push_bind(state.as_str().to_owned());
+    }
+    if let Some(domain) = &query.domain {
+        sql.push(" AND domain = ").push_bind(domain.clone());
+    }
+    if let Some(job_type) = query.job_type {
+        sql.push(" AND job_type = ")
+            .push_bind(job_type.as_str().to_owned());
+    }
+    if let Some(before) = query.before {
+        sql.push(" AND id < ").push_bind(before);
+    }
+    sql.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(query.limit));
+    sql
 }
 
 /// A row that does not read back as a job.

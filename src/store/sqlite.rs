@@ -14,11 +14,11 @@ use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{FromRow, QueryBuilder, Sqlite, Transaction};
+use sqlx::{FromRow, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::row::{
-    JobRow, SettlementRecord, corrupt, count, lease_expired_error, millis, priority_of,
+    JobRow, SettlementRecord, corrupt, count, lease_expired_error, list_sql, millis, priority_of,
 };
 use super::{CancelOutcome, JobStats, JobStore, ListQuery, Settlement, StoreError};
 use crate::job::{Job, JobEvent, JobSpec, JobState, RunningJob};
@@ -341,22 +341,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn list(&self, tenant: &str, query: &ListQuery) -> Result<Vec<Job>, StoreError> {
-        let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM jobs WHERE tenant_id = ");
-        sql.push_bind(tenant.to_owned());
-        if let Some(state) = query.state {
-            sql.push(" AND state = ").push_bind(state.as_str());
-        }
-        if let Some(domain) = &query.domain {
-            sql.push(" AND domain = ").push_bind(domain.clone());
-        }
-        if let Some(job_type) = query.job_type {
-            sql.push(" AND job_type = ").push_bind(job_type.as_str());
-        }
-        if let Some(before) = query.before {
-            sql.push(" AND id < ").push_bind(before);
-        }
-        sql.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(query.limit));
+        let mut sql = list_sql::<Sqlite>(tenant, query);
         let rows: Vec<SqliteJobRow> = sql
             .build_query_as()
             .fetch_all(&self.reader)
