@@ -229,10 +229,21 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, StartError> {
 
 async fn run_embedded(settings: &Settings, bind: SocketAddr) -> Result<(), StartError> {
     let _lock = lock_data_dir(&settings.data_dir)?;
-    let store = Arc::new(SqliteStore::open(&settings.data_dir).await?);
+    let data_dir_error = |e: StoreError| StartError::DataDir {
+        path: settings.data_dir.clone(),
+        reason: e.to_string(),
+    };
+    let store = Arc::new(
+        SqliteStore::open(&settings.data_dir)
+            .await
+            .map_err(data_dir_error)?,
+    );
     // This process holds the data directory: whatever a previous process left running is
     // orphaned, and the in-process queue starts empty.
-    let (requeued, unrung) = store.recover_after_restart().await?;
+    let (requeued, unrung) = store
+        .recover_after_restart()
+        .await
+        .map_err(data_dir_error)?;
     if requeued > 0 {
         warn!(
             jobs = requeued,
