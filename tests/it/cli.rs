@@ -190,16 +190,14 @@ async fn submit_sleeper(client: &reqwest::Client, base: &str, sleep_ms: u64) -> 
     job["id"].as_str().expect("id").to_owned()
 }
 
+/// GETs `url` and reads its JSON body; `None` when either fails.
+pub async fn fetch_json(client: &reqwest::Client, url: &str) -> Option<Value> {
+    client.get(url).send().await.ok()?.json().await.ok()
+}
+
 async fn wait_running(client: &reqwest::Client, base: &str, id: &str) {
     eventually("the job to run", Duration::from_secs(30), || async {
-        let job: Value = client
-            .get(format!("{base}/api/v1/jobs/{id}"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let job = fetch_json(client, &format!("{base}/api/v1/jobs/{id}")).await?;
         (job["state"] == "running").then_some(())
     })
     .await;

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-use crate::cli::{Process, wait_healthy};
+use crate::cli::{Process, fetch_json, wait_healthy};
 use crate::common::{TestDataDir, eventually};
 
 fn dev(dir: &TestDataDir, concurrency: u32) -> Process {
@@ -22,14 +22,7 @@ fn dev(dir: &TestDataDir, concurrency: u32) -> Process {
 }
 
 async fn stats(client: &reqwest::Client, process: &Process) -> Option<Value> {
-    client
-        .get(format!("{}/api/v1/queue/stats", process.base))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()
+    fetch_json(client, &format!("{}/api/v1/queue/stats", process.base)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,14 +51,7 @@ async fn dev_runs_alone_and_prints_how_to_use_it() {
         .expect("job");
     let id = job["id"].as_str().expect("id").to_owned();
     let job = eventually("the job to finish", Duration::from_secs(60), || async {
-        let job: Value = client
-            .get(format!("{}/api/v1/jobs/{id}", process.base))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let job = fetch_json(&client, &format!("{}/api/v1/jobs/{id}", process.base)).await?;
         matches!(job["state"].as_str(), Some("succeeded" | "failed")).then_some(job)
     })
     .await;
