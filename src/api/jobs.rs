@@ -46,7 +46,7 @@ pub async fn create(
     if let Err(e) = state.queue.ring(&[bell]).await {
         // The job is stored: the scheduler rings it once the queue is back.
         tracing::warn!(job_id = %job.id, error = %e, "could not ring the new job's doorbell");
-        if let Err(e) = state.store.mark_unrung(job.id).await {
+        if let Err(e) = state.store.mark_unrung(&[job.id]).await {
             tracing::warn!(job_id = %job.id, error = %e, "could not mark the job for the scheduler");
         }
     }

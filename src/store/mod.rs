@@ -157,8 +157,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// Puts a running attempt back in the queue untouched (the worker is shutting down).
     async fn release(&self, job: &RunningJob) -> Result<bool, StoreError>;
 
-    /// Marks a queued job as needing a doorbell again (its ring failed or was dropped).
-    async fn mark_unrung(&self, id: Uuid) -> Result<(), StoreError>;
+    /// Marks queued jobs as needing a doorbell again (their ring failed or was dropped).
+    async fn mark_unrung(&self, ids: &[Uuid]) -> Result<(), StoreError>;
 
     /// Takes up to `limit` due queued jobs that need a doorbell, marking them rung.
     async fn take_due(&self, limit: u32) -> Result<Vec<Doorbell>, StoreError>;

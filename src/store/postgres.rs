@@ -83,11 +83,6 @@ impl PgStore {
         }
     }
 
-    /// A store on an existing pool.
-    pub fn from_pool(pool: PgPool) -> PgStore {
-        PgStore { pool }
-    }
-
     /// The connection pool (for migrations and tests).
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -345,9 +340,9 @@ impl JobStore for PgStore {
         Ok(released == 1)
     }
 
-    async fn mark_unrung(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET rung_at = NULL WHERE id = $1 AND state = 'queued'")
-            .bind(id)
+    async fn mark_unrung(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET rung_at = NULL WHERE id = ANY($1) AND state = 'queued'")
+            .bind(ids)
             .execute(&self.pool)
             .await
             .map(|_| ())

@@ -14,7 +14,7 @@ use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{FromRow, Sqlite, Transaction};
+use sqlx::{FromRow, QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::row::{
@@ -220,11 +220,6 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The writer pool (for tests and tools).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.writer
     }
 
     /// Recovers from a previous process that stopped without settling its jobs: every running
@@ -529,9 +524,19 @@ impl JobStore for SqliteStore {
         Ok(released == 1)
     }
 
-    async fn mark_unrung(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET rung_at = NULL WHERE id = ? AND state = 'queued'")
-            .bind(id)
+    async fn mark_unrung(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "UPDATE jobs SET rung_at = NULL WHERE state = 'queued' AND id IN (",
+        );
+        let mut list = sql.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        sql.push(")");
+        sql.build()
             .execute(&self.writer)
             .await
             .map(drop)

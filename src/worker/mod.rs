@@ -241,7 +241,7 @@ async fn open_consumer(
 /// Returns a doorbell this worker took but will not run, so the scheduler rings it again.
 async fn hand_back(shared: &Shared, delivery: &Delivery) {
     let job_id = delivery.doorbell.job_id;
-    match shared.store.mark_unrung(job_id).await {
+    match shared.store.mark_unrung(&[job_id]).await {
         Ok(()) => ack(shared, delivery).await,
         Err(e) => warn!(%job_id, error = %e, "could not hand back an unstarted doorbell"),
     }

@@ -89,10 +89,9 @@ impl Scheduler {
             }
             if let Err(e) = self.queue.ring(&due).await {
                 warn!(error = %e, jobs = due.len(), "scheduler cannot ring doorbells; will retry");
-                for bell in &due {
-                    if let Err(e) = self.store.mark_unrung(bell.job_id).await {
-                        warn!(job_id = %bell.job_id, error = %e, "cannot mark job for another ring");
-                    }
+                let ids: Vec<_> = due.iter().map(|bell| bell.job_id).collect();
+                if let Err(e) = self.store.mark_unrung(&ids).await {
+                    warn!(error = %e, "cannot mark jobs for another ring");
                 }
                 return false;
             }

@@ -426,7 +426,7 @@ async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let state = AppState {
         store: store.clone(),
-        queue,
+        queue: queue.clone(),
         policy: TargetPolicy::new(true),
     };
     tokio::spawn(control_plane::app::serve_api(
@@ -472,6 +472,20 @@ async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
             .await
             .expect("count");
     assert_eq!(unrung, 1);
+
+    // The scheduler takes the job, cannot ring it, and marks it for another ring.
+    let scheduler = control_plane::worker::Scheduler::new(
+        store.clone(),
+        queue,
+        control_plane::worker::SchedulerConfig::default(),
+    );
+    assert!(!scheduler.dispatch_due().await, "the queue is down");
+    let unrung: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'queued' AND rung_at IS NULL")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+    assert_eq!(unrung, 1, "still waiting for a doorbell");
     shutdown.cancel();
 }
 

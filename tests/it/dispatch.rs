@@ -248,7 +248,47 @@ async fn submitting_and_cancelling_while_workers_run_never_fails(backend: Backen
     );
 }
 
+async fn jobs_marked_unrung_are_rung_again_by_the_scheduler(backend: Backend) {
+    let app = TestApp::spawn_with(Options {
+        backend,
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let job = app
+            .submit(&json!({"url": "https://example.com/", "job_type": "noop"}))
+            .await;
+        ids.push(
+            job["id"]
+                .as_str()
+                .expect("id")
+                .parse::<uuid::Uuid>()
+                .expect("uuid"),
+        );
+    }
+    // Rung at creation: nothing is due for another ring, until two are handed back.
+    app.store.mark_unrung(&ids[..2]).await.expect("mark");
+    eventually(
+        "the scheduler to ring the two jobs again",
+        Duration::from_secs(30),
+        || async {
+            let unrung = app
+                .db
+                .scalar("SELECT count(*) FROM jobs WHERE rung_at IS NULL")
+                .await;
+            (unrung == 0).then_some(())
+        },
+    )
+    .await;
+    let stats = app.queue.stats().await.expect("stats");
+    let waiting: u64 = stats.iter().map(|level| level.length).sum();
+    assert_eq!(waiting, 5, "three first rings and two second ones");
+}
+
 on_both_backends!(
+    jobs_marked_unrung_are_rung_again_by_the_scheduler,
     submitting_and_cancelling_while_workers_run_never_fails,
     urgent_levels_finish_first_and_every_level_finishes,
     two_thousand_noop_jobs_on_two_workers_each_succeed_exactly_once,
