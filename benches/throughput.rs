@@ -102,7 +102,7 @@ async fn run(
     let stop = CancellationToken::new();
     let mut handles = Vec::new();
     for _ in 0..workers {
-        let engine = Arc::new(Engine::new(TargetPolicy::new(true)).expect("engine"));
+        let engine = Arc::new(Engine::new(TargetPolicy::new(true), None).expect("engine"));
         let worker = Worker::new(
             store.clone(),
             queue.clone(),

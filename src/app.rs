@@ -10,12 +10,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api::{self, AppState};
+use crate::artifact::{ArtifactError, ArtifactStore};
 use crate::config::{Command, MissingSetting, ServeArgs, Settings};
+use crate::engine::BrowserRunner;
 use crate::engine::Engine;
+use crate::engine::browser::{BrowserPool, INSTALL_HINT, PoolConfig, find_chrome};
 use crate::job::target::TargetPolicy;
 use crate::queue::{JobQueue, LocalQueue, QueueError, RedisQueue};
 use crate::store::{JobStore, PgStore, SqliteStore, StoreError};
-use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig};
+use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report};
 
 /// How long acquiring a database connection may wait before the caller gets "unavailable".
 const DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,6 +56,12 @@ pub enum StartError {
     /// The HTTP client of the engine could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Engine(reqwest::Error),
+    /// The configured browser cannot be used.
+    #[error("{0}")]
+    Browser(String),
+    /// The artifact directory cannot be used.
+    #[error(transparent)]
+    Artifacts(#[from] ArtifactError),
 }
 
 impl From<StoreError> for StartError {
@@ -304,6 +313,13 @@ impl Services {
         let shutdown = CancellationToken::new();
         let mut tasks = tokio::task::JoinSet::new();
 
+        let artifacts = ArtifactStore::local(&settings.artifact_dir(), self.store.clone())?;
+        let (browser, browser_note) = if self.work {
+            start_browser(settings, policy, &artifacts).await?
+        } else {
+            (None, None)
+        };
+
         if let Some(addr) = self.api {
             let listener = TcpListener::bind(addr)
                 .await
@@ -312,6 +328,7 @@ impl Services {
                 store: self.store.clone(),
                 queue: self.queue.clone(),
                 policy,
+                artifacts: artifacts.clone(),
             };
             info!(%addr, "API listening");
             on_listening(listener.local_addr().unwrap_or(addr));
@@ -322,14 +339,18 @@ impl Services {
                 }
             });
         }
+        let pool = browser.as_ref().map(|b| b.pool().clone());
         if self.work {
-            let engine = Arc::new(Engine::new(policy).map_err(StartError::Engine)?);
-            let worker = Worker::new(
-                self.store.clone(),
+            let engine = Arc::new(Engine::new(policy, browser).map_err(StartError::Engine)?);
+            let config = worker_config(settings);
+            tasks.spawn(report::run(
                 self.queue.clone(),
-                engine,
-                worker_config(settings),
-            );
+                config.id.clone(),
+                Arc::clone(&engine),
+                browser_note,
+                shutdown.clone(),
+            ));
+            let worker = Worker::new(self.store.clone(), self.queue.clone(), engine, config);
             let scheduler = Scheduler::new(
                 self.store,
                 self.queue,
@@ -346,7 +367,50 @@ impl Services {
         info!("shutdown signal received");
         shutdown.cancel();
         while tasks.join_next().await.is_some() {}
+        if let Some(pool) = pool {
+            pool.shutdown().await;
+            info!("browsers closed");
+        }
         Ok(())
+    }
+}
+
+/// Finds and starts Chromium for a worker. Without one, browser jobs fall back or fail
+/// clearly; a CHROME_PATH that does not exist stops start-up.
+async fn start_browser(
+    settings: &Settings,
+    policy: TargetPolicy,
+    artifacts: &ArtifactStore,
+) -> Result<(Option<BrowserRunner>, Option<String>), StartError> {
+    let executable = match find_chrome(settings.chrome_path.as_deref()) {
+        Err(message) => return Err(StartError::Browser(message)),
+        Ok(None) => {
+            let note = format!("no Chromium found on PATH; {INSTALL_HINT}");
+            warn!("{note}; navigate_extract runs over http, screenshot/pdf/script jobs fail");
+            return Ok((None, Some(note)));
+        }
+        Ok(Some(path)) => path,
+    };
+    let pool = BrowserPool::new(PoolConfig {
+        executable: executable.clone(),
+        size: usize::from(settings.browser_pool_size),
+        max_contexts: usize::from(settings.browser_max_contexts),
+        recycle_pages: settings.browser_recycle_pages,
+    });
+    match pool.warm_up().await {
+        Ok(()) => {
+            info!(executable = %executable.display(), "browser pool ready");
+            Ok((
+                Some(BrowserRunner::new(pool, policy, artifacts.clone())),
+                None,
+            ))
+        }
+        Err(e) => {
+            pool.shutdown().await;
+            let note = format!("{e}; {INSTALL_HINT}");
+            warn!("{note}; navigate_extract runs over http, screenshot/pdf/script jobs fail");
+            Ok((None, Some(note)))
+        }
     }
 }
 

@@ -145,6 +145,26 @@ pub struct Settings {
     /// How often the scheduler rings due jobs (retries, returned jobs).
     #[arg(long, env = "SCHEDULER_INTERVAL", global = true, default_value = "500ms", value_parser = parse_duration)]
     pub scheduler_interval: Duration,
+
+    /// Chrome or Chromium executable [default: chromium, chromium-browser, google-chrome on PATH].
+    #[arg(long, env = "CHROME_PATH", global = true)]
+    pub chrome_path: Option<PathBuf>,
+
+    /// Chromium processes per worker.
+    #[arg(long, env = "BROWSER_POOL_SIZE", global = true, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub browser_pool_size: u16,
+
+    /// Jobs one Chromium process runs at once (each in its own browser context).
+    #[arg(long, env = "BROWSER_MAX_CONTEXTS", global = true, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub browser_max_contexts: u16,
+
+    /// Jobs after which a Chromium process is replaced by a fresh one.
+    #[arg(long, env = "BROWSER_RECYCLE_PAGES", global = true, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub browser_recycle_pages: u64,
+
+    /// Directory of artifacts (screenshots, PDFs, snapshots) [default: DATA_DIR/artifacts].
+    #[arg(long, env = "ARTIFACT_DIR", global = true)]
+    pub artifact_dir: Option<PathBuf>,
 }
 
 /// A missing setting, with what to do about it.
@@ -184,6 +204,13 @@ impl Settings {
             Command::Dev => SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             _ => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080)),
         })
+    }
+
+    /// Where artifacts are kept: ARTIFACT_DIR, else DATA_DIR/artifacts.
+    pub fn artifact_dir(&self) -> PathBuf {
+        self.artifact_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("artifacts"))
     }
 
     /// Jobs a worker runs at once.

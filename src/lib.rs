@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod app;
+pub mod artifact;
 pub mod config;
 pub mod engine;
 pub mod job;

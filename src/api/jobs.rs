@@ -57,13 +57,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, headers, Json(job)).into_response())
 }
 
-fn parse_id(id: &str) -> Result<Uuid, Problem> {
+pub(crate) fn parse_id(id: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(id).map_err(|_| {
         Problem::bad_parameter("id", "invalid", format!("{id:?} is not a job id (a UUID)"))
     })
 }
 
-fn no_such_job(id: Uuid) -> Problem {
+pub(crate) fn no_such_job(id: Uuid) -> Problem {
     Problem::not_found(format!("no job {id}"))
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP API: axum router, shared state, health, readiness and queue statistics.
 
+pub mod artifacts;
 pub mod body;
 pub mod jobs;
 pub mod problem;
@@ -18,9 +19,11 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use crate::artifact::ArtifactStore;
 use crate::job::target::TargetPolicy;
 use crate::queue::JobQueue;
 use crate::store::JobStore;
+use crate::worker::report;
 use problem::Problem;
 
 /// How long a readiness probe waits for each dependency.
@@ -35,6 +38,8 @@ pub struct AppState {
     pub queue: Arc<dyn JobQueue>,
     /// Which targets jobs may reach.
     pub policy: TargetPolicy,
+    /// Where job artifacts are kept.
+    pub artifacts: ArtifactStore,
 }
 
 /// Builds the router with request ids and one tracing span per request.
@@ -48,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/v1/jobs/{id}/events", get(jobs::events))
+        .route("/api/v1/jobs/{id}/artifacts", get(artifacts::list))
+        .route("/api/v1/jobs/{id}/artifacts/{name}", get(artifacts::get))
         .route("/api/v1/queue/stats", get(queue_stats))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -115,9 +122,24 @@ fn check_json(result: &Result<(), String>) -> Value {
     }
 }
 
+/// The browser section: what the workers' reports say about their Chromium pools.
+async fn browser_summary(state: &AppState) -> Value {
+    match tokio::time::timeout(PROBE_TIMEOUT, state.queue.reports()).await {
+        Ok(Ok(reports)) => report::browser_summary(&reports),
+        Ok(Err(e)) => json!({"status": "unknown", "detail": e.to_string()}),
+        Err(_) => json!({"status": "unknown", "detail": "the queue did not answer"}),
+    }
+}
+
 /// `GET /ready`: 200 when the database and the queue answer, else 503 naming what failed.
+/// The browser is reported (`ready`, `unavailable`, `unknown`) but never fails readiness:
+/// without Chromium, jobs fall back or fail with `browser_unavailable`.
 async fn ready(State(state): State<AppState>) -> Response {
-    let (database, queue) = tokio::join!(probe(state.store.ping()), probe(state.queue.ping()));
+    let (database, queue, browser) = tokio::join!(
+        probe(state.store.ping()),
+        probe(state.queue.ping()),
+        browser_summary(&state)
+    );
     let failed: Vec<&str> = [("database", &database), ("queue", &queue)]
         .into_iter()
         .filter(|(_, r)| r.is_err())
@@ -131,14 +153,23 @@ async fn ready(State(state): State<AppState>) -> Response {
     let body = json!({
         "status": if failed.is_empty() { "ready" } else { "unavailable" },
         "failed": failed,
-        "checks": {"database": check_json(&database), "queue": check_json(&queue)},
+        "browser": browser["status"].clone(),
+        "checks": {
+            "database": check_json(&database),
+            "queue": check_json(&queue),
+            "browser": browser,
+        },
     });
     (status, Json(body)).into_response()
 }
 
 /// `GET /api/v1/queue/stats`: per-level queue state, job counts by state, backlog age.
 async fn queue_stats(State(state): State<AppState>) -> Result<Json<Value>, Problem> {
-    let (jobs, levels) = tokio::join!(state.store.stats(), state.queue.stats());
+    let (jobs, levels, browser) = tokio::join!(
+        state.store.stats(),
+        state.queue.stats(),
+        browser_summary(&state)
+    );
     let jobs = jobs?;
     let oldest_due_age_ms = jobs
         .oldest_due_run_at
@@ -155,6 +186,7 @@ async fn queue_stats(State(state): State<AppState>) -> Result<Json<Value>, Probl
         "queue_error": queue_error,
         "jobs": jobs.by_state,
         "oldest_due_age_ms": oldest_due_age_ms,
+        "browser": browser,
     })))
 }
 

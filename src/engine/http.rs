@@ -5,12 +5,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{
+    ACCEPT_LANGUAGE, CONTENT_TYPE, COOKIE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
+    USER_AGENT,
+};
 use reqwest::redirect;
 use serde_json::{Value, json};
 use url::Url;
 
+use super::block::{self, Signals};
 use super::extract::{self, truncate_to};
+use crate::job::browser_spec::CookieSpec;
 use crate::job::spec::SelectorSpec;
 use crate::job::target::{TargetPolicy, TargetRefused};
 use crate::job::{ErrorKind, JobError};
@@ -19,6 +24,8 @@ use crate::job::{ErrorKind, JobError};
 pub const MAX_REDIRECTS: usize = 10;
 /// The most body bytes read; the rest is dropped and the result says so.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// How much of an error answer's body is read to recognise challenge pages.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
 /// The user agent sent unless the job sets one.
 pub const DEFAULT_USER_AGENT: &str = concat!(
     "Mozilla/5.0 (compatible; control-plane/",
@@ -55,6 +62,10 @@ pub struct NavigateRequest<'a> {
     pub headers: &'a [(String, String)],
     /// A user agent replacing the default.
     pub user_agent: Option<&'a str>,
+    /// Cookies sent with the request.
+    pub cookies: &'a [CookieSpec],
+    /// A locale sent as `Accept-Language`.
+    pub locale: Option<&'a str>,
 }
 
 /// Runs `navigate_extract` over plain HTTP.
@@ -120,6 +131,24 @@ impl HttpExecutor {
             headers.insert(USER_AGENT, ua);
         }
 
+        if !request.cookies.is_empty() {
+            let cookie = request
+                .cookies
+                .iter()
+                .map(|c| format!("{}={}", c.name, c.value))
+                .collect::<Vec<_>>()
+                .join("; ");
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                headers.insert(COOKIE, value);
+            }
+        }
+        if let Some(value) = request
+            .locale
+            .and_then(|l| HeaderValue::from_str(&format!("{l},*;q=0.5")).ok())
+        {
+            headers.insert(ACCEPT_LANGUAGE, value);
+        }
+
         let started = Instant::now();
         let mut response = self
             .client
@@ -133,20 +162,44 @@ impl HttpExecutor {
         let status = response.status();
         let final_url = response.url().clone();
         if status.is_client_error() || status.is_server_error() {
-            let retry_after_ms = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|secs| secs.saturating_mul(1000));
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v: &HeaderValue| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let retry_after = header(RETRY_AFTER);
+            let cf_mitigated = header(HeaderName::from_static("cf-mitigated"));
+            // Read a little of the body: challenge pages say what they are.
+            let mut body = Vec::new();
+            while body.len() < ERROR_BODY_BYTES {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                    _ => break,
+                }
+            }
+            let text = String::from_utf8_lossy(&body);
+            let signals = Signals {
+                status: status.as_u16(),
+                retry_after: retry_after.as_deref(),
+                cf_mitigated: cf_mitigated.as_deref(),
+                body: &text,
+                html: true,
+                empty: false,
+            };
+            if let Some(blocked) = block::classify(&signals) {
+                return Err(blocked);
+            }
             let retryable = status.as_u16() == 429 || status.is_server_error();
-            return Err(JobError {
-                kind: ErrorKind::HttpStatus,
-                message: format!("{final_url} answered {status}"),
-                retryable,
-                status_code: Some(status.as_u16()),
-                retry_after_ms,
-            });
+            let mut error = JobError::new(
+                ErrorKind::HttpStatus,
+                format!("{final_url} answered {status}"),
+            )
+            .retryable(retryable);
+            error.status_code = Some(status.as_u16());
+            error.retry_after_ms = retry_after.as_deref().and_then(block::retry_after_ms);
+            return Err(error);
         }
 
         let content_type = response
@@ -204,6 +257,21 @@ impl HttpExecutor {
             "body_truncated": body_truncated,
             "fetch_ms": fetched_ms,
         });
+        if let Some(extracted) = &extracted {
+            let signals = Signals {
+                status: status.as_u16(),
+                retry_after: None,
+                cf_mitigated: None,
+                body: &String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_BYTES)]),
+                html: matches!(kind, ContentKind::Html),
+                empty: extracted.title.is_none()
+                    && extracted.text.is_empty()
+                    && extracted.links.is_empty(),
+            };
+            if let Some(blocked) = block::classify(&signals) {
+                return Err(blocked);
+            }
+        }
         if let (Some(extracted), Value::Object(map)) = (extracted, &mut result) {
             map.insert("title".into(), json!(extracted.title));
             map.insert("description".into(), json!(extracted.description));

@@ -1,5 +1,7 @@
 //! Execution: the [`Executor`] trait and the engine that runs each job type and strategy.
 
+pub mod block;
+pub mod browser;
 pub mod extract;
 pub mod http;
 
@@ -12,6 +14,7 @@ use crate::job::spec::Payload;
 use crate::job::target::TargetPolicy;
 use crate::job::{ErrorKind, JobError, JobType, RunningJob, Strategy};
 
+pub use browser::{BrowserRunner, BrowserTask};
 pub use http::HttpExecutor;
 
 /// What one attempt produced: a result, or a typed error.
@@ -24,23 +27,50 @@ pub trait Executor: Send + Sync + 'static {
     async fn run(&self, job: &RunningJob) -> Outcome;
 }
 
-/// Why a browser strategy ran over plain HTTP.
-const NO_BROWSER_YET: &str =
-    "this build has no browser engine yet; the job ran with the http strategy";
-
 /// The engine: dispatches each job to the executor for its type and strategy.
 #[derive(Debug, Clone)]
 pub struct Engine {
     http: HttpExecutor,
+    browser: Option<BrowserRunner>,
 }
 
 impl Engine {
-    /// An engine whose network access obeys `policy`.
-    pub fn new(policy: TargetPolicy) -> Result<Engine, reqwest::Error> {
+    /// An engine whose network access obeys `policy`; browser jobs run in `browser` when
+    /// there is one.
+    pub fn new(
+        policy: TargetPolicy,
+        browser: Option<BrowserRunner>,
+    ) -> Result<Engine, reqwest::Error> {
         Ok(Engine {
             http: HttpExecutor::new(policy)?,
+            browser,
         })
     }
+
+    /// The browser runner, when Chromium is available.
+    pub fn browser(&self) -> Option<&BrowserRunner> {
+        self.browser.as_ref()
+    }
+}
+
+/// The browser strategy for an attempt: `auto` starts with vanilla and escalates to stealth
+/// on retries.
+fn browser_strategy(job: &RunningJob) -> Strategy {
+    match job.strategy {
+        Strategy::Auto if job.attempt <= 1 => Strategy::Vanilla,
+        Strategy::Auto => Strategy::Stealth,
+        other => other,
+    }
+}
+
+fn unavailable(job_type: JobType) -> JobError {
+    JobError::new(
+        ErrorKind::BrowserUnavailable,
+        format!(
+            "job_type {job_type} needs Chromium and this worker has none; {}",
+            browser::INSTALL_HINT
+        ),
+    )
 }
 
 #[async_trait]
@@ -55,17 +85,35 @@ impl Executor for Engine {
                 .collect();
             JobError::new(ErrorKind::InvalidPayload, fields.join("; "))
         })?;
-        match payload {
-            Payload::Noop { sleep } => noop(sleep).await,
-            Payload::NavigateExtract {
-                selectors,
-                headers,
-                user_agent,
-            } => {
+        let strategy = browser_strategy(job);
+        match (payload, &self.browser) {
+            (Payload::Noop { sleep }, _) => noop(sleep).await,
+            (
+                Payload::NavigateExtract {
+                    selectors,
+                    evaluate,
+                    page,
+                },
+                browser,
+            ) => {
+                if job.strategy != Strategy::Http
+                    && let Some(browser) = browser
+                {
+                    let task = BrowserTask::NavigateExtract {
+                        selectors: &selectors,
+                        evaluate: evaluate.as_deref(),
+                    };
+                    return browser.run(job, strategy, &page, task).await;
+                }
+                if evaluate.is_some() {
+                    return Err(unavailable(job.job_type));
+                }
                 let request = http::NavigateRequest {
                     selectors: &selectors,
-                    headers: &headers,
-                    user_agent: user_agent.as_deref(),
+                    headers: &page.headers,
+                    user_agent: page.user_agent.as_deref(),
+                    cookies: &page.cookies,
+                    locale: page.locale.as_deref(),
                 };
                 let timeout = Duration::from_millis(u64::from(job.timeout_ms));
                 let mut result = self
@@ -75,15 +123,35 @@ impl Executor for Engine {
                 if let Value::Object(map) = &mut result {
                     map.insert("executed_with".into(), json!(Strategy::Http));
                     if job.strategy != Strategy::Http {
-                        map.insert("fallback_reason".into(), json!(NO_BROWSER_YET));
+                        map.insert(
+                            "fallback_reason".into(),
+                            json!(format!(
+                                "Chromium is not available on this worker, so the job ran with the http strategy; {}",
+                                browser::INSTALL_HINT
+                            )),
+                        );
                     }
                 }
                 Ok(result)
             }
-            Payload::Unsupported => Err(JobError::new(
-                ErrorKind::InvalidPayload,
-                format!("job_type {} is not supported by this worker", job.job_type),
-            )),
+            (Payload::Screenshot { page, shot }, Some(browser)) => {
+                browser
+                    .run(job, strategy, &page, BrowserTask::Screenshot(&shot))
+                    .await
+            }
+            (Payload::Pdf { page, pdf }, Some(browser)) => {
+                browser
+                    .run(job, strategy, &page, BrowserTask::Pdf(&pdf))
+                    .await
+            }
+            (Payload::Script { page, steps }, Some(browser)) => {
+                browser
+                    .run(job, strategy, &page, BrowserTask::Script(&steps))
+                    .await
+            }
+            (Payload::Screenshot { .. } | Payload::Pdf { .. } | Payload::Script { .. }, None) => {
+                Err(unavailable(job.job_type))
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Domain types: what a job is, the states it moves through, and its typed errors.
 
+pub mod browser_spec;
 pub mod spec;
 pub mod target;
 
@@ -123,9 +124,9 @@ named_enum!(
 );
 
 impl JobType {
-    /// Whether this build can execute the job type.
-    pub fn is_supported(self) -> bool {
-        matches!(self, JobType::NavigateExtract | JobType::Noop)
+    /// Whether the job type can only run in a browser.
+    pub fn needs_browser(self) -> bool {
+        matches!(self, JobType::Screenshot | JobType::Pdf | JobType::Script)
     }
 }
 
@@ -233,6 +234,12 @@ pub struct JobError {
     /// How long the target asked us to wait (`Retry-After`), in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// Why a `blocked` job was judged blocked (`challenge`, `captcha`, `empty_body`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Urls of debugging artifacts kept from the failed attempt (`failure.png`, `failure.html`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
 }
 
 impl JobError {
@@ -244,6 +251,8 @@ impl JobError {
             retryable: kind.is_retryable(),
             status_code: None,
             retry_after_ms: None,
+            reason: None,
+            artifacts: Vec::new(),
         }
     }
 

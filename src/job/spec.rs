@@ -5,6 +5,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::browser_spec::{
+    BROWSER_ONLY_FIELDS, PageOptions, PdfOptions, ScreenshotOptions, Step, parse_expression,
+    parse_page_options, parse_pdf, parse_screenshot, parse_steps, reject_unknown_browser_fields,
+};
 use super::target::{TargetUrl, normalize_host};
 use super::{JobType, Priority, Strategy};
 
@@ -98,13 +102,32 @@ pub enum Payload {
     NavigateExtract {
         /// Named selectors whose matches go into the result's `data`.
         selectors: Vec<(String, SelectorSpec)>,
-        /// Extra request headers.
-        headers: Vec<(String, String)>,
-        /// A user agent replacing the default one.
-        user_agent: Option<String>,
+        /// A JavaScript expression whose JSON value goes into the result (browser only).
+        evaluate: Option<String>,
+        /// Page options.
+        page: PageOptions,
     },
-    /// A job type this build cannot run yet; its payload is kept as given.
-    Unsupported,
+    /// Options of a `screenshot` job.
+    Screenshot {
+        /// Page options.
+        page: PageOptions,
+        /// Image options.
+        shot: ScreenshotOptions,
+    },
+    /// Options of a `pdf` job.
+    Pdf {
+        /// Page options.
+        page: PageOptions,
+        /// Print options.
+        pdf: PdfOptions,
+    },
+    /// Options of a `script` job.
+    Script {
+        /// Page options.
+        page: PageOptions,
+        /// The steps, in order.
+        steps: Vec<Step>,
+    },
 }
 
 impl JobSpec {
@@ -166,16 +189,31 @@ impl JobSpec {
         };
 
         let job_type = enum_field(obj, "job_type", JobType::NavigateExtract, &mut errors);
-        if let Some(job_type) = job_type
-            && !job_type.is_supported()
+        let strategy = enum_field(obj, "strategy", Strategy::Auto, &mut errors);
+        if let (Some(job_type), Some(Strategy::Http)) = (job_type, strategy)
+            && job_type.needs_browser()
         {
             errors.push(FieldError::new(
-                "job_type",
-                "not_supported",
-                format!("job_type {job_type} is not supported yet"),
+                "strategy",
+                "incompatible",
+                format!(
+                    "job_type {job_type} needs a browser; use strategy vanilla, stealth or auto"
+                ),
             ));
         }
-        let strategy = enum_field(obj, "strategy", Strategy::Auto, &mut errors);
+        if let (Some(JobType::NavigateExtract), Some(Strategy::Http), Some(Value::Object(map))) =
+            (job_type, strategy, present(obj, "payload"))
+        {
+            for field in BROWSER_ONLY_FIELDS {
+                if present(map, field).is_some() {
+                    errors.push(FieldError::new(
+                        format!("payload.{field}"),
+                        "incompatible",
+                        "needs a browser; the http strategy cannot apply it (use vanilla, stealth or auto)",
+                    ));
+                }
+            }
+        }
 
         let priority = match present(obj, "priority") {
             None => Some(Priority::default()),
@@ -202,7 +240,14 @@ impl JobSpec {
         );
 
         let payload = match present(obj, "payload") {
-            None => Some(Value::Object(Map::new())),
+            None => {
+                if let Some(job_type) = job_type
+                    && let Err(mut bad) = Payload::parse(job_type, &Map::new())
+                {
+                    errors.append(&mut bad);
+                }
+                Some(Value::Object(Map::new()))
+            }
             Some(value @ Value::Object(map)) => {
                 let size = serde_json::to_vec(value)
                     .map(|v| v.len())
@@ -285,32 +330,43 @@ impl Payload {
                 })
             }
             JobType::NavigateExtract => {
-                reject_unknown(map, &["selectors", "headers", "user_agent"], &mut errors);
+                reject_unknown_browser_fields(map, &["selectors", "evaluate"], &mut errors);
                 let selectors = parse_selectors(map, &mut errors);
-                let headers = parse_headers(map, &mut errors);
-                let user_agent = present(map, "user_agent").and_then(|value| {
-                    as_str(value, "payload.user_agent")
-                        .and_then(|ua| {
-                            reqwest::header::HeaderValue::from_str(ua)
-                                .map(|_| ua.to_owned())
-                                .map_err(|_| {
-                                    FieldError::new(
-                                        "payload.user_agent",
-                                        "invalid",
-                                        "not a valid header value",
-                                    )
-                                })
-                        })
-                        .map_err(|e| errors.push(e))
-                        .ok()
-                });
+                let evaluate = present(map, "evaluate")
+                    .and_then(|v| parse_expression(v, "payload.evaluate", &mut errors));
+                let page = parse_page_options(map, &mut errors);
                 Some(Payload::NavigateExtract {
                     selectors,
-                    headers,
-                    user_agent,
+                    evaluate,
+                    page,
                 })
             }
-            JobType::Screenshot | JobType::Pdf | JobType::Script => Some(Payload::Unsupported),
+            JobType::Screenshot => {
+                reject_unknown_browser_fields(
+                    map,
+                    &["format", "quality", "full_page", "selector"],
+                    &mut errors,
+                );
+                let page = parse_page_options(map, &mut errors);
+                let shot = parse_screenshot(map, &mut errors);
+                Some(Payload::Screenshot { page, shot })
+            }
+            JobType::Pdf => {
+                reject_unknown_browser_fields(
+                    map,
+                    &["paper", "landscape", "print_background"],
+                    &mut errors,
+                );
+                let page = parse_page_options(map, &mut errors);
+                let pdf = parse_pdf(map, &mut errors);
+                Some(Payload::Pdf { page, pdf })
+            }
+            JobType::Script => {
+                reject_unknown_browser_fields(map, &["steps"], &mut errors);
+                let page = parse_page_options(map, &mut errors);
+                let steps = parse_steps(map, &mut errors);
+                Some(Payload::Script { page, steps })
+            }
         };
         match payload {
             Some(payload) if errors.is_empty() => Ok(payload),
@@ -323,18 +379,44 @@ fn parse_selectors(
     map: &Map<String, Value>,
     errors: &mut Vec<FieldError>,
 ) -> Vec<(String, SelectorSpec)> {
-    let Some(selectors) = bounded_object(
-        map,
-        "selectors",
-        MAX_SELECTORS,
-        "an object of name → CSS selector",
-        errors,
-    ) else {
-        return Vec::new();
+    match present(map, "selectors") {
+        None => Vec::new(),
+        Some(value) => parse_selector_map(value, "payload.selectors", errors),
+    }
+}
+
+/// Parses an object of name → selector (a CSS string or `{selector, attr, all}`) at `field`.
+pub(crate) fn parse_selector_map(
+    value: &Value,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Vec<(String, SelectorSpec)> {
+    let selectors = match value {
+        Value::Object(object) if object.len() <= MAX_SELECTORS => object,
+        Value::Object(_) => {
+            errors.push(FieldError::new(
+                field,
+                "too_large",
+                format!("at most {MAX_SELECTORS} entries"),
+            ));
+            return Vec::new();
+        }
+        other => {
+            errors.push(FieldError::new(
+                field,
+                "wrong_type",
+                format!(
+                    "expected an object of name → CSS selector, not {}",
+                    type_name(other)
+                ),
+            ));
+            return Vec::new();
+        }
     };
+    let prefix = field;
     let mut parsed = Vec::with_capacity(selectors.len());
     for (name, spec) in selectors {
-        let field = format!("payload.selectors.{name}");
+        let field = format!("{prefix}.{name}");
         let spec = match spec {
             Value::String(css) => Some(SelectorSpec {
                 selector: css.clone(),
@@ -417,7 +499,10 @@ fn parse_selectors(
     parsed
 }
 
-fn parse_headers(map: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Vec<(String, String)> {
+pub(crate) fn parse_headers(
+    map: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Vec<(String, String)> {
     let Some(headers) = bounded_object(
         map,
         "headers",
@@ -486,11 +571,15 @@ fn bounded_object<'a>(
 }
 
 /// A field's value, treating JSON `null` as absent.
-fn present<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(crate) fn present<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     map.get(key).filter(|v| !v.is_null())
 }
 
-fn reject_unknown(map: &Map<String, Value>, known: &[&str], errors: &mut Vec<FieldError>) {
+pub(crate) fn reject_unknown(
+    map: &Map<String, Value>,
+    known: &[&str],
+    errors: &mut Vec<FieldError>,
+) {
     for key in map.keys() {
         if !known.contains(&key.as_str()) {
             errors.push(FieldError::new(
@@ -505,7 +594,7 @@ fn reject_unknown(map: &Map<String, Value>, known: &[&str], errors: &mut Vec<Fie
     }
 }
 
-fn as_str<'a>(value: &'a Value, field: &str) -> Result<&'a str, FieldError> {
+pub(crate) fn as_str<'a>(value: &'a Value, field: &str) -> Result<&'a str, FieldError> {
     value.as_str().ok_or_else(|| {
         FieldError::new(
             field,
@@ -515,7 +604,7 @@ fn as_str<'a>(value: &'a Value, field: &str) -> Result<&'a str, FieldError> {
     })
 }
 
-fn int_in(value: &Value, field: &str, min: i64, max: i64) -> Result<i64, FieldError> {
+pub(crate) fn int_in(value: &Value, field: &str, min: i64, max: i64) -> Result<i64, FieldError> {
     let Value::Number(number) = value else {
         return Err(FieldError::new(
             field,
@@ -675,11 +764,33 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_job_types_are_refused_by_name() {
+    fn browser_job_types_need_a_browser_strategy_and_their_own_fields() {
         assert_eq!(
-            fields(json!({"url":"https://example.com","job_type":"screenshot"})),
-            ["job_type"]
+            fields(json!({"url":"https://example.com","job_type":"screenshot","strategy":"http"})),
+            ["strategy"]
         );
+        assert!(fields(json!({"url":"https://example.com","job_type":"screenshot"})).is_empty());
+        assert_eq!(
+            fields(json!({"url":"https://e.com","job_type":"pdf","payload":{"selectors":{}}})),
+            ["payload.selectors"]
+        );
+        let spec = JobSpec::parse(&json!({"url":"https://e.com","job_type":"script",
+            "payload":{"steps":[{"wait_for": 10}, {"wait_for": "#x"}, {"scroll": -5}]}}))
+        .expect("valid script");
+        let Ok(Payload::Script { steps, page }) =
+            Payload::parse(spec.job_type, spec.payload.as_object().expect("object"))
+        else {
+            panic!("a script payload");
+        };
+        assert_eq!(
+            steps,
+            [
+                Step::WaitForMs(10),
+                Step::WaitForSelector("#x".into()),
+                Step::ScrollBy(-5)
+            ]
+        );
+        assert_eq!(page.viewport.width, 1366);
     }
 
     #[test]

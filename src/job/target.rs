@@ -102,6 +102,11 @@ impl TargetPolicy {
         TargetPolicy { allow_private }
     }
 
+    /// Whether private and local targets are allowed.
+    pub fn allows_private(self) -> bool {
+        self.allow_private
+    }
+
     /// Checks one resolved address of `host`.
     pub fn check_addr(self, host: &str, addr: IpAddr) -> Result<(), TargetRefused> {
         if self.allow_private {

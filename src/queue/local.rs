@@ -5,7 +5,9 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
@@ -21,6 +23,8 @@ struct State {
     pending: HashMap<u64, Priority>,
     next_receipt: u64,
     consumers: HashSet<String>,
+    /// Worker reports and when they expire.
+    reports: HashMap<String, (Instant, Value)>,
 }
 
 #[derive(Default)]
@@ -106,6 +110,27 @@ impl JobQueue for LocalQueue {
             queue: self.clone(),
             rng: rand::SeedableRng::from_os_rng(),
         }))
+    }
+
+    async fn report(&self, worker: &str, report: &Value, ttl: Duration) -> Result<(), QueueError> {
+        let mut state = self.state();
+        let now = Instant::now();
+        state.reports.retain(|_, (until, _)| *until > now);
+        state
+            .reports
+            .insert(worker.to_owned(), (now + ttl, report.clone()));
+        Ok(())
+    }
+
+    async fn reports(&self) -> Result<Vec<Value>, QueueError> {
+        let now = Instant::now();
+        Ok(self
+            .state()
+            .reports
+            .values()
+            .filter(|(until, _)| *until > now)
+            .map(|(_, report)| report.clone())
+            .collect())
     }
 }
 

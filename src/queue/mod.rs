@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rand::Rng;
 use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::job::Priority;
@@ -81,6 +82,12 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// Opens a consumer named `name` (unique per worker process).
     async fn consumer(&self, name: &str) -> Result<Box<dyn QueueConsumer>, QueueError>;
+
+    /// Publishes a worker's status report (its browser pool), kept for `ttl`.
+    async fn report(&self, worker: &str, report: &Value, ttl: Duration) -> Result<(), QueueError>;
+
+    /// The reports of workers alive now.
+    async fn reports(&self) -> Result<Vec<Value>, QueueError>;
 }
 
 /// One worker's view of the queue: takes doorbells for it to run.

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamInfoGroupsReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, RedisError};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Delivery, Doorbell, JobQueue, LevelStats, QueueConsumer, QueueError, level_order};
@@ -37,6 +38,7 @@ pub struct RedisQueue {
     client: redis::Client,
     conn: ConnectionManager,
     keys: [String; 5],
+    reports: String,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -77,7 +79,13 @@ impl RedisQueue {
             .await
             .map_err(classify)?;
         let keys = Priority::LEVELS.map(|level| format!("{{{prefix}}}:q:{level}"));
-        let queue = RedisQueue { client, conn, keys };
+        let reports = format!("{{{prefix}}}:worker:");
+        let queue = RedisQueue {
+            client,
+            conn,
+            keys,
+            reports,
+        };
         queue.ensure_groups().await?;
         Ok(queue)
     }
@@ -234,6 +242,49 @@ impl JobQueue for RedisQueue {
             rng: rand::SeedableRng::from_os_rng(),
             take_script: redis::Script::new(TAKE_SCRIPT),
         }))
+    }
+
+    async fn report(&self, worker: &str, report: &Value, ttl: Duration) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let key = format!("{}{worker}", self.reports);
+        let ttl = ttl.as_secs().max(1);
+        let () = conn
+            .set_ex(key, report.to_string(), ttl)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn reports(&self) -> Result<Vec<Value>, QueueError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}*", self.reports);
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await
+                .map_err(classify)?;
+            keys.extend(batch);
+            if next == 0 || keys.len() > 10_000 {
+                break;
+            }
+            cursor = next;
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> = conn.mget(&keys).await.map_err(classify)?;
+        Ok(values
+            .into_iter()
+            .flatten()
+            .filter_map(|v| serde_json::from_str(&v).ok())
+            .collect())
     }
 }
 

@@ -169,4 +169,34 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Counts jobs by state and finds the oldest due queued job.
     async fn stats(&self) -> Result<JobStats, StoreError>;
+
+    /// Records (or replaces) the metadata of a job's artifact.
+    async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError>;
+
+    /// A job's artifacts, by name.
+    async fn artifacts(&self, job: Uuid) -> Result<Vec<ArtifactRecord>, StoreError>;
+}
+
+/// The metadata of one file a job produced.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ArtifactRecord {
+    /// The job.
+    pub job_id: Uuid,
+    /// The file name, unique per job (`screenshot.png`, `failure.html`, …).
+    pub name: String,
+    /// Its media type.
+    pub content_type: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Hex SHA-256 of its content.
+    pub sha256: String,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+impl ArtifactRecord {
+    /// Where the API serves it.
+    pub fn url(&self) -> String {
+        format!("/api/v1/jobs/{}/artifacts/{}", self.job_id, self.name)
+    }
 }

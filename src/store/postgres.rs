@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::row::{
     JobRow, SettlementRecord, corrupt, count, lease_expired_error, list_sql, millis, priority_of,
 };
-use super::{CancelOutcome, JobStats, JobStore, ListQuery, Settlement, StoreError};
+use super::{ArtifactRecord, CancelOutcome, JobStats, JobStore, ListQuery, Settlement, StoreError};
 use crate::job::{Job, JobEvent, JobSpec, JobState, RunningJob};
 use crate::queue::Doorbell;
 
@@ -424,5 +424,48 @@ impl JobStore for PgStore {
         let mut stats = JobStats::with_counts(counts)?;
         stats.oldest_due_run_at = oldest_due_run_at;
         Ok(stats)
+    }
+
+    async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO job_artifacts (job_id, name, content_type, bytes, sha256, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (job_id, name) DO UPDATE SET content_type = EXCLUDED.content_type,
+                 bytes = EXCLUDED.bytes, sha256 = EXCLUDED.sha256, created_at = EXCLUDED.created_at",
+        )
+        .bind(artifact.job_id)
+        .bind(&artifact.name)
+        .bind(&artifact.content_type)
+        .bind(i64::try_from(artifact.bytes).unwrap_or(i64::MAX))
+        .bind(&artifact.sha256)
+        .bind(artifact.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn artifacts(&self, job: Uuid) -> Result<Vec<ArtifactRecord>, StoreError> {
+        let rows: Vec<(Uuid, String, String, i64, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT job_id, name, content_type, bytes, sha256, created_at
+             FROM job_artifacts WHERE job_id = $1 ORDER BY name",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(job_id, name, content_type, bytes, sha256, created_at)| ArtifactRecord {
+                    job_id,
+                    name,
+                    content_type,
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                    sha256,
+                    created_at,
+                },
+            )
+            .collect())
     }
 }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::row::{
     JobRow, SettlementRecord, corrupt, count, lease_expired_error, list_sql, millis, priority_of,
 };
-use super::{CancelOutcome, JobStats, JobStore, ListQuery, Settlement, StoreError};
+use super::{ArtifactRecord, CancelOutcome, JobStats, JobStore, ListQuery, Settlement, StoreError};
 use crate::job::{Job, JobEvent, JobSpec, JobState, RunningJob};
 use crate::queue::Doorbell;
 
@@ -588,5 +588,49 @@ impl JobStore for SqliteStore {
         let mut stats = JobStats::with_counts(counts)?;
         stats.oldest_due_run_at = oldest.and_then(DateTime::from_timestamp_millis);
         Ok(stats)
+    }
+
+    async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO job_artifacts (job_id, name, content_type, bytes, sha256, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (job_id, name) DO UPDATE SET content_type = excluded.content_type,
+                 bytes = excluded.bytes, sha256 = excluded.sha256, created_at = excluded.created_at",
+        )
+        .bind(artifact.job_id)
+        .bind(&artifact.name)
+        .bind(&artifact.content_type)
+        .bind(i64::try_from(artifact.bytes).unwrap_or(i64::MAX))
+        .bind(&artifact.sha256)
+        .bind(artifact.created_at.timestamp_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn artifacts(&self, job: Uuid) -> Result<Vec<ArtifactRecord>, StoreError> {
+        let rows: Vec<(Uuid, String, String, i64, String, i64)> = sqlx::query_as(
+            "SELECT job_id, name, content_type, bytes, sha256, created_at
+             FROM job_artifacts WHERE job_id = ? ORDER BY name",
+        )
+        .bind(job)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        rows.into_iter()
+            .map(|(job_id, name, content_type, bytes, sha256, created_at)| {
+                Ok(ArtifactRecord {
+                    job_id,
+                    name,
+                    content_type,
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                    sha256,
+                    created_at: time(job_id, created_at)?,
+                })
+            })
+            .collect()
     }
 }

@@ -1,5 +1,6 @@
 //! The worker: takes doorbells, claims jobs, runs them under their timeout, records outcomes.
 
+pub mod report;
 pub mod retry;
 pub mod scheduler;
 

@@ -71,10 +71,10 @@ async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing(back
             vec!["job_type"],
         ),
         (
-            "not supported yet",
-            with("job_type", json!("screenshot")),
+            "browser job type over http",
+            json!({"url": "https://example.com/", "job_type": "screenshot", "strategy": "http"}),
             422,
-            vec!["job_type"],
+            vec!["strategy"],
         ),
         (
             "priority too low",
@@ -424,10 +424,13 @@ async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let shutdown = tokio_util::sync::CancellationToken::new();
+    let artifact_dir = crate::common::TestDataDir::new();
     let state = AppState {
         store: store.clone(),
         queue: queue.clone(),
         policy: TargetPolicy::new(true),
+        artifacts: control_plane::artifact::ArtifactStore::local(&artifact_dir.0, store.clone())
+            .expect("artifacts"),
     };
     tokio::spawn(control_plane::app::serve_api(
         listener,

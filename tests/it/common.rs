@@ -5,11 +5,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use control_plane::api::AppState;
 use control_plane::app::serve_api;
-use control_plane::engine::Engine;
+use control_plane::artifact::ArtifactStore;
+use control_plane::engine::browser::{BrowserPool, PoolConfig, find_chrome};
+use control_plane::engine::{BrowserRunner, Engine};
 use control_plane::job::target::TargetPolicy;
 use control_plane::queue::{JobQueue, LocalQueue, RedisQueue};
 use control_plane::store::{JobStore, PgStore, SqliteStore};
-use control_plane::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig};
+use control_plane::worker::{
+    RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report,
+};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -265,6 +269,10 @@ pub struct Options {
     pub concurrency: usize,
     /// Retry backoff base (short in tests).
     pub retry_base: Duration,
+    /// Run browser jobs in a real Chromium pool (found on PATH or CHROME_PATH).
+    pub browser: bool,
+    /// Contexts per browser when `browser` is set.
+    pub max_contexts: usize,
 }
 
 impl Default for Options {
@@ -275,8 +283,19 @@ impl Default for Options {
             workers: 1,
             concurrency: 2,
             retry_base: Duration::from_millis(100),
+            browser: false,
+            max_contexts: 2,
         }
     }
+}
+
+/// The Chromium the browser tests use; they fail loudly without one (`.ci/run` installs it).
+pub fn chrome() -> std::path::PathBuf {
+    let configured = std::env::var_os("CHROME_PATH").map(std::path::PathBuf::from);
+    find_chrome(configured.as_deref())
+        .ok()
+        .flatten()
+        .expect("browser tests need Chromium: apt-get install -y chromium, or set CHROME_PATH")
 }
 
 /// A running app: API on a random port, plus workers and a scheduler.
@@ -291,10 +310,15 @@ pub struct TestApp {
     pub store: Arc<dyn JobStore>,
     /// The app's queue.
     pub queue: Arc<dyn JobQueue>,
+    /// The browser pool shared by the app's workers, when `Options::browser` is set.
+    pub pool: Option<BrowserPool>,
+    /// Where artifacts are kept.
+    pub artifacts: ArtifactStore,
     options: Options,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     _storage: Storage,
+    _artifact_dir: TestDataDir,
 }
 
 impl TestApp {
@@ -366,11 +390,23 @@ impl TestApp {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
+        let artifact_dir = TestDataDir::new();
+        let artifacts =
+            ArtifactStore::local(&artifact_dir.0, store.clone()).expect("artifact store");
         let state = AppState {
             store: store.clone(),
             queue: queue.clone(),
             policy: TargetPolicy::new(options.allow_private),
+            artifacts: artifacts.clone(),
         };
+        let pool = options.browser.then(|| {
+            BrowserPool::new(PoolConfig {
+                executable: chrome(),
+                size: 1,
+                max_contexts: options.max_contexts,
+                recycle_pages: 200,
+            })
+        });
         let api = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -392,10 +428,13 @@ impl TestApp {
             db,
             store,
             queue,
+            pool,
+            artifacts,
             options: options.clone(),
             shutdown,
             tasks: vec![api, scheduler],
             _storage: storage,
+            _artifact_dir: artifact_dir,
         };
         for _ in 0..options.workers {
             app.start_worker(options.concurrency);
@@ -410,7 +449,12 @@ impl TestApp {
 
     /// Starts a worker that stops when `stop` is cancelled (or the app stops).
     pub fn start_worker_with(&mut self, concurrency: usize, stop: CancellationToken) -> String {
-        let engine = Engine::new(TargetPolicy::new(self.options.allow_private)).expect("engine");
+        let policy = TargetPolicy::new(self.options.allow_private);
+        let runner = self
+            .pool
+            .clone()
+            .map(|pool| BrowserRunner::new(pool, policy, self.artifacts.clone()));
+        let engine = Arc::new(Engine::new(policy, runner).expect("engine"));
         let config = WorkerConfig {
             retry: RetryPolicy {
                 base: self.options.retry_base,
@@ -420,12 +464,14 @@ impl TestApp {
             shutdown_grace: Duration::from_secs(5),
             ..WorkerConfig::new(concurrency)
         };
-        let worker = Worker::new(
-            self.store.clone(),
+        self.tasks.push(tokio::spawn(report::run(
             self.queue.clone(),
-            Arc::new(engine),
-            config,
-        );
+            config.id.clone(),
+            Arc::clone(&engine),
+            Some("no browser in this test app".to_owned()),
+            stop.clone(),
+        )));
+        let worker = Worker::new(self.store.clone(), self.queue.clone(), engine, config);
         let id = worker.id().to_owned();
         self.tasks.push(tokio::spawn(worker.run(stop)));
         id
@@ -519,6 +565,19 @@ impl TestApp {
             .iter()
             .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
             .collect()
+    }
+}
+
+impl TestApp {
+    /// Stops workers and closes the browser pool, as a worker does at exit.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for task in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        if let Some(pool) = self.pool.take() {
+            pool.shutdown().await;
+        }
     }
 }
 

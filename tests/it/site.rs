@@ -55,6 +55,15 @@ pub struct Site {
 impl Site {
     /// Serves the site on a random port until the test ends.
     pub async fn start() -> Site {
+        Site::serve(None).await
+    }
+
+    /// Serves the site with the botd bundle at `/botd/botd.esm.js`.
+    pub async fn start_with_botd(bundle: &'static [u8]) -> Site {
+        Site::serve(Some(bundle)).await
+    }
+
+    async fn serve(botd: Option<&'static [u8]>) -> Site {
         let counters = Counters::default();
         let router = Router::new()
             .route("/", get(|| async { Html(HOME) }))
@@ -63,6 +72,36 @@ impl Site {
             .route("/status/{code}", get(status))
             .route("/slow", get(slow))
             .route("/redirect/{n}", get(redirect))
+            .route("/late", get(|| async { Html(LATE) }))
+            .route("/long", get(|| async { Html(long_page()) }))
+            .route("/captcha", get(|| async { Html(CAPTCHA) }))
+            .route("/challenge", get(challenge))
+            .route(
+                "/empty",
+                get(|| async { Html("<html><head></head><body></body></html>") }),
+            )
+            .route("/form", get(|| async { Html(FORM) }))
+            .route("/form/result", get(form_result))
+            .route("/cookies", get(cookies))
+            .route("/echo", get(echo))
+            .route("/consistency", get(|| async { Html(CONSISTENCY) }))
+            .route(
+                "/consistency/frame",
+                get(|| async { Html(CONSISTENCY_FRAME) }),
+            )
+            .route("/consistency/worker.js", get(consistency_worker))
+            .route("/botd", get(|| async { Html(BOTD_PAGE) }))
+            .route(
+                "/botd/botd.esm.js",
+                get(move || async move {
+                    match botd {
+                        Some(script) => {
+                            ([(header::CONTENT_TYPE, "text/javascript")], script).into_response()
+                        }
+                        None => (StatusCode::NOT_FOUND, "botd was not fetched").into_response(),
+                    }
+                }),
+            )
             .with_state(counters.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -138,4 +177,151 @@ async fn redirect(Path(n): Path<u32>) -> Response {
     } else {
         Redirect::to(&format!("/redirect/{}", n - 1)).into_response()
     }
+}
+
+/// Content that JavaScript inserts 300 ms after load: the http strategy cannot see it.
+pub const LATE: &str = r#"<!doctype html>
+<html><head><title>Late content</title></head>
+<body>
+  <h1>Static heading</h1>
+  <script>
+    window.addEventListener('load', () => setTimeout(() => {
+      const p = document.createElement('p');
+      p.id = 'late';
+      p.textContent = 'Inserted by JavaScript';
+      document.body.appendChild(p);
+    }, 300));
+  </script>
+</body></html>"#;
+
+/// A captcha page answered with 200.
+const CAPTCHA: &str = r#"<!doctype html>
+<html><head><title>Verify you are human</title></head>
+<body><form><div class="g-recaptcha" data-sitekey="test"></div><button>Continue</button></form></body></html>"#;
+
+/// A form for script jobs: typing a name and submitting it greets the name.
+const FORM: &str = r#"<!doctype html>
+<html><head><title>Form</title></head>
+<body>
+  <form action="/form/result" method="get">
+    <label>Name <input id="name" name="name" autocomplete="off"></label>
+    <button id="submit" type="submit">Send</button>
+  </form>
+  <div style="height: 3000px"></div>
+  <p id="bottom">the end</p>
+</body></html>"#;
+
+/// Reports navigator properties in the main frame, a same-origin iframe and a worker.
+const CONSISTENCY: &str = r#"<!doctype html>
+<html><head><title>Consistency</title></head>
+<body>
+  <iframe id="frame" src="/consistency/frame"></iframe>
+  <pre id="result"></pre>
+  <script>
+    const probe = () => ({ ua: navigator.userAgent, webdriver: navigator.webdriver === true, platform: navigator.platform, languages: navigator.languages.join(',') });
+    window.addEventListener('load', async () => {
+      const frame = document.getElementById('frame').contentWindow.probe();
+      const worker = await new Promise(resolve => {
+        const w = new Worker('/consistency/worker.js');
+        w.onmessage = e => resolve(e.data);
+      });
+      document.getElementById('result').textContent = JSON.stringify({ main: probe(), frame, worker });
+    });
+  </script>
+</body></html>"#;
+
+const CONSISTENCY_FRAME: &str = r#"<!doctype html><html><body><script>
+  window.probe = () => ({ ua: navigator.userAgent, webdriver: navigator.webdriver === true, platform: navigator.platform, languages: navigator.languages.join(',') });
+</script></body></html>"#;
+
+async fn consistency_worker() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript")],
+        "postMessage({ ua: navigator.userAgent, webdriver: navigator.webdriver === true, platform: navigator.platform, languages: navigator.languages.join(',') });",
+    )
+        .into_response()
+}
+
+/// Runs botd (served from the npm package the test fetched) and writes its verdict.
+const BOTD_PAGE: &str = r#"<!doctype html>
+<html><head><title>botd</title></head>
+<body>
+  <pre id="result"></pre>
+  <script type="module">
+    import { load } from '/botd/botd.esm.js';
+    try {
+      const botd = await load({ monitoring: false });
+      const verdict = botd.detect();
+      const components = botd.getComponents ? botd.getComponents() : null;
+      window.__botd = { verdict, components };
+      document.getElementById('result').textContent = JSON.stringify(verdict);
+    } catch (e) {
+      window.__botd = { error: String(e) };
+      document.getElementById('result').textContent = 'error: ' + e;
+    }
+  </script>
+</body></html>"#;
+
+/// A page several viewports tall, for full-page screenshots.
+fn long_page() -> String {
+    let rows: String = (0..120)
+        .map(|i| format!("<p style=\"height: 40px; margin: 0\">Row {i}</p>"))
+        .collect();
+    format!(
+        "<!doctype html><html><head><title>Long</title></head><body style=\"margin:0\">{rows}</body></html>"
+    )
+}
+
+/// A challenge interstitial answered with 429 and Retry-After.
+async fn challenge() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, "30")],
+        Html("<!doctype html><html><head><title>Just a moment...</title></head><body>Checking your browser before accessing the site.</body></html>"),
+    )
+        .into_response()
+}
+
+async fn form_result(Query(query): Query<HashMap<String, String>>) -> Html<String> {
+    let name = query.get("name").cloned().unwrap_or_default();
+    let name = name.replace('<', "&lt;").replace('>', "&gt;");
+    Html(format!(
+        "<html><head><title>Greeting</title></head><body><p id=\"greeting\">Hello, {name}</p></body></html>"
+    ))
+}
+
+/// Shows the cookies the request carried, and sets one of its own.
+async fn cookies(headers: axum::http::HeaderMap) -> Response {
+    let cookie = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (
+        [(header::SET_COOKIE, "session=from-the-site; Path=/")],
+        Html(format!(
+            "<html><head><title>Cookies</title></head><body><pre id=\"cookies\">[{cookie}]</pre></body></html>"
+        )),
+    )
+        .into_response()
+}
+
+/// Echoes request headers as JSON in the page.
+async fn echo(headers: axum::http::HeaderMap) -> Html<String> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let body = serde_json::json!({
+        "user_agent": get("user-agent"),
+        "accept_language": get("accept-language"),
+        "x_test": get("x-test"),
+    });
+    Html(format!(
+        "<html><head><title>Echo</title></head><body><pre id=\"echo\">{}</pre></body></html>",
+        body.to_string().replace('<', "&lt;")
+    ))
 }

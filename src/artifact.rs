@@ -1,0 +1,133 @@
+//! Artifacts: files jobs produce (screenshots, PDFs, page snapshots), kept in an object store
+//! with a metadata row per file in the job store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::job::browser_spec::valid_artifact_name;
+use crate::store::{ArtifactRecord, JobStore, StoreError};
+
+/// Why an artifact could not be stored or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// The object store failed.
+    #[error("artifact store: {0}")]
+    Objects(#[from] object_store::Error),
+    /// The metadata row could not be written or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The name is not a safe file name.
+    #[error("invalid artifact name {0:?}")]
+    Name(String),
+    /// The directory could not be prepared.
+    #[error("ARTIFACT_DIR {dir}: {detail}")]
+    Dir {
+        /// The directory.
+        dir: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// Stores artifacts' bytes in an object store and their metadata in the job store.
+#[derive(Clone)]
+pub struct ArtifactStore {
+    objects: Arc<dyn ObjectStore>,
+    jobs: Arc<dyn JobStore>,
+}
+
+impl std::fmt::Debug for ArtifactStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ArtifactStore({})", self.objects)
+    }
+}
+
+impl ArtifactStore {
+    /// Artifacts kept under the local directory `dir` (created if missing).
+    pub fn local(dir: &Path, jobs: Arc<dyn JobStore>) -> Result<ArtifactStore, ArtifactError> {
+        let dir_error = |detail: String| ArtifactError::Dir {
+            dir: dir.display().to_string(),
+            detail,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| dir_error(e.to_string()))?;
+        let objects =
+            LocalFileSystem::new_with_prefix(dir).map_err(|e| dir_error(e.to_string()))?;
+        Ok(ArtifactStore {
+            objects: Arc::new(objects),
+            jobs,
+        })
+    }
+
+    fn path(job: Uuid, name: &str) -> Result<ObjectPath, ArtifactError> {
+        if !valid_artifact_name(name) {
+            return Err(ArtifactError::Name(name.to_owned()));
+        }
+        Ok(ObjectPath::from(format!("{job}/{name}")))
+    }
+
+    /// Stores `data` as the job's artifact `name`, replacing an earlier one of that name.
+    pub async fn put(
+        &self,
+        job: Uuid,
+        name: &str,
+        content_type: &str,
+        data: Vec<u8>,
+    ) -> Result<ArtifactRecord, ArtifactError> {
+        let path = Self::path(job, name)?;
+        let record = ArtifactRecord {
+            job_id: job,
+            name: name.to_owned(),
+            content_type: content_type.to_owned(),
+            bytes: data.len() as u64,
+            sha256: hex(&Sha256::digest(&data)),
+            created_at: Utc::now(),
+        };
+        self.objects
+            .put(&path, PutPayload::from(Bytes::from(data)))
+            .await?;
+        self.jobs.put_artifact(&record).await?;
+        Ok(record)
+    }
+
+    /// The job's artifacts.
+    pub async fn list(&self, job: Uuid) -> Result<Vec<ArtifactRecord>, ArtifactError> {
+        Ok(self.jobs.artifacts(job).await?)
+    }
+
+    /// One artifact's metadata and bytes, if it exists.
+    pub async fn get(
+        &self,
+        job: Uuid,
+        name: &str,
+    ) -> Result<Option<(ArtifactRecord, Bytes)>, ArtifactError> {
+        if !valid_artifact_name(name) {
+            return Ok(None);
+        }
+        let Some(record) = self
+            .jobs
+            .artifacts(job)
+            .await?
+            .into_iter()
+            .find(|a| a.name == name)
+        else {
+            return Ok(None);
+        };
+        match self.objects.get(&Self::path(job, name)?).await {
+            Ok(found) => Ok(Some((record, found.bytes().await?))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

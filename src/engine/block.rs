@@ -1,0 +1,180 @@
+//! Block classification: recognising challenge pages, captchas and empty answers.
+
+use chrono::{DateTime, Utc};
+
+use crate::job::{ErrorKind, JobError};
+
+/// How much of a page is searched for markers.
+const SCAN_BYTES: usize = 256 * 1024;
+
+/// Markers of a captcha widget or captcha service.
+const CAPTCHA_MARKERS: &[&str] = &[
+    "g-recaptcha",
+    "recaptcha/api",
+    "h-captcha",
+    "hcaptcha.com",
+    "cf-turnstile",
+    "captcha-delivery.com",
+    "px-captcha",
+    "id=\"captcha",
+    "class=\"captcha",
+];
+
+/// Markers of an anti-bot interstitial or challenge page.
+const CHALLENGE_MARKERS: &[&str] = &[
+    "cf-chl",
+    "challenge-platform",
+    "just a moment...",
+    "attention required!",
+    "checking your browser",
+    "verify you are human",
+    "are you a robot",
+    "unusual traffic from your computer",
+    "_incapsula_resource",
+    "ddos protection by",
+    "access to this page has been denied",
+];
+
+/// What a response showed, for classification.
+#[derive(Debug, Clone, Copy)]
+pub struct Signals<'a> {
+    /// The HTTP status of the main document.
+    pub status: u16,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<&'a str>,
+    /// The `cf-mitigated` header, if any.
+    pub cf_mitigated: Option<&'a str>,
+    /// The document (HTML or text), possibly partial.
+    pub body: &'a str,
+    /// Whether the document is HTML.
+    pub html: bool,
+    /// Whether the page showed no title, no visible text and no links.
+    pub empty: bool,
+}
+
+/// Parses `Retry-After` (seconds or an HTTP date) into milliseconds from now.
+pub fn retry_after_ms(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(secs.saturating_mul(1000));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    let ms = (at.with_timezone(&Utc) - Utc::now()).num_milliseconds();
+    Some(ms.max(0) as u64)
+}
+
+fn find_marker(haystack: &str, markers: &[&'static str]) -> Option<&'static str> {
+    markers.iter().copied().find(|m| haystack.contains(m))
+}
+
+/// Returns a `blocked` error when the response looks like an anti-bot answer.
+pub fn classify(signals: &Signals<'_>) -> Option<JobError> {
+    let mut end = signals.body.len().min(SCAN_BYTES);
+    while !signals.body.is_char_boundary(end) {
+        end -= 1;
+    }
+    let body = signals.body[..end].to_ascii_lowercase();
+    let captcha = find_marker(&body, CAPTCHA_MARKERS);
+    let challenge = find_marker(&body, CHALLENGE_MARKERS);
+    let refused = matches!(signals.status, 403 | 429 | 503);
+    let blocked = |reason: &str, why: String| {
+        let mut error = JobError::new(ErrorKind::Blocked, why);
+        error.reason = Some(reason.to_owned());
+        error.status_code = Some(signals.status);
+        error.retry_after_ms = signals.retry_after.and_then(retry_after_ms);
+        error
+    };
+    if signals
+        .cf_mitigated
+        .is_some_and(|v| v.eq_ignore_ascii_case("challenge"))
+    {
+        return Some(blocked(
+            "challenge",
+            format!(
+                "the site answered {} with a challenge (cf-mitigated: challenge)",
+                signals.status
+            ),
+        ));
+    }
+    if let Some(marker) = captcha {
+        return Some(blocked(
+            "captcha",
+            format!(
+                "the site answered {} with a captcha page (found {marker:?})",
+                signals.status
+            ),
+        ));
+    }
+    if let Some(marker) = challenge
+        && (refused || body.len() < 64 * 1024)
+    {
+        return Some(blocked(
+            "challenge",
+            format!(
+                "the site answered {} with a challenge page (found {marker:?})",
+                signals.status
+            ),
+        ));
+    }
+    if (200..300).contains(&signals.status) && signals.html && signals.empty {
+        return Some(blocked(
+            "empty_body",
+            format!(
+                "the site answered {} with an empty page where content was expected",
+                signals.status
+            ),
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signals(status: u16, body: &str) -> Signals<'_> {
+        Signals {
+            status,
+            retry_after: Some("7"),
+            cf_mitigated: None,
+            body,
+            html: true,
+            empty: false,
+        }
+    }
+
+    #[test]
+    fn challenge_and_captcha_pages_are_blocked_with_a_reason() {
+        let error = classify(&signals(429, "<title>Just a moment...</title>")).expect("blocked");
+        assert_eq!(error.kind, ErrorKind::Blocked);
+        assert_eq!(error.reason.as_deref(), Some("challenge"));
+        assert_eq!(error.retry_after_ms, Some(7000));
+        assert!(error.retryable);
+        let error = classify(&signals(200, r#"<div class="g-recaptcha"></div>"#)).expect("blocked");
+        assert_eq!(error.reason.as_deref(), Some("captcha"));
+    }
+
+    #[test]
+    fn ordinary_pages_and_plain_errors_are_not_blocked() {
+        assert!(classify(&signals(200, "<h1>Welcome</h1>")).is_none());
+        assert!(classify(&signals(429, "slow down")).is_none());
+        assert!(classify(&signals(404, "<h1>Not found</h1>")).is_none());
+    }
+
+    #[test]
+    fn an_empty_html_page_is_blocked() {
+        let mut empty = signals(200, "<html><body></body></html>");
+        empty.empty = true;
+        assert_eq!(
+            classify(&empty).and_then(|e| e.reason).as_deref(),
+            Some("empty_body")
+        );
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(retry_after_ms("120"), Some(120_000));
+        assert_eq!(retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"), Some(0));
+        assert_eq!(retry_after_ms("soon"), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! The `stealth` strategy's evasions: a user agent and client hints without headless markers,
+//! and a script run in every frame before any page script.
+
+/// Evasions injected with `Page.addScriptToEvaluateOnNewDocument` (every frame, before page
+/// scripts). Patched functions keep native-looking `toString` output.
+pub const EVASIONS_JS: &str = r#"(() => {
+  const native = new WeakMap();
+  const toString = Function.prototype.toString;
+  const patchedToString = function toString() {
+    if (native.has(this)) return native.get(this);
+    return toString.call(this);
+  };
+  native.set(patchedToString, 'function toString() { [native code] }');
+  Function.prototype.toString = patchedToString;
+  const disguise = (fn, name) => { native.set(fn, `function ${name}() { [native code] }`); return fn; };
+  const getter = (obj, prop, value) => {
+    const get = disguise(function () { return value; }, `get ${prop}`);
+    try { Object.defineProperty(obj, prop, { get, configurable: true, enumerable: true }); } catch (_) {}
+  };
+
+  // navigator.webdriver: false, as in a browser nobody drives.
+  getter(Navigator.prototype, 'webdriver', false);
+
+  // Languages follow the locale (never empty).
+  if (!navigator.languages || navigator.languages.length === 0) {
+    getter(Navigator.prototype, 'languages', Object.freeze(['en-US', 'en']));
+  }
+
+  // Notification permission: a headless browser says "denied" where a fresh profile says "default".
+  if (window.Notification && Notification.permission === 'denied') {
+    try {
+      Object.defineProperty(Notification, 'permission', {
+        get: disguise(function () { return 'default'; }, 'get permission'), configurable: true,
+      });
+    } catch (_) {}
+  }
+  if (navigator.permissions && navigator.permissions.query) {
+    const query = navigator.permissions.query.bind(navigator.permissions);
+    const patched = disguise(function query(parameters) {
+      if (parameters && parameters.name === 'notifications') {
+        const state = window.Notification ? (Notification.permission === 'granted' ? 'granted' : 'prompt') : 'prompt';
+        return Promise.resolve(Object.setPrototypeOf({ state, name: 'notifications', onchange: null }, PermissionStatus.prototype));
+      }
+      return query(parameters);
+    }, 'query');
+    try { Object.defineProperty(Permissions.prototype, 'query', { value: patched, configurable: true, writable: true }); } catch (_) {}
+  }
+
+  // Plugins and mime types: Chromium's built-in PDF viewer, as a desktop browser lists it.
+  if (navigator.plugins && navigator.plugins.length === 0) {
+    getter(Navigator.prototype, 'pdfViewerEnabled', true);
+  }
+
+  // WebGL: a common desktop GPU instead of the software renderer.
+  const vendor = 'Intel Inc.';
+  const renderer = 'Intel Iris OpenGL Engine';
+  for (const proto of [window.WebGLRenderingContext, window.WebGL2RenderingContext].filter(Boolean).map(c => c.prototype)) {
+    const getParameter = proto.getParameter;
+    Object.defineProperty(proto, 'getParameter', {
+      value: disguise(function getParameter(p) {
+        if (p === 37445) return vendor;
+        if (p === 37446) return renderer;
+        return getParameter.call(this, p);
+      }, 'getParameter'),
+      configurable: true, writable: true,
+    });
+  }
+
+  // Window sizes: outer dimensions never zero, and a little larger than the viewport.
+  if (window.outerWidth === 0 || window.outerHeight === 0) {
+    getter(window, 'outerWidth', window.innerWidth);
+    getter(window, 'outerHeight', window.innerHeight + 85);
+  }
+
+  // chrome.runtime, as in a desktop Chrome.
+  if (!window.chrome) {
+    Object.defineProperty(window, 'chrome', { value: {}, configurable: true, writable: true, enumerable: true });
+  }
+  if (!window.chrome.runtime) {
+    window.chrome.runtime = {
+      OnInstalledReason: { CHROME_UPDATE: 'chrome_update', INSTALL: 'install', SHARED_MODULE_UPDATE: 'shared_module_update', UPDATE: 'update' },
+      PlatformOs: { ANDROID: 'android', CROS: 'cros', LINUX: 'linux', MAC: 'mac', OPENBSD: 'openbsd', WIN: 'win' },
+      connect: disguise(function connect() { throw new TypeError('Error in invocation of runtime.connect'); }, 'connect'),
+      sendMessage: disguise(function sendMessage() { throw new TypeError('Error in invocation of runtime.sendMessage'); }, 'sendMessage'),
+      id: undefined,
+    };
+  }
+})();"#;
+
+/// The browser's user agent with its headless markers removed.
+pub fn clean_user_agent(user_agent: &str) -> String {
+    user_agent.replace("HeadlessChrome", "Chrome")
+}
+
+/// The major version in a user agent (`Chrome/156.0.0.0` → `156`).
+pub fn major_version(user_agent: &str) -> Option<String> {
+    let at = user_agent.find("Chrome/")? + "Chrome/".len();
+    let major: String = user_agent[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    (!major.is_empty()).then_some(major)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headless_markers_leave_the_user_agent() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36";
+        let clean = clean_user_agent(ua);
+        assert!(!clean.contains("Headless"));
+        assert_eq!(major_version(&clean).as_deref(), Some("156"));
+    }
+}

@@ -1,0 +1,94 @@
+//! Worker status reports: each worker publishes its browser pool's state through the queue,
+//! so `/ready` and queue statistics show it wherever the API runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::engine::Engine;
+use crate::queue::JobQueue;
+
+/// How often a worker publishes its report.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a report stays visible without being renewed.
+pub const REPORT_TTL: Duration = Duration::from_secs(15);
+
+/// This worker's report now: its id and its browser's status and pool counters.
+pub fn snapshot(worker: &str, engine: &Engine, note: Option<&str>) -> Value {
+    let browser = match engine.browser() {
+        Some(runner) => json!({
+            "status": "ready",
+            "executable": runner.pool().config().executable.display().to_string(),
+            "pool": runner.pool().stats(),
+        }),
+        None => json!({
+            "status": "unavailable",
+            "detail": note,
+        }),
+    };
+    json!({"worker": worker, "browser": browser})
+}
+
+/// Publishes the report every [`REPORT_INTERVAL`] until `shutdown`.
+pub async fn run(
+    queue: Arc<dyn JobQueue>,
+    worker: String,
+    engine: Arc<Engine>,
+    note: Option<String>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let report = snapshot(&worker, &engine, note.as_deref());
+        if let Err(e) = queue.report(&worker, &report, REPORT_TTL).await {
+            debug!(error = %e, "cannot publish the worker report");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(REPORT_INTERVAL) => {}
+        }
+    }
+}
+
+/// Sums workers' reports into the browser section of `/ready` and queue statistics.
+pub fn browser_summary(reports: &[Value]) -> Value {
+    let ready: Vec<&Value> = reports
+        .iter()
+        .filter(|r| r["browser"]["status"] == "ready")
+        .collect();
+    let status = if reports.is_empty() {
+        "unknown"
+    } else if ready.is_empty() {
+        "unavailable"
+    } else {
+        "ready"
+    };
+    let sum = |key: &str| -> u64 {
+        ready
+            .iter()
+            .filter_map(|r| r["browser"]["pool"][key].as_u64())
+            .sum()
+    };
+    let detail = match status {
+        "unknown" => json!("no worker has reported yet"),
+        "unavailable" => reports
+            .iter()
+            .find_map(|r| r["browser"]["detail"].as_str())
+            .map_or(Value::Null, |d| json!(d)),
+        _ => Value::Null,
+    };
+    json!({
+        "status": status,
+        "detail": detail,
+        "workers": reports.len(),
+        "workers_with_browser": ready.len(),
+        "browsers": sum("browsers"),
+        "contexts": sum("contexts"),
+        "capacity": sum("capacity"),
+        "pages_served": sum("pages_served"),
+        "restarts": sum("restarts"),
+        "recycles": sum("recycles"),
+    })
+}
