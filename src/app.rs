@@ -319,6 +319,20 @@ impl Services {
         } else {
             (None, None)
         };
+        let pool = browser.as_ref().map(|b| b.pool().clone());
+        let engine = Arc::new(Engine::new(policy, browser).map_err(StartError::Engine)?);
+        let config = worker_config(settings);
+        if self.work {
+            // Report before the API answers, so /ready shows the browser from the start.
+            let report = report::snapshot(&config.id, &engine, browser_note.as_deref());
+            if let Err(e) = self
+                .queue
+                .report(&config.id, &report, report::REPORT_TTL)
+                .await
+            {
+                warn!(error = %e, "cannot publish the worker report");
+            }
+        }
 
         if let Some(addr) = self.api {
             let listener = TcpListener::bind(addr)
@@ -339,10 +353,7 @@ impl Services {
                 }
             });
         }
-        let pool = browser.as_ref().map(|b| b.pool().clone());
         if self.work {
-            let engine = Arc::new(Engine::new(policy, browser).map_err(StartError::Engine)?);
-            let config = worker_config(settings);
             tasks.spawn(report::run(
                 self.queue.clone(),
                 config.id.clone(),

@@ -595,3 +595,101 @@ async fn browser_payloads_are_checked_at_submission() {
     }
     assert_eq!(app.job_rows().await, 0, "no half-stored job");
 }
+
+/// Browser processes whose profile lives under `dir`.
+fn chromium_under(dir: &std::path::Path) -> Vec<i32> {
+    control_plane::engine::browser::pool::processes_with_arg(&format!(
+        "--user-data-dir={}",
+        dir.display()
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_chromium_outlives_the_worker_on_sigterm_or_sigkill() {
+    use crate::cli::{Process, fetch_json, wait_healthy};
+    let site = Site::start().await;
+    let client = reqwest::Client::new();
+    for signal in ["TERM", "KILL"] {
+        let data = crate::common::TestDataDir::new();
+        let tmp = crate::common::TestDataDir::new();
+        let mut dev = Process::spawn(
+            "dev",
+            &[
+                ("DATA_DIR", data.0.display().to_string()),
+                ("TMPDIR", tmp.0.display().to_string()),
+                ("ALLOW_PRIVATE_TARGETS", "true".to_owned()),
+                ("CHROME_PATH", crate::common::chrome().display().to_string()),
+            ],
+        );
+        wait_healthy(&dev, &client).await;
+        let ready = fetch_json(&client, &format!("{}/ready", dev.base))
+            .await
+            .expect("ready");
+        assert_eq!(ready["browser"], "ready", "{ready}");
+        let response = client
+            .post(format!("{}/api/v1/jobs", dev.base))
+            .json(&json!({"url": site.url("/"), "job_type": "screenshot"}))
+            .send()
+            .await
+            .expect("submit");
+        let id = response.json::<Value>().await.expect("job")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        eventually("the screenshot", LONG, || async {
+            let job = fetch_json(&client, &format!("{}/api/v1/jobs/{id}", dev.base)).await?;
+            (job["state"] == "succeeded").then_some(())
+        })
+        .await;
+        assert!(!chromium_under(&tmp.0).is_empty(), "Chromium should run");
+        if signal == "TERM" {
+            dev.terminate();
+            let status = dev.wait_exit(LONG).await;
+            assert!(status.success(), "{}", dev.log());
+            // A clean exit also removes the profile directories.
+            let leftovers: Vec<_> = std::fs::read_dir(&tmp.0)
+                .expect("tmp")
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with("control-plane-chromium-"))
+                .collect();
+            assert!(leftovers.is_empty(), "profiles left: {leftovers:?}");
+        } else {
+            dev.kill_9();
+        }
+        eventually(
+            &format!("Chromium to exit after SIG{signal}"),
+            LONG,
+            || async { chromium_under(&tmp.0).is_empty().then_some(()) },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_is_recycled_after_its_page_budget() {
+    let site = Site::start().await;
+    let app = TestApp::spawn_with(Options {
+        browser: true,
+        concurrency: 1,
+        recycle_pages: 2,
+        ..Options::default()
+    })
+    .await;
+    for _ in 0..5 {
+        succeeded(
+            &app,
+            json!({"url": site.url("/products/1"), "strategy": "vanilla"}),
+        )
+        .await;
+    }
+    let pool = app.pool.clone().expect("pool");
+    let stats = pool.stats();
+    assert_eq!(stats.pages_served, 5);
+    assert_eq!(stats.recycles, 2, "{stats:?}");
+    eventually("retired browsers to exit", LONG, || {
+        let browsers = pool.browser_process_ids().len();
+        async move { (browsers == 1).then_some(()) }
+    })
+    .await;
+}

@@ -273,6 +273,8 @@ pub struct Options {
     pub browser: bool,
     /// Contexts per browser when `browser` is set.
     pub max_contexts: usize,
+    /// Jobs after which a browser is replaced.
+    pub recycle_pages: u64,
 }
 
 impl Default for Options {
@@ -285,6 +287,7 @@ impl Default for Options {
             retry_base: Duration::from_millis(100),
             browser: false,
             max_contexts: 2,
+            recycle_pages: 200,
         }
     }
 }
@@ -404,7 +407,7 @@ impl TestApp {
                 executable: chrome(),
                 size: 1,
                 max_contexts: options.max_contexts,
-                recycle_pages: 200,
+                recycle_pages: options.recycle_pages,
             })
         });
         let api = tokio::spawn({

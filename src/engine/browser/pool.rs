@@ -172,6 +172,57 @@ fn kill_leftovers(user_data_dir: &Path) {
     }
 }
 
+/// Writes a launcher script into `profile` that runs `executable` under
+/// `setpriv --pdeathsig KILL`, so the browser dies with the process that started it.
+fn death_bound_launcher(executable: &Path, profile: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())?;
+    let quoted = executable.display().to_string().replace('\'', "'\\''");
+    let script = format!(
+        "#!/bin/sh\nexec {} --pdeathsig KILL '{quoted}' \"$@\"\n",
+        setpriv.display()
+    );
+    let path = profile.join("launch-chromium.sh");
+    std::fs::write(&path, script).ok()?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).ok()?;
+    Some(path)
+}
+
+/// Kills browsers left by processes of this host that died without closing them, and
+/// removes their profile directories.
+pub fn sweep_orphans() {
+    let prefix = std::env::temp_dir().join("control-plane-chromium-");
+    let prefix = prefix.display().to_string();
+    let owner_of =
+        |path: &str| -> Option<u32> { path.strip_prefix(&prefix)?.split('-').next()?.parse().ok() };
+    for pid in processes_with_arg(&format!("--user-data-dir={prefix}")) {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let owner = cmdline
+            .split(|b| *b == 0)
+            .filter_map(|arg| std::str::from_utf8(arg).ok())
+            .find_map(|arg| owner_of(arg.strip_prefix("--user-data-dir=")?));
+        if owner.is_some_and(|owner| !process_alive(owner)) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path().display().to_string();
+            if owner_of(&path).is_some_and(|owner| !process_alive(owner)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
 /// Whether a process exists and is not a zombie.
 fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -272,8 +323,10 @@ impl BrowserPool {
         &self.inner.config
     }
 
-    /// Starts the first browser now, so that a broken installation shows at start-up.
+    /// Starts the first browser now, so that a broken installation shows at start-up; also
+    /// clears browsers orphaned by processes that died before closing them.
     pub async fn warm_up(&self) -> Result<(), PoolError> {
+        let _ = tokio::task::spawn_blocking(sweep_orphans).await;
         let mut slot = self.inner.slots[0].lock().await;
         if slot.is_none() {
             *slot = Some(self.launch().await?);
@@ -461,18 +514,32 @@ impl BrowserPool {
                 user_data_dir.display()
             ))
         })?;
-        let config = BrowserConfig::builder()
-            .chrome_executable(&inner.config.executable)
-            .user_data_dir(&user_data_dir)
-            .no_sandbox()
-            .viewport(None)
-            .launch_timeout(LAUNCH_TIMEOUT)
-            .request_timeout(Duration::from_secs(60))
-            .disable_default_args()
-            .args(super::LAUNCH_ARGS.iter().copied())
-            .build()
-            .map_err(launch_error)?;
-        let (mut browser, mut handler) = match Browser::launch(config).await {
+        let config = |executable: &Path| {
+            BrowserConfig::builder()
+                .chrome_executable(executable)
+                .user_data_dir(&user_data_dir)
+                .no_sandbox()
+                .viewport(None)
+                .launch_timeout(LAUNCH_TIMEOUT)
+                .request_timeout(Duration::from_secs(60))
+                .disable_default_args()
+                .args(super::LAUNCH_ARGS.iter().copied())
+                .build()
+                .map_err(launch_error)
+        };
+        // Through a launcher that makes the kernel kill the browser if this process dies
+        // (even by SIGKILL); straight when there is no such launcher or it cannot run.
+        let launched = match death_bound_launcher(&inner.config.executable, &user_data_dir) {
+            Some(launcher) => match Browser::launch(config(&launcher)?).await {
+                Ok(launched) => Ok(launched),
+                Err(e) => {
+                    debug!(error = %e, "launching through setpriv failed; launching directly");
+                    Browser::launch(config(&inner.config.executable)?).await
+                }
+            },
+            None => Browser::launch(config(&inner.config.executable)?).await,
+        };
+        let (mut browser, mut handler) = match launched {
             Ok(launched) => launched,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&user_data_dir);
