@@ -173,6 +173,7 @@ impl BrowserRunner {
         // Leave room inside the job's timeout to keep failure artifacts and close the page.
         let margin = (timeout / 5).min(Duration::from_secs(2));
         let deadline = tokio::time::Instant::now() + timeout - margin;
+        let started = Instant::now();
         let page = tokio::time::timeout_at(deadline, self.pool.open())
             .await
             .map_err(|_| {
@@ -182,6 +183,7 @@ impl BrowserRunner {
                 )
             })?
             .map_err(pool_error)?;
+        let opened_ms = started.elapsed().as_millis() as u64;
         let refusals = Arc::new(Mutex::new(Refusals::default()));
         let mut session = Session {
             page: page.page(),
@@ -206,6 +208,7 @@ impl BrowserRunner {
                 return Err(error);
             }
         };
+        let prepared_ms = started.elapsed().as_millis() as u64;
         let performed = tokio::select! {
             performed = tokio::time::timeout_at(deadline, session.perform(task)) => performed,
             () = &mut died => Ok(Err(crashed())),
@@ -239,7 +242,16 @@ impl BrowserRunner {
         if let Some(interceptor) = interceptor {
             interceptor.abort();
         }
+        let performed_ms = started.elapsed().as_millis() as u64;
         page.close().await;
+        debug!(
+            job = %job.id,
+            opened_ms,
+            prepared_ms,
+            performed_ms,
+            closed_ms = started.elapsed().as_millis() as u64,
+            "browser job timings (cumulative)"
+        );
         outcome
     }
 
