@@ -206,7 +206,7 @@ async fn run_production(
         api: api.map(|_| bind),
         work,
     };
-    services.run(settings, |_| {}).await
+    services.run(settings, |_, _| {}).await
 }
 
 /// Holds the embedded mode's data directory for this process; released when dropped.
@@ -268,11 +268,11 @@ async fn run_embedded(settings: &Settings, bind: SocketAddr) -> Result<(), Start
         work: true,
     };
     services
-        .run(settings, |addr| print_banner(addr, &path))
+        .run(settings, |addr, browser| print_banner(addr, &path, browser))
         .await
 }
 
-fn print_banner(addr: SocketAddr, database: &Path) {
+fn print_banner(addr: SocketAddr, database: &Path, browser: &str) {
     let host = if addr.ip().is_unspecified() {
         SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
     } else {
@@ -283,6 +283,7 @@ fn print_banner(addr: SocketAddr, database: &Path) {
         "\ncontrol-plane {version} is running\n  \
          url:   {url}\n  \
          mode:  embedded: SQLite at {db}, in-process queue\n  \
+         browser: {browser}\n  \
          try:   curl -s -X POST {url}/api/v1/jobs -H 'content-type: application/json' \\\n           \
          -d '{{\"url\":\"https://example.com\",\"job_type\":\"navigate_extract\",\"strategy\":\"http\"}}'\n  \
          then:  curl -s {url}/api/v1/jobs/<id>\n",
@@ -303,11 +304,11 @@ struct Services {
 
 impl Services {
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully. `on_listening` is told the
-    /// API's address once it accepts connections.
+    /// API's address once it accepts connections, and the browser's status.
     async fn run(
         self,
         settings: &Settings,
-        on_listening: impl FnOnce(SocketAddr),
+        on_listening: impl FnOnce(SocketAddr, &str),
     ) -> Result<(), StartError> {
         let policy = TargetPolicy::new(settings.allow_private_targets);
         let shutdown = CancellationToken::new();
@@ -345,7 +346,12 @@ impl Services {
                 artifacts: artifacts.clone(),
             };
             info!(%addr, "API listening");
-            on_listening(listener.local_addr().unwrap_or(addr));
+            let browser_line = match (&pool, &browser_note) {
+                (Some(pool), _) => format!("Chromium at {}", pool.config().executable.display()),
+                (None, Some(note)) => format!("unavailable: {note}"),
+                (None, None) => "none (this process runs no worker)".to_owned(),
+            };
+            on_listening(listener.local_addr().unwrap_or(addr), &browser_line);
             let (token, grace) = (shutdown.clone(), settings.shutdown_grace);
             tasks.spawn(async move {
                 if let Err(e) = serve_api(listener, state, token, grace).await {
