@@ -83,6 +83,15 @@ async fn js_content_is_found_only_by_the_browser(backend: Backend) {
     .await;
     assert_eq!(plain["result"]["executed_with"], "http");
     assert_eq!(plain["result"]["data"]["late"], Value::Null);
+
+    let redirected = succeeded(
+        &app,
+        json!({"url": site.url("/redirect/3"), "strategy": "auto"}),
+    )
+    .await;
+    assert_eq!(redirected["result"]["executed_with"], "vanilla");
+    assert_eq!(redirected["result"]["title"], "Landed");
+    assert_eq!(redirected["result"]["final_url"], site.url("/redirect/0"));
 }
 
 on_both_backends!(
@@ -692,4 +701,58 @@ async fn a_browser_is_recycled_after_its_page_budget() {
         async move { (browsers == 1).then_some(()) }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_refuses_private_targets_unless_allowed() {
+    use control_plane::engine::browser::{BrowserPool, PoolConfig};
+    use control_plane::engine::{BrowserRunner, Engine, Executor};
+    use control_plane::job::target::TargetPolicy;
+    use control_plane::job::{JobType, Priority, RunningJob, Strategy};
+
+    let site = Site::start().await;
+    let dir = crate::common::TestDataDir::new();
+    let store = std::sync::Arc::new(
+        control_plane::store::SqliteStore::open(&dir.0)
+            .await
+            .expect("store"),
+    );
+    let artifacts = control_plane::artifact::ArtifactStore::local(&dir.0.join("artifacts"), store)
+        .expect("artifacts");
+    let pool = BrowserPool::new(PoolConfig {
+        executable: crate::common::chrome(),
+        size: 1,
+        max_contexts: 1,
+        recycle_pages: 100,
+    });
+    // A job that got past submission (say, a name that later resolved to 127.0.0.1) is still
+    // refused by the worker's browser, for the page and for every request it makes.
+    let strict = TargetPolicy::new(false);
+    let engine = Engine::new(
+        strict,
+        Some(BrowserRunner::new(pool.clone(), strict, artifacts)),
+    )
+    .expect("engine");
+    let job = RunningJob {
+        id: uuid::Uuid::now_v7(),
+        domain: "127.0.0.1".into(),
+        url: site.url("/redirect/2"),
+        job_type: JobType::NavigateExtract,
+        strategy: Strategy::Vanilla,
+        priority: Priority::default(),
+        payload: json!({}),
+        attempt: 1,
+        max_attempts: 1,
+        timeout_ms: 20_000,
+        worker_id: "test".into(),
+    };
+    let error = engine.run(&job).await.expect_err("refused");
+    assert_eq!(
+        error.kind,
+        control_plane::job::ErrorKind::TargetPolicy,
+        "{error}"
+    );
+    assert!(!error.retryable);
+    assert_eq!(site.hits("/redirect/2"), 0);
+    pool.shutdown().await;
 }

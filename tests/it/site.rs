@@ -170,7 +170,8 @@ async fn slow(Query(query): Query<HashMap<String, u64>>) -> Html<&'static str> {
     Html("<html><head><title>Slow</title></head><body>finally</body></html>")
 }
 
-async fn redirect(Path(n): Path<u32>) -> Response {
+async fn redirect(State(counters): State<Counters>, Path(n): Path<u32>) -> Response {
+    counters.hit(&format!("/redirect/{n}"));
     if n == 0 {
         Html("<html><head><title>Landed</title></head><body>end of the chain</body></html>")
             .into_response()
