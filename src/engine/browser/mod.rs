@@ -573,17 +573,11 @@ impl Session<'_> {
         }
     }
 
-    /// Fails on error statuses and blocked pages.
+    /// Fails on error statuses, challenges and captchas.
     async fn check_document(&self, response: &DocumentResponse) -> Result<(), JobError> {
+        // An empty page is a fine thing to screenshot or print: only extraction expects content.
         let html = self.html().await.unwrap_or_default();
-        let text = self
-            .evaluate_value("document.body ? document.body.innerText : ''")
-            .await
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let empty = text.trim().is_empty() && !html.contains("<img") && !html.contains("<a ");
-        judge(response, &html, empty)
+        judge(response, &html, false)
     }
 
     /// Navigates the main frame to `url` and waits as asked.
