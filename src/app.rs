@@ -151,6 +151,7 @@ pub fn worker_config(settings: &Settings) -> WorkerConfig {
             base: settings.retry_backoff_base,
             cap: settings.retry_backoff_cap,
         },
+        lease: settings.job_lease,
         ..WorkerConfig::new(settings.concurrency())
     }
 }

@@ -146,6 +146,11 @@ pub struct Settings {
     #[arg(long, env = "SCHEDULER_INTERVAL", global = true, default_value = "500ms", value_parser = parse_duration)]
     pub scheduler_interval: Duration,
 
+    /// How long a running job's lease lasts; its worker renews it every third of it, and a
+    /// job whose lease expires (its worker is gone) goes back to the queue.
+    #[arg(long, env = "JOB_LEASE", global = true, default_value = "30s", value_parser = parse_lease)]
+    pub job_lease: Duration,
+
     /// Chrome or Chromium executable [default: chromium, chromium-browser, google-chrome on PATH].
     #[arg(long, env = "CHROME_PATH", global = true)]
     pub chrome_path: Option<PathBuf>,
@@ -219,6 +224,14 @@ impl Settings {
             .map(usize::from)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
     }
+}
+
+fn parse_lease(value: &str) -> Result<Duration, String> {
+    let lease = parse_duration(value)?;
+    if lease < Duration::from_secs(3) {
+        return Err("must be at least 3s".to_owned());
+    }
+    Ok(lease)
 }
 
 fn require<'a>(

@@ -84,7 +84,16 @@ pub async fn cancel(
 ) -> Result<Json<Job>, Problem> {
     let id = parse_id(&id)?;
     match state.store.cancel(DEFAULT_TENANT, id).await? {
-        CancelOutcome::Cancelled(job) => Ok(Json(*job)),
+        CancelOutcome::Cancelled(job) => {
+            if job.worker_id.is_some() {
+                // It may be running: tell its worker to stop (the lease renewal would notice
+                // too, later).
+                if let Err(e) = state.queue.announce_cancel(id).await {
+                    tracing::warn!(job_id = %id, error = %e, "cannot announce the cancellation");
+                }
+            }
+            Ok(Json(*job))
+        }
         CancelOutcome::AlreadyFinished(finished) => Err(Problem::conflict(format!(
             "job {id} is already {finished} and cannot be cancelled"
         ))),

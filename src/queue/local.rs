@@ -27,10 +27,20 @@ struct State {
     reports: HashMap<String, (Instant, Value)>,
 }
 
-#[derive(Default)]
 struct Shared {
     state: Mutex<State>,
     rung: Notify,
+    cancels: tokio::sync::broadcast::Sender<uuid::Uuid>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            state: Mutex::default(),
+            rung: Notify::new(),
+            cancels: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
 }
 
 /// A [`JobQueue`] that lives in this process.
@@ -131,6 +141,16 @@ impl JobQueue for LocalQueue {
             .filter(|(until, _)| *until > now)
             .map(|(_, report)| report.clone())
             .collect())
+    }
+
+    async fn announce_cancel(&self, job: uuid::Uuid) -> Result<(), QueueError> {
+        // No receiver (no worker in this process) is fine.
+        let _ = self.shared.cancels.send(job);
+        Ok(())
+    }
+
+    fn cancel_notices(&self) -> tokio::sync::broadcast::Receiver<uuid::Uuid> {
+        self.shared.cancels.subscribe()
     }
 }
 

@@ -88,6 +88,12 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// The reports of workers alive now.
     async fn reports(&self) -> Result<Vec<Value>, QueueError>;
+
+    /// Tells every worker that `job` was cancelled, so the one running it stops.
+    async fn announce_cancel(&self, job: Uuid) -> Result<(), QueueError>;
+
+    /// Cancellations announced from now on, from any process.
+    fn cancel_notices(&self) -> tokio::sync::broadcast::Receiver<Uuid>;
 }
 
 /// One worker's view of the queue: takes doorbells for it to run.

@@ -4,6 +4,7 @@
 //! level lives in one Redis Cluster slot. An entry is acknowledged and deleted once its job's
 //! outcome is recorded, so a stream holds only waiting and in-flight doorbells.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,6 +40,9 @@ pub struct RedisQueue {
     conn: ConnectionManager,
     keys: [String; 5],
     reports: String,
+    cancel_channel: String,
+    cancels: tokio::sync::broadcast::Sender<Uuid>,
+    subscribed: Arc<std::sync::Once>,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -85,6 +89,9 @@ impl RedisQueue {
             conn,
             keys,
             reports,
+            cancel_channel: format!("{{{prefix}}}:cancel"),
+            cancels: tokio::sync::broadcast::channel(1024).0,
+            subscribed: Arc::new(std::sync::Once::new()),
         };
         queue.ensure_groups().await?;
         Ok(queue)
@@ -286,6 +293,27 @@ impl JobQueue for RedisQueue {
             .filter_map(|v| serde_json::from_str(&v).ok())
             .collect())
     }
+
+    async fn announce_cancel(&self, job: Uuid) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn
+            .publish(&self.cancel_channel, job.to_string())
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    fn cancel_notices(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        let receiver = self.cancels.subscribe();
+        self.subscribed.call_once(|| {
+            tokio::spawn(forward_cancels(
+                self.client.clone(),
+                self.cancel_channel.clone(),
+                self.cancels.clone(),
+            ));
+        });
+        receiver
+    }
 }
 
 /// A worker's consumer in the group.
@@ -354,5 +382,47 @@ impl QueueConsumer for RedisConsumer {
             }
             Err(e) => Err(classify(e)),
         }
+    }
+}
+
+/// Forwards cancellations published on `channel` to `sender`, resubscribing after errors,
+/// until every receiver is gone.
+async fn forward_cancels(
+    client: redis::Client,
+    channel: String,
+    sender: tokio::sync::broadcast::Sender<Uuid>,
+) {
+    use futures::StreamExt;
+    let mut failures = 0u32;
+    while sender.receiver_count() > 0 {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, RedisError>(pubsub)
+        };
+        match subscribed.await {
+            Ok(mut pubsub) => {
+                failures = 0;
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    let job = message
+                        .get_payload::<String>()
+                        .ok()
+                        .and_then(|p| p.parse::<Uuid>().ok());
+                    if let Some(job) = job
+                        && sender.send(job).is_err()
+                    {
+                        return;
+                    }
+                }
+                tracing::warn!("cancel subscription ended; resubscribing");
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::debug!(error = %e, "cannot subscribe to cancellations; retrying");
+            }
+        }
+        let pause = Duration::from_millis(100u64 << failures.min(5));
+        tokio::time::sleep(pause).await;
     }
 }

@@ -141,14 +141,18 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Claims a due queued job for `worker`: `queued` → `running`, attempt + 1.
     ///
-    /// The lease lasts the job's timeout plus `lease_margin`. `None` when the job is not
-    /// claimable (not queued, not yet due, or gone).
+    /// The lease lasts `lease`; the worker renews it while the job runs. `None` when the job
+    /// is not claimable (not queued, not yet due, or gone).
     async fn claim(
         &self,
         id: Uuid,
         worker: &str,
-        lease_margin: Duration,
+        lease: Duration,
     ) -> Result<Option<RunningJob>, StoreError>;
+
+    /// Extends a running attempt's lease to now + `lease`. `false` when the worker no longer
+    /// holds the job (cancelled, finished, or reaped after its lease expired).
+    async fn renew(&self, job: &RunningJob, lease: Duration) -> Result<bool, StoreError>;
 
     /// Records the outcome of a running attempt. `false` when the worker no longer holds the
     /// job (cancelled, or its lease was taken over): nothing is written then.

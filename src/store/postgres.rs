@@ -257,12 +257,12 @@ impl JobStore for PgStore {
         &self,
         id: Uuid,
         worker: &str,
-        lease_margin: Duration,
+        lease: Duration,
     ) -> Result<Option<RunningJob>, StoreError> {
         let row: Option<JobRow> = sqlx::query_as(
             "WITH claimed AS (
                 UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = $2,
-                       lease_until = now() + (timeout_ms + $3) * interval '1 millisecond',
+                       lease_until = now() + $3 * interval '1 millisecond',
                        started_at = now(), updated_at = now()
                 WHERE id = $1 AND state = 'queued' AND run_at <= now()
                 RETURNING *
@@ -274,7 +274,7 @@ impl JobStore for PgStore {
         )
         .bind(id)
         .bind(worker)
-        .bind(millis(lease_margin))
+        .bind(millis(lease))
         .fetch_optional(&self.pool)
         .await
         .map_err(classify)?;
@@ -282,6 +282,21 @@ impl JobStore for PgStore {
             return Ok(None);
         };
         Ok(Some(RunningJob::claimed(job, worker)))
+    }
+
+    async fn renew(&self, job: &RunningJob, lease: Duration) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(
+            "UPDATE jobs SET lease_until = now() + $4 * interval '1 millisecond'
+             WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3",
+        )
+        .bind(job.id)
+        .bind(i32::try_from(job.attempt).unwrap_or(i32::MAX))
+        .bind(&job.worker_id)
+        .bind(millis(lease))
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(renewed.rows_affected() == 1)
     }
 
     async fn settle(&self, job: &RunningJob, settlement: &Settlement) -> Result<bool, StoreError> {

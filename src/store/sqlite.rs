@@ -414,20 +414,20 @@ impl JobStore for SqliteStore {
         &self,
         id: Uuid,
         worker: &str,
-        lease_margin: Duration,
+        lease: Duration,
     ) -> Result<Option<RunningJob>, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let row: Option<SqliteJobRow> = sqlx::query_as(
             "UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = ?2,
-                    lease_until = ?3 + timeout_ms + ?4, started_at = ?3, updated_at = ?3
+                    lease_until = ?3 + ?4, started_at = ?3, updated_at = ?3
              WHERE id = ?1 AND state = 'queued' AND run_at <= ?3
              RETURNING *",
         )
         .bind(id)
         .bind(worker)
         .bind(now)
-        .bind(millis(lease_margin))
+        .bind(millis(lease))
         .fetch_optional(&mut *tx)
         .await
         .map_err(classify)?;
@@ -446,6 +446,25 @@ impl JobStore for SqliteStore {
         .await?;
         tx.commit().await.map_err(classify)?;
         Ok(Some(RunningJob::claimed(row.into_job()?, worker)))
+    }
+
+    async fn renew(&self, job: &RunningJob, lease: Duration) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let renewed = sqlx::query(
+            "UPDATE jobs SET lease_until = ?4 + ?5
+             WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND worker_id = ?3",
+        )
+        .bind(job.id)
+        .bind(i64::from(job.attempt))
+        .bind(&job.worker_id)
+        .bind(now)
+        .bind(millis(lease))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(renewed.rows_affected() == 1)
     }
 
     async fn settle(&self, job: &RunningJob, settlement: &Settlement) -> Result<bool, StoreError> {

@@ -25,8 +25,10 @@ use crate::store::{JobStore, Settlement, StoreError};
 pub use retry::RetryPolicy;
 pub use scheduler::{Scheduler, SchedulerConfig};
 
-/// How long a claimed job's lease outlives its timeout before the reaper may take it back.
-pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// How long a claimed job's lease lasts unless renewed (`JOB_LEASE`).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How long recording an outcome may wait for the database to come back.
+const SETTLE_BUDGET: Duration = Duration::from_secs(30);
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct WorkerConfig {
     pub retry: RetryPolicy,
     /// How long one queue read waits for a doorbell.
     pub poll_wait: Duration,
+    /// A running job's lease; renewed every third of it while the job runs.
+    pub lease: Duration,
 }
 
 impl WorkerConfig {
@@ -52,6 +56,7 @@ impl WorkerConfig {
             shutdown_grace: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             poll_wait: Duration::from_secs(1),
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -74,6 +79,8 @@ struct Shared {
     executor: Arc<dyn Executor>,
     config: WorkerConfig,
     in_flight: Mutex<HashMap<Uuid, RunningJob>>,
+    /// Stops the executor of a running job (remote cancel, lost lease).
+    stops: Mutex<HashMap<Uuid, CancellationToken>>,
 }
 
 /// A worker process's job loop.
@@ -96,6 +103,7 @@ impl Worker {
                 executor,
                 config,
                 in_flight: Mutex::new(HashMap::new()),
+                stops: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -116,6 +124,7 @@ impl Worker {
             info!(worker_id = %config.id, "worker stopped before it could reach the queue");
             return;
         };
+        let listener = tokio::spawn(listen_for_cancels(shared.clone(), shutdown.clone()));
         let slots = Arc::new(Semaphore::new(config.concurrency));
         let mut tasks = JoinSet::new();
         let mut buffer: VecDeque<Delivery> = VecDeque::new();
@@ -195,7 +204,51 @@ impl Worker {
                 }
             }
         }
+        listener.abort();
         info!(worker_id = %config.id, "worker stopped");
+    }
+}
+
+/// Stops the executor of any job of this worker that is announced cancelled.
+async fn listen_for_cancels(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut notices = shared.queue.cancel_notices();
+    loop {
+        let notice = tokio::select! {
+            () = shutdown.cancelled() => return,
+            notice = notices.recv() => notice,
+        };
+        match notice {
+            Ok(job) => {
+                if let Some(stop) = lock(&shared.stops).get(&job) {
+                    info!(job_id = %job, "job cancelled: stopping its executor");
+                    stop.cancel();
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                // Missed notices are caught by the next lease renewal.
+                warn!(missed, "missed cancel notices");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Renews the job's lease every third of it; returns (after cancelling `stop`) when the
+/// worker no longer holds the job.
+async fn heartbeat(shared: &Shared, job: &RunningJob, stop: &CancellationToken) {
+    let lease = shared.config.lease;
+    let every = lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        match shared.store.renew(job, lease).await {
+            Ok(true) => debug!("lease renewed"),
+            Ok(false) => {
+                warn!("lease lost (job cancelled, finished or taken back): stopping the executor");
+                stop.cancel();
+                return;
+            }
+            Err(e) => warn!(error = %e, "cannot renew the lease; retrying"),
+        }
     }
 }
 
@@ -278,7 +331,9 @@ where
 async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphorePermit) {
     let job_id = delivery.doorbell.job_id;
     let claimed = with_store_retries(Duration::from_secs(5), || {
-        shared.store.claim(job_id, &shared.config.id, LEASE_MARGIN)
+        shared
+            .store
+            .claim(job_id, &shared.config.id, shared.config.lease)
     })
     .await;
     let job = match claimed {
@@ -303,9 +358,24 @@ async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphoreP
     );
     async {
         lock(&shared.in_flight).insert(job.id, job.clone());
+        let stop = CancellationToken::new();
+        lock(&shared.stops).insert(job.id, stop.clone());
         let started = Instant::now();
-        let outcome = execute(shared.executor.as_ref(), &job).await;
+        let outcome = tokio::select! {
+            outcome = execute(shared.executor.as_ref(), &job) => Some(outcome),
+            () = stop.cancelled() => None,
+            () = heartbeat(&shared, &job, &stop) => None,
+        };
+        lock(&shared.stops).remove(&job.id);
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        let Some(outcome) = outcome else {
+            // Cancelled, or the lease was lost: the executor was dropped (browser context
+            // disposed) and nothing may be recorded by this worker.
+            lock(&shared.in_flight).remove(&job.id);
+            info!(elapsed_ms, "executor stopped: the job was cancelled or its lease lost");
+            ack(&shared, &delivery).await;
+            return;
+        };
         let settlement = shared.config.retry.settle(&job, outcome, chrono::Utc::now());
         match &settlement {
             Settlement::Succeeded(_) => info!(elapsed_ms, "job succeeded"),
@@ -314,7 +384,8 @@ async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphoreP
             }
             Settlement::Failed(error) => warn!(elapsed_ms, error = %error, "job failed"),
         }
-        let recorded = with_store_retries(LEASE_MARGIN, || shared.store.settle(&job, &settlement)).await;
+        let recorded =
+            with_store_retries(SETTLE_BUDGET, || shared.store.settle(&job, &settlement)).await;
         lock(&shared.in_flight).remove(&job.id);
         match recorded {
             Ok(true) => ack(&shared, &delivery).await,

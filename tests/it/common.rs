@@ -275,6 +275,8 @@ pub struct Options {
     pub max_contexts: usize,
     /// Jobs after which a browser is replaced.
     pub recycle_pages: u64,
+    /// A running job's lease.
+    pub lease: Duration,
 }
 
 impl Default for Options {
@@ -288,6 +290,7 @@ impl Default for Options {
             browser: false,
             max_contexts: 2,
             recycle_pages: 200,
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -465,6 +468,7 @@ impl TestApp {
             },
             poll_wait: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
+            lease: self.options.lease,
             ..WorkerConfig::new(concurrency)
         };
         self.tasks.push(tokio::spawn(report::run(
@@ -478,6 +482,14 @@ impl TestApp {
         let id = worker.id().to_owned();
         self.tasks.push(tokio::spawn(worker.run(stop)));
         id
+    }
+
+    /// Starts a worker whose task the test may abort, as if its process died: nothing it
+    /// holds is released and its leases stop being renewed.
+    pub fn start_mortal_worker(&mut self, concurrency: usize) -> JoinHandle<()> {
+        let stop = self.shutdown.child_token();
+        self.start_worker_with(concurrency, stop);
+        self.tasks.pop().expect("the worker task")
     }
 
     /// The URL of an API path.

@@ -9,5 +9,6 @@ mod cli;
 mod common;
 mod dispatch;
 mod embedded;
+mod leases;
 mod lifecycle;
 mod site;
