@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::AppState;
@@ -14,7 +15,8 @@ use super::body::JsonBody;
 use super::problem::Problem;
 use crate::job::{DEFAULT_TENANT, FieldError, Job, JobEvent, JobSpec};
 use crate::queue::Doorbell;
-use crate::store::{CancelOutcome, ListQuery};
+use crate::store::{CancelOutcome, IdempotencyKey, Idempotent, ListQuery, RetryOutcome};
+use sha2::{Digest, Sha256};
 
 /// Jobs per page when the request does not say.
 pub const DEFAULT_PAGE: u32 = 50;
@@ -24,8 +26,10 @@ pub const MAX_PAGE: u32 = 500;
 /// `POST /api/v1/jobs`: validates, stores, then rings the job's doorbell.
 pub async fn create(
     State(state): State<AppState>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
+    let key = idempotency_key(&headers, &body)?;
     let spec = JobSpec::parse(&body).map_err(Problem::invalid_fields)?;
     state
         .policy
@@ -38,12 +42,38 @@ pub async fn create(
                 refused.to_string(),
             )])
         })?;
-    let job = state.store.create(DEFAULT_TENANT, &spec).await?;
+    let job = match key {
+        None => state.store.create(DEFAULT_TENANT, &spec).await?,
+        Some(key) => match state
+            .store
+            .create_idempotent(DEFAULT_TENANT, &key, &spec)
+            .await?
+        {
+            Idempotent::Created(job) => *job,
+            Idempotent::Replayed(job) => {
+                let mut headers = HeaderMap::new();
+                headers.insert(REPLAYED, HeaderValue::from_static("true"));
+                if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/jobs/{}", job.id)) {
+                    headers.insert(header::LOCATION, location);
+                }
+                return Ok((StatusCode::OK, headers, Json(*job)).into_response());
+            }
+            Idempotent::Mismatch => {
+                return Err(Problem::invalid_fields(vec![FieldError::new(
+                    "Idempotency-Key",
+                    "reused",
+                    "this key was used with a different request in the last 24 hours",
+                )]));
+            }
+        },
+    };
     let bell = Doorbell {
         job_id: job.id,
         priority: job.priority,
     };
-    if let Err(e) = state.queue.ring(&[bell]).await {
+    // A job scheduled for later is rung by the scheduler when it is due.
+    let due = job.run_at <= chrono::Utc::now();
+    if due && let Err(e) = state.queue.ring(&[bell]).await {
         // The job is stored: the scheduler rings it once the queue is back.
         tracing::warn!(job_id = %job.id, error = %e, "could not ring the new job's doorbell");
         if let Err(e) = state.store.mark_unrung(&[job.id]).await {
@@ -55,6 +85,55 @@ pub async fn create(
         headers.insert(header::LOCATION, location);
     }
     Ok((StatusCode::CREATED, headers, Json(job)).into_response())
+}
+
+/// The header that marks an answer replayed for an idempotency key.
+const REPLAYED: header::HeaderName = header::HeaderName::from_static("idempotent-replayed");
+/// The longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The request's `Idempotency-Key` and the hash of its body, when it has one.
+fn idempotency_key(headers: &HeaderMap, body: &Value) -> Result<Option<IdempotencyKey>, Problem> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let invalid = |detail: &str| {
+        Problem::invalid_fields(vec![FieldError::new("Idempotency-Key", "invalid", detail)])
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| invalid("the key must be visible ASCII"))?
+        .trim();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(invalid("the key must be 1 to 255 characters"));
+    }
+    let canonical = canonical_json(body);
+    let digest = Sha256::digest(canonical.as_bytes());
+    let request_hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Some(IdempotencyKey {
+        key: key.to_owned(),
+        request_hash,
+    }))
+}
+
+/// JSON with object keys sorted, so equal requests hash equally whatever their key order.
+fn canonical_json(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&map[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical_json).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
 }
 
 pub(crate) fn parse_id(id: &str) -> Result<Uuid, Problem> {
@@ -98,6 +177,48 @@ pub async fn cancel(
             "job {id} is already {finished} and cannot be cancelled"
         ))),
         CancelOutcome::NotFound => Err(no_such_job(id)),
+    }
+}
+
+/// `POST /api/v1/jobs/{id}/retry`: replays a failed or cancelled job with a fresh attempt
+/// budget (`max_attempts`, default 3), optionally another `strategy` or `priority`. The body
+/// may be empty.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Job>, Problem> {
+    let id = parse_id(&id)?;
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            Problem::invalid_fields(vec![FieldError::new(
+                "",
+                "malformed",
+                format!("the body is not valid JSON: {e}"),
+            )])
+        })?
+    };
+    let change = crate::job::spec::parse_retry(&body).map_err(Problem::invalid_fields)?;
+    match state.store.retry(DEFAULT_TENANT, id, &change).await? {
+        RetryOutcome::Queued(job) => {
+            let bell = Doorbell {
+                job_id: job.id,
+                priority: job.priority,
+            };
+            if let Err(e) = state.queue.ring(&[bell]).await {
+                tracing::warn!(job_id = %job.id, error = %e, "could not ring the replayed job");
+                if let Err(e) = state.store.mark_unrung(&[job.id]).await {
+                    tracing::warn!(job_id = %job.id, error = %e, "could not mark the job for the scheduler");
+                }
+            }
+            Ok(Json(*job))
+        }
+        RetryOutcome::NotRetryable(current) => Err(Problem::conflict(format!(
+            "job {id} is {current}; only failed or cancelled jobs can be retried"
+        ))),
+        RetryOutcome::NotFound => Err(no_such_job(id)),
     }
 }
 

@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/api/v1/jobs/{id}/events", get(jobs::events))
         .route("/api/v1/jobs/{id}/artifacts", get(artifacts::list))
         .route("/api/v1/jobs/{id}/artifacts/{name}", get(artifacts::get))

@@ -34,7 +34,12 @@ const CREATE_FIELDS: &[&str] = &[
     "payload",
     "max_attempts",
     "timeout_ms",
+    "run_at",
+    "delay_ms",
 ];
+
+/// How far ahead a job may be scheduled.
+pub const MAX_SCHEDULE_AHEAD: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// One problem with one field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,6 +82,8 @@ pub struct JobSpec {
     pub max_attempts: u32,
     /// Per-attempt timeout (1 s ..= 10 min).
     pub timeout: Duration,
+    /// When the job becomes due (`run_at`, or now + `delay_ms`); `None` means now.
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What to extract with one named CSS selector.
@@ -239,6 +246,8 @@ impl JobSpec {
             &mut errors,
         );
 
+        let run_at = parse_schedule(obj, &mut errors);
+
         let payload = match present(obj, "payload") {
             None => {
                 if let Some(job_type) = job_type
@@ -306,6 +315,7 @@ impl JobSpec {
                 payload,
                 max_attempts,
                 timeout: Duration::from_millis(u64::from(timeout_ms)),
+                run_at,
             }),
             _ => Err(errors),
         }
@@ -667,6 +677,104 @@ where
             })
             .map_err(|e| errors.push(e))
             .ok(),
+    }
+}
+
+/// Parses the body of a replay request: `max_attempts`, `strategy`, `priority`.
+pub fn parse_retry(body: &Value) -> Result<crate::store::RetryChange, Vec<FieldError>> {
+    let Some(obj) = body.as_object() else {
+        return Err(vec![FieldError::new(
+            "",
+            "wrong_type",
+            format!("the body must be a JSON object, not {}", type_name(body)),
+        )]);
+    };
+    let mut errors = Vec::new();
+    reject_unknown_top(obj, &["max_attempts", "strategy", "priority"], &mut errors);
+    let budget = int_field(
+        obj,
+        "max_attempts",
+        1,
+        10,
+        DEFAULT_MAX_ATTEMPTS,
+        &mut errors,
+    );
+    let strategy = present(obj, "strategy")
+        .and_then(|_| enum_field(obj, "strategy", Strategy::Auto, &mut errors));
+    let priority = present(obj, "priority").and_then(|value| {
+        int_in(value, "priority", 1, 5)
+            .map(|n| Priority::new(n).unwrap_or_default())
+            .map_err(|e| errors.push(e))
+            .ok()
+    });
+    match budget {
+        Some(budget) if errors.is_empty() => Ok(crate::store::RetryChange {
+            budget,
+            strategy,
+            priority,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn reject_unknown_top(obj: &Map<String, Value>, known: &[&str], errors: &mut Vec<FieldError>) {
+    for key in obj.keys() {
+        if !known.contains(&key.as_str()) {
+            errors.push(FieldError::new(
+                key.as_str(),
+                "unknown_field",
+                format!("unknown field; expected one of: {}", known.join(", ")),
+            ));
+        }
+    }
+}
+
+/// `run_at` (RFC 3339) or `delay_ms`, at most one, within [`MAX_SCHEDULE_AHEAD`].
+fn parse_schedule(
+    obj: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let now = chrono::Utc::now();
+    let ahead = chrono::Duration::from_std(MAX_SCHEDULE_AHEAD).unwrap_or(chrono::Duration::MAX);
+    match (present(obj, "run_at"), present(obj, "delay_ms")) {
+        (Some(_), Some(_)) => {
+            errors.push(FieldError::new(
+                "delay_ms",
+                "conflict",
+                "give run_at or delay_ms, not both",
+            ));
+            None
+        }
+        (Some(value), None) => {
+            let text = as_str(value, "run_at").map_err(|e| errors.push(e)).ok()?;
+            match chrono::DateTime::parse_from_rfc3339(text) {
+                Ok(at) if at.with_timezone(&chrono::Utc) - now > ahead => {
+                    errors.push(FieldError::new(
+                        "run_at",
+                        "out_of_range",
+                        "at most 366 days ahead",
+                    ));
+                    None
+                }
+                Ok(at) => Some(at.with_timezone(&chrono::Utc)),
+                Err(e) => {
+                    errors.push(FieldError::new(
+                        "run_at",
+                        "invalid",
+                        format!("expected an RFC 3339 time such as 2026-11-27T15:00:00Z: {e}"),
+                    ));
+                    None
+                }
+            }
+        }
+        (None, Some(value)) => {
+            let max = MAX_SCHEDULE_AHEAD.as_millis() as i64;
+            let ms = int_in(value, "delay_ms", 0, max)
+                .map_err(|e| errors.push(e))
+                .ok()?;
+            Some(now + chrono::Duration::milliseconds(ms))
+        }
+        (None, None) => None,
     }
 }
 

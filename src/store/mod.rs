@@ -75,6 +75,51 @@ pub enum CancelOutcome {
     NotFound,
 }
 
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A client's idempotency key and the hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// The `Idempotency-Key` header.
+    pub key: String,
+    /// Hex SHA-256 of the canonical request body.
+    pub request_hash: String,
+}
+
+/// The result of a submission with an idempotency key.
+#[derive(Debug)]
+pub enum Idempotent {
+    /// A new job.
+    Created(Box<Job>),
+    /// The job the key created earlier.
+    Replayed(Box<Job>),
+    /// The key was used with a different request.
+    Mismatch,
+}
+
+/// What a replay changes.
+#[derive(Debug, Clone)]
+pub struct RetryChange {
+    /// More attempts allowed from now.
+    pub budget: u32,
+    /// A new strategy.
+    pub strategy: Option<crate::job::Strategy>,
+    /// A new priority.
+    pub priority: Option<crate::job::Priority>,
+}
+
+/// The result of a replay request.
+#[derive(Debug)]
+pub enum RetryOutcome {
+    /// The job is queued again (marked as rung: the caller rings its doorbell next).
+    Queued(Box<Job>),
+    /// The job is not failed or cancelled.
+    NotRetryable(JobState),
+    /// No such job for this tenant.
+    NotFound,
+}
+
 /// How a worker settles the attempt it ran.
 #[derive(Debug, Clone)]
 pub enum Settlement {
@@ -123,6 +168,25 @@ impl JobStats {
 pub trait JobStore: Send + Sync + 'static {
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Puts a failed or cancelled job back in the queue with `budget` more attempts, and
+    /// optionally another strategy or priority. Its history stays.
+    async fn retry(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        change: &RetryChange,
+    ) -> Result<RetryOutcome, StoreError>;
+
+    /// Records a new queued job under an idempotency key: the first request with the key
+    /// creates the job; later ones (within 24 h) get it back, or a mismatch when their
+    /// request differs (`request_hash`). Concurrent requests with one key create one job.
+    async fn create_idempotent(
+        &self,
+        tenant: &str,
+        key: &IdempotencyKey,
+        spec: &JobSpec,
+    ) -> Result<Idempotent, StoreError>;
 
     /// Records a new queued job (marked as rung: the caller rings its doorbell next).
     async fn create(&self, tenant: &str, spec: &JobSpec) -> Result<Job, StoreError>;

@@ -12,7 +12,10 @@ use uuid::Uuid;
 use super::row::{
     JobRow, SettlementRecord, corrupt, count, lease_expired_error, list_sql, millis, priority_of,
 };
-use super::{ArtifactRecord, CancelOutcome, JobStats, JobStore, ListQuery, Settlement, StoreError};
+use super::{
+    ArtifactRecord, CancelOutcome, IDEMPOTENCY_TTL, IdempotencyKey, Idempotent, JobStats, JobStore,
+    ListQuery, RetryChange, RetryOutcome, Settlement, StoreError,
+};
 use crate::job::{Job, JobEvent, JobSpec, JobState, RunningJob};
 use crate::queue::Doorbell;
 
@@ -141,32 +144,69 @@ impl JobStore for PgStore {
     }
 
     async fn create(&self, tenant: &str, spec: &JobSpec) -> Result<Job, StoreError> {
-        let row: JobRow = sqlx::query_as(
-            "WITH job AS (
-                INSERT INTO jobs (id, tenant_id, domain, url, job_type, strategy, priority,
-                                  payload, max_attempts, timeout_ms, state, run_at, rung_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', now(), now())
-                RETURNING *
-            ), event AS (
-                INSERT INTO job_events (job_id, kind, attempt, detail)
-                SELECT id, 'created', 0, jsonb_build_object('priority', priority) FROM job
-            )
-            SELECT * FROM job",
+        insert_job(&self.pool, tenant, spec).await
+    }
+
+    async fn create_idempotent(
+        &self,
+        tenant: &str,
+        key: &IdempotencyKey,
+        spec: &JobSpec,
+    ) -> Result<Idempotent, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys
+             WHERE tenant_id = $1 AND key = $2 AND created_at < now() - $3 * interval '1 millisecond'",
         )
-        .bind(Uuid::now_v7())
         .bind(tenant)
-        .bind(&spec.domain)
-        .bind(spec.url.as_str())
-        .bind(spec.job_type.as_str())
-        .bind(spec.strategy.as_str())
-        .bind(i32::from(spec.priority.get()))
-        .bind(&spec.payload)
-        .bind(spec.max_attempts as i32)
-        .bind(millis(spec.timeout) as i32)
-        .fetch_one(&self.pool)
+        .bind(&key.key)
+        .bind(millis(IDEMPOTENCY_TTL))
+        .execute(&mut *tx)
         .await
         .map_err(classify)?;
-        row.try_into()
+        // A concurrent request with the same key waits here until the first one commits.
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (tenant_id, key, request_hash)
+             VALUES ($1, $2, $3) ON CONFLICT (tenant_id, key) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(&key.key)
+        .bind(&key.request_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?
+        .rows_affected();
+        if inserted == 0 {
+            let (hash, job_id): (String, Option<Uuid>) = sqlx::query_as(
+                "SELECT request_hash, job_id FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+            )
+            .bind(tenant)
+            .bind(&key.key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            if hash != key.request_hash {
+                return Ok(Idempotent::Mismatch);
+            }
+            let job = match job_id {
+                Some(id) => self.get(tenant, id).await?,
+                None => None,
+            };
+            return job
+                .map(|job| Idempotent::Replayed(Box::new(job)))
+                .ok_or_else(|| StoreError::Database("an idempotency key lost its job".into()));
+        }
+        let job = insert_job(&mut *tx, tenant, spec).await?;
+        sqlx::query("UPDATE idempotency_keys SET job_id = $3 WHERE tenant_id = $1 AND key = $2")
+            .bind(tenant)
+            .bind(&key.key)
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(Idempotent::Created(Box::new(job)))
     }
 
     async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Job>, StoreError> {
@@ -251,6 +291,60 @@ impl JobStore for PgStore {
         .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
         Ok(CancelOutcome::Cancelled(Box::new(row.try_into()?)))
+    }
+
+    async fn retry(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        change: &RetryChange,
+    ) -> Result<RetryOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let state: Option<String> = sqlx::query_scalar(
+            "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+        )
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let Some(state) = state else {
+            return Ok(RetryOutcome::NotFound);
+        };
+        let state: JobState = state.parse().map_err(|e| corrupt(id, e))?;
+        if !matches!(state, JobState::Failed | JobState::Cancelled) {
+            return Ok(RetryOutcome::NotRetryable(state));
+        }
+        let row: JobRow = sqlx::query_as(
+            "UPDATE jobs SET state = 'queued', max_attempts = attempt + $2,
+                    strategy = COALESCE($3, strategy), priority = COALESCE($4, priority),
+                    run_at = now(), rung_at = now(), lease_until = NULL, finished_at = NULL,
+                    result = NULL, error = NULL, updated_at = now()
+             WHERE id = $1 RETURNING *",
+        )
+        .bind(id)
+        .bind(i32::try_from(change.budget).unwrap_or(i32::MAX))
+        .bind(change.strategy.map(|s| s.as_str()))
+        .bind(change.priority.map(|p| i32::from(p.get())))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(classify)?;
+        sqlx::query(
+            "INSERT INTO job_events (job_id, kind, attempt, detail)
+             VALUES ($1, 'retried', $2, jsonb_build_object('from', $3::text,
+                     'strategy', $4::text, 'priority', $5::int, 'max_attempts', $6::int))",
+        )
+        .bind(id)
+        .bind(row.attempt)
+        .bind(state.as_str())
+        .bind(&row.strategy)
+        .bind(row.priority)
+        .bind(row.max_attempts)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(RetryOutcome::Queued(Box::new(row.try_into()?)))
     }
 
     async fn claim(
@@ -483,4 +577,42 @@ impl JobStore for PgStore {
             )
             .collect())
     }
+}
+
+/// Inserts a queued job and its `created` event in one statement.
+async fn insert_job<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    tenant: &str,
+    spec: &JobSpec,
+) -> Result<Job, StoreError> {
+    let row: JobRow = sqlx::query_as(
+        "WITH job AS (
+            INSERT INTO jobs (id, tenant_id, domain, url, job_type, strategy, priority,
+                              payload, max_attempts, timeout_ms, state, run_at, rung_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued',
+                    COALESCE($11, now()),
+                    CASE WHEN $11 IS NULL OR $11 <= now() THEN now() END)
+            RETURNING *
+        ), event AS (
+            INSERT INTO job_events (job_id, kind, attempt, detail)
+            SELECT id, 'created', 0,
+                   jsonb_build_object('priority', priority, 'run_at', run_at) FROM job
+        )
+        SELECT * FROM job",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(&spec.domain)
+    .bind(spec.url.as_str())
+    .bind(spec.job_type.as_str())
+    .bind(spec.strategy.as_str())
+    .bind(i32::from(spec.priority.get()))
+    .bind(&spec.payload)
+    .bind(spec.max_attempts as i32)
+    .bind(millis(spec.timeout) as i32)
+    .bind(spec.run_at)
+    .fetch_one(executor)
+    .await
+    .map_err(classify)?;
+    row.try_into()
 }

@@ -20,7 +20,10 @@ use uuid::Uuid;
 use super::row::{
     JobRow, SettlementRecord, corrupt, count, lease_expired_error, list_sql, millis, priority_of,
 };
-use super::{ArtifactRecord, CancelOutcome, JobStats, JobStore, ListQuery, Settlement, StoreError};
+use super::{
+    ArtifactRecord, CancelOutcome, IDEMPOTENCY_TTL, IdempotencyKey, Idempotent, JobStats, JobStore,
+    ListQuery, RetryChange, RetryOutcome, Settlement, StoreError,
+};
 use crate::job::{Job, JobEvent, JobSpec, JobState, RunningJob};
 use crate::queue::Doorbell;
 
@@ -295,33 +298,65 @@ impl JobStore for SqliteStore {
     }
 
     async fn create(&self, tenant: &str, spec: &JobSpec) -> Result<Job, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let job = insert_job(&mut tx, tenant, spec, now_ms()).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(job)
+    }
+
+    async fn create_idempotent(
+        &self,
+        tenant: &str,
+        key: &IdempotencyKey,
+        spec: &JobSpec,
+    ) -> Result<Idempotent, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let row: SqliteJobRow = sqlx::query_as(
-            "INSERT INTO jobs (id, tenant_id, domain, url, job_type, strategy, priority, payload,
-                               max_attempts, timeout_ms, state, run_at, rung_at, created_at,
-                               updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?11, ?11, ?11, ?11)
-             RETURNING *",
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE tenant_id = ? AND key = ? AND created_at < ?",
         )
-        .bind(Uuid::now_v7())
         .bind(tenant)
-        .bind(&spec.domain)
-        .bind(spec.url.as_str())
-        .bind(spec.job_type.as_str())
-        .bind(spec.strategy.as_str())
-        .bind(i32::from(spec.priority.get()))
-        .bind(&spec.payload)
-        .bind(spec.max_attempts as i32)
-        .bind(millis(spec.timeout) as i32)
-        .bind(now)
-        .fetch_one(&mut *tx)
+        .bind(&key.key)
+        .bind(now - millis(IDEMPOTENCY_TTL))
+        .execute(&mut *tx)
         .await
         .map_err(classify)?;
-        let detail = serde_json::json!({"priority": row.priority});
-        insert_event(&mut tx, row.id, now, "created", 0, None, &detail).await?;
+        let existing: Option<(String, Option<Uuid>)> = sqlx::query_as(
+            "SELECT request_hash, job_id FROM idempotency_keys WHERE tenant_id = ? AND key = ?",
+        )
+        .bind(tenant)
+        .bind(&key.key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        if let Some((hash, job_id)) = existing {
+            tx.commit().await.map_err(classify)?;
+            if hash != key.request_hash {
+                return Ok(Idempotent::Mismatch);
+            }
+            let job = match job_id {
+                Some(id) => self.get(tenant, id).await?,
+                None => None,
+            };
+            return job
+                .map(|job| Idempotent::Replayed(Box::new(job)))
+                .ok_or_else(|| StoreError::Database("an idempotency key lost its job".into()));
+        }
+        let job = insert_job(&mut tx, tenant, spec, now).await?;
+        sqlx::query(
+            "INSERT INTO idempotency_keys (tenant_id, key, request_hash, job_id, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(tenant)
+        .bind(&key.key)
+        .bind(&key.request_hash)
+        .bind(job.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
-        row.into_job()
+        Ok(Idempotent::Created(Box::new(job)))
     }
 
     async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Job>, StoreError> {
@@ -408,6 +443,54 @@ impl JobStore for SqliteStore {
         .await?;
         tx.commit().await.map_err(classify)?;
         Ok(CancelOutcome::Cancelled(Box::new(row.into_job()?)))
+    }
+
+    async fn retry(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        change: &RetryChange,
+    ) -> Result<RetryOutcome, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM jobs WHERE id = ? AND tenant_id = ?")
+                .bind(id)
+                .bind(tenant)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+        let Some(state) = state else {
+            return Ok(RetryOutcome::NotFound);
+        };
+        let state: JobState = state.parse().map_err(|e| corrupt(id, e))?;
+        if !matches!(state, JobState::Failed | JobState::Cancelled) {
+            return Ok(RetryOutcome::NotRetryable(state));
+        }
+        let row: SqliteJobRow = sqlx::query_as(
+            "UPDATE jobs SET state = 'queued', max_attempts = attempt + ?2,
+                    strategy = COALESCE(?3, strategy), priority = COALESCE(?4, priority),
+                    run_at = ?5, rung_at = ?5, lease_until = NULL, finished_at = NULL,
+                    result = NULL, error = NULL, updated_at = ?5
+             WHERE id = ?1 RETURNING *",
+        )
+        .bind(id)
+        .bind(i64::from(change.budget))
+        .bind(change.strategy.map(|s| s.as_str()))
+        .bind(change.priority.map(|p| i32::from(p.get())))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let detail = serde_json::json!({
+            "from": state.as_str(),
+            "strategy": row.strategy,
+            "priority": row.priority,
+            "max_attempts": row.max_attempts,
+        });
+        insert_event(&mut tx, id, now, "retried", row.attempt, None, &detail).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(RetryOutcome::Queued(Box::new(row.into_job()?)))
     }
 
     async fn claim(
@@ -652,4 +735,40 @@ impl JobStore for SqliteStore {
             })
             .collect()
     }
+}
+
+/// Inserts a queued job and its `created` event in the write transaction `tx`.
+async fn insert_job(
+    tx: &mut Transaction<'static, Sqlite>,
+    tenant: &str,
+    spec: &JobSpec,
+    now: i64,
+) -> Result<Job, StoreError> {
+    let row: SqliteJobRow = sqlx::query_as(
+        "INSERT INTO jobs (id, tenant_id, domain, url, job_type, strategy, priority, payload,
+                               max_attempts, timeout_ms, state, run_at, rung_at, created_at,
+                               updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?12,
+                     CASE WHEN ?12 <= ?11 THEN ?11 END, ?11, ?11)
+             RETURNING *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(&spec.domain)
+    .bind(spec.url.as_str())
+    .bind(spec.job_type.as_str())
+    .bind(spec.strategy.as_str())
+    .bind(i32::from(spec.priority.get()))
+    .bind(&spec.payload)
+    .bind(spec.max_attempts as i32)
+    .bind(millis(spec.timeout) as i32)
+    .bind(now)
+    .bind(spec.run_at.map_or(now, |at| at.timestamp_millis()))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(classify)?;
+    let run_at = time(row.id, row.run_at)?;
+    let detail = serde_json::json!({"priority": row.priority, "run_at": run_at});
+    insert_event(tx, row.id, now, "created", 0, None, &detail).await?;
+    row.into_job()
 }

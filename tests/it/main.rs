@@ -11,4 +11,5 @@ mod dispatch;
 mod embedded;
 mod leases;
 mod lifecycle;
+mod requests;
 mod site;
