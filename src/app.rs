@@ -374,6 +374,7 @@ impl Services {
                 self.queue,
                 SchedulerConfig {
                     interval: settings.scheduler_interval,
+                    redeliver_after: settings.redeliver_after,
                     ..SchedulerConfig::default()
                 },
             );

@@ -151,6 +151,11 @@ pub struct Settings {
     #[arg(long, env = "JOB_LEASE", global = true, default_value = "30s", value_parser = parse_lease)]
     pub job_lease: Duration,
 
+    /// A queued job whose doorbell is still unfinished after this long (its consumer died,
+    /// or the queue dropped it) is rung again.
+    #[arg(long, env = "REDELIVER_AFTER", global = true, default_value = "60s", value_parser = parse_duration)]
+    pub redeliver_after: Duration,
+
     /// Chrome or Chromium executable [default: chromium, chromium-browser, google-chrome on PATH].
     #[arg(long, env = "CHROME_PATH", global = true)]
     pub chrome_path: Option<PathBuf>,

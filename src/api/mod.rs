@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(deadline))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -87,6 +88,21 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The longest a request may take before it is answered 503 (a dependency hangs).
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Answers 503 with Retry-After instead of hanging when a dependency does not answer.
+async fn deadline(request: Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::unavailable(format!(
+            "no answer within {} s: the database or the queue is not answering",
+            REQUEST_DEADLINE.as_secs()
+        ))
+        .into_response(),
+    }
 }
 
 async fn root() -> Json<Value> {
@@ -154,6 +170,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     let body = json!({
         "status": if failed.is_empty() { "ready" } else { "unavailable" },
         "failed": failed,
+        "dispatch": if queue.is_ok() { "ok" } else { "degraded: jobs are accepted and stored, and dispatched when the queue is back" },
         "browser": browser["status"].clone(),
         "checks": {
             "database": check_json(&database),

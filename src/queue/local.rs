@@ -152,6 +152,20 @@ impl JobQueue for LocalQueue {
     fn cancel_notices(&self) -> tokio::sync::broadcast::Receiver<uuid::Uuid> {
         self.shared.cancels.subscribe()
     }
+
+    async fn intact(&self) -> Result<bool, QueueError> {
+        // It lives and dies with this process, which re-dispatches everything at start.
+        Ok(true)
+    }
+
+    async fn repair(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    async fn sweep(&self, _min_idle: Duration) -> Result<Vec<uuid::Uuid>, QueueError> {
+        // Consumers are tasks of this process: none dies leaving deliveries behind.
+        Ok(Vec::new())
+    }
 }
 
 /// A worker's view of a [`LocalQueue`].

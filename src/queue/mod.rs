@@ -89,6 +89,20 @@ pub trait JobQueue: Send + Sync + 'static {
     /// The reports of workers alive now.
     async fn reports(&self) -> Result<Vec<Value>, QueueError>;
 
+    /// Whether the queue still holds what it was given: false after a flush or a restart
+    /// without persistence (its marker or its consumer group is gone).
+    async fn intact(&self) -> Result<bool, QueueError>;
+
+    /// Re-creates what a flush removed and marks the queue intact again. The caller first
+    /// re-dispatches every queued job, since their doorbells are gone.
+    async fn repair(&self) -> Result<(), QueueError>;
+
+    /// Stream hygiene: takes deliveries pending longer than `min_idle` (their consumer died
+    /// or lost them), acknowledges and deletes them, and returns their job ids for the caller
+    /// to re-ring if still queued; removes consumers idle that long with nothing pending;
+    /// trims entries older than a day.
+    async fn sweep(&self, min_idle: Duration) -> Result<Vec<Uuid>, QueueError>;
+
     /// Tells every worker that `job` was cancelled, so the one running it stops.
     async fn announce_cancel(&self, job: Uuid) -> Result<(), QueueError>;
 

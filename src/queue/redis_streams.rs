@@ -39,6 +39,7 @@ pub struct RedisQueue {
     client: redis::Client,
     conn: ConnectionManager,
     keys: [String; 5],
+    marker: String,
     reports: String,
     cancel_channel: String,
     cancels: tokio::sync::broadcast::Sender<Uuid>,
@@ -88,6 +89,7 @@ impl RedisQueue {
             client,
             conn,
             keys,
+            marker: format!("{{{prefix}}}:marker"),
             reports,
             cancel_channel: format!("{{{prefix}}}:cancel"),
             cancels: tokio::sync::broadcast::channel(1024).0,
@@ -154,6 +156,10 @@ impl RedisQueue {
             .map_err(classify)
     }
 }
+
+/// The consumer name stream hygiene claims stale deliveries into (they are acknowledged
+/// at once, never run).
+const SWEEPER: &str = "sweeper";
 
 fn job_id_of(entry: &StreamId) -> Option<Uuid> {
     match entry.map.get(JOB_FIELD)? {
@@ -313,6 +319,91 @@ impl JobQueue for RedisQueue {
             ));
         });
         receiver
+    }
+
+    async fn intact(&self) -> Result<bool, QueueError> {
+        let mut conn = self.conn.clone();
+        let marked: bool = conn.exists(&self.marker).await.map_err(classify)?;
+        if !marked {
+            return Ok(false);
+        }
+        for key in &self.keys {
+            let groups: Result<StreamInfoGroupsReply, RedisError> = conn.xinfo_groups(key).await;
+            match groups {
+                Ok(reply) if reply.groups.iter().any(|g| g.name == GROUP) => {}
+                Ok(_) => return Ok(false),
+                Err(e)
+                    if e.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+                {
+                    return Ok(false);
+                }
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    async fn repair(&self) -> Result<(), QueueError> {
+        self.ensure_groups().await?;
+        let mut conn = self.conn.clone();
+        let () = conn
+            .set(&self.marker, chrono::Utc::now().to_rfc3339())
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn sweep(&self, min_idle: Duration) -> Result<Vec<Uuid>, QueueError> {
+        let mut conn = self.conn.clone();
+        let idle_ms = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
+        let mut jobs = Vec::new();
+        for (level, key) in self.keys.iter().enumerate() {
+            let mut start = "0-0".to_owned();
+            loop {
+                let options = redis::streams::StreamAutoClaimOptions::default().count(500);
+                let reply: Result<redis::streams::StreamAutoClaimReply, RedisError> = conn
+                    .xautoclaim_options(key, GROUP, SWEEPER, idle_ms, &start, options)
+                    .await;
+                let reply = match reply {
+                    Ok(reply) => reply,
+                    Err(e) if is_no_group(&e) => break,
+                    Err(e) => return Err(classify(e)),
+                };
+                let ids: Vec<String> = reply.claimed.iter().map(|e| e.id.clone()).collect();
+                jobs.extend(reply.claimed.iter().filter_map(job_id_of));
+                self.ack_entries(level, &ids).await?;
+                if reply.deleted_ids.len() + ids.len() > 0 {
+                    self.ack_entries(level, &reply.deleted_ids).await?;
+                }
+                if reply.next_stream_id == "0-0" {
+                    break;
+                }
+                start = reply.next_stream_id;
+            }
+            // Consumers of processes that are gone: idle that long, nothing pending.
+            let consumers: Result<redis::streams::StreamInfoConsumersReply, RedisError> =
+                conn.xinfo_consumers(key, GROUP).await;
+            if let Ok(consumers) = consumers {
+                for consumer in consumers.consumers {
+                    if consumer.pending == 0 && consumer.idle as u64 >= idle_ms {
+                        let _: Result<i64, RedisError> =
+                            conn.xgroup_delconsumer(key, GROUP, &consumer.name).await;
+                    }
+                }
+            }
+            // Entries are deleted when acknowledged; whatever is older than a day was lost
+            // by its consumer and its job re-rung by the reconciler, so it can go.
+            let day_ago = chrono::Utc::now().timestamp_millis() - 24 * 3600 * 1000;
+            let _: Result<i64, RedisError> = redis::cmd("XTRIM")
+                .arg(key)
+                .arg("MINID")
+                .arg("~")
+                .arg(format!("{day_ago}-0"))
+                .query_async(&mut conn)
+                .await;
+        }
+        Ok(jobs)
     }
 }
 

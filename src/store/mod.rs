@@ -75,6 +75,23 @@ pub enum CancelOutcome {
     NotFound,
 }
 
+/// Held by the process that runs the scheduler; given up when dropped.
+#[async_trait]
+pub trait Leadership: Send {
+    /// Whether it is still held (its connection answers).
+    async fn check(&mut self) -> bool;
+}
+
+/// Leadership that needs no lock: the embedded mode has one process.
+pub struct SoleLeader;
+
+#[async_trait]
+impl Leadership for SoleLeader {
+    async fn check(&mut self) -> bool {
+        true
+    }
+}
+
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -237,6 +254,21 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Counts jobs by state and finds the oldest due queued job.
     async fn stats(&self) -> Result<JobStats, StoreError>;
+
+    /// Tries to become the one process that runs the scheduler, reaper and reconciler
+    /// (a PostgreSQL advisory lock held on its own connection; trivially in embedded mode).
+    async fn lead(&self) -> Result<Option<Box<dyn Leadership>>, StoreError>;
+
+    /// Marks every due queued job whose doorbell was rung before `older_than` ago (all of
+    /// them when `None`) as needing a new ring. Returns how many.
+    async fn unring_due(&self, older_than: Option<Duration>) -> Result<u64, StoreError>;
+
+    /// Like [`JobStore::unring_due`] with `older_than`, for jobs of the given priorities only.
+    async fn unring_stale(
+        &self,
+        older_than: Duration,
+        levels: &[crate::job::Priority],
+    ) -> Result<u64, StoreError>;
 
     /// Records (or replaces) the metadata of a job's artifact.
     async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError>;

@@ -14,7 +14,7 @@ use super::row::{
 };
 use super::{
     ArtifactRecord, CancelOutcome, IDEMPOTENCY_TTL, IdempotencyKey, Idempotent, JobStats, JobStore,
-    ListQuery, RetryChange, RetryOutcome, Settlement, StoreError,
+    Leadership, ListQuery, RetryChange, RetryOutcome, Settlement, StoreError,
 };
 use crate::job::{Job, JobEvent, JobSpec, JobState, RunningJob};
 use crate::queue::Doorbell;
@@ -535,6 +535,48 @@ impl JobStore for PgStore {
         Ok(stats)
     }
 
+    async fn lead(&self) -> Result<Option<Box<dyn Leadership>>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(classify)?.detach();
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(SCHEDULER_LOCK)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(classify)?;
+        Ok(held.then(|| Box::new(AdvisoryLock { conn }) as Box<dyn Leadership>))
+    }
+
+    async fn unring_due(&self, older_than: Option<Duration>) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET rung_at = NULL
+             WHERE state = 'queued' AND rung_at IS NOT NULL AND run_at <= now()
+               AND ($1::bigint IS NULL OR rung_at < now() - $1 * interval '1 millisecond')",
+        )
+        .bind(older_than.map(millis))
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn unring_stale(
+        &self,
+        older_than: Duration,
+        levels: &[crate::job::Priority],
+    ) -> Result<u64, StoreError> {
+        let levels: Vec<i32> = levels.iter().map(|p| i32::from(p.get())).collect();
+        let done = sqlx::query(
+            "UPDATE jobs SET rung_at = NULL
+             WHERE state = 'queued' AND rung_at IS NOT NULL AND run_at <= now()
+               AND rung_at < now() - $1 * interval '1 millisecond' AND priority = ANY($2)",
+        )
+        .bind(millis(older_than))
+        .bind(levels)
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
     async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO job_artifacts (job_id, name, content_type, bytes, sha256, created_at)
@@ -576,6 +618,26 @@ impl JobStore for PgStore {
                 },
             )
             .collect())
+    }
+}
+
+/// The advisory lock key of the scheduler ("cp-sched" in ASCII).
+const SCHEDULER_LOCK: i64 = 0x6370_2d73_6368_6564;
+
+/// The scheduler's advisory lock, held by its own connection: if the process dies, the
+/// connection closes and PostgreSQL releases the lock for another process to take.
+struct AdvisoryLock {
+    conn: sqlx::PgConnection,
+}
+
+#[async_trait]
+impl Leadership for AdvisoryLock {
+    async fn check(&mut self) -> bool {
+        let probe = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&mut self.conn);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), probe).await,
+            Ok(Ok(1))
+        )
     }
 }
 

@@ -22,7 +22,7 @@ use super::row::{
 };
 use super::{
     ArtifactRecord, CancelOutcome, IDEMPOTENCY_TTL, IdempotencyKey, Idempotent, JobStats, JobStore,
-    ListQuery, RetryChange, RetryOutcome, Settlement, StoreError,
+    Leadership, ListQuery, RetryChange, RetryOutcome, Settlement, SoleLeader, StoreError,
 };
 use crate::job::{Job, JobEvent, JobSpec, JobState, RunningJob};
 use crate::queue::Doorbell;
@@ -690,6 +690,52 @@ impl JobStore for SqliteStore {
         let mut stats = JobStats::with_counts(counts)?;
         stats.oldest_due_run_at = oldest.and_then(DateTime::from_timestamp_millis);
         Ok(stats)
+    }
+
+    async fn lead(&self) -> Result<Option<Box<dyn Leadership>>, StoreError> {
+        // One process owns the data directory (it is locked), so it leads.
+        Ok(Some(Box::new(SoleLeader)))
+    }
+
+    async fn unring_due(&self, older_than: Option<Duration>) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET rung_at = NULL
+             WHERE state = 'queued' AND rung_at IS NOT NULL AND run_at <= ?1
+               AND (?2 IS NULL OR rung_at < ?1 - ?2)",
+        )
+        .bind(now)
+        .bind(older_than.map(millis))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn unring_stale(
+        &self,
+        older_than: Duration,
+        levels: &[crate::job::Priority],
+    ) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let levels = serde_json::to_string(&levels.iter().map(|p| p.get()).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into());
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET rung_at = NULL
+             WHERE state = 'queued' AND rung_at IS NOT NULL AND run_at <= ?1
+               AND rung_at < ?1 - ?2 AND priority IN (SELECT value FROM json_each(?3))",
+        )
+        .bind(now)
+        .bind(millis(older_than))
+        .bind(levels)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(done.rows_affected())
     }
 
     async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError> {

@@ -81,6 +81,8 @@ struct Shared {
     in_flight: Mutex<HashMap<Uuid, RunningJob>>,
     /// Stops the executor of a running job (remote cancel, lost lease).
     stops: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// Cancelled when the worker stops taking jobs.
+    stopping: CancellationToken,
 }
 
 /// A worker process's job loop.
@@ -104,6 +106,7 @@ impl Worker {
                 config,
                 in_flight: Mutex::new(HashMap::new()),
                 stops: Mutex::new(HashMap::new()),
+                stopping: CancellationToken::new(),
             }),
         }
     }
@@ -125,6 +128,12 @@ impl Worker {
             return;
         };
         let listener = tokio::spawn(listen_for_cancels(shared.clone(), shutdown.clone()));
+        let stopping = shared.stopping.clone();
+        let stop_on = shutdown.clone();
+        tokio::spawn(async move {
+            stop_on.cancelled().await;
+            stopping.cancel();
+        });
         let slots = Arc::new(Semaphore::new(config.concurrency));
         let mut tasks = JoinSet::new();
         let mut buffer: VecDeque<Delivery> = VecDeque::new();
@@ -330,12 +339,28 @@ where
 /// Claims, runs and settles the job behind one doorbell.
 async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphorePermit) {
     let job_id = delivery.doorbell.job_id;
-    let claimed = with_store_retries(Duration::from_secs(5), || {
-        shared
+    // While the database is down the claim waits (holding its slot, so the worker stops
+    // taking doorbells) and retries with backoff until the database answers or the worker stops.
+    let mut failures = 0;
+    let claimed = loop {
+        match shared
             .store
             .claim(job_id, &shared.config.id, shared.config.lease)
-    })
-    .await;
+            .await
+        {
+            Err(StoreError::Unavailable(e)) if !shared.stopping.is_cancelled() => {
+                failures += 1;
+                if failures == 1 {
+                    warn!(%job_id, error = %e, "database unavailable: waiting to claim");
+                }
+                tokio::select! {
+                    () = shared.stopping.cancelled() => {}
+                    () = tokio::time::sleep(backoff(failures)) => {}
+                }
+            }
+            other => break other,
+        }
+    };
     let job = match claimed {
         Ok(Some(job)) => job,
         Ok(None) => {

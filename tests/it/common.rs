@@ -277,6 +277,12 @@ pub struct Options {
     pub recycle_pages: u64,
     /// A running job's lease.
     pub lease: Duration,
+    /// When a lost doorbell is rung again.
+    pub redeliver_after: Duration,
+    /// The Redis server (default: the shared one, under the test's own prefix).
+    pub redis_url: Option<String>,
+    /// Reach PostgreSQL through a TCP proxy the test can cut (`TestApp::proxy`).
+    pub database_proxy: bool,
 }
 
 impl Default for Options {
@@ -291,6 +297,9 @@ impl Default for Options {
             max_contexts: 2,
             recycle_pages: 200,
             lease: Duration::from_secs(30),
+            redeliver_after: Duration::from_secs(10),
+            redis_url: None,
+            database_proxy: false,
         }
     }
 }
@@ -320,6 +329,8 @@ pub struct TestApp {
     pub pool: Option<BrowserPool>,
     /// Where artifacts are kept.
     pub artifacts: ArtifactStore,
+    /// The proxy between the app and PostgreSQL, when `Options::database_proxy` is set.
+    pub proxy: Option<TcpProxy>,
     options: Options,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -345,16 +356,29 @@ impl TestApp {
     /// Starts an app.
     pub async fn spawn_with(options: Options) -> TestApp {
         init_logs();
+        let mut proxy = None;
         let (store, queue, db, storage): (Arc<dyn JobStore>, Arc<dyn JobQueue>, AssertDb, Storage) =
             match options.backend {
                 Backend::Postgres => {
                     let database = TestDatabase::create().await;
                     let prefix = TestPrefix::new();
-                    let store = PgStore::connect(&database.url, 10, Duration::from_secs(5))
+                    let app_url = if options.database_proxy {
+                        let upstream = database_server(&database.url);
+                        let started = TcpProxy::start(&upstream).await;
+                        let url = database
+                            .url
+                            .replacen(&upstream, &started.addr.to_string(), 1);
+                        proxy = Some(started);
+                        url
+                    } else {
+                        database.url.clone()
+                    };
+                    let store = PgStore::connect(&app_url, 10, Duration::from_secs(2))
                         .await
                         .expect("connect to the test database");
                     store.migrate().await.expect("migrate the test database");
-                    let queue = RedisQueue::connect(&redis_url(), &prefix.0)
+                    let redis = options.redis_url.clone().unwrap_or_else(redis_url);
+                    let queue = RedisQueue::connect(&redis, &prefix.0)
                         .await
                         .expect("Redis must be running; see TEST_REDIS_URL");
                     let pool = PgPoolOptions::new()
@@ -425,6 +449,9 @@ impl TestApp {
             SchedulerConfig {
                 interval: Duration::from_millis(100),
                 reap_every: Duration::from_secs(1),
+                reconcile_every: Duration::from_secs(1),
+                redeliver_after: options.redeliver_after,
+                lead_retry: Duration::from_millis(500),
             },
         );
         let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
@@ -436,6 +463,7 @@ impl TestApp {
             queue,
             pool,
             artifacts,
+            proxy,
             options: options.clone(),
             shutdown,
             tasks: vec![api, scheduler],
@@ -621,5 +649,82 @@ where
             "timed out after {deadline:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// `host:port` of a PostgreSQL URL.
+fn database_server(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap_or(rest).to_owned()
+}
+
+/// A TCP proxy a test controls: `cut` drops every connection and refuses new ones until
+/// `restore`, as a network partition between the app and its database would.
+pub struct TcpProxy {
+    /// Where the app connects.
+    pub addr: std::net::SocketAddr,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Proxies a local port to `upstream` (`host:port`).
+    pub async fn start(upstream: &str) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let upstream = upstream.to_owned();
+        let accept = tokio::spawn({
+            let (cut, connections) = (cut.clone(), connections.clone());
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if cut.load(std::sync::atomic::Ordering::SeqCst) {
+                        drop(client);
+                        continue;
+                    }
+                    let upstream = upstream.clone();
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    let mut all = connections.lock().unwrap_or_else(|p| p.into_inner());
+                    all.retain(|t| !t.is_finished());
+                    all.push(task);
+                }
+            }
+        });
+        TcpProxy {
+            addr,
+            cut,
+            connections,
+            accept,
+        }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut all = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        for task in all.drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
     }
 }
