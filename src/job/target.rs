@@ -158,8 +158,7 @@ impl TargetPolicy {
             return Ok(());
         };
         let port = url.port_or_known_default().unwrap_or(80);
-        let lookup = tokio::net::lookup_host((name, port));
-        if let Ok(Ok(addrs)) = tokio::time::timeout(SUBMIT_RESOLVE_TIMEOUT, lookup).await {
+        if let Some(addrs) = resolve_cached(name, port).await {
             self.check_resolved(name, addrs)?;
         }
         Ok(())
@@ -175,6 +174,41 @@ impl TargetPolicy {
             .into_iter()
             .try_for_each(|addr| self.check_addr(host, addr.ip()))
     }
+}
+
+/// How long a submit-time lookup (or its failure) is reused.
+const RESOLVE_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Names remembered at most; the cache starts over when full.
+const RESOLVE_CACHE_SIZE: usize = 10_000;
+
+type ResolveCache = std::sync::Mutex<
+    std::collections::HashMap<(String, u16), (std::time::Instant, Option<Vec<SocketAddr>>)>,
+>;
+
+/// Resolves `name` within [`SUBMIT_RESOLVE_TIMEOUT`], reusing answers (and failures) for a
+/// minute, so a burst of submissions to one site costs one lookup, not one each.
+async fn resolve_cached(name: &str, port: u16) -> Option<Vec<SocketAddr>> {
+    static CACHE: std::sync::OnceLock<ResolveCache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (name.to_owned(), port);
+    if let Ok(cache) = cache.lock()
+        && let Some((at, addrs)) = cache.get(&key)
+        && at.elapsed() < RESOLVE_CACHE_TTL
+    {
+        return addrs.clone();
+    }
+    let lookup = tokio::net::lookup_host((name, port));
+    let addrs = match tokio::time::timeout(SUBMIT_RESOLVE_TIMEOUT, lookup).await {
+        Ok(Ok(addrs)) => Some(addrs.collect::<Vec<_>>()),
+        _ => None,
+    };
+    if let Ok(mut cache) = cache.lock() {
+        if cache.len() >= RESOLVE_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(key, (std::time::Instant::now(), addrs.clone()));
+    }
+    addrs
 }
 
 /// The class of an address that is not on the public internet, or `None` when it is public.

@@ -110,6 +110,8 @@ fn classify(error: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        // A connection cut while it is being set up reads garbage or EOF.
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
         sqlx::Error::Database(ref db)
             if db

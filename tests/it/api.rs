@@ -350,57 +350,6 @@ async fn service_endpoints_describe_liveness_and_readiness() {
     assert!(response.headers().contains_key("x-request-id"));
 }
 
-/// A `redis-server` of the test's own, so it can be stopped without touching the shared one.
-struct OwnRedis {
-    child: std::process::Child,
-    url: String,
-}
-
-impl OwnRedis {
-    async fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str()).expect("client");
-        crate::common::eventually(
-            "redis-server to start",
-            std::time::Duration::from_secs(10),
-            || async {
-                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .ok()
-            },
-        )
-        .await;
-        OwnRedis { child, url }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
     use control_plane::api::AppState;
@@ -417,7 +366,7 @@ async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
             .expect("store"),
     );
     store.migrate().await.expect("migrate");
-    let mut redis = OwnRedis::start().await;
+    let mut redis = crate::common::OwnRedis::start().await;
     let queue = Arc::new(RedisQueue::connect(&redis.url, "cp").await.expect("queue"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -728,3 +728,88 @@ impl Drop for TcpProxy {
         self.cut();
     }
 }
+
+/// A `redis-server` of the test's own, so it can be flushed, stopped and restarted without
+/// touching the shared one.
+pub struct OwnRedis {
+    /// The server process.
+    pub child: std::process::Child,
+    /// Its URL.
+    pub url: String,
+    port: u16,
+}
+
+impl OwnRedis {
+    /// Starts a server on a free port.
+    pub async fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = OwnRedis::spawn(port);
+        let redis = OwnRedis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+        };
+        redis.wait_up().await;
+        redis
+    }
+
+    fn spawn(port: u16) -> std::process::Child {
+        std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed")
+    }
+
+    async fn wait_up(&self) {
+        let client = redis::Client::open(self.url.as_str()).expect("client");
+        eventually("redis-server to start", Duration::from_secs(10), || async {
+            let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .ok()
+        })
+        .await;
+    }
+
+    /// `FLUSHALL`: every stream, group and key is gone.
+    pub async fn flush(&self) {
+        let client = redis::Client::open(self.url.as_str()).expect("client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        redis::cmd("FLUSHALL")
+            .query_async::<()>(&mut conn)
+            .await
+            .expect("FLUSHALL");
+    }
+
+    /// Kills the server and starts a fresh, empty one on the same port.
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = OwnRedis::spawn(self.port);
+        self.wait_up().await;
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod dispatch;
 mod embedded;
+mod faults;
 mod leases;
 mod lifecycle;
 mod requests;
