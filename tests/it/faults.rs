@@ -247,6 +247,7 @@ async fn a_job_of_a_killed_worker_completes_on_another_exactly_once() {
     .await;
     let _other = Process::spawn("worker", &env);
     doomed.kill_9();
+    let killed_at = chrono::Utc::now();
     let job = eventually(
         "the job to finish elsewhere",
         Duration::from_secs(60),
@@ -275,6 +276,17 @@ async fn a_job_of_a_killed_worker_completes_on_another_exactly_once() {
             "started",
             "succeeded"
         ]
+    );
+    // The killed worker also held the scheduler's lock: the other worker took it over and
+    // reaped the job within 10 s of the lease's end.
+    let reaped = events["events"][2]["at"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("lease_expired time");
+    let after_lease = reaped.with_timezone(&chrono::Utc) - killed_at - chrono::Duration::seconds(3);
+    assert!(
+        after_lease < chrono::Duration::seconds(10),
+        "takeover took {after_lease} after the lease ended"
     );
 }
 

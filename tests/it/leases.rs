@@ -73,18 +73,26 @@ async fn cancelling_a_running_job_stops_its_executor_at_once(backend: Backend) {
     let id = long["id"].as_str().expect("id").to_owned();
     app.wait_for(&id, LONG, |job| job["state"] == "running")
         .await;
-    let response = app
-        .post_json(&format!("/api/v1/jobs/{id}/cancel"), &json!({}))
-        .await;
-    assert_eq!(response.status(), 200);
-    // The only slot frees as soon as the executor stops: the next job runs long before the
-    // cancelled one's 60 s were up.
+    // Queue the next job first: the only slot frees as soon as the executor stops.
     let next = app
         .submit(&json!({"url": "https://example.com/", "job_type": "noop"}))
         .await;
     let next_id = next["id"].as_str().expect("id");
+    let cancelled_at = chrono::Utc::now();
+    let response = app
+        .post_json(&format!("/api/v1/jobs/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(response.status(), 200);
     let done = app.wait_terminal(next_id, Duration::from_secs(10)).await;
     assert_eq!(done["state"], "succeeded");
+    let started =
+        chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().expect("started"))
+            .expect("time");
+    let reached = started.with_timezone(&chrono::Utc) - cancelled_at;
+    assert!(
+        reached < chrono::Duration::seconds(1),
+        "the cancel took {reached} to stop the executor"
+    );
     let cancelled = app.job(&id).await;
     assert_eq!(cancelled["state"], "cancelled");
     let kinds = app.event_kinds(&id).await;
