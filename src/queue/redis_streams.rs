@@ -373,9 +373,8 @@ impl JobQueue for RedisQueue {
                 let ids: Vec<String> = reply.claimed.iter().map(|e| e.id.clone()).collect();
                 jobs.extend(reply.claimed.iter().filter_map(job_id_of));
                 self.ack_entries(level, &ids).await?;
-                if reply.deleted_ids.len() + ids.len() > 0 {
-                    self.ack_entries(level, &reply.deleted_ids).await?;
-                }
+                // Entries trimmed or deleted while pending: only their acknowledgement is left.
+                self.ack_entries(level, &reply.deleted_ids).await?;
                 if reply.next_stream_id == "0-0" {
                     break;
                 }
