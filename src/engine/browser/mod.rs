@@ -86,7 +86,7 @@ pub const LAUNCH_ARGS: &[&str] = &[
 pub const MAX_EVALUATE_BYTES: usize = 1024 * 1024;
 /// The tallest full-page screenshot, in CSS pixels.
 pub const MAX_FULL_PAGE_HEIGHT: f64 = 16_384.0;
-/// How long failure artifacts may take to capture.
+/// The most time failure artifacts may take to capture (less when the job's timeout is near).
 const FAILURE_CAPTURE: Duration = Duration::from_secs(3);
 /// How often a selector wait polls the page.
 const SELECTOR_POLL: Duration = Duration::from_millis(50);
@@ -234,7 +234,12 @@ impl BrowserRunner {
             Err(error) => {
                 let mut error = crashed_or(&page, error).await;
                 if error.kind != ErrorKind::BrowserCrashed {
-                    error.artifacts = session.keep_failure().await;
+                    // Stay inside the job's timeout: the margin was kept for this.
+                    let budget = (deadline + margin)
+                        .saturating_duration_since(tokio::time::Instant::now())
+                        .saturating_sub(Duration::from_millis(300))
+                        .min(FAILURE_CAPTURE);
+                    error.artifacts = session.keep_failure(budget).await;
                 }
                 Err(error)
             }
@@ -890,7 +895,7 @@ impl Session<'_> {
     }
 
     /// Keeps `failure.png` and `failure.html` of the page as it is; returns their urls.
-    async fn keep_failure(&mut self) -> Vec<String> {
+    async fn keep_failure(&mut self, budget: Duration) -> Vec<String> {
         let capture = async {
             let mut urls = Vec::new();
             let shot = ScreenshotOptions {
@@ -917,7 +922,7 @@ impl Session<'_> {
             }
             urls
         };
-        match tokio::time::timeout(FAILURE_CAPTURE, capture).await {
+        match tokio::time::timeout(budget, capture).await {
             Ok(urls) => urls,
             Err(_) => {
                 warn!(job = %self.job.id, "capturing failure artifacts timed out");
