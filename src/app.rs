@@ -326,14 +326,13 @@ impl Services {
         let config = worker_config(settings);
         if self.work {
             // Report before the API answers, so /ready shows the browser from the start.
-            let report = report::snapshot(&config.id, &engine, browser_note.as_deref());
-            if let Err(e) = self
-                .queue
-                .report(&config.id, &report, report::REPORT_TTL)
-                .await
-            {
-                warn!(error = %e, "cannot publish the worker report");
-            }
+            report::publish(
+                self.queue.as_ref(),
+                &config.id,
+                &engine,
+                browser_note.as_deref(),
+            )
+            .await;
         }
 
         if let Some(addr) = self.api {

@@ -87,7 +87,7 @@ impl ArtifactStore {
             name: name.to_owned(),
             content_type: content_type.to_owned(),
             bytes: data.len() as u64,
-            sha256: hex(&Sha256::digest(&data)),
+            sha256: sha256_hex(&data),
             created_at: Utc::now(),
         };
         self.objects
@@ -128,6 +128,10 @@ impl ArtifactStore {
     }
 }
 
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -16,7 +16,6 @@ use super::problem::Problem;
 use crate::job::{DEFAULT_TENANT, FieldError, Job, JobEvent, JobSpec};
 use crate::queue::Doorbell;
 use crate::store::{CancelOutcome, IdempotencyKey, Idempotent, ListQuery, RetryOutcome};
-use sha2::{Digest, Sha256};
 
 /// Jobs per page when the request does not say.
 pub const DEFAULT_PAGE: u32 = 50;
@@ -51,11 +50,8 @@ pub async fn create(
         {
             Idempotent::Created(job) => *job,
             Idempotent::Replayed(job) => {
-                let mut headers = HeaderMap::new();
+                let mut headers = location(job.id);
                 headers.insert(REPLAYED, HeaderValue::from_static("true"));
-                if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/jobs/{}", job.id)) {
-                    headers.insert(header::LOCATION, location);
-                }
                 return Ok((StatusCode::OK, headers, Json(*job)).into_response());
             }
             Idempotent::Mismatch => {
@@ -67,24 +63,35 @@ pub async fn create(
             }
         },
     };
+    // A job scheduled for later is rung by the scheduler when it is due.
+    if job.run_at <= chrono::Utc::now() {
+        ring(&state, &job).await;
+    }
+    Ok((StatusCode::CREATED, location(job.id), Json(job)).into_response())
+}
+
+/// Rings a stored job's doorbell; if the queue is down, leaves it for the scheduler to ring
+/// once the queue is back.
+async fn ring(state: &AppState, job: &Job) {
     let bell = Doorbell {
         job_id: job.id,
         priority: job.priority,
     };
-    // A job scheduled for later is rung by the scheduler when it is due.
-    let due = job.run_at <= chrono::Utc::now();
-    if due && let Err(e) = state.queue.ring(&[bell]).await {
-        // The job is stored: the scheduler rings it once the queue is back.
-        tracing::warn!(job_id = %job.id, error = %e, "could not ring the new job's doorbell");
+    if let Err(e) = state.queue.ring(&[bell]).await {
+        tracing::warn!(job_id = %job.id, error = %e, "could not ring the job's doorbell");
         if let Err(e) = state.store.mark_unrung(&[job.id]).await {
             tracing::warn!(job_id = %job.id, error = %e, "could not mark the job for the scheduler");
         }
     }
+}
+
+/// A `Location` header pointing at a job.
+fn location(id: Uuid) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/jobs/{}", job.id)) {
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/jobs/{id}")) {
         headers.insert(header::LOCATION, location);
     }
-    Ok((StatusCode::CREATED, headers, Json(job)).into_response())
+    headers
 }
 
 /// The header that marks an answer replayed for an idempotency key.
@@ -108,8 +115,7 @@ fn idempotency_key(headers: &HeaderMap, body: &Value) -> Result<Option<Idempoten
         return Err(invalid("the key must be 1 to 255 characters"));
     }
     let canonical = canonical_json(body);
-    let digest = Sha256::digest(canonical.as_bytes());
-    let request_hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let request_hash = crate::artifact::sha256_hex(canonical.as_bytes());
     Ok(Some(IdempotencyKey {
         key: key.to_owned(),
         request_hash,
@@ -203,16 +209,7 @@ pub async fn retry(
     let change = crate::job::spec::parse_retry(&body).map_err(Problem::invalid_fields)?;
     match state.store.retry(DEFAULT_TENANT, id, &change).await? {
         RetryOutcome::Queued(job) => {
-            let bell = Doorbell {
-                job_id: job.id,
-                priority: job.priority,
-            };
-            if let Err(e) = state.queue.ring(&[bell]).await {
-                tracing::warn!(job_id = %job.id, error = %e, "could not ring the replayed job");
-                if let Err(e) = state.store.mark_unrung(&[job.id]).await {
-                    tracing::warn!(job_id = %job.id, error = %e, "could not mark the job for the scheduler");
-                }
-            }
+            ring(&state, &job).await;
             Ok(Json(*job))
         }
         RetryOutcome::NotRetryable(current) => Err(Problem::conflict(format!(

@@ -259,11 +259,12 @@ pub trait JobStore: Send + Sync + 'static {
     /// (a PostgreSQL advisory lock held on its own connection; trivially in embedded mode).
     async fn lead(&self) -> Result<Option<Box<dyn Leadership>>, StoreError>;
 
-    /// Marks every due queued job whose doorbell was rung before `older_than` ago (all of
-    /// them when `None`) as needing a new ring. Returns how many.
-    async fn unring_due(&self, older_than: Option<Duration>) -> Result<u64, StoreError>;
+    /// Marks every due queued job whose doorbell was rung as needing a new ring (the queue
+    /// lost its doorbells). Returns how many.
+    async fn unring_due(&self) -> Result<u64, StoreError>;
 
-    /// Like [`JobStore::unring_due`] with `older_than`, for jobs of the given priorities only.
+    /// Marks due queued jobs of the given priorities whose doorbell was rung more than
+    /// `older_than` ago as needing a new ring. Returns how many.
     async fn unring_stale(
         &self,
         older_than: Duration,

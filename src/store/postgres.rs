@@ -256,18 +256,9 @@ impl JobStore for PgStore {
 
     async fn cancel(&self, tenant: &str, id: Uuid) -> Result<CancelOutcome, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        let state: Option<String> = sqlx::query_scalar(
-            "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
-        )
-        .bind(id)
-        .bind(tenant)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(classify)?;
-        let Some(state) = state else {
+        let Some(state) = lock_state(&mut tx, tenant, id).await? else {
             return Ok(CancelOutcome::NotFound);
         };
-        let state: JobState = state.parse().map_err(|e| corrupt(id, e))?;
         if state.is_terminal() {
             return Ok(CancelOutcome::AlreadyFinished(state));
         }
@@ -302,18 +293,9 @@ impl JobStore for PgStore {
         change: &RetryChange,
     ) -> Result<RetryOutcome, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        let state: Option<String> = sqlx::query_scalar(
-            "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
-        )
-        .bind(id)
-        .bind(tenant)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(classify)?;
-        let Some(state) = state else {
+        let Some(state) = lock_state(&mut tx, tenant, id).await? else {
             return Ok(RetryOutcome::NotFound);
         };
-        let state: JobState = state.parse().map_err(|e| corrupt(id, e))?;
         if !matches!(state, JobState::Failed | JobState::Cancelled) {
             return Ok(RetryOutcome::NotRetryable(state));
         }
@@ -547,13 +529,11 @@ impl JobStore for PgStore {
         Ok(held.then(|| Box::new(AdvisoryLock { conn }) as Box<dyn Leadership>))
     }
 
-    async fn unring_due(&self, older_than: Option<Duration>) -> Result<u64, StoreError> {
+    async fn unring_due(&self) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE jobs SET rung_at = NULL
-             WHERE state = 'queued' AND rung_at IS NOT NULL AND run_at <= now()
-               AND ($1::bigint IS NULL OR rung_at < now() - $1 * interval '1 millisecond')",
+             WHERE state = 'queued' AND rung_at IS NOT NULL AND run_at <= now()",
         )
-        .bind(older_than.map(millis))
         .execute(&self.pool)
         .await
         .map_err(classify)?;
@@ -621,6 +601,25 @@ impl JobStore for PgStore {
             )
             .collect())
     }
+}
+
+/// A job's state, its row locked for the rest of the transaction; `None` when the tenant has
+/// no such job.
+async fn lock_state(
+    tx: &mut sqlx::PgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Option<JobState>, StoreError> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
+            .bind(id)
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+    state
+        .map(|state| state.parse().map_err(|e| corrupt(id, e)))
+        .transpose()
 }
 
 /// The advisory lock key of the scheduler ("cp-sched" in ASCII).

@@ -405,17 +405,9 @@ impl JobStore for SqliteStore {
     async fn cancel(&self, tenant: &str, id: Uuid) -> Result<CancelOutcome, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM jobs WHERE id = ? AND tenant_id = ?")
-                .bind(id)
-                .bind(tenant)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(classify)?;
-        let Some(state) = state else {
+        let Some(state) = job_state(&mut tx, tenant, id).await? else {
             return Ok(CancelOutcome::NotFound);
         };
-        let state: JobState = state.parse().map_err(|e| corrupt(id, e))?;
         if state.is_terminal() {
             return Ok(CancelOutcome::AlreadyFinished(state));
         }
@@ -453,17 +445,9 @@ impl JobStore for SqliteStore {
     ) -> Result<RetryOutcome, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM jobs WHERE id = ? AND tenant_id = ?")
-                .bind(id)
-                .bind(tenant)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(classify)?;
-        let Some(state) = state else {
+        let Some(state) = job_state(&mut tx, tenant, id).await? else {
             return Ok(RetryOutcome::NotFound);
         };
-        let state: JobState = state.parse().map_err(|e| corrupt(id, e))?;
         if !matches!(state, JobState::Failed | JobState::Cancelled) {
             return Ok(RetryOutcome::NotRetryable(state));
         }
@@ -697,16 +681,14 @@ impl JobStore for SqliteStore {
         Ok(Some(Box::new(SoleLeader)))
     }
 
-    async fn unring_due(&self, older_than: Option<Duration>) -> Result<u64, StoreError> {
+    async fn unring_due(&self) -> Result<u64, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE jobs SET rung_at = NULL
-             WHERE state = 'queued' AND rung_at IS NOT NULL AND run_at <= ?1
-               AND (?2 IS NULL OR rung_at < ?1 - ?2)",
+             WHERE state = 'queued' AND rung_at IS NOT NULL AND run_at <= ?1",
         )
         .bind(now)
-        .bind(older_than.map(millis))
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
@@ -781,6 +763,25 @@ impl JobStore for SqliteStore {
             })
             .collect()
     }
+}
+
+/// A job's state read inside the write transaction `tx` (the single writer: nothing else
+/// changes it meanwhile); `None` when the tenant has no such job.
+async fn job_state(
+    tx: &mut Transaction<'static, Sqlite>,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Option<JobState>, StoreError> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM jobs WHERE id = ? AND tenant_id = ?")
+            .bind(id)
+            .bind(tenant)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(classify)?;
+    state
+        .map(|state| state.parse().map_err(|e| corrupt(id, e)))
+        .transpose()
 }
 
 /// Inserts a queued job and its `created` event in the write transaction `tx`.

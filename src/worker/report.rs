@@ -32,7 +32,15 @@ pub fn snapshot(worker: &str, engine: &Engine, note: Option<&str>) -> Value {
     json!({"worker": worker, "browser": browser})
 }
 
-/// Publishes the report every [`REPORT_INTERVAL`] until `shutdown`.
+/// Publishes this worker's report once.
+pub async fn publish(queue: &dyn JobQueue, worker: &str, engine: &Engine, note: Option<&str>) {
+    let report = snapshot(worker, engine, note);
+    if let Err(e) = queue.report(worker, &report, REPORT_TTL).await {
+        debug!(error = %e, "cannot publish the worker report");
+    }
+}
+
+/// Publishes the report every [`REPORT_INTERVAL`] until `shutdown`, the first one at once.
 pub async fn run(
     queue: Arc<dyn JobQueue>,
     worker: String,
@@ -41,10 +49,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     loop {
-        let report = snapshot(&worker, &engine, note.as_deref());
-        if let Err(e) = queue.report(&worker, &report, REPORT_TTL).await {
-            debug!(error = %e, "cannot publish the worker report");
-        }
+        publish(queue.as_ref(), &worker, &engine, note.as_deref()).await;
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(REPORT_INTERVAL) => {}

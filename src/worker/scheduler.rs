@@ -161,7 +161,7 @@ impl Scheduler {
             Ok(true) => {}
             Ok(false) => {
                 // Doorbells first, marker last: if this stops half-way, the next run redoes it.
-                match self.store.unring_due(None).await {
+                match self.store.unring_due().await {
                     Ok(n) => {
                         if n > 0 {
                             warn!(

@@ -635,16 +635,8 @@ async fn no_chromium_outlives_the_worker_on_sigterm_or_sigkill() {
             .await
             .expect("ready");
         assert_eq!(ready["browser"], "ready", "{ready}");
-        let response = client
-            .post(format!("{}/api/v1/jobs", dev.base))
-            .json(&json!({"url": site.url("/"), "job_type": "screenshot"}))
-            .send()
-            .await
-            .expect("submit");
-        let id = response.json::<Value>().await.expect("job")["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
+        let body = json!({"url": site.url("/"), "job_type": "screenshot"});
+        let id = crate::cli::submit(&client, &dev.base, &body).await;
         eventually("the screenshot", LONG, || async {
             let job = fetch_json(&client, &format!("{}/api/v1/jobs/{id}", dev.base)).await?;
             (job["state"] == "succeeded").then_some(())

@@ -179,9 +179,14 @@ impl Drop for Process {
 
 async fn submit_sleeper(client: &reqwest::Client, base: &str, sleep_ms: u64) -> String {
     let body = json!({"url": "https://example.com/", "job_type": "noop", "payload": {"sleep_ms": sleep_ms}});
+    submit(client, base, &body).await
+}
+
+/// Submits a job to the API at `base`, asserting 201; returns its id.
+pub async fn submit(client: &reqwest::Client, base: &str, body: &Value) -> String {
     let response = client
         .post(format!("{base}/api/v1/jobs"))
-        .json(&body)
+        .json(body)
         .send()
         .await
         .expect("submit");

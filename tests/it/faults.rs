@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 
 use crate::cli::{Process, fetch_json, wait_healthy};
@@ -230,16 +230,9 @@ async fn a_job_of_a_killed_worker_completes_on_another_exactly_once() {
     let serve = Process::spawn("serve", &env);
     wait_healthy(&serve, &client).await;
     let mut doomed = Process::spawn("worker", &env);
-    let response = client
-        .post(format!("{}/api/v1/jobs", serve.base))
-        .json(&json!({"url": "https://example.com/", "job_type": "noop", "payload": {"sleep_ms": 5000}}))
-        .send()
-        .await
-        .expect("submit");
-    let id = response.json::<Value>().await.expect("job")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let body =
+        json!({"url": "https://example.com/", "job_type": "noop", "payload": {"sleep_ms": 5000}});
+    let id = crate::cli::submit(&client, &serve.base, &body).await;
     eventually("the job to run", Duration::from_secs(30), || async {
         let job = fetch_json(&client, &format!("{}/api/v1/jobs/{id}", serve.base)).await?;
         (job["state"] == "running").then_some(())

@@ -283,10 +283,8 @@ fn artifact_json(record: &ArtifactRecord) -> Value {
 
 fn pool_error(error: PoolError) -> JobError {
     match error {
-        PoolError::Launch { .. } => {
-            JobError::new(ErrorKind::BrowserUnavailable, error.to_string()).retryable(true)
-        }
-        PoolError::Closed => {
+        // The browser exists but would not start, or the worker is stopping: try again later.
+        PoolError::Launch { .. } | PoolError::Closed => {
             JobError::new(ErrorKind::BrowserUnavailable, error.to_string()).retryable(true)
         }
         PoolError::Crashed(_) => JobError::new(ErrorKind::BrowserCrashed, error.to_string()),

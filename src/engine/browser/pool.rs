@@ -657,11 +657,6 @@ impl JobPage {
         self.page.as_ref().expect("page present until closed")
     }
 
-    /// Whether the browser serving this page has died.
-    pub fn browser_died(&self) -> bool {
-        self.lease.as_ref().is_some_and(|l| l.live.is_dead())
-    }
-
     /// Resolves when the browser serving this page dies.
     pub fn died(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let token = self
@@ -672,18 +667,9 @@ impl JobPage {
         token.cancelled_owned()
     }
 
-    /// Waits up to `within` for the browser to be seen dead; true if it is.
+    /// Whether the browser is seen dead within `within`.
     pub async fn browser_died_within(&self, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if self.browser_died() {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        tokio::time::timeout(within, self.died()).await.is_ok()
     }
 
     /// Closes the page and disposes its context.
