@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 
 use control_plane::artifact::ArtifactStore;
 use control_plane::engine::browser::{BrowserPool, PoolConfig};
-use control_plane::engine::{BrowserRunner, Engine, Executor};
+use control_plane::engine::{Browser, Engine};
 use control_plane::job::target::TargetPolicy;
-use control_plane::job::{JobType, Priority, RunningJob, Strategy};
+use control_plane::job::{Priority, Strategy};
+use control_plane::kinds::{Executor, JobType, Runner, RunningJob};
 use control_plane::store::{JobStore, SqliteStore};
 use serde_json::json;
 
@@ -80,9 +81,9 @@ struct Run {
     mean_mib: f64,
 }
 
-/// Runs `pages` jobs, `concurrency` at a time, through `engine`.
+/// Runs `pages` jobs, `concurrency` at a time, through `engine`'s runner.
 async fn drive(
-    engine: Arc<Engine>,
+    engine: Arc<Runner>,
     url: &str,
     strategy: Strategy,
     pages: usize,
@@ -110,7 +111,8 @@ async fn drive(
             let mut latencies = Vec::new();
             while next.fetch_add(1, Ordering::SeqCst) < pages {
                 let began = Instant::now();
-                let result = engine.run(&job(&url, strategy)).await;
+                let stop = tokio_util::sync::CancellationToken::new();
+                let result = engine.run(&job(&url, strategy), &stop).await;
                 assert!(result.is_ok(), "job failed: {result:?}");
                 latencies.push(began.elapsed().as_millis());
             }
@@ -230,7 +232,9 @@ async fn main() {
         executable.display()
     );
 
-    let http = Arc::new(Engine::new(policy, None).expect("engine"));
+    let http = Arc::new(Runner::new(Arc::new(
+        Engine::new(policy, None).expect("engine"),
+    )));
     drive(Arc::clone(&http), &url, Strategy::Http, 20, 4, None).await;
     let baseline = drive(http, &url, Strategy::Http, pages * 4, 4, None).await;
     println!(
@@ -248,8 +252,10 @@ async fn main() {
         });
         pool.warm_up().await.expect("Chromium starts");
         let idle_mib = pss_kib(&pool.process_ids()) as f64 / 1024.0;
-        let runner = BrowserRunner::new(pool.clone(), policy, artifacts.clone());
-        let engine = Arc::new(Engine::new(policy, Some(runner)).expect("engine"));
+        let browser = Browser::new(pool.clone(), policy, artifacts.clone());
+        let engine = Arc::new(Runner::new(Arc::new(
+            Engine::new(policy, Some(browser)).expect("engine"),
+        )));
         drive(Arc::clone(&engine), &url, Strategy::Vanilla, 5, 1, None).await;
         let run = drive(
             engine,

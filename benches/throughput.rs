@@ -18,11 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use control_plane::app::Backends;
+use control_plane::dispatch::Dispatcher;
 use control_plane::engine::Engine;
-use control_plane::job::JobSpec;
 use control_plane::job::target::TargetPolicy;
-use control_plane::queue::{Doorbell, JobQueue, LocalQueue, RedisQueue};
-use control_plane::store::{JobStore, PgStore, SqliteStore};
+use control_plane::kinds::Runner;
+use control_plane::queue::RedisQueue;
+use control_plane::spec::JobSpec;
+use control_plane::store::{PgStore, SqliteStore};
 use control_plane::worker::{Worker, WorkerConfig};
 use futures::StreamExt;
 use serde_json::json;
@@ -90,23 +93,18 @@ impl Run {
 }
 
 /// Runs `jobs` noop jobs end to end on a store and queue; see the module docs.
-async fn run(
-    store: Arc<dyn JobStore>,
-    queue: Arc<dyn JobQueue>,
-    jobs: usize,
-    workers: usize,
-    concurrency: usize,
-) -> Run {
+async fn run(backends: Backends, jobs: usize, workers: usize, concurrency: usize) -> Run {
     let spec =
         JobSpec::parse(&json!({"url": "https://example.com/", "job_type": "noop"})).expect("spec");
+    let dispatcher = Dispatcher::new(backends.store.clone(), backends.queue.clone());
     let stop = CancellationToken::new();
     let mut handles = Vec::new();
     for _ in 0..workers {
         let engine = Arc::new(Engine::new(TargetPolicy::new(true), None).expect("engine"));
         let worker = Worker::new(
-            store.clone(),
-            queue.clone(),
-            engine,
+            dispatcher.clone(),
+            Arc::new(Runner::new(engine)),
+            backends.signals.clone(),
             WorkerConfig::new(concurrency),
         );
         handles.push(tokio::spawn(worker.run(stop.clone())));
@@ -115,26 +113,14 @@ async fn run(
     let started = Instant::now();
     let mut create_ms: Vec<f64> = futures::stream::iter(0..jobs)
         .map(|_| {
-            let (store, queue, spec, errors) = (
-                store.clone(),
-                queue.clone(),
-                spec.clone(),
-                create_errors.clone(),
-            );
+            let (dispatcher, spec, errors) =
+                (dispatcher.clone(), spec.clone(), create_errors.clone());
             async move {
                 // A client retries a failed submission, as a real one would.
                 let asked = Instant::now();
                 loop {
-                    match store.create("default", &spec).await {
-                        Ok(job) => {
-                            let bell = Doorbell {
-                                job_id: job.id,
-                                priority: job.priority,
-                            };
-                            let created_ms = asked.elapsed().as_secs_f64() * 1000.0;
-                            queue.ring(&[bell]).await.expect("ring");
-                            return created_ms;
-                        }
+                    match dispatcher.submit("default", &spec, None).await {
+                        Ok(_) => return asked.elapsed().as_secs_f64() * 1000.0,
                         Err(_) => {
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
@@ -147,7 +133,7 @@ async fn run(
         .await;
     create_ms.sort_by(f64::total_cmp);
     loop {
-        let stats = store.stats().await.expect("stats");
+        let stats = backends.store.stats().await.expect("stats");
         if stats.by_state.get("succeeded").copied() == Some(jobs as i64) {
             break;
         }
@@ -179,24 +165,15 @@ async fn main() {
             .expect("store"),
     );
     pg.migrate().await.expect("migrate");
-    let redis = Arc::new(
-        RedisQueue::connect(&common::redis_url(), &prefix.0)
-            .await
-            .expect("queue"),
-    );
+    let redis = RedisQueue::connect(&common::redis_url(), &prefix.0)
+        .await
+        .expect("queue");
     let raw = baseline(pg.pool(), jobs, workers * concurrency).await;
-    let production = run(pg, redis, jobs, workers, concurrency).await;
+    let production = run(Backends::production(pg, &redis), jobs, workers, concurrency).await;
 
     let dir = common::TestDataDir::new();
     let sqlite = Arc::new(SqliteStore::open(&dir.0).await.expect("sqlite"));
-    let embedded = run(
-        sqlite,
-        Arc::new(LocalQueue::new()),
-        jobs,
-        workers,
-        concurrency,
-    )
-    .await;
+    let embedded = run(Backends::embedded(sqlite), jobs, workers, concurrency).await;
 
     let dir = common::TestDataDir::new();
     let sqlite = Arc::new(
@@ -204,14 +181,7 @@ async fn main() {
             .await
             .expect("sqlite"),
     );
-    let shared_writers = run(
-        sqlite,
-        Arc::new(LocalQueue::new()),
-        jobs,
-        workers,
-        concurrency,
-    )
-    .await;
+    let shared_writers = run(Backends::embedded(sqlite), jobs, workers, concurrency).await;
 
     println!(
         "noop jobs end to end, {jobs} jobs, {workers} workers x {concurrency} slots, 16 submitting clients"

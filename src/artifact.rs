@@ -1,10 +1,12 @@
 //! Artifacts: files jobs produce (screenshots, PDFs, page snapshots), kept in an object store
-//! with a metadata row per file in the job store.
+//! with a metadata row per file in an index (the job store implements it).
 
 use std::path::Path;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::DateTime;
 use chrono::Utc;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -12,8 +14,59 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::job::browser_spec::valid_artifact_name;
-use crate::store::{ArtifactRecord, JobStore, StoreError};
+/// Why the index could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct IndexError {
+    /// Whether the index is only unreachable for now (a retry may succeed).
+    pub unavailable: bool,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The metadata of one file a job produced.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ArtifactRecord {
+    /// The job.
+    pub job_id: Uuid,
+    /// The file name, unique per job (`screenshot.png`, `failure.html`, …).
+    pub name: String,
+    /// Its media type.
+    pub content_type: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Hex SHA-256 of its content.
+    pub sha256: String,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+impl ArtifactRecord {
+    /// Where the API serves it.
+    pub fn url(&self) -> String {
+        format!("/api/v1/jobs/{}/artifacts/{}", self.job_id, self.name)
+    }
+}
+
+/// Where artifacts' metadata is kept.
+#[async_trait]
+pub trait ArtifactIndex: Send + Sync + 'static {
+    /// Records (or replaces) the metadata of a job's artifact.
+    async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<(), IndexError>;
+
+    /// A job's artifacts, by name.
+    async fn artifacts(&self, job: Uuid) -> Result<Vec<ArtifactRecord>, IndexError>;
+}
+
+/// Whether `name` is usable as an artifact name (letters, digits, `.`, `_`, `-`; ≤ 100).
+pub fn valid_artifact_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
 
 /// Why an artifact could not be stored or read.
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +74,9 @@ pub enum ArtifactError {
     /// The object store failed.
     #[error("artifact store: {0}")]
     Objects(#[from] object_store::Error),
-    /// The metadata row could not be written or read.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The metadata could not be written or read.
+    #[error("artifact index: {0}")]
+    Index(#[from] IndexError),
     /// The name is not a safe file name.
     #[error("invalid artifact name {0:?}")]
     Name(String),
@@ -41,7 +94,7 @@ pub enum ArtifactError {
 #[derive(Clone)]
 pub struct ArtifactStore {
     objects: Arc<dyn ObjectStore>,
-    jobs: Arc<dyn JobStore>,
+    index: Arc<dyn ArtifactIndex>,
 }
 
 impl std::fmt::Debug for ArtifactStore {
@@ -52,7 +105,10 @@ impl std::fmt::Debug for ArtifactStore {
 
 impl ArtifactStore {
     /// Artifacts kept under the local directory `dir` (created if missing).
-    pub fn local(dir: &Path, jobs: Arc<dyn JobStore>) -> Result<ArtifactStore, ArtifactError> {
+    pub fn local(
+        dir: &Path,
+        index: Arc<dyn ArtifactIndex>,
+    ) -> Result<ArtifactStore, ArtifactError> {
         let dir_error = |detail: String| ArtifactError::Dir {
             dir: dir.display().to_string(),
             detail,
@@ -62,7 +118,7 @@ impl ArtifactStore {
             LocalFileSystem::new_with_prefix(dir).map_err(|e| dir_error(e.to_string()))?;
         Ok(ArtifactStore {
             objects: Arc::new(objects),
-            jobs,
+            index,
         })
     }
 
@@ -93,13 +149,13 @@ impl ArtifactStore {
         self.objects
             .put(&path, PutPayload::from(Bytes::from(data)))
             .await?;
-        self.jobs.put_artifact(&record).await?;
+        self.index.put_artifact(&record).await?;
         Ok(record)
     }
 
     /// The job's artifacts.
     pub async fn list(&self, job: Uuid) -> Result<Vec<ArtifactRecord>, ArtifactError> {
-        Ok(self.jobs.artifacts(job).await?)
+        Ok(self.index.artifacts(job).await?)
     }
 
     /// One artifact's metadata and bytes, if it exists.
@@ -112,7 +168,7 @@ impl ArtifactStore {
             return Ok(None);
         }
         let Some(record) = self
-            .jobs
+            .index
             .artifacts(job)
             .await?
             .into_iter()

@@ -63,6 +63,15 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// Whether workers use a browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BrowserUse {
+    /// Use Chromium when one is found (CHROME_PATH or PATH).
+    Auto,
+    /// Never start a browser: `navigate_extract` runs over http, other browser jobs fail.
+    Off,
+}
+
 /// Settings shared by every command.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -156,6 +165,21 @@ pub struct Settings {
     #[arg(long, env = "REDELIVER_AFTER", global = true, default_value = "60s", value_parser = parse_duration)]
     pub redeliver_after: Duration,
 
+    /// How long the scheduler's leadership lasts without renewal; another process takes over
+    /// within about this long after the leader stops (killed, frozen, cut off).
+    #[arg(long, env = "LEADER_LEASE", global = true, default_value = "5s", value_parser = parse_leader_lease)]
+    pub leader_lease: Duration,
+
+    /// Whether workers use a browser: auto (Chromium when found) or off.
+    #[arg(
+        long,
+        env = "BROWSER",
+        global = true,
+        value_enum,
+        default_value = "auto"
+    )]
+    pub browser: BrowserUse,
+
     /// Chrome or Chromium executable [default: chromium, chromium-browser, google-chrome on PATH].
     #[arg(long, env = "CHROME_PATH", global = true)]
     pub chrome_path: Option<PathBuf>,
@@ -235,6 +259,14 @@ fn parse_lease(value: &str) -> Result<Duration, String> {
     let lease = parse_duration(value)?;
     if lease < Duration::from_secs(3) {
         return Err("must be at least 3s".to_owned());
+    }
+    Ok(lease)
+}
+
+fn parse_leader_lease(value: &str) -> Result<Duration, String> {
+    let lease = parse_duration(value)?;
+    if lease < Duration::from_secs(1) {
+        return Err("must be at least 1s".to_owned());
     }
     Ok(lease)
 }

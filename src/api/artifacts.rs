@@ -14,7 +14,10 @@ use crate::job::DEFAULT_TENANT;
 
 fn artifact_problem(error: ArtifactError) -> Problem {
     match error {
-        ArtifactError::Store(e) => e.into(),
+        ArtifactError::Index(e) if e.unavailable => {
+            tracing::warn!(error = %e, "artifact index unavailable");
+            Problem::unavailable("the database is unavailable; retry later")
+        }
         other => {
             tracing::error!(error = %other, "artifact store failed");
             Problem::internal()
@@ -28,7 +31,13 @@ pub async fn list(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let id = parse_id(&id)?;
-    if state.store.get(DEFAULT_TENANT, id).await?.is_none() {
+    if state
+        .dispatcher
+        .store()
+        .get(DEFAULT_TENANT, id)
+        .await?
+        .is_none()
+    {
         return Err(no_such_job(id));
     }
     let artifacts = state.artifacts.list(id).await.map_err(artifact_problem)?;
@@ -54,7 +63,13 @@ pub async fn get(
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let id = parse_id(&id)?;
-    if state.store.get(DEFAULT_TENANT, id).await?.is_none() {
+    if state
+        .dispatcher
+        .store()
+        .get(DEFAULT_TENANT, id)
+        .await?
+        .is_none()
+    {
         return Err(no_such_job(id));
     }
     let Some((record, bytes)) = state

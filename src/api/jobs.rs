@@ -13,9 +13,9 @@ use uuid::Uuid;
 use super::AppState;
 use super::body::JsonBody;
 use super::problem::Problem;
-use crate::job::{DEFAULT_TENANT, FieldError, Job, JobEvent, JobSpec};
-use crate::queue::Doorbell;
-use crate::store::{CancelOutcome, IdempotencyKey, Idempotent, ListQuery, RetryOutcome};
+use crate::job::{DEFAULT_TENANT, FieldError, JobEvent, Replay};
+use crate::spec::JobSpec;
+use crate::store::{CancelOutcome, Created, IdempotencyKey, Job, ListQuery, ReplayOutcome};
 
 /// Jobs per page when the request does not say.
 pub const DEFAULT_PAGE: u32 = 50;
@@ -41,47 +41,24 @@ pub async fn create(
                 refused.to_string(),
             )])
         })?;
-    let job = match key {
-        None => state.store.create(DEFAULT_TENANT, &spec).await?,
-        Some(key) => match state
-            .store
-            .create_idempotent(DEFAULT_TENANT, &key, &spec)
-            .await?
-        {
-            Idempotent::Created(job) => *job,
-            Idempotent::Replayed(job) => {
-                let mut headers = location(job.id);
-                headers.insert(REPLAYED, HeaderValue::from_static("true"));
-                return Ok((StatusCode::OK, headers, Json(*job)).into_response());
-            }
-            Idempotent::Mismatch => {
-                return Err(Problem::invalid_fields(vec![FieldError::new(
-                    "Idempotency-Key",
-                    "reused",
-                    "this key was used with a different request in the last 24 hours",
-                )]));
-            }
-        },
-    };
-    // A job scheduled for later is rung by the scheduler when it is due.
-    if job.run_at <= chrono::Utc::now() {
-        ring(&state, &job).await;
-    }
-    Ok((StatusCode::CREATED, location(job.id), Json(job)).into_response())
-}
-
-/// Rings a stored job's doorbell; if the queue is down, leaves it for the scheduler to ring
-/// once the queue is back.
-async fn ring(state: &AppState, job: &Job) {
-    let bell = Doorbell {
-        job_id: job.id,
-        priority: job.priority,
-    };
-    if let Err(e) = state.queue.ring(&[bell]).await {
-        tracing::warn!(job_id = %job.id, error = %e, "could not ring the job's doorbell");
-        if let Err(e) = state.store.mark_unrung(&[job.id]).await {
-            tracing::warn!(job_id = %job.id, error = %e, "could not mark the job for the scheduler");
+    let created = state
+        .dispatcher
+        .submit(DEFAULT_TENANT, &spec, key.as_ref())
+        .await?;
+    match created {
+        Created::New(job) => {
+            Ok((StatusCode::CREATED, location(job.id), Json(*job)).into_response())
         }
+        Created::Replayed(job) => {
+            let mut headers = location(job.id);
+            headers.insert(REPLAYED, HeaderValue::from_static("true"));
+            Ok((StatusCode::OK, headers, Json(*job)).into_response())
+        }
+        Created::KeyMismatch => Err(Problem::invalid_fields(vec![FieldError::new(
+            "Idempotency-Key",
+            "reused",
+            "this key was used with a different request in the last 24 hours",
+        )])),
     }
 }
 
@@ -158,7 +135,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Job>, Problem> {
     let id = parse_id(&id)?;
-    let job = state.store.get(DEFAULT_TENANT, id).await?;
+    let job = state.dispatcher.store().get(DEFAULT_TENANT, id).await?;
     job.map(Json).ok_or_else(|| no_such_job(id))
 }
 
@@ -168,12 +145,12 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Job>, Problem> {
     let id = parse_id(&id)?;
-    match state.store.cancel(DEFAULT_TENANT, id).await? {
+    match state.dispatcher.store().cancel(DEFAULT_TENANT, id).await? {
         CancelOutcome::Cancelled(job) => {
             if job.worker_id.is_some() {
                 // It may be running: tell its worker to stop (the lease renewal would notice
                 // too, later).
-                if let Err(e) = state.queue.announce_cancel(id).await {
+                if let Err(e) = state.signals.announce_cancel(id).await {
                     tracing::warn!(job_id = %id, error = %e, "cannot announce the cancellation");
                 }
             }
@@ -206,16 +183,13 @@ pub async fn retry(
             )])
         })?
     };
-    let change = crate::job::spec::parse_retry(&body).map_err(Problem::invalid_fields)?;
-    match state.store.retry(DEFAULT_TENANT, id, &change).await? {
-        RetryOutcome::Queued(job) => {
-            ring(&state, &job).await;
-            Ok(Json(*job))
-        }
-        RetryOutcome::NotRetryable(current) => Err(Problem::conflict(format!(
+    let change = Replay::parse(&body).map_err(Problem::invalid_fields)?;
+    match state.dispatcher.replay(DEFAULT_TENANT, id, &change).await? {
+        ReplayOutcome::Queued(job) => Ok(Json(*job)),
+        ReplayOutcome::NotReplayable(current) => Err(Problem::conflict(format!(
             "job {id} is {current}; only failed or cancelled jobs can be retried"
         ))),
-        RetryOutcome::NotFound => Err(no_such_job(id)),
+        ReplayOutcome::NotFound => Err(no_such_job(id)),
     }
 }
 
@@ -232,10 +206,11 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> Result<Json<EventsPage>, Problem> {
     let id = parse_id(&id)?;
-    if state.store.get(DEFAULT_TENANT, id).await?.is_none() {
+    let store = state.dispatcher.store();
+    if store.get(DEFAULT_TENANT, id).await?.is_none() {
         return Err(no_such_job(id));
     }
-    let events = state.store.events(id).await?;
+    let events = store.events(id).await?;
     Ok(Json(EventsPage { events }))
 }
 
@@ -315,7 +290,11 @@ pub async fn list(
     let mut query = parse_list_query(raw.as_deref())?;
     let page = query.limit as usize;
     query.limit += 1;
-    let mut jobs = state.store.list(DEFAULT_TENANT, &query).await?;
+    let mut jobs = state
+        .dispatcher
+        .store()
+        .list(DEFAULT_TENANT, &query)
+        .await?;
     let next_cursor = if jobs.len() > page {
         jobs.truncate(page);
         jobs.last().map(|job| encode_cursor(job.id))

@@ -20,9 +20,9 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::artifact::ArtifactStore;
+use crate::dispatch::Dispatcher;
 use crate::job::target::TargetPolicy;
-use crate::queue::JobQueue;
-use crate::store::JobStore;
+use crate::queue::Signals;
 use crate::worker::report;
 use problem::Problem;
 
@@ -32,10 +32,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// The job store.
-    pub store: Arc<dyn JobStore>,
-    /// The dispatch queue.
-    pub queue: Arc<dyn JobQueue>,
+    /// The job store and the queue, together.
+    pub dispatcher: Dispatcher,
+    /// Worker reports and cancel notices.
+    pub signals: Arc<dyn Signals>,
     /// Which targets jobs may reach.
     pub policy: TargetPolicy,
     /// Where job artifacts are kept.
@@ -141,7 +141,7 @@ fn check_json(result: &Result<(), String>) -> Value {
 
 /// The browser section: what the workers' reports say about their Chromium pools.
 async fn browser_summary(state: &AppState) -> Value {
-    match tokio::time::timeout(PROBE_TIMEOUT, state.queue.reports()).await {
+    match tokio::time::timeout(PROBE_TIMEOUT, state.signals.reports()).await {
         Ok(Ok(reports)) => report::browser_summary(&reports),
         Ok(Err(e)) => json!({"status": "unknown", "detail": e.to_string()}),
         Err(_) => json!({"status": "unknown", "detail": "the queue did not answer"}),
@@ -153,8 +153,8 @@ async fn browser_summary(state: &AppState) -> Value {
 /// without Chromium, jobs fall back or fail with `browser_unavailable`.
 async fn ready(State(state): State<AppState>) -> Response {
     let (database, queue, browser) = tokio::join!(
-        probe(state.store.ping()),
-        probe(state.queue.ping()),
+        probe(state.dispatcher.store().ping()),
+        probe(state.dispatcher.queue().ping()),
         browser_summary(&state)
     );
     let failed: Vec<&str> = [("database", &database), ("queue", &queue)]
@@ -184,8 +184,8 @@ async fn ready(State(state): State<AppState>) -> Response {
 /// `GET /api/v1/queue/stats`: per-level queue state, job counts by state, backlog age.
 async fn queue_stats(State(state): State<AppState>) -> Result<Json<Value>, Problem> {
     let (jobs, levels, browser) = tokio::join!(
-        state.store.stats(),
-        state.queue.stats(),
+        state.dispatcher.store().stats(),
+        state.dispatcher.queue().stats(),
         browser_summary(&state)
     );
     let jobs = jobs?;

@@ -6,7 +6,7 @@ use scraper::{ElementRef, Html, Node, Selector};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::job::spec::SelectorSpec;
+use super::options::{SelectorSpec, Selectors};
 
 /// The most links a result lists.
 pub const MAX_LINKS: usize = 1_000;
@@ -19,7 +19,7 @@ const INVISIBLE: &[&str] = &[
 ];
 
 /// What a page yields.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Extracted {
     /// The document's `<title>`.
     pub title: Option<String>,
@@ -66,7 +66,7 @@ pub fn truncate_to(text: &mut String, max: usize) -> bool {
 }
 
 /// Extracts everything from `html`, resolving relative urls against `base`.
-pub fn extract(html: &str, base: &Url, selectors: &[(String, SelectorSpec)]) -> Extracted {
+pub fn extract(html: &str, base: &Url, selectors: &Selectors) -> Extracted {
     let document = Html::parse_document(html);
     let first = |css: &str| selector(css).and_then(|s| document.select(&s).next());
 
@@ -100,6 +100,29 @@ pub fn extract(html: &str, base: &Url, selectors: &[(String, SelectorSpec)]) -> 
         text,
         text_truncated,
         data,
+    }
+}
+
+/// What a text body (not HTML) yields: its text, and no match for any selector.
+pub fn extract_text(text: &str, selectors: &Selectors) -> Extracted {
+    let mut text = collapse_whitespace(text);
+    let text_truncated = truncate_to(&mut text, MAX_TEXT_BYTES);
+    Extracted {
+        title: None,
+        description: None,
+        canonical: None,
+        links: Vec::new(),
+        links_truncated: false,
+        text,
+        text_truncated,
+        data: selectors.keys().map(|n| (n.clone(), Value::Null)).collect(),
+    }
+}
+
+impl Extracted {
+    /// Whether the page showed nothing: no title, no visible text, no links.
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none() && self.text.is_empty() && self.links.is_empty()
     }
 }
 
@@ -215,15 +238,14 @@ mod tests {
     #[test]
     fn extracts_metadata_links_and_text() {
         let base = Url::parse("http://site.test/dir/page").expect("url");
-        let out = extract(
-            PAGE,
-            &base,
-            &[
-                ("heading".into(), spec("h1", None, false)),
-                ("ids".into(), spec("li.item", Some("data-id"), true)),
-                ("missing".into(), spec(".nothing", None, false)),
-            ],
-        );
+        let selectors: Selectors = [
+            ("heading".to_owned(), spec("h1", None, false)),
+            ("ids".to_owned(), spec("li.item", Some("data-id"), true)),
+            ("missing".to_owned(), spec(".nothing", None, false)),
+        ]
+        .into_iter()
+        .collect();
+        let out = extract(PAGE, &base, &selectors);
         assert_eq!(out.title.as_deref(), Some("The Page"));
         assert_eq!(out.description.as_deref(), Some("A test page"));
         assert_eq!(out.canonical.as_deref(), Some("http://site.test/canonical"));
@@ -241,7 +263,7 @@ mod tests {
             page.push_str(&format!("<a href='/p{i}'>{}</a>", "word ".repeat(20)));
         }
         let base = Url::parse("http://site.test/").expect("url");
-        let out = extract(&page, &base, &[]);
+        let out = extract(&page, &base, &Selectors::new());
         assert_eq!(out.links.len(), MAX_LINKS);
         assert!(out.links_truncated);
         assert!(out.text.len() <= MAX_TEXT_BYTES && out.text_truncated);

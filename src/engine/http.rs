@@ -1,5 +1,7 @@
-//! The `http` strategy: a plain GET with reqwest, then HTML extraction. Fast; no JavaScript.
+//! The http engine: a plain GET with reqwest whose every connection and redirect obeys the
+//! target policy. Fast; no JavaScript.
 
+use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,13 +12,11 @@ use reqwest::header::{
     USER_AGENT,
 };
 use reqwest::redirect;
-use serde_json::{Value, json};
 use url::Url;
 
-use super::block::{self, Signals};
-use super::extract::{self, truncate_to};
-use crate::job::browser_spec::CookieSpec;
-use crate::job::spec::SelectorSpec;
+use super::body::{ContentKind, content_kind, decode};
+use super::judge::{self, Signals};
+use super::options::CookieSpec;
 use crate::job::target::{TargetPolicy, TargetRefused};
 use crate::job::{ErrorKind, JobError};
 
@@ -53,13 +53,11 @@ impl reqwest::dns::Resolve for PolicyResolver {
     }
 }
 
-/// Options of one `navigate_extract` request.
-#[derive(Debug, Clone, Default)]
-pub struct NavigateRequest<'a> {
-    /// Named selectors for `data`.
-    pub selectors: &'a [(String, SelectorSpec)],
+/// What one GET sends besides the url.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FetchRequest<'a> {
     /// Extra request headers.
-    pub headers: &'a [(String, String)],
+    pub headers: Option<&'a BTreeMap<String, String>>,
     /// A user agent replacing the default.
     pub user_agent: Option<&'a str>,
     /// Cookies sent with the request.
@@ -68,16 +66,46 @@ pub struct NavigateRequest<'a> {
     pub locale: Option<&'a str>,
 }
 
-/// Runs `navigate_extract` over plain HTTP.
+/// A successful answer (status below 400, not an anti-bot page), its body read up to
+/// [`MAX_BODY_BYTES`].
 #[derive(Debug, Clone)]
-pub struct HttpExecutor {
+pub struct Fetched {
+    /// The status.
+    pub status: u16,
+    /// The url that answered, after redirects.
+    pub final_url: Url,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// The body as read.
+    pub body: Vec<u8>,
+    /// Whether the body was cut at [`MAX_BODY_BYTES`].
+    pub body_truncated: bool,
+    /// How long the request took until the body was read.
+    pub fetch_ms: u64,
+}
+
+impl Fetched {
+    /// The body as text, decoded by its declared or sniffed charset.
+    pub fn text(&self) -> String {
+        decode(&self.body, self.content_type.as_deref())
+    }
+
+    /// What kind of content the body is.
+    pub fn kind(&self, text: &str) -> ContentKind {
+        content_kind(self.content_type.as_deref(), text)
+    }
+}
+
+/// Runs plain GETs.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
     client: reqwest::Client,
     policy: TargetPolicy,
 }
 
-impl HttpExecutor {
-    /// An executor whose every connection and redirect obeys `policy`.
-    pub fn new(policy: TargetPolicy) -> Result<HttpExecutor, reqwest::Error> {
+impl HttpClient {
+    /// A client whose every connection and redirect obeys `policy`.
+    pub fn new(policy: TargetPolicy) -> Result<HttpClient, reqwest::Error> {
         let redirects = redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
                 return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
@@ -99,248 +127,137 @@ impl HttpExecutor {
             .connect_timeout(Duration::from_secs(10))
             .no_proxy()
             .build()?;
-        Ok(HttpExecutor { client, policy })
+        Ok(HttpClient { client, policy })
     }
 
-    /// GETs `url` within `timeout` and extracts the page.
-    pub async fn navigate_extract(
+    /// GETs `url` within `timeout`. Error statuses and anti-bot answers are errors, judged
+    /// from the status, headers and the start of the body.
+    pub async fn fetch(
         &self,
         url: &str,
-        request: &NavigateRequest<'_>,
+        request: &FetchRequest<'_>,
         timeout: Duration,
-    ) -> Result<Value, JobError> {
+    ) -> Result<Fetched, JobError> {
         let url = Url::parse(url)
             .map_err(|e| JobError::new(ErrorKind::InvalidPayload, format!("bad url: {e}")))?;
         self.policy
             .check_literal(&url)
             .map_err(|refused| refused_error(&refused))?;
-
-        let mut headers = HeaderMap::new();
-        for (name, value) in request.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.insert(name, value);
-            }
-        }
-        if let Some(ua) = request
-            .user_agent
-            .and_then(|ua| HeaderValue::from_str(ua).ok())
-        {
-            headers.insert(USER_AGENT, ua);
-        }
-
-        if !request.cookies.is_empty() {
-            let cookie = request
-                .cookies
-                .iter()
-                .map(|c| format!("{}={}", c.name, c.value))
-                .collect::<Vec<_>>()
-                .join("; ");
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                headers.insert(COOKIE, value);
-            }
-        }
-        if let Some(value) = request
-            .locale
-            .and_then(|l| HeaderValue::from_str(&format!("{l},*;q=0.5")).ok())
-        {
-            headers.insert(ACCEPT_LANGUAGE, value);
-        }
-
         let started = Instant::now();
-        let mut response = self
+        let response = self
             .client
-            .get(url.clone())
-            .headers(headers)
+            .get(url)
+            .headers(headers(request))
             .timeout(timeout)
             .send()
             .await
             .map_err(request_error)?;
-
         let status = response.status();
-        let final_url = response.url().clone();
         if status.is_client_error() || status.is_server_error() {
-            let header = |name| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v: &HeaderValue| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            let retry_after = header(RETRY_AFTER);
-            let cf_mitigated = header(HeaderName::from_static("cf-mitigated"));
-            // Read a little of the body: challenge pages say what they are.
-            let mut body = Vec::new();
-            while body.len() < ERROR_BODY_BYTES {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                    _ => break,
-                }
-            }
-            let text = String::from_utf8_lossy(&body);
-            let signals = Signals {
-                status: status.as_u16(),
-                retry_after: retry_after.as_deref(),
-                cf_mitigated: cf_mitigated.as_deref(),
-                body: &text,
-                html: true,
-                empty: false,
-            };
-            if let Some(blocked) = block::classify(&signals) {
-                return Err(blocked);
-            }
-            let retryable = status.as_u16() == 429 || status.is_server_error();
-            let mut error = JobError::new(
-                ErrorKind::HttpStatus,
-                format!("{final_url} answered {status}"),
-            )
-            .retryable(retryable);
-            error.status_code = Some(status.as_u16());
-            error.retry_after_ms = retry_after.as_deref().and_then(block::retry_after_ms);
-            return Err(error);
+            return Err(refusal(response).await);
         }
-
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let mut body = Vec::new();
-        let mut body_truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(request_error)? {
-            let room = MAX_BODY_BYTES - body.len();
-            if chunk.len() > room {
-                body.extend_from_slice(&chunk[..room]);
-                body_truncated = true;
-                break;
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let fetched_ms = started.elapsed().as_millis() as u64;
-        let bytes = body.len();
-        let text = decode(&body, content_type.as_deref());
-        let selectors = request.selectors.to_vec();
-        let base = final_url.clone();
-        let kind = content_kind(content_type.as_deref(), &text);
-
-        let extracted = tokio::task::spawn_blocking(move || match kind {
-            ContentKind::Html => Some(extract::extract(&text, &base, &selectors)),
-            ContentKind::Text => {
-                let mut text = extract::collapse_whitespace(&text);
-                let text_truncated = truncate_to(&mut text, extract::MAX_TEXT_BYTES);
-                Some(extract::Extracted {
-                    title: None,
-                    description: None,
-                    canonical: None,
-                    links: Vec::new(),
-                    links_truncated: false,
-                    text,
-                    text_truncated,
-                    data: selectors
-                        .iter()
-                        .map(|(n, _)| (n.clone(), Value::Null))
-                        .collect(),
-                })
-            }
-            ContentKind::Binary => None,
+        let final_url = response.url().clone();
+        let content_type = header(&response, CONTENT_TYPE);
+        let (body, body_truncated) = read_body(response).await?;
+        Ok(Fetched {
+            status: status.as_u16(),
+            final_url,
+            content_type,
+            body,
+            body_truncated,
+            fetch_ms: started.elapsed().as_millis() as u64,
         })
-        .await
-        .map_err(|e| JobError::new(ErrorKind::Internal, format!("extraction panicked: {e}")))?;
-
-        let mut result = json!({
-            "status_code": status.as_u16(),
-            "final_url": final_url.as_str(),
-            "content_type": content_type,
-            "bytes": bytes,
-            "body_truncated": body_truncated,
-            "fetch_ms": fetched_ms,
-        });
-        if let Some(extracted) = &extracted {
-            let signals = Signals {
-                status: status.as_u16(),
-                retry_after: None,
-                cf_mitigated: None,
-                body: &String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_BYTES)]),
-                html: matches!(kind, ContentKind::Html),
-                empty: extracted.title.is_none()
-                    && extracted.text.is_empty()
-                    && extracted.links.is_empty(),
-            };
-            if let Some(blocked) = block::classify(&signals) {
-                return Err(blocked);
-            }
-        }
-        if let (Some(extracted), Value::Object(map)) = (extracted, &mut result) {
-            map.insert("title".into(), json!(extracted.title));
-            map.insert("description".into(), json!(extracted.description));
-            map.insert("canonical".into(), json!(extracted.canonical));
-            map.insert("links".into(), json!(extracted.links));
-            map.insert("links_truncated".into(), json!(extracted.links_truncated));
-            map.insert("text".into(), json!(extracted.text));
-            map.insert("text_truncated".into(), json!(extracted.text_truncated));
-            map.insert("data".into(), Value::Object(extracted.data));
-        }
-        Ok(result)
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum ContentKind {
-    Html,
-    Text,
-    Binary,
+/// The headers a request sends: the job's own, its user agent, cookies and locale.
+fn headers(request: &FetchRequest<'_>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in request.headers.into_iter().flatten() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    if let Some(ua) = request
+        .user_agent
+        .and_then(|ua| HeaderValue::from_str(ua).ok())
+    {
+        headers.insert(USER_AGENT, ua);
+    }
+    if !request.cookies.is_empty() {
+        let cookie = request
+            .cookies
+            .iter()
+            .map(|c| format!("{}={}", c.name, c.value))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            headers.insert(COOKIE, value);
+        }
+    }
+    if let Some(value) = request
+        .locale
+        .and_then(|l| HeaderValue::from_str(&format!("{l},*;q=0.5")).ok())
+    {
+        headers.insert(ACCEPT_LANGUAGE, value);
+    }
+    headers
 }
 
-fn content_kind(content_type: Option<&str>, body: &str) -> ContentKind {
-    let mime = content_type
-        .and_then(|ct| ct.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase());
-    match mime.as_deref() {
-        Some(m) if m.contains("html") || m.ends_with("xml") || m.ends_with("+xml") => {
-            ContentKind::Html
+fn header(response: &reqwest::Response, name: HeaderName) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Judges an error answer from its status, headers and the start of its body (challenge
+/// pages say what they are).
+async fn refusal(mut response: reqwest::Response) -> JobError {
+    let status = response.status().as_u16();
+    let url = response.url().to_string();
+    let retry_after = header(&response, RETRY_AFTER);
+    let cf_mitigated = header(&response, HeaderName::from_static("cf-mitigated"));
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
         }
-        Some(m) if m.starts_with("text/") || m.contains("json") || m.contains("javascript") => {
-            ContentKind::Text
-        }
-        Some(_) => ContentKind::Binary,
-        None if body.trim_start().starts_with('<') => ContentKind::Html,
-        None => ContentKind::Text,
+    }
+    let text = String::from_utf8_lossy(&body);
+    let signals = Signals {
+        url: &url,
+        status,
+        retry_after: retry_after.as_deref(),
+        cf_mitigated: cf_mitigated.as_deref(),
+        body: &text,
+        html: true,
+        empty: false,
+    };
+    match judge::judge(&signals) {
+        Err(error) => error,
+        // Unreachable for a status of 400 or more; said plainly rather than assumed.
+        Ok(()) => JobError::new(ErrorKind::HttpStatus, format!("{url} answered {status}")),
     }
 }
 
-/// Decodes a body by the charset of its content type, else a `<meta charset>`, else UTF-8.
-fn decode(body: &[u8], content_type: Option<&str>) -> String {
-    let label = content_type
-        .and_then(charset_param)
-        .or_else(|| sniff_meta_charset(body));
-    let encoding = label
-        .and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes()))
-        .unwrap_or(encoding_rs::UTF_8);
-    let (text, _, _) = encoding.decode(body);
-    text.into_owned()
-}
-
-fn charset_param(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|param| {
-        let (key, value) = param.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| value.trim().trim_matches('"').to_owned())
-    })
-}
-
-fn sniff_meta_charset(body: &[u8]) -> Option<String> {
-    let head = &body[..body.len().min(2048)];
-    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
-    let at = head.find("charset=")? + "charset=".len();
-    let rest = head[at..].trim_start_matches(['"', '\'']);
-    let label: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    (!label.is_empty()).then_some(label)
+/// Reads the body up to [`MAX_BODY_BYTES`]; the flag says whether more was sent.
+async fn read_body(mut response: reqwest::Response) -> Result<(Vec<u8>, bool), JobError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(request_error)? {
+        let room = MAX_BODY_BYTES - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 fn refused_error(refused: &TargetRefused) -> JobError {
@@ -407,30 +324,5 @@ mod tests {
             Err(e) => panic!("localhost must resolve: {e}"),
         };
         assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
-    }
-
-    #[test]
-    fn charset_comes_from_header_then_meta() {
-        let latin1 = b"<meta charset=\"iso-8859-1\"><p>caf\xe9</p>";
-        assert!(decode(latin1, Some("text/html")).contains("café"));
-        assert!(decode(b"caf\xc3\xa9", Some("text/plain; charset=UTF-8")).contains("café"));
-        assert!(decode(b"caf\xe9", Some("text/plain; charset=\"windows-1252\"")).contains("café"));
-    }
-
-    #[test]
-    fn content_kinds() {
-        assert!(matches!(
-            content_kind(Some("text/html; charset=utf-8"), ""),
-            ContentKind::Html
-        ));
-        assert!(matches!(
-            content_kind(Some("application/json"), ""),
-            ContentKind::Text
-        ));
-        assert!(matches!(
-            content_kind(Some("image/png"), ""),
-            ContentKind::Binary
-        ));
-        assert!(matches!(content_kind(None, "  <html>"), ContentKind::Html));
     }
 }

@@ -7,9 +7,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use async_trait::async_trait;
+use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::{Delivery, Doorbell, JobQueue, LevelStats, QueueConsumer, QueueError, level_order};
@@ -23,24 +22,12 @@ struct State {
     pending: HashMap<u64, Priority>,
     next_receipt: u64,
     consumers: HashSet<String>,
-    /// Worker reports and when they expire.
-    reports: HashMap<String, (Instant, Value)>,
 }
 
+#[derive(Default)]
 struct Shared {
     state: Mutex<State>,
     rung: Notify,
-    cancels: tokio::sync::broadcast::Sender<uuid::Uuid>,
-}
-
-impl Default for Shared {
-    fn default() -> Self {
-        Shared {
-            state: Mutex::default(),
-            rung: Notify::new(),
-            cancels: tokio::sync::broadcast::channel(1024).0,
-        }
-    }
 }
 
 /// A [`JobQueue`] that lives in this process.
@@ -122,40 +109,9 @@ impl JobQueue for LocalQueue {
         }))
     }
 
-    async fn report(&self, worker: &str, report: &Value, ttl: Duration) -> Result<(), QueueError> {
-        let mut state = self.state();
-        let now = Instant::now();
-        state.reports.retain(|_, (until, _)| *until > now);
-        state
-            .reports
-            .insert(worker.to_owned(), (now + ttl, report.clone()));
-        Ok(())
-    }
-
-    async fn reports(&self) -> Result<Vec<Value>, QueueError> {
-        let now = Instant::now();
-        Ok(self
-            .state()
-            .reports
-            .values()
-            .filter(|(until, _)| *until > now)
-            .map(|(_, report)| report.clone())
-            .collect())
-    }
-
-    async fn announce_cancel(&self, job: uuid::Uuid) -> Result<(), QueueError> {
-        // No receiver (no worker in this process) is fine.
-        let _ = self.shared.cancels.send(job);
-        Ok(())
-    }
-
-    fn cancel_notices(&self) -> tokio::sync::broadcast::Receiver<uuid::Uuid> {
-        self.shared.cancels.subscribe()
-    }
-
-    async fn intact(&self) -> Result<bool, QueueError> {
+    async fn continuity(&self) -> Result<super::Continuity, QueueError> {
         // It lives and dies with this process, which re-dispatches everything at start.
-        Ok(true)
+        Ok(super::Continuity::Intact)
     }
 
     async fn repair(&self) -> Result<(), QueueError> {
@@ -217,6 +173,65 @@ impl QueueConsumer for LocalConsumer {
                 return Ok(Vec::new());
             }
         }
+    }
+}
+
+/// [`super::Signals`] within this process: reports in memory, cancel notices on a broadcast
+/// channel.
+pub struct LocalSignals {
+    reports: Mutex<HashMap<String, (Instant, Value)>>,
+    cancels: tokio::sync::broadcast::Sender<uuid::Uuid>,
+}
+
+impl Default for LocalSignals {
+    fn default() -> Self {
+        LocalSignals {
+            reports: Mutex::default(),
+            cancels: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl LocalSignals {
+    /// No reports, no notices.
+    pub fn new() -> LocalSignals {
+        LocalSignals::default()
+    }
+
+    fn reports(&self) -> MutexGuard<'_, HashMap<String, (Instant, Value)>> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl super::Signals for LocalSignals {
+    async fn report(&self, worker: &str, report: &Value, ttl: Duration) -> Result<(), QueueError> {
+        let mut reports = self.reports();
+        let now = Instant::now();
+        reports.retain(|_, (until, _)| *until > now);
+        reports.insert(worker.to_owned(), (now + ttl, report.clone()));
+        Ok(())
+    }
+
+    async fn reports(&self) -> Result<Vec<Value>, QueueError> {
+        let now = Instant::now();
+        Ok(LocalSignals::reports(self)
+            .values()
+            .filter(|(until, _)| *until > now)
+            .map(|(_, report)| report.clone())
+            .collect())
+    }
+
+    async fn announce_cancel(&self, job: uuid::Uuid) -> Result<(), QueueError> {
+        // No receiver (no worker in this process) is fine.
+        let _ = self.cancels.send(job);
+        Ok(())
+    }
+
+    fn cancel_notices(&self) -> tokio::sync::broadcast::Receiver<uuid::Uuid> {
+        self.cancels.subscribe()
     }
 }
 

@@ -4,28 +4,32 @@
 //! a duplicate doorbell is harmless because claiming is a guarded transition in the store.
 
 pub mod local;
+pub mod redis_signals;
 pub mod redis_streams;
+mod signals;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::Rng;
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::job::Priority;
 
-pub use local::LocalQueue;
+pub use crate::job::Doorbell;
+pub use local::{LocalQueue, LocalSignals};
+pub use redis_signals::RedisSignals;
 pub use redis_streams::RedisQueue;
+pub use signals::Signals;
 
-/// A message saying "job `job_id` may be ready to run".
+/// Whether a queue holds every doorbell it was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Doorbell {
-    /// The job to look at.
-    pub job_id: Uuid,
-    /// The level it rings on.
-    pub priority: Priority,
+pub enum Continuity {
+    /// It does.
+    Intact,
+    /// It was lost and created again at this time: doorbells rung before it are gone.
+    LostBefore(chrono::DateTime<chrono::Utc>),
 }
 
 /// A doorbell handed to one consumer; acknowledge it once the job's outcome is recorded.
@@ -83,18 +87,13 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Opens a consumer named `name` (unique per worker process).
     async fn consumer(&self, name: &str) -> Result<Box<dyn QueueConsumer>, QueueError>;
 
-    /// Publishes a worker's status report (its browser pool), kept for `ttl`.
-    async fn report(&self, worker: &str, report: &Value, ttl: Duration) -> Result<(), QueueError>;
+    /// Whether the queue still holds every doorbell it was given, or since when it does (after
+    /// a flush, or a restart without persistence, it holds only those rung since it was
+    /// created again).
+    async fn continuity(&self) -> Result<Continuity, QueueError>;
 
-    /// The reports of workers alive now.
-    async fn reports(&self) -> Result<Vec<Value>, QueueError>;
-
-    /// Whether the queue still holds what it was given: false after a flush or a restart
-    /// without persistence (its marker or its consumer group is gone).
-    async fn intact(&self) -> Result<bool, QueueError>;
-
-    /// Re-creates what a flush removed and marks the queue intact again. The caller first
-    /// re-dispatches every queued job, since their doorbells are gone.
+    /// Re-creates what a flush removed and records that what it lost was re-dispatched. The
+    /// caller first re-dispatches every queued job rung before the queue was created again.
     async fn repair(&self) -> Result<(), QueueError>;
 
     /// Stream hygiene: takes deliveries pending longer than `min_idle` (their consumer died
@@ -102,12 +101,6 @@ pub trait JobQueue: Send + Sync + 'static {
     /// to re-ring if still queued; removes consumers idle that long with nothing pending;
     /// trims entries older than a day.
     async fn sweep(&self, min_idle: Duration) -> Result<Vec<Uuid>, QueueError>;
-
-    /// Tells every worker that `job` was cancelled, so the one running it stops.
-    async fn announce_cancel(&self, job: Uuid) -> Result<(), QueueError>;
-
-    /// Cancellations announced from now on, from any process.
-    fn cancel_notices(&self) -> tokio::sync::broadcast::Receiver<Uuid>;
 }
 
 /// One worker's view of the queue: takes doorbells for it to run.

@@ -4,17 +4,17 @@
 //! level lives in one Redis Cluster slot. An entry is acknowledged and deleted once its job's
 //! outcome is recorded, so a stream holds only waiting and in-flight doorbells.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamInfoGroupsReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, RedisError};
-use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Delivery, Doorbell, JobQueue, LevelStats, QueueConsumer, QueueError, level_order};
+use super::{
+    Continuity, Delivery, Doorbell, JobQueue, LevelStats, QueueConsumer, QueueError, level_order,
+};
 use crate::job::Priority;
 
 /// The consumer group every worker joins.
@@ -38,12 +38,13 @@ return false
 pub struct RedisQueue {
     client: redis::Client,
     conn: ConnectionManager,
+    prefix: String,
     keys: [String; 5],
+    /// When this incarnation of the queue was created (Unix ms): set by whoever creates its
+    /// consumer group, and gone with a flush or a restart.
+    epoch: String,
+    /// The epoch whose losses the reconciler has re-dispatched.
     marker: String,
-    reports: String,
-    cancel_channel: String,
-    cancels: tokio::sync::broadcast::Sender<Uuid>,
-    subscribed: Arc<std::sync::Once>,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -54,7 +55,28 @@ impl std::fmt::Debug for RedisQueue {
     }
 }
 
-fn classify(error: RedisError) -> QueueError {
+/// A client for `url` whose connections send TCP keepalives, so a Redis that vanished
+/// without closing them (a host gone, a network cut) is noticed in seconds, not hours.
+fn client(url: &str) -> Result<redis::Client, QueueError> {
+    use redis::IntoConnectionInfo;
+    use redis::io::tcp::{TcpSettings, socket2::TcpKeepalive};
+    let invalid = |e: RedisError| QueueError::Protocol(format!("REDIS_URL is not valid: {e}"));
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(5))
+        .with_interval(Duration::from_secs(2))
+        .with_retries(3);
+    let tcp = TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive)
+        .set_user_timeout(Duration::from_secs(15));
+    let info = url
+        .into_connection_info()
+        .map_err(invalid)?
+        .set_tcp_settings(tcp);
+    redis::Client::open(info).map_err(invalid)
+}
+
+pub(super) fn classify(error: RedisError) -> QueueError {
     if error.is_io_error()
         || error.is_connection_dropped()
         || error.is_connection_refusal()
@@ -74,8 +96,7 @@ fn is_no_group(error: &RedisError) -> bool {
 impl RedisQueue {
     /// Connects to `url` and makes sure every level's stream and the consumer group exist.
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisQueue, QueueError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| QueueError::Protocol(format!("REDIS_URL is not valid: {e}")))?;
+        let client = client(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -84,19 +105,21 @@ impl RedisQueue {
             .await
             .map_err(classify)?;
         let keys = Priority::LEVELS.map(|level| format!("{{{prefix}}}:q:{level}"));
-        let reports = format!("{{{prefix}}}:worker:");
         let queue = RedisQueue {
             client,
             conn,
+            prefix: prefix.to_owned(),
             keys,
+            epoch: format!("{{{prefix}}}:epoch"),
             marker: format!("{{{prefix}}}:marker"),
-            reports,
-            cancel_channel: format!("{{{prefix}}}:cancel"),
-            cancels: tokio::sync::broadcast::channel(1024).0,
-            subscribed: Arc::new(std::sync::Once::new()),
         };
         queue.ensure_groups().await?;
         Ok(queue)
+    }
+
+    /// Worker reports and cancel notices on the same Redis, under the same prefix.
+    pub fn signals(&self) -> super::RedisSignals {
+        super::RedisSignals::new(self.client.clone(), self.conn.clone(), &self.prefix)
     }
 
     /// The stream key of a priority level.
@@ -104,7 +127,8 @@ impl RedisQueue {
         &self.keys[priority.index()]
     }
 
-    /// Creates each level's stream and the consumer group where missing.
+    /// Creates each level's stream and the consumer group where missing, and records when
+    /// this incarnation of the queue began if nobody has.
     pub async fn ensure_groups(&self) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
         for key in &self.keys {
@@ -116,7 +140,35 @@ impl RedisQueue {
                 Err(e) => return Err(classify(e)),
             }
         }
+        let now = chrono::Utc::now().timestamp_millis();
+        let _: Option<String> = redis::cmd("SET")
+            .arg(&self.epoch)
+            .arg(now)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await
+            .map_err(classify)?;
         Ok(())
+    }
+
+    /// Whether every level still has the consumer group.
+    async fn groups_present(&self) -> Result<bool, QueueError> {
+        let mut conn = self.conn.clone();
+        for key in &self.keys {
+            let groups: Result<StreamInfoGroupsReply, RedisError> = conn.xinfo_groups(key).await;
+            match groups {
+                Ok(reply) if reply.groups.iter().any(|g| g.name == GROUP) => {}
+                Ok(_) => return Ok(false),
+                Err(e)
+                    if e.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+                {
+                    return Ok(false);
+                }
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok(true)
     }
 
     fn deliveries(&self, reply: StreamReadReply) -> (Vec<Delivery>, Vec<(usize, String)>) {
@@ -257,98 +309,32 @@ impl JobQueue for RedisQueue {
         }))
     }
 
-    async fn report(&self, worker: &str, report: &Value, ttl: Duration) -> Result<(), QueueError> {
+    async fn continuity(&self) -> Result<Continuity, QueueError> {
         let mut conn = self.conn.clone();
-        let key = format!("{}{worker}", self.reports);
-        let ttl = ttl.as_secs().max(1);
-        let () = conn
-            .set_ex(key, report.to_string(), ttl)
+        let (epoch, marker): (Option<i64>, Option<i64>) = redis::pipe()
+            .get(&self.epoch)
+            .get(&self.marker)
+            .query_async(&mut conn)
             .await
             .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn reports(&self) -> Result<Vec<Value>, QueueError> {
-        let mut conn = self.conn.clone();
-        let pattern = format!("{}*", self.reports);
-        let mut keys: Vec<String> = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut conn)
-                .await
-                .map_err(classify)?;
-            keys.extend(batch);
-            if next == 0 || keys.len() > 10_000 {
-                break;
-            }
-            cursor = next;
-        }
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let values: Vec<Option<String>> = conn.mget(&keys).await.map_err(classify)?;
-        Ok(values
-            .into_iter()
-            .flatten()
-            .filter_map(|v| serde_json::from_str(&v).ok())
-            .collect())
-    }
-
-    async fn announce_cancel(&self, job: Uuid) -> Result<(), QueueError> {
-        let mut conn = self.conn.clone();
-        let _: i64 = conn
-            .publish(&self.cancel_channel, job.to_string())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    fn cancel_notices(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
-        let receiver = self.cancels.subscribe();
-        self.subscribed.call_once(|| {
-            tokio::spawn(forward_cancels(
-                self.client.clone(),
-                self.cancel_channel.clone(),
-                self.cancels.clone(),
-            ));
-        });
-        receiver
-    }
-
-    async fn intact(&self) -> Result<bool, QueueError> {
-        let mut conn = self.conn.clone();
-        let marked: bool = conn.exists(&self.marker).await.map_err(classify)?;
-        if !marked {
-            return Ok(false);
-        }
-        for key in &self.keys {
-            let groups: Result<StreamInfoGroupsReply, RedisError> = conn.xinfo_groups(key).await;
-            match groups {
-                Ok(reply) if reply.groups.iter().any(|g| g.name == GROUP) => {}
-                Ok(_) => return Ok(false),
-                Err(e)
-                    if e.kind()
-                        == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
-                {
-                    return Ok(false);
-                }
-                Err(e) => return Err(classify(e)),
-            }
-        }
-        Ok(true)
+        let present = self.groups_present().await?;
+        Ok(match (epoch, present) {
+            (Some(epoch), true) if marker == Some(epoch) => Continuity::Intact,
+            (Some(epoch), true) => Continuity::LostBefore(
+                chrono::DateTime::from_timestamp_millis(epoch).unwrap_or_else(chrono::Utc::now),
+            ),
+            // No record of when the queue began, or a group missing: anything rung until now
+            // may be gone.
+            _ => Continuity::LostBefore(chrono::Utc::now()),
+        })
     }
 
     async fn repair(&self) -> Result<(), QueueError> {
         self.ensure_groups().await?;
         let mut conn = self.conn.clone();
+        let epoch: Option<i64> = conn.get(&self.epoch).await.map_err(classify)?;
         let () = conn
-            .set(&self.marker, chrono::Utc::now().to_rfc3339())
+            .set(&self.marker, epoch.unwrap_or_default())
             .await
             .map_err(classify)?;
         Ok(())
@@ -472,47 +458,5 @@ impl QueueConsumer for RedisConsumer {
             }
             Err(e) => Err(classify(e)),
         }
-    }
-}
-
-/// Forwards cancellations published on `channel` to `sender`, resubscribing after errors,
-/// until every receiver is gone.
-async fn forward_cancels(
-    client: redis::Client,
-    channel: String,
-    sender: tokio::sync::broadcast::Sender<Uuid>,
-) {
-    use futures::StreamExt;
-    let mut failures = 0u32;
-    while sender.receiver_count() > 0 {
-        let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, RedisError>(pubsub)
-        };
-        match subscribed.await {
-            Ok(mut pubsub) => {
-                failures = 0;
-                let mut messages = pubsub.on_message();
-                while let Some(message) = messages.next().await {
-                    let job = message
-                        .get_payload::<String>()
-                        .ok()
-                        .and_then(|p| p.parse::<Uuid>().ok());
-                    if let Some(job) = job
-                        && sender.send(job).is_err()
-                    {
-                        return;
-                    }
-                }
-                tracing::warn!("cancel subscription ended; resubscribing");
-            }
-            Err(e) => {
-                failures += 1;
-                tracing::debug!(error = %e, "cannot subscribe to cancellations; retrying");
-            }
-        }
-        let pause = Duration::from_millis(100u64 << failures.min(5));
-        tokio::time::sleep(pause).await;
     }
 }

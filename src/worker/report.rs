@@ -1,4 +1,4 @@
-//! Worker status reports: each worker publishes its browser pool's state through the queue,
+//! Worker status reports: each worker publishes its browser pool's state as a signal,
 //! so `/ready` and queue statistics show it wherever the API runs.
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::engine::Engine;
-use crate::queue::JobQueue;
+use crate::queue::Signals;
 
 /// How often a worker publishes its report.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
@@ -33,23 +33,23 @@ pub fn snapshot(worker: &str, engine: &Engine, note: Option<&str>) -> Value {
 }
 
 /// Publishes this worker's report once.
-pub async fn publish(queue: &dyn JobQueue, worker: &str, engine: &Engine, note: Option<&str>) {
+pub async fn publish(signals: &dyn Signals, worker: &str, engine: &Engine, note: Option<&str>) {
     let report = snapshot(worker, engine, note);
-    if let Err(e) = queue.report(worker, &report, REPORT_TTL).await {
+    if let Err(e) = signals.report(worker, &report, REPORT_TTL).await {
         debug!(error = %e, "cannot publish the worker report");
     }
 }
 
 /// Publishes the report every [`REPORT_INTERVAL`] until `shutdown`, the first one at once.
 pub async fn run(
-    queue: Arc<dyn JobQueue>,
+    signals: Arc<dyn Signals>,
     worker: String,
     engine: Arc<Engine>,
     note: Option<String>,
     shutdown: CancellationToken,
 ) {
     loop {
-        publish(queue.as_ref(), &worker, &engine, note.as_deref()).await;
+        publish(signals.as_ref(), &worker, &engine, note.as_deref()).await;
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(REPORT_INTERVAL) => {}

@@ -5,9 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
-use crate::engine::Outcome;
-use crate::job::RunningJob;
-use crate::store::Settlement;
+use crate::job::Settlement;
+use crate::kinds::{Outcome, RunningJob};
 
 /// The longest a target's `Retry-After` may postpone a retry.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -70,7 +69,8 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{ErrorKind, JobError, JobType, Priority, Strategy};
+    use crate::job::{ErrorKind, JobError, Priority, Strategy};
+    use crate::kinds::JobType;
     use rand::SeedableRng;
 
     fn job(attempt: u32, max_attempts: u32) -> RunningJob {

@@ -1,24 +1,23 @@
 //! The scheduler: rings doorbells for due jobs that need one, reaps expired leases, and
-//! reconciles the queue with the store (a flushed Redis, lost or stale doorbells). It runs in
-//! every worker process but acts only in the one holding the leadership (an advisory lock).
+//! reconciles the queue with the store. It runs in every worker process but acts only in the
+//! one that holds the leadership, and only under its term.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use crate::job::Priority;
-use crate::queue::JobQueue;
-use crate::store::{JobStore, Leadership};
+use super::leadership::Leadership;
+use crate::dispatch::Dispatcher;
+use crate::store::Term;
 
-/// Due jobs rung per store round trip.
-const BATCH: u32 = 500;
+/// Expired leases taken back per store round trip.
+const REAP_BATCH: u32 = 500;
 
-/// How often the scheduler looks for work.
+/// How often the scheduler looks for work, and how long its leadership lasts.
 #[derive(Debug, Clone, Copy)]
 pub struct SchedulerConfig {
-    /// Between two looks for due jobs.
+    /// Between two looks for due jobs (and bids for the leadership).
     pub interval: Duration,
     /// Between two looks for expired leases.
     pub reap_every: Duration,
@@ -27,219 +26,120 @@ pub struct SchedulerConfig {
     /// A doorbell still unfinished after this long while its job is queued was lost (its
     /// consumer died or the queue dropped it): the job is rung again.
     pub redeliver_after: Duration,
-    /// How often a process without the leadership tries to take it.
-    pub lead_retry: Duration,
+    /// How long the leadership lasts without renewal: another process takes over within
+    /// about this long after the leader stops renewing.
+    pub leader_lease: Duration,
+}
+
+impl SchedulerConfig {
+    /// Looks every `interval`, reaps every other look and reconciles every tenth.
+    pub fn new(interval: Duration, redeliver_after: Duration, leader_lease: Duration) -> Self {
+        SchedulerConfig {
+            interval,
+            reap_every: interval * 2,
+            reconcile_every: interval * 10,
+            redeliver_after,
+            leader_lease,
+        }
+    }
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        SchedulerConfig {
-            interval: Duration::from_millis(500),
-            reap_every: Duration::from_secs(5),
-            reconcile_every: Duration::from_secs(5),
-            redeliver_after: Duration::from_secs(60),
-            lead_retry: Duration::from_secs(2),
-        }
+        SchedulerConfig::new(
+            Duration::from_millis(500),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        )
     }
 }
 
-/// Dispatches due jobs (retries, released and unrung jobs) and returns jobs whose lease expired.
+/// Dispatches due jobs (scheduled, retried, released, lost) and returns expired leases.
 pub struct Scheduler {
-    store: Arc<dyn JobStore>,
-    queue: Arc<dyn JobQueue>,
+    dispatcher: Dispatcher,
+    holder: String,
     config: SchedulerConfig,
 }
 
+/// When each periodic chore last ran.
+#[derive(Default)]
+struct Chores {
+    reaped: Option<tokio::time::Instant>,
+    reconciled: Option<tokio::time::Instant>,
+    failing: bool,
+}
+
 impl Scheduler {
-    /// A scheduler over a store and a queue.
-    pub fn new(
-        store: Arc<dyn JobStore>,
-        queue: Arc<dyn JobQueue>,
-        config: SchedulerConfig,
-    ) -> Self {
+    /// A scheduler that leads under the name `holder` (the worker's id).
+    pub fn new(dispatcher: Dispatcher, holder: &str, config: SchedulerConfig) -> Self {
         Scheduler {
-            store,
-            queue,
+            dispatcher,
+            holder: holder.to_owned(),
             config,
         }
     }
 
-    /// Runs until `shutdown` is cancelled.
+    /// Runs until `shutdown` is cancelled, then gives the leadership up.
     pub async fn run(self, shutdown: CancellationToken) {
+        let store = self.dispatcher.store().clone();
+        let mut leadership = Leadership::new(store, self.holder.clone(), self.config.leader_lease);
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_reap: Option<Instant> = None;
-        let mut last_reconcile: Option<Instant> = None;
-        let mut leadership: Option<Box<dyn Leadership>> = None;
-        let mut next_bid = Instant::now();
-        let mut failing = false;
+        let mut chores = Chores::default();
+        let mut led: Option<Term> = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            match leadership.as_mut() {
-                Some(held) => {
-                    if !held.check().await {
-                        warn!("lost the scheduler leadership (its database connection failed)");
-                        leadership = None;
-                        next_bid = Instant::now() + self.config.lead_retry;
-                        continue;
-                    }
-                }
-                None => {
-                    if Instant::now() < next_bid {
-                        continue;
-                    }
-                    match self.store.lead().await {
-                        Ok(Some(held)) => {
-                            info!("this process now runs the scheduler, reaper and reconciler");
-                            leadership = Some(held);
-                            last_reconcile = None;
-                        }
-                        Ok(None) => {
-                            next_bid = Instant::now() + self.config.lead_retry;
-                            continue;
-                        }
-                        Err(e) => {
-                            debug!(error = %e, "cannot bid for the scheduler leadership");
-                            next_bid = Instant::now() + self.config.lead_retry;
-                            continue;
-                        }
-                    }
-                }
+            let term = leadership.current().await;
+            if term != led {
+                // A new term starts with a reconciliation: the last leader may have left work.
+                chores.reconciled = None;
+                led = term;
             }
-            let mut healthy = true;
-            if last_reconcile.is_none_or(|at| at.elapsed() >= self.config.reconcile_every) {
-                last_reconcile = Some(Instant::now());
-                healthy &= self.reconcile().await;
+            if let Some(term) = term {
+                self.tick(term, &mut chores).await;
             }
-            healthy &= self.dispatch_due().await;
-            if last_reap.is_none_or(|at| at.elapsed() >= self.config.reap_every) {
-                last_reap = Some(Instant::now());
-                healthy &= self.reap().await;
-            }
-            if healthy && failing {
-                info!("scheduler recovered");
-            }
-            failing = !healthy;
         }
+        leadership.resign().await;
     }
 
-    /// Rings every due job that needs a doorbell. Returns whether store and queue answered.
-    pub async fn dispatch_due(&self) -> bool {
-        loop {
-            let due = match self.store.take_due(BATCH).await {
-                Ok(due) => due,
-                Err(e) => {
-                    warn!(error = %e, "scheduler cannot read due jobs");
-                    return false;
-                }
-            };
-            if due.is_empty() {
-                return true;
-            }
-            if let Err(e) = self.queue.ring(&due).await {
-                warn!(error = %e, jobs = due.len(), "scheduler cannot ring doorbells; will retry");
-                let ids: Vec<_> = due.iter().map(|bell| bell.job_id).collect();
-                if let Err(e) = self.store.mark_unrung(&ids).await {
-                    warn!(error = %e, "cannot mark jobs for another ring");
-                }
-                return false;
-            }
-            if due.len() < BATCH as usize {
-                return true;
-            }
-        }
-    }
-
-    /// Re-dispatches what the queue lost: every queued job after a flush or restart, jobs
-    /// whose delivery went stale (consumer gone), and due jobs whose doorbell vanished while
-    /// their level has nothing waiting. Returns whether store and queue answered.
-    pub async fn reconcile(&self) -> bool {
-        match self.queue.intact().await {
-            Ok(true) => {}
-            Ok(false) => {
-                // Doorbells first, marker last: if this stops half-way, the next run redoes it.
-                match self.store.unring_due().await {
-                    Ok(n) => {
-                        if n > 0 {
-                            warn!(
-                                jobs = n,
-                                "the queue lost its doorbells (flushed or restarted): re-dispatching every queued job"
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "cannot re-dispatch after a queue loss");
-                        return false;
-                    }
-                }
-                if let Err(e) = self.queue.repair().await {
-                    warn!(error = %e, "cannot repair the queue");
-                    return false;
-                }
-            }
-            Err(e) => {
-                debug!(error = %e, "queue unavailable; reconciling later");
-                return false;
-            }
-        }
-        match self.queue.sweep(self.config.redeliver_after).await {
-            Ok(jobs) if !jobs.is_empty() => {
-                info!(deliveries = jobs.len(), "took back stale deliveries");
-                if let Err(e) = self.store.mark_unrung(&jobs).await {
-                    warn!(error = %e, "cannot re-ring jobs of stale deliveries");
-                    return false;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                warn!(error = %e, "cannot sweep the queue");
-                return false;
-            }
-        }
-        // A level with nothing waiting cannot be hiding a queued job's doorbell.
-        let idle: Vec<Priority> = match self.queue.stats().await {
-            Ok(levels) => levels
-                .iter()
-                .filter(|level| level.length <= level.pending)
-                .map(|level| level.priority)
-                .collect(),
-            Err(_) => return false,
+    /// One look, under `term`: reconcile and reap when due, ring due jobs.
+    async fn tick(&self, term: Term, chores: &mut Chores) {
+        let due = |last: Option<tokio::time::Instant>, every: Duration| {
+            last.is_none_or(|at| at.elapsed() >= every)
         };
-        if !idle.is_empty() {
-            match self
-                .store
-                .unring_stale(self.config.redeliver_after, &idle)
+        let mut healthy = true;
+        if due(chores.reconciled, self.config.reconcile_every) {
+            chores.reconciled = Some(tokio::time::Instant::now());
+            if let Err(e) = self
+                .dispatcher
+                .reconcile(term, self.config.redeliver_after)
                 .await
             {
+                warn!(error = %e, "cannot reconcile the queue; will retry");
+                healthy = false;
+            }
+        }
+        if let Err(e) = self.dispatcher.dispatch_due(term).await {
+            warn!(error = %e, "cannot ring due jobs; will retry");
+            healthy = false;
+        }
+        if due(chores.reaped, self.config.reap_every) {
+            chores.reaped = Some(tokio::time::Instant::now());
+            match self.dispatcher.store().reap_expired(term, REAP_BATCH).await {
                 Ok(0) => {}
-                Ok(n) => warn!(
-                    jobs = n,
-                    "re-dispatching queued jobs whose doorbell was lost"
-                ),
+                Ok(n) => warn!(jobs = n, "returned jobs whose worker lease expired"),
                 Err(e) => {
-                    warn!(error = %e, "cannot re-dispatch stale jobs");
-                    return false;
+                    warn!(error = %e, "cannot reap expired leases; will retry");
+                    healthy = false;
                 }
             }
         }
-        true
-    }
-
-    /// Returns running jobs whose lease expired. Returns whether the store answered.
-    pub async fn reap(&self) -> bool {
-        match self.store.reap_expired(BATCH).await {
-            Ok(0) => true,
-            Ok(n) => {
-                warn!(jobs = n, "returned jobs whose worker lease expired");
-                true
-            }
-            Err(e) => {
-                warn!(error = %e, "scheduler cannot reap expired leases");
-                false
-            }
+        if healthy && chores.failing {
+            info!("scheduler recovered");
         }
+        chores.failing = !healthy;
     }
 }

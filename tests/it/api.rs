@@ -307,30 +307,30 @@ async fn the_target_policy_refuses_private_and_local_targets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_checks_the_target_again_when_it_runs() {
-    use control_plane::engine::http::{HttpExecutor, NavigateRequest};
+    use control_plane::engine::http::{FetchRequest, HttpClient};
     use control_plane::job::target::TargetPolicy;
     let site = crate::site::Site::start().await;
-    let strict = HttpExecutor::new(TargetPolicy::new(false)).expect("executor");
+    let strict = HttpClient::new(TargetPolicy::new(false)).expect("client");
     let error = strict
-        .navigate_extract(
+        .fetch(
             &site.url("/"),
-            &NavigateRequest::default(),
+            &FetchRequest::default(),
             std::time::Duration::from_secs(5),
         )
         .await
         .expect_err("refused");
     assert_eq!(error.kind.as_str(), "target_policy");
     assert!(!error.retryable);
-    let open = HttpExecutor::new(TargetPolicy::new(true)).expect("executor");
-    let result = open
-        .navigate_extract(
+    let open = HttpClient::new(TargetPolicy::new(true)).expect("client");
+    let page = open
+        .fetch(
             &site.url("/"),
-            &NavigateRequest::default(),
+            &FetchRequest::default(),
             std::time::Duration::from_secs(5),
         )
         .await
         .expect("allowed");
-    assert_eq!(result["title"], "Fixture Shop");
+    assert!(page.text().contains("<title>Fixture Shop</title>"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,10 +352,9 @@ async fn service_endpoints_describe_liveness_and_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
-    use control_plane::api::AppState;
-    use control_plane::job::target::TargetPolicy;
+    use control_plane::app::Backends;
     use control_plane::queue::RedisQueue;
-    use control_plane::store::PgStore;
+    use control_plane::store::{JobStore, PgStore};
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -367,23 +366,27 @@ async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
     );
     store.migrate().await.expect("migrate");
     let mut redis = crate::common::OwnRedis::start().await;
-    let queue = Arc::new(RedisQueue::connect(&redis.url, "cp").await.expect("queue"));
+    let queue = RedisQueue::connect(&redis.url, "cp").await.expect("queue");
+    let artifact_dir = crate::common::TestDataDir::new();
+    let options = crate::common::Options {
+        workers: 0,
+        ..crate::common::Options::default()
+    };
+    let app = control_plane::app::build(
+        &options.settings(&artifact_dir.0),
+        Backends::production(store.clone(), &queue),
+        false,
+    )
+    .await
+    .expect("app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let artifact_dir = crate::common::TestDataDir::new();
-    let state = AppState {
-        store: store.clone(),
-        queue: queue.clone(),
-        policy: TargetPolicy::new(true),
-        artifacts: control_plane::artifact::ArtifactStore::local(&artifact_dir.0, store.clone())
-            .expect("artifacts"),
-    };
     tokio::spawn(control_plane::app::serve_api(
         listener,
-        state,
+        app.api_state(),
         shutdown.clone(),
         Duration::from_secs(1),
     ));
@@ -410,7 +413,7 @@ async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
     assert_eq!(ready["failed"], json!(["queue"]), "{ready}");
     assert_eq!(ready["checks"]["database"]["status"], "up");
 
-    // The database is the truth: the job is stored, marked for the scheduler to ring later.
+    // The database is the truth: the job is stored, left for the scheduler to ring later.
     let response = client
         .post(format!("{base}/api/v1/jobs"))
         .json(&json!({"url": "https://example.com/", "job_type": "noop"}))
@@ -418,26 +421,27 @@ async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
         .await
         .expect("submit");
     assert_eq!(response.status(), 201);
-    let unrung: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'queued' AND rung_at IS NULL")
-            .fetch_one(store.pool())
-            .await
-            .expect("count");
-    assert_eq!(unrung, 1);
+    let needed = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM jobs WHERE state = 'queued' AND doorbell = 'needed'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("count")
+    };
+    assert_eq!(needed().await, 1);
 
-    // The scheduler takes the job, cannot ring it, and marks it for another ring.
-    let scheduler = control_plane::worker::Scheduler::new(
-        store.clone(),
-        queue,
-        control_plane::worker::SchedulerConfig::default(),
+    // The scheduler takes the job, cannot ring it, and leaves it for another ring.
+    let term = store
+        .lead("test", Duration::from_secs(5), None)
+        .await
+        .expect("lead")
+        .expect("nobody else leads");
+    assert!(
+        app.dispatcher().dispatch_due(term).await.is_err(),
+        "the queue is down"
     );
-    assert!(!scheduler.dispatch_due().await, "the queue is down");
-    let unrung: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'queued' AND rung_at IS NULL")
-            .fetch_one(store.pool())
-            .await
-            .expect("count");
-    assert_eq!(unrung, 1, "still waiting for a doorbell");
+    assert_eq!(needed().await, 1, "still waiting for a doorbell");
     shutdown.cancel();
 }
 

@@ -607,7 +607,7 @@ async fn browser_payloads_are_checked_at_submission() {
 
 /// Browser processes whose profile lives under `dir`.
 fn chromium_under(dir: &std::path::Path) -> Vec<i32> {
-    control_plane::engine::browser::pool::processes_with_arg(&format!(
+    control_plane::engine::browser::process::processes_with_arg(&format!(
         "--user-data-dir={}",
         dir.display()
     ))
@@ -698,9 +698,10 @@ async fn a_browser_is_recycled_after_its_page_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_refuses_private_targets_unless_allowed() {
     use control_plane::engine::browser::{BrowserPool, PoolConfig};
-    use control_plane::engine::{BrowserRunner, Engine, Executor};
+    use control_plane::engine::{Browser, Engine};
     use control_plane::job::target::TargetPolicy;
-    use control_plane::job::{JobType, Priority, RunningJob, Strategy};
+    use control_plane::job::{Priority, Strategy};
+    use control_plane::kinds::{Executor, JobType, Runner, RunningJob};
 
     let site = Site::start().await;
     let dir = crate::common::TestDataDir::new();
@@ -720,11 +721,9 @@ async fn the_browser_refuses_private_targets_unless_allowed() {
     // A job that got past submission (say, a name that later resolved to 127.0.0.1) is still
     // refused by the worker's browser, for the page and for every request it makes.
     let strict = TargetPolicy::new(false);
-    let engine = Engine::new(
-        strict,
-        Some(BrowserRunner::new(pool.clone(), strict, artifacts)),
-    )
-    .expect("engine");
+    let engine =
+        Engine::new(strict, Some(Browser::new(pool.clone(), strict, artifacts))).expect("engine");
+    let runner = Runner::new(std::sync::Arc::new(engine));
     let job = RunningJob {
         id: uuid::Uuid::now_v7(),
         domain: "127.0.0.1".into(),
@@ -738,7 +737,8 @@ async fn the_browser_refuses_private_targets_unless_allowed() {
         timeout_ms: 20_000,
         worker_id: "test".into(),
     };
-    let error = engine.run(&job).await.expect_err("refused");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let error = runner.run(&job, &stop).await.expect_err("refused");
     assert_eq!(
         error.kind,
         control_plane::job::ErrorKind::TargetPolicy,

@@ -3,17 +3,12 @@
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use control_plane::api::AppState;
-use control_plane::app::serve_api;
-use control_plane::artifact::ArtifactStore;
-use control_plane::engine::browser::{BrowserPool, PoolConfig, find_chrome};
-use control_plane::engine::{BrowserRunner, Engine};
-use control_plane::job::target::TargetPolicy;
-use control_plane::queue::{JobQueue, LocalQueue, RedisQueue};
+use clap::Parser;
+use control_plane::app::{App, Backends, serve_api};
+use control_plane::config::{BrowserUse, Cli, Settings};
+use control_plane::engine::browser::{BrowserPool, find_chrome};
+use control_plane::queue::{JobQueue, RedisQueue};
 use control_plane::store::{JobStore, PgStore, SqliteStore};
-use control_plane::worker::{
-    RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report,
-};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -151,8 +146,13 @@ impl Drop for TestPrefix {
         if let Ok(client) = redis::Client::open(redis_url())
             && let Ok(mut conn) = client.get_connection()
         {
-            let keys: Vec<String> = (1..=5).map(|l| format!("{{{}}}:q:{l}", self.0)).collect();
-            let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query(&mut conn);
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{{{}}}:*", self.0))
+                .query(&mut conn)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query(&mut conn);
+            }
         }
     }
 }
@@ -304,6 +304,35 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The settings of a test app: the defaults of `control-plane dev`, with the test's
+    /// options and short intervals, so the harness builds its app exactly as `main` does.
+    pub fn settings(&self, artifact_dir: &std::path::Path) -> Settings {
+        let mut settings = Cli::try_parse_from(["control-plane", "dev"])
+            .expect("the default settings parse")
+            .settings;
+        settings.allow_private_targets = self.allow_private;
+        settings.retry_backoff_base = self.retry_base;
+        settings.retry_backoff_cap = Duration::from_secs(5);
+        settings.shutdown_grace = Duration::from_secs(5);
+        settings.job_lease = self.lease;
+        settings.redeliver_after = self.redeliver_after;
+        settings.scheduler_interval = Duration::from_millis(100);
+        settings.worker_concurrency = u16::try_from(self.concurrency).ok();
+        settings.artifact_dir = Some(artifact_dir.to_path_buf());
+        settings.browser = if self.browser {
+            BrowserUse::Auto
+        } else {
+            BrowserUse::Off
+        };
+        settings.chrome_path = self.browser.then(chrome);
+        settings.browser_pool_size = 1;
+        settings.browser_max_contexts = u16::try_from(self.max_contexts).unwrap_or(2);
+        settings.browser_recycle_pages = self.recycle_pages;
+        settings
+    }
+}
+
 /// The Chromium the browser tests use; they fail loudly without one (`.ci/run` installs it).
 pub fn chrome() -> std::path::PathBuf {
     let configured = std::env::var_os("CHROME_PATH").map(std::path::PathBuf::from);
@@ -327,11 +356,9 @@ pub struct TestApp {
     pub queue: Arc<dyn JobQueue>,
     /// The browser pool shared by the app's workers, when `Options::browser` is set.
     pub pool: Option<BrowserPool>,
-    /// Where artifacts are kept.
-    pub artifacts: ArtifactStore,
     /// The proxy between the app and PostgreSQL, when `Options::database_proxy` is set.
     pub proxy: Option<TcpProxy>,
-    options: Options,
+    app: App,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     _storage: Storage,
@@ -353,118 +380,37 @@ impl TestApp {
         .await
     }
 
-    /// Starts an app.
+    /// Starts an app: the API, the scheduler and `options.workers` workers, built by
+    /// `control_plane::app::build` as `main` builds them.
     pub async fn spawn_with(options: Options) -> TestApp {
         init_logs();
-        let mut proxy = None;
-        let (store, queue, db, storage): (Arc<dyn JobStore>, Arc<dyn JobQueue>, AssertDb, Storage) =
-            match options.backend {
-                Backend::Postgres => {
-                    let database = TestDatabase::create().await;
-                    let prefix = TestPrefix::new();
-                    let app_url = if options.database_proxy {
-                        let upstream = database_server(&database.url);
-                        let started = TcpProxy::start(&upstream).await;
-                        let url = database
-                            .url
-                            .replacen(&upstream, &started.addr.to_string(), 1);
-                        proxy = Some(started);
-                        url
-                    } else {
-                        database.url.clone()
-                    };
-                    let store = PgStore::connect(&app_url, 10, Duration::from_secs(2))
-                        .await
-                        .expect("connect to the test database");
-                    store.migrate().await.expect("migrate the test database");
-                    let redis = options.redis_url.clone().unwrap_or_else(redis_url);
-                    let queue = RedisQueue::connect(&redis, &prefix.0)
-                        .await
-                        .expect("Redis must be running; see TEST_REDIS_URL");
-                    let pool = PgPoolOptions::new()
-                        .max_connections(4)
-                        .connect(&database.url)
-                        .await
-                        .expect("assertion pool");
-                    (
-                        Arc::new(store),
-                        Arc::new(queue),
-                        AssertDb::Postgres(pool),
-                        Storage::Postgres {
-                            _database: database,
-                            _prefix: prefix,
-                        },
-                    )
-                }
-                Backend::Sqlite => {
-                    let dir = TestDataDir::new();
-                    let store = SqliteStore::open(&dir.0).await.expect("open SQLite store");
-                    let options = SqliteConnectOptions::new()
-                        .filename(store.path())
-                        .read_only(true);
-                    let pool = SqlitePoolOptions::new()
-                        .max_connections(2)
-                        .connect_with(options)
-                        .await
-                        .expect("assertion pool");
-                    (
-                        Arc::new(store),
-                        Arc::new(LocalQueue::new()),
-                        AssertDb::Sqlite(pool),
-                        Storage::Sqlite { _dir: dir },
-                    )
-                }
-            };
+        let (backends, db, storage, proxy) = backends(&options).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
         let artifact_dir = TestDataDir::new();
-        let artifacts =
-            ArtifactStore::local(&artifact_dir.0, store.clone()).expect("artifact store");
-        let state = AppState {
-            store: store.clone(),
-            queue: queue.clone(),
-            policy: TargetPolicy::new(options.allow_private),
-            artifacts: artifacts.clone(),
-        };
-        let pool = options.browser.then(|| {
-            BrowserPool::new(PoolConfig {
-                executable: chrome(),
-                size: 1,
-                max_contexts: options.max_contexts,
-                recycle_pages: options.recycle_pages,
-            })
-        });
+        let settings = options.settings(&artifact_dir.0);
+        let app = control_plane::app::build(&settings, backends.clone(), options.browser)
+            .await
+            .expect("build the app");
         let api = tokio::spawn({
-            let shutdown = shutdown.clone();
+            let (state, shutdown) = (app.api_state(), shutdown.clone());
             async move {
                 let _ = serve_api(listener, state, shutdown, Duration::from_secs(5)).await;
             }
         });
-        let scheduler = Scheduler::new(
-            store.clone(),
-            queue.clone(),
-            SchedulerConfig {
-                interval: Duration::from_millis(100),
-                reap_every: Duration::from_secs(1),
-                reconcile_every: Duration::from_secs(1),
-                redeliver_after: options.redeliver_after,
-                lead_retry: Duration::from_millis(500),
-            },
-        );
-        let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+        let scheduler = tokio::spawn(app.scheduler("test-scheduler").run(shutdown.clone()));
         let mut app = TestApp {
             base,
             client: reqwest::Client::new(),
             db,
-            store,
-            queue,
-            pool,
-            artifacts,
+            store: backends.store,
+            queue: backends.queue,
+            pool: app.pool(),
             proxy,
-            options: options.clone(),
+            app,
             shutdown,
             tasks: vec![api, scheduler],
             _storage: storage,
@@ -483,32 +429,14 @@ impl TestApp {
 
     /// Starts a worker that stops when `stop` is cancelled (or the app stops).
     pub fn start_worker_with(&mut self, concurrency: usize, stop: CancellationToken) -> String {
-        let policy = TargetPolicy::new(self.options.allow_private);
-        let runner = self
-            .pool
-            .clone()
-            .map(|pool| BrowserRunner::new(pool, policy, self.artifacts.clone()));
-        let engine = Arc::new(Engine::new(policy, runner).expect("engine"));
-        let config = WorkerConfig {
-            retry: RetryPolicy {
-                base: self.options.retry_base,
-                cap: Duration::from_secs(5),
-            },
-            poll_wait: Duration::from_millis(200),
-            shutdown_grace: Duration::from_secs(5),
-            lease: self.options.lease,
-            ..WorkerConfig::new(concurrency)
-        };
-        self.tasks.push(tokio::spawn(report::run(
-            self.queue.clone(),
-            config.id.clone(),
-            Arc::clone(&engine),
-            Some("no browser in this test app".to_owned()),
-            stop.clone(),
-        )));
-        let worker = Worker::new(self.store.clone(), self.queue.clone(), engine, config);
-        let id = worker.id().to_owned();
-        self.tasks.push(tokio::spawn(worker.run(stop)));
+        let mut config = self.app.worker_config();
+        config.concurrency = concurrency.max(1);
+        config.poll_wait = Duration::from_millis(200);
+        let id = config.id.clone();
+        self.tasks
+            .push(tokio::spawn(self.app.reports(&id, stop.clone())));
+        self.tasks
+            .push(tokio::spawn(self.app.worker(config).run(stop)));
         id
     }
 
@@ -629,6 +557,70 @@ impl Drop for TestApp {
         self.shutdown.cancel();
         for task in &self.tasks {
             task.abort();
+        }
+    }
+}
+
+/// The store, queue and signals of a test app, with the database assertions read and what
+/// the test owns (removed when it ends).
+async fn backends(options: &Options) -> (Backends, AssertDb, Storage, Option<TcpProxy>) {
+    match options.backend {
+        Backend::Postgres => {
+            let database = TestDatabase::create().await;
+            let prefix = TestPrefix::new();
+            let mut proxy = None;
+            let app_url = if options.database_proxy {
+                let upstream = database_server(&database.url);
+                let started = TcpProxy::start(&upstream).await;
+                let url = database
+                    .url
+                    .replacen(&upstream, &started.addr.to_string(), 1);
+                proxy = Some(started);
+                url
+            } else {
+                database.url.clone()
+            };
+            let store = PgStore::connect(&app_url, 10, Duration::from_secs(2))
+                .await
+                .expect("connect to the test database");
+            store.migrate().await.expect("migrate the test database");
+            let redis = options.redis_url.clone().unwrap_or_else(redis_url);
+            let queue = RedisQueue::connect(&redis, &prefix.0)
+                .await
+                .expect("Redis must be running; see TEST_REDIS_URL");
+            let pool = PgPoolOptions::new()
+                .max_connections(4)
+                .connect(&database.url)
+                .await
+                .expect("assertion pool");
+            let storage = Storage::Postgres {
+                _database: database,
+                _prefix: prefix,
+            };
+            (
+                Backends::production(Arc::new(store), &queue),
+                AssertDb::Postgres(pool),
+                storage,
+                proxy,
+            )
+        }
+        Backend::Sqlite => {
+            let dir = TestDataDir::new();
+            let store = SqliteStore::open(&dir.0).await.expect("open SQLite store");
+            let options = SqliteConnectOptions::new()
+                .filename(store.path())
+                .read_only(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(2)
+                .connect_with(options)
+                .await
+                .expect("assertion pool");
+            (
+                Backends::embedded(Arc::new(store)),
+                AssertDb::Sqlite(pool),
+                Storage::Sqlite { _dir: dir },
+                None,
+            )
         }
     }
 }

@@ -268,23 +268,43 @@ async fn jobs_marked_unrung_are_rung_again_by_the_scheduler(backend: Backend) {
                 .expect("uuid"),
         );
     }
-    // Rung at creation: nothing is due for another ring, until two are handed back.
-    app.store.mark_unrung(&ids[..2]).await.expect("mark");
+    // Rung at creation and confirmed: nothing is due for another ring...
+    eventually(
+        "the three rings to be confirmed",
+        Duration::from_secs(30),
+        || async {
+            let rung = app
+                .db
+                .scalar("SELECT count(*) FROM jobs WHERE doorbell = 'rung'")
+                .await;
+            (rung == 3).then_some(())
+        },
+    )
+    .await;
+    // ... until two are handed back; a doorbell is confirmed only once it is in the queue.
+    app.store.mark_needed(&ids[..2], None).await.expect("mark");
     eventually(
         "the scheduler to ring the two jobs again",
         Duration::from_secs(30),
         || async {
-            let unrung = app
+            let rung = app
                 .db
-                .scalar("SELECT count(*) FROM jobs WHERE rung_at IS NULL")
+                .scalar("SELECT count(*) FROM jobs WHERE doorbell = 'rung'")
                 .await;
-            (unrung == 0).then_some(())
+            let stats = app.queue.stats().await.ok()?;
+            let waiting: u64 = stats.iter().map(|level| level.length).sum();
+            (rung == 3 && waiting == 5).then_some(())
         },
     )
     .await;
-    let stats = app.queue.stats().await.expect("stats");
-    let waiting: u64 = stats.iter().map(|level| level.length).sum();
-    assert_eq!(waiting, 5, "three first rings and two second ones");
+    let dispatched = app
+        .db
+        .scalar("SELECT count(*) FROM job_events WHERE kind = 'dispatched'")
+        .await;
+    assert_eq!(
+        dispatched, 2,
+        "the scheduler rang the two handed-back jobs, once each"
+    );
 }
 
 on_both_backends!(

@@ -200,7 +200,7 @@ async fn a_database_cut_answers_503_then_everything_resumes() {
 
 /// Environment of a binary in a fault test: its own database and Redis, short leases, no
 /// browser.
-fn env(db: &TestDatabase, redis: &str, prefix: &TestPrefix) -> Vec<(&'static str, String)> {
+pub fn env(db: &TestDatabase, redis: &str, prefix: &TestPrefix) -> Vec<(&'static str, String)> {
     vec![
         ("DATABASE_URL", db.url.clone()),
         ("REDIS_URL", redis.to_owned()),
@@ -216,7 +216,7 @@ fn env(db: &TestDatabase, redis: &str, prefix: &TestPrefix) -> Vec<(&'static str
     ]
 }
 
-async fn pg(db: &TestDatabase) -> AssertDb {
+pub async fn pg(db: &TestDatabase) -> AssertDb {
     AssertDb::Postgres(PgPool::connect(&db.url).await.expect("assertion pool"))
 }
 
@@ -266,6 +266,7 @@ async fn a_job_of_a_killed_worker_completes_on_another_exactly_once() {
             "created",
             "started",
             "lease_expired",
+            "dispatched",
             "started",
             "succeeded"
         ]

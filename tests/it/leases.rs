@@ -54,6 +54,7 @@ async fn a_dead_workers_job_is_reclaimed_after_its_lease_and_succeeds_once(backe
             "created",
             "started",
             "lease_expired",
+            "dispatched",
             "started",
             "succeeded"
         ]

@@ -130,8 +130,10 @@ async fn a_503_twice_then_200_succeeds_on_the_third_attempt(backend: Backend) {
             "created",
             "started",
             "retrying",
+            "dispatched",
             "started",
             "retrying",
+            "dispatched",
             "started",
             "succeeded"
         ]

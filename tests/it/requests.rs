@@ -147,7 +147,15 @@ async fn a_failed_job_is_replayed_with_a_fresh_budget_and_its_history(backend: B
     assert_eq!(
         kinds,
         [
-            "created", "started", "failed", "retried", "started", "retrying", "started", "failed"
+            "created",
+            "started",
+            "failed",
+            "retried",
+            "started",
+            "retrying",
+            "dispatched",
+            "started",
+            "failed"
         ]
     );
     let succeeded = app

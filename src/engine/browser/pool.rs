@@ -1,37 +1,25 @@
 //! The browser pool: a few Chromium processes, each serving a bounded number of job contexts,
 //! recycled after a number of jobs and replaced when they crash.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::Browser;
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
-use chromiumoxide::{Browser, BrowserConfig, Page};
-use futures::StreamExt;
 use serde::Serialize;
-use tokio::sync::{OwnedSemaphorePermit, RwLock, Semaphore};
+use tokio::sync::{RwLock, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// The executables looked for on `PATH` when `CHROME_PATH` is not set.
-pub const CHROME_NAMES: &[&str] = &[
-    "chromium",
-    "chromium-browser",
-    "google-chrome",
-    "google-chrome-stable",
-];
+use super::page::{JobPage, Lease};
+use super::process::{kill_leftovers, launch, processes_with_arg, sweep_orphans};
 
-/// How to install a browser, for error messages.
-pub const INSTALL_HINT: &str = "install Chromium (Debian/Ubuntu: `apt-get install -y chromium`) or set CHROME_PATH to a Chrome or Chromium executable";
-
-/// How long a browser may take to start.
-const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a browser may take to close before it is killed.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the pool runs its browsers.
 #[derive(Debug, Clone)]
@@ -44,33 +32,6 @@ pub struct PoolConfig {
     pub max_contexts: usize,
     /// Jobs after which a browser is replaced by a fresh one.
     pub recycle_pages: u64,
-}
-
-/// Finds the browser: `configured` if given (it must exist), else the first of
-/// [`CHROME_NAMES`] on `PATH`.
-pub fn find_chrome(configured: Option<&Path>) -> Result<Option<PathBuf>, String> {
-    if let Some(path) = configured {
-        return if path.is_file() {
-            Ok(Some(path.to_path_buf()))
-        } else {
-            Err(format!(
-                "CHROME_PATH {} is not a file; {INSTALL_HINT}",
-                path.display()
-            ))
-        };
-    }
-    let Some(paths) = std::env::var_os("PATH") else {
-        return Ok(None);
-    };
-    for dir in std::env::split_paths(&paths) {
-        for name in CHROME_NAMES {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Ok(Some(candidate));
-            }
-        }
-    }
-    Ok(None)
 }
 
 /// Why the pool could not give a job a browser.
@@ -110,11 +71,11 @@ pub struct PoolStats {
 }
 
 /// One Chromium process and its state.
-struct LiveBrowser {
-    browser: RwLock<Option<Browser>>,
+pub(super) struct LiveBrowser {
+    pub(super) browser: RwLock<Option<Browser>>,
     handler: tokio::task::JoinHandle<()>,
     /// Cancelled when the browser process exits or its connection breaks.
-    died: CancellationToken,
+    pub(super) died: CancellationToken,
     retired: AtomicBool,
     active: AtomicUsize,
     served: AtomicU64,
@@ -123,7 +84,7 @@ struct LiveBrowser {
 }
 
 impl LiveBrowser {
-    fn is_dead(&self) -> bool {
+    pub(super) fn is_dead(&self) -> bool {
         self.died.is_cancelled()
     }
 
@@ -159,97 +120,6 @@ impl Drop for LiveBrowser {
             let _ = std::fs::remove_dir_all(&self.user_data_dir);
         }
     }
-}
-
-/// Kills every process whose command line names `user_data_dir` (Chromium's helpers carry it).
-fn kill_leftovers(user_data_dir: &Path) {
-    let needle = format!("--user-data-dir={}", user_data_dir.display());
-    for pid in processes_with_arg(&needle) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
-
-/// Writes a launcher script into `profile` that runs `executable` under
-/// `setpriv --pdeathsig KILL`, so the browser dies with the process that started it.
-fn death_bound_launcher(executable: &Path, profile: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.is_file())?;
-    let quoted = executable.display().to_string().replace('\'', "'\\''");
-    let script = format!(
-        "#!/bin/sh\nexec {} --pdeathsig KILL '{quoted}' \"$@\"\n",
-        setpriv.display()
-    );
-    let path = profile.join("launch-chromium.sh");
-    std::fs::write(&path, script).ok()?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).ok()?;
-    Some(path)
-}
-
-/// Kills browsers left by processes of this host that died without closing them, and
-/// removes their profile directories.
-pub fn sweep_orphans() {
-    let prefix = std::env::temp_dir().join("control-plane-chromium-");
-    let prefix = prefix.display().to_string();
-    let owner_of =
-        |path: &str| -> Option<u32> { path.strip_prefix(&prefix)?.split('-').next()?.parse().ok() };
-    for pid in processes_with_arg(&format!("--user-data-dir={prefix}")) {
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let owner = cmdline
-            .split(|b| *b == 0)
-            .filter_map(|arg| std::str::from_utf8(arg).ok())
-            .find_map(|arg| owner_of(arg.strip_prefix("--user-data-dir=")?));
-        if owner.is_some_and(|owner| !process_alive(owner)) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path().display().to_string();
-            if owner_of(&path).is_some_and(|owner| !process_alive(owner)) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-}
-
-/// Whether a process exists and is not a zombie.
-fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
-
-/// Process ids whose command line contains `needle` as one argument or argument prefix.
-pub fn processes_with_arg(needle: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-                cmdline
-                    .split(|b| *b == 0)
-                    .any(|arg| arg.starts_with(needle.as_bytes()))
-            })
-        })
-        .collect()
 }
 
 /// Numbers pools within a process, so their profile directories never collide.
@@ -484,7 +354,7 @@ impl BrowserPool {
     }
 
     /// Called when a job leaves `live`: closes retired browsers that have become idle.
-    fn released(&self, live: &Arc<LiveBrowser>) {
+    pub(super) fn released(&self, live: &Arc<LiveBrowser>) {
         let left = live.active.fetch_sub(1, Ordering::SeqCst) - 1;
         if left == 0 && live.retired.load(Ordering::SeqCst) {
             if let Ok(mut draining) = self.inner.draining.lock() {
@@ -502,92 +372,17 @@ impl BrowserPool {
         }
         let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let user_data_dir = PathBuf::from(format!("{}{generation}", inner.profile_prefix));
-        let _ = std::fs::remove_dir_all(&user_data_dir);
-        let executable = inner.config.executable.display().to_string();
-        let launch_error = |detail: String| PoolError::Launch {
-            executable: executable.clone(),
-            detail,
-        };
-        std::fs::create_dir_all(&user_data_dir).map_err(|e| {
-            launch_error(format!(
-                "cannot create its profile directory {}: {e}",
-                user_data_dir.display()
-            ))
-        })?;
-        let config = |executable: &Path| {
-            BrowserConfig::builder()
-                .chrome_executable(executable)
-                .user_data_dir(&user_data_dir)
-                .no_sandbox()
-                .viewport(None)
-                .launch_timeout(LAUNCH_TIMEOUT)
-                .request_timeout(Duration::from_secs(60))
-                .disable_default_args()
-                .args(super::LAUNCH_ARGS.iter().copied())
-                .build()
-                .map_err(launch_error)
-        };
-        // Through a launcher that makes the kernel kill the browser if this process dies
-        // (even by SIGKILL); straight when there is no such launcher or it cannot run.
-        let launched = match death_bound_launcher(&inner.config.executable, &user_data_dir) {
-            Some(launcher) => match Browser::launch(config(&launcher)?).await {
-                Ok(launched) => Ok(launched),
-                Err(e) => {
-                    debug!(error = %e, "launching through setpriv failed; launching directly");
-                    Browser::launch(config(&inner.config.executable)?).await
-                }
-            },
-            None => Browser::launch(config(&inner.config.executable)?).await,
-        };
-        let (mut browser, mut handler) = match launched {
-            Ok(launched) => launched,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&user_data_dir);
-                return Err(launch_error(e.to_string()));
-            }
-        };
-        let died = CancellationToken::new();
-        let pid = browser.get_mut_child().and_then(|child| child.inner.id());
-        let handler_died = died.clone();
-        let handler = tokio::spawn(async move {
-            // The handler must be polled for as long as the browser lives; errors are logged.
-            // A broken connection means the browser is gone for us.
-            let watch = async {
-                while let Some(event) = handler.next().await {
-                    match event {
-                        Err(chromiumoxide::error::CdpError::Ws(e)) => {
-                            warn!(error = %e, "lost the connection to the browser");
-                            return;
-                        }
-                        Err(e) => debug!(error = %e, "browser connection event error"),
-                        Ok(()) => {}
-                    }
-                }
-            };
-            // The process can die without the connection saying so at once: watch it too.
-            let exited = async {
-                let Some(pid) = pid else {
-                    return std::future::pending().await;
-                };
-                loop {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    if !process_alive(pid) {
-                        warn!(pid, "the browser process exited");
-                        return;
-                    }
-                }
-            };
-            tokio::select! {
-                () = watch => {}
-                () = exited => {}
-            }
-            handler_died.cancel();
-        });
-        info!(generation, executable = %executable, "browser started");
+        let launched = launch(&inner.config.executable, &user_data_dir)
+            .await
+            .map_err(|detail| PoolError::Launch {
+                executable: inner.config.executable.display().to_string(),
+                detail,
+            })?;
+        info!(generation, executable = %inner.config.executable.display(), "browser started");
         Ok(Arc::new(LiveBrowser {
-            browser: RwLock::new(Some(browser)),
-            handler,
-            died,
+            browser: RwLock::new(Some(launched.browser)),
+            handler: launched.handler,
+            died: launched.died,
             retired: AtomicBool::new(false),
             active: AtomicUsize::new(0),
             served: AtomicU64::new(0),
@@ -628,88 +423,4 @@ impl BrowserPool {
             })
             .collect()
     }
-}
-
-/// A job's hold on one browser: returned to the pool on drop.
-struct Lease {
-    pool: BrowserPool,
-    live: Arc<LiveBrowser>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.pool.released(&self.live);
-    }
-}
-
-/// A job's own browser context and page; both are disposed when it is closed or dropped.
-pub struct JobPage {
-    page: Option<Page>,
-    context: Option<BrowserContextId>,
-    lease: Option<Lease>,
-}
-
-impl JobPage {
-    /// The page.
-    pub fn page(&self) -> &Page {
-        // Present until `close` or drop, which consume or end `self`.
-        self.page.as_ref().expect("page present until closed")
-    }
-
-    /// Resolves when the browser serving this page dies.
-    pub fn died(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let token = self
-            .lease
-            .as_ref()
-            .map(|l| l.live.died.clone())
-            .unwrap_or_default();
-        token.cancelled_owned()
-    }
-
-    /// Whether the browser is seen dead within `within`.
-    pub async fn browser_died_within(&self, within: Duration) -> bool {
-        tokio::time::timeout(within, self.died()).await.is_ok()
-    }
-
-    /// Closes the page and disposes its context.
-    pub async fn close(mut self) {
-        let (page, context, lease) = (self.page.take(), self.context.take(), self.lease.take());
-        dispose(page, context, lease).await;
-    }
-}
-
-impl Drop for JobPage {
-    fn drop(&mut self) {
-        let (page, context, lease) = (self.page.take(), self.context.take(), self.lease.take());
-        if page.is_some() || context.is_some() {
-            // Dropped mid-job (timeout or cancel): dispose in the background.
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(dispose(page, context, lease));
-            }
-        }
-    }
-}
-
-async fn dispose(page: Option<Page>, context: Option<BrowserContextId>, lease: Option<Lease>) {
-    let Some(lease) = lease else { return };
-    if lease.live.is_dead() {
-        return;
-    }
-    let work = async {
-        if let Some(page) = page {
-            let _ = page.close().await;
-        }
-        if let Some(context) = context
-            && let Some(browser) = lease.live.browser.read().await.as_ref()
-            && let Err(e) = browser.dispose_browser_context(context).await
-        {
-            debug!(error = %e, "disposing a browser context failed");
-        }
-    };
-    if tokio::time::timeout(CLOSE_TIMEOUT, work).await.is_err() {
-        warn!("disposing a browser context took too long; the browser will be replaced");
-        lease.live.died.cancel();
-    }
-    drop(lease);
 }

@@ -1,4 +1,6 @@
-//! Block classification: recognising challenge pages, captchas and empty answers.
+//! The one place that judges what a target answered, for the http engine and the browser
+//! alike: anti-bot answers (challenge pages, captchas, empty pages where content was expected)
+//! are `blocked`, other error statuses are `http_status` (429 and 5xx retryable).
 
 use chrono::{DateTime, Utc};
 
@@ -35,9 +37,11 @@ const CHALLENGE_MARKERS: &[&str] = &[
     "access to this page has been denied",
 ];
 
-/// What a response showed, for classification.
+/// What a response showed, for judging.
 #[derive(Debug, Clone, Copy)]
 pub struct Signals<'a> {
+    /// The url that answered (after redirects).
+    pub url: &'a str,
     /// The HTTP status of the main document.
     pub status: u16,
     /// The `Retry-After` header, if any.
@@ -65,6 +69,25 @@ pub fn retry_after_ms(value: &str) -> Option<u64> {
 
 fn find_marker(haystack: &str, markers: &[&'static str]) -> Option<&'static str> {
     markers.iter().copied().find(|m| haystack.contains(m))
+}
+
+/// Fails on anti-bot answers and on error statuses; passes everything else.
+pub fn judge(signals: &Signals<'_>) -> Result<(), JobError> {
+    if let Some(blocked) = classify(signals) {
+        return Err(blocked);
+    }
+    if signals.status >= 400 {
+        let retryable = signals.status == 429 || signals.status >= 500;
+        let mut error = JobError::new(
+            ErrorKind::HttpStatus,
+            format!("{} answered {}", signals.url, signals.status),
+        )
+        .retryable(retryable);
+        error.status_code = Some(signals.status);
+        error.retry_after_ms = signals.retry_after.and_then(retry_after_ms);
+        return Err(error);
+    }
+    Ok(())
 }
 
 /// Returns a `blocked` error when the response looks like an anti-bot answer.
@@ -134,6 +157,7 @@ mod tests {
 
     fn signals(status: u16, body: &str) -> Signals<'_> {
         Signals {
+            url: "https://site.test/",
             status,
             retry_after: Some("7"),
             cf_mitigated: None,
@@ -169,6 +193,17 @@ mod tests {
             classify(&empty).and_then(|e| e.reason).as_deref(),
             Some("empty_body")
         );
+    }
+
+    #[test]
+    fn error_statuses_are_typed_and_only_429_and_5xx_retry() {
+        let not_found = judge(&signals(404, "<h1>Not found</h1>")).expect_err("404");
+        assert_eq!(not_found.kind, ErrorKind::HttpStatus);
+        assert!(!not_found.retryable);
+        let busy = judge(&signals(503, "<h1>Down</h1>")).expect_err("503");
+        assert!(busy.retryable);
+        assert_eq!(busy.retry_after_ms, Some(7000));
+        assert!(judge(&signals(200, "<h1>Fine</h1>")).is_ok());
     }
 
     #[test]

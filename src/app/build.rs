@@ -1,0 +1,193 @@
+//! The one wiring of a process: from settings and backends to the dispatcher, the engine,
+//! the API's state, workers, the scheduler and worker reports. `main` and the test harness
+//! both build their processes here.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::StartError;
+use super::connect::Backends;
+use crate::api::AppState;
+use crate::artifact::ArtifactStore;
+use crate::config::{BrowserUse, Settings};
+use crate::dispatch::Dispatcher;
+use crate::engine::Engine;
+use crate::engine::browser::{Browser, BrowserPool, INSTALL_HINT, PoolConfig, find_chrome};
+use crate::job::target::TargetPolicy;
+use crate::kinds::Runner;
+use crate::queue::Signals;
+use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report};
+
+/// A process's parts, built once.
+pub struct App {
+    dispatcher: Dispatcher,
+    signals: Arc<dyn Signals>,
+    artifacts: ArtifactStore,
+    engine: Arc<Engine>,
+    browser_note: Option<String>,
+    settings: Settings,
+}
+
+/// Builds the parts of a process on `backends`. With `work`, the process runs jobs: its
+/// engine gets Chromium when one is found (unless `BROWSER=off`).
+pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Result<App, StartError> {
+    let policy = TargetPolicy::new(settings.allow_private_targets);
+    let artifacts = ArtifactStore::local(&settings.artifact_dir(), backends.store.clone())?;
+    let (browser, browser_note) = if work {
+        start_browser(settings, policy, &artifacts).await?
+    } else {
+        (None, None)
+    };
+    let engine = Arc::new(Engine::new(policy, browser).map_err(StartError::Engine)?);
+    Ok(App {
+        dispatcher: Dispatcher::new(backends.store, backends.queue),
+        signals: backends.signals,
+        artifacts,
+        engine,
+        browser_note,
+        settings: settings.clone(),
+    })
+}
+
+impl App {
+    /// What the API's handlers reach.
+    pub fn api_state(&self) -> AppState {
+        AppState {
+            dispatcher: self.dispatcher.clone(),
+            signals: self.signals.clone(),
+            policy: TargetPolicy::new(self.settings.allow_private_targets),
+            artifacts: self.artifacts.clone(),
+        }
+    }
+
+    /// The dispatcher.
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
+    /// The engine workers run jobs with.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Where artifacts are kept.
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.artifacts
+    }
+
+    /// The browser pool, when the engine has Chromium.
+    pub fn pool(&self) -> Option<BrowserPool> {
+        self.engine.browser().map(|b| b.pool().clone())
+    }
+
+    /// Why there is no browser, when there is none.
+    pub fn browser_note(&self) -> Option<&str> {
+        self.browser_note.as_deref()
+    }
+
+    /// A worker's settings, with a fresh worker id.
+    pub fn worker_config(&self) -> WorkerConfig {
+        let settings = &self.settings;
+        WorkerConfig {
+            shutdown_grace: settings.shutdown_grace,
+            retry: RetryPolicy {
+                base: settings.retry_backoff_base,
+                cap: settings.retry_backoff_cap,
+            },
+            lease: settings.job_lease,
+            ..WorkerConfig::new(settings.concurrency())
+        }
+    }
+
+    /// A worker with `config`.
+    pub fn worker(&self, config: WorkerConfig) -> Worker {
+        let runner = Arc::new(Runner::new(self.engine.clone()));
+        Worker::new(
+            self.dispatcher.clone(),
+            runner,
+            self.signals.clone(),
+            config,
+        )
+    }
+
+    /// The scheduler, leading (when it does) under the name `holder`.
+    pub fn scheduler(&self, holder: &str) -> Scheduler {
+        let settings = &self.settings;
+        let config = SchedulerConfig::new(
+            settings.scheduler_interval,
+            settings.redeliver_after,
+            settings.leader_lease,
+        );
+        Scheduler::new(self.dispatcher.clone(), holder, config)
+    }
+
+    /// Publishes worker `id`'s report until `shutdown`.
+    pub fn reports(
+        &self,
+        id: &str,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        report::run(
+            self.signals.clone(),
+            id.to_owned(),
+            self.engine.clone(),
+            self.browser_note.clone(),
+            shutdown,
+        )
+    }
+
+    /// Publishes worker `id`'s report once (so `/ready` shows the browser from the start).
+    pub async fn report_now(&self, id: &str) {
+        report::publish(
+            self.signals.as_ref(),
+            id,
+            &self.engine,
+            self.browser_note.as_deref(),
+        )
+        .await;
+    }
+}
+
+/// Finds and starts Chromium for a worker. Without one, browser jobs fall back or fail
+/// clearly; a CHROME_PATH that does not exist stops start-up.
+async fn start_browser(
+    settings: &Settings,
+    policy: TargetPolicy,
+    artifacts: &ArtifactStore,
+) -> Result<(Option<Browser>, Option<String>), StartError> {
+    if settings.browser == BrowserUse::Off {
+        return Ok((
+            None,
+            Some("BROWSER=off: this worker runs no browser".to_owned()),
+        ));
+    }
+    let executable = match find_chrome(settings.chrome_path.as_deref()) {
+        Err(message) => return Err(StartError::Browser(message)),
+        Ok(None) => {
+            let note = format!("no Chromium found on PATH; {INSTALL_HINT}");
+            warn!("{note}; navigate_extract runs over http, screenshot/pdf/script jobs fail");
+            return Ok((None, Some(note)));
+        }
+        Ok(Some(path)) => path,
+    };
+    let pool = BrowserPool::new(PoolConfig {
+        executable: executable.clone(),
+        size: usize::from(settings.browser_pool_size),
+        max_contexts: usize::from(settings.browser_max_contexts),
+        recycle_pages: settings.browser_recycle_pages,
+    });
+    match pool.warm_up().await {
+        Ok(()) => {
+            info!(executable = %executable.display(), "browser pool ready");
+            Ok((Some(Browser::new(pool, policy, artifacts.clone())), None))
+        }
+        Err(e) => {
+            pool.shutdown().await;
+            let note = format!("{e}; {INSTALL_HINT}");
+            warn!("{note}; navigate_extract runs over http, screenshot/pdf/script jobs fail");
+            Ok((None, Some(note)))
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The dispatcher: the one owner of the store-then-queue sequence. A job is a row before it
+//! is a doorbell, and its doorbell is marked rung only once it is in the queue, so whatever
+//! stops between the two steps, the scheduler rings the job again; nothing is lost.
+//!
+//! The API submits and replays through it, the worker claims, settles and hands back through
+//! it, and the scheduler dispatches due jobs and reconciles the queue through it.
+
+mod confirm;
+mod reconcile;
+
+use std::sync::Arc;
+
+use tracing::{debug, error, warn};
+use uuid::Uuid;
+
+use crate::job::{Doorbell, Replay, RingState, Settlement};
+use crate::kinds::RunningJob;
+use crate::queue::{Delivery, JobQueue, QueueError};
+use crate::spec::JobSpec;
+use crate::store::{Created, IdempotencyKey, JobStore, ReplayOutcome, StoreError, Term};
+
+pub use reconcile::RING_GRACE;
+
+use confirm::Confirmer;
+
+/// Due jobs rung per store round trip.
+const BATCH: u32 = 500;
+
+/// Why the scheduler's dispatch or reconciliation stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The store did not answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The queue did not answer.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// What recording an outcome came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Recorded; the delivery is acknowledged.
+    Recorded,
+    /// The worker no longer held the job (cancelled, or its lease taken over): nothing
+    /// recorded; the delivery is acknowledged.
+    NotHeld,
+}
+
+/// Owns the store and the queue together.
+#[derive(Clone)]
+pub struct Dispatcher {
+    store: Arc<dyn JobStore>,
+    queue: Arc<dyn JobQueue>,
+    confirmer: Confirmer,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store` and `queue` (starts the task that confirms rings).
+    pub fn new(store: Arc<dyn JobStore>, queue: Arc<dyn JobQueue>) -> Dispatcher {
+        let confirmer = Confirmer::start(store.clone());
+        Dispatcher {
+            store,
+            queue,
+            confirmer,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn JobStore> {
+        &self.store
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &Arc<dyn JobQueue> {
+        &self.queue
+    }
+
+    /// Records a job and rings its doorbell when it is due now; a scheduled job is rung by
+    /// the scheduler when due.
+    pub async fn submit(
+        &self,
+        tenant: &str,
+        spec: &JobSpec,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Created, StoreError> {
+        let created = self.store.create(tenant, spec, key).await?;
+        if let Created::New(job) = &created
+            && job.ring == RingState::Ringing
+        {
+            self.ring(&[job.doorbell()]).await;
+        }
+        Ok(created)
+    }
+
+    /// Replays a failed or cancelled job and rings its doorbell.
+    pub async fn replay(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        change: &Replay,
+    ) -> Result<ReplayOutcome, StoreError> {
+        let outcome = self.store.replay(tenant, id, change).await?;
+        if let ReplayOutcome::Queued(job) = &outcome {
+            self.ring(&[job.doorbell()]).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Rings doorbells of jobs marked `ringing` and has them confirmed; when the queue is
+    /// down, leaves them to the scheduler (marked `needed`).
+    async fn ring(&self, bells: &[Doorbell]) {
+        let ids: Vec<Uuid> = bells.iter().map(|bell| bell.job_id).collect();
+        match self.queue.ring(bells).await {
+            Ok(()) => self.confirmer.confirm(&ids),
+            Err(e) => {
+                warn!(jobs = ids.len(), error = %e, "could not ring; the scheduler will");
+                if let Err(e) = self.store.mark_needed(&ids, None).await {
+                    // Left `ringing`: the scheduler rings them once the grace has passed.
+                    warn!(error = %e, "could not hand the doorbells to the scheduler");
+                }
+            }
+        }
+    }
+
+    /// Claims the job behind a delivery for `worker`; a delivery whose job is not claimable
+    /// (finished, cancelled, not due, a duplicate) is acknowledged and `None` returned.
+    pub async fn claim(
+        &self,
+        delivery: &Delivery,
+        worker: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<RunningJob>, StoreError> {
+        let job_id = delivery.doorbell.job_id;
+        let claimed = self.store.claim(job_id, worker, lease).await?;
+        if claimed.is_none() {
+            debug!(%job_id, "job not claimable (finished, cancelled, not due or taken); skipping");
+            self.ack(delivery).await;
+        }
+        Ok(claimed)
+    }
+
+    /// Records an attempt's outcome, then acknowledges its delivery. An outcome that could
+    /// not be recorded leaves the delivery pending: the job's lease returns it.
+    pub async fn settle(
+        &self,
+        delivery: &Delivery,
+        job: &RunningJob,
+        settlement: &Settlement,
+    ) -> Result<Settled, StoreError> {
+        let recorded = self.store.settle(job, settlement).await?;
+        self.ack(delivery).await;
+        Ok(if recorded {
+            Settled::Recorded
+        } else {
+            Settled::NotHeld
+        })
+    }
+
+    /// Acknowledges a delivery whose attempt stopped without an outcome (cancelled, lease
+    /// lost): nothing is recorded.
+    pub async fn drop_delivery(&self, delivery: &Delivery) {
+        self.ack(delivery).await;
+    }
+
+    /// Puts a running attempt back in the queue untouched (its worker is stopping); the
+    /// scheduler rings it. `false` when the worker no longer held it.
+    pub async fn release(&self, job: &RunningJob) -> Result<bool, StoreError> {
+        self.store.release(job).await
+    }
+
+    /// Returns a doorbell this worker took but will not run, for the scheduler to ring again.
+    pub async fn hand_back(&self, delivery: &Delivery) {
+        let job_id = delivery.doorbell.job_id;
+        match self.store.mark_needed(&[job_id], None).await {
+            Ok(()) => self.ack(delivery).await,
+            Err(e) => warn!(%job_id, error = %e, "could not hand back an unstarted doorbell"),
+        }
+    }
+
+    async fn ack(&self, delivery: &Delivery) {
+        if let Err(e) = self.queue.ack(delivery).await {
+            warn!(job_id = %delivery.doorbell.job_id, error = %e, "could not acknowledge a doorbell");
+        }
+    }
+
+    /// Rings every due job that needs a doorbell, while `term` leads; returns how many.
+    pub async fn dispatch_due(&self, term: Term) -> Result<u64, DispatchError> {
+        // While the queue is down nothing is taken, so an outage does not record a
+        // `dispatched` event per job per look.
+        self.queue.ping().await?;
+        let mut rung = 0;
+        loop {
+            let due = self.store.take_due(term, BATCH).await?;
+            if due.is_empty() {
+                return Ok(rung);
+            }
+            let ids: Vec<Uuid> = due.iter().map(|bell| bell.job_id).collect();
+            if let Err(e) = self.queue.ring(&due).await {
+                if let Err(store) = self.store.mark_needed(&ids, Some(term)).await {
+                    error!(error = %store, "cannot mark jobs for another ring");
+                }
+                return Err(e.into());
+            }
+            rung += self.store.confirm_rung(&ids).await?;
+            if due.len() < BATCH as usize {
+                return Ok(rung);
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Setting a page up before its first navigation: the strategy's identity (user agent,
+//! client hints, evasions or the automation flag), emulation (viewport, locale, time zone),
+//! extra headers and cookies.
+
+use chromiumoxide::cdp::browser_protocol::browser::GetVersionParams;
+use chromiumoxide::cdp::browser_protocol::emulation::{
+    SetAutomationOverrideParams, SetDeviceMetricsOverrideParams, SetLocaleOverrideParams,
+    SetTimezoneOverrideParams, UserAgentBrandVersion, UserAgentMetadata,
+};
+use chromiumoxide::cdp::browser_protocol::network::{
+    CookieParam, Headers, SetCookiesParams, SetExtraHttpHeadersParams, SetUserAgentOverrideParams,
+};
+use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
+use serde_json::{Map, Value};
+
+use super::session::{Session, cdp_error};
+use super::stealth;
+use crate::job::{ErrorKind, JobError, Strategy};
+
+impl Session {
+    /// Applies the strategy and the page options; starts request interception when needed.
+    pub(super) async fn prepare(
+        &mut self,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, JobError> {
+        self.identity().await?;
+        self.emulate().await?;
+        self.extra_headers().await?;
+        self.cookies().await?;
+        self.intercept().await
+    }
+
+    /// The browser's own user agent, asked once per browser runner.
+    async fn browser_user_agent(&self) -> Option<String> {
+        let cache = &self.browser.user_agent;
+        if let Some(ua) = cache.get() {
+            return Some(ua.clone());
+        }
+        let version = self
+            .page()
+            .execute(GetVersionParams::default())
+            .await
+            .ok()?;
+        let ua = version.result.user_agent.clone();
+        let _ = cache.set(ua.clone());
+        Some(ua)
+    }
+
+    /// `stealth`: a user agent and client hints without headless markers, and the evasions
+    /// script in every frame before page scripts. `vanilla`: `navigator.webdriver` back on,
+    /// as Chromium under automation reports it.
+    async fn identity(&self) -> Result<(), JobError> {
+        let stealth = self.strategy == Strategy::Stealth;
+        let browser_ua = self.browser_user_agent().await;
+        let user_agent = match (&self.options.user_agent, stealth, &browser_ua) {
+            (Some(ua), _, _) => Some(ua.clone()),
+            (None, true, Some(ua)) => Some(stealth::clean_user_agent(ua)),
+            _ => None,
+        };
+        if user_agent.is_some() || self.options.locale.is_some() {
+            let ua = user_agent.or(browser_ua).unwrap_or_default();
+            self.override_user_agent(ua, stealth).await?;
+        }
+        if stealth {
+            self.page()
+                .execute(AddScriptToEvaluateOnNewDocumentParams::new(
+                    stealth::EVASIONS_JS,
+                ))
+                .await
+                .map_err(|e| cdp_error("installing the stealth evasions", e))?;
+        } else {
+            self.page()
+                .execute(SetAutomationOverrideParams::new(true))
+                .await
+                .map_err(|e| cdp_error("setting the automation flag", e))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the user agent (which also reaches workers), the locale's `Accept-Language` and,
+    /// under stealth, client hints that match the user agent.
+    async fn override_user_agent(&self, ua: String, stealth: bool) -> Result<(), JobError> {
+        let mut params = SetUserAgentOverrideParams::builder().user_agent(ua.clone());
+        if let Some(locale) = &self.options.locale {
+            params = params.accept_language(accept_language(locale));
+        }
+        if stealth {
+            let major = stealth::major_version(&ua).unwrap_or_else(|| "156".into());
+            let brands = vec![
+                UserAgentBrandVersion::new("Chromium", major),
+                UserAgentBrandVersion::new("Not_A Brand", "24"),
+            ];
+            let metadata = UserAgentMetadata::builder()
+                .brands(brands)
+                .platform("Linux")
+                .platform_version("")
+                .architecture("x86")
+                .model("")
+                .mobile(false)
+                .bitness("64")
+                .build()
+                .map_err(|e| cdp_error("user agent metadata", e))?;
+            params = params
+                .platform("Linux x86_64")
+                .user_agent_metadata(metadata);
+        }
+        let params = params
+            .build()
+            .map_err(|e| cdp_error("user agent override", e))?;
+        self.page()
+            .execute(params)
+            .await
+            .map_err(|e| cdp_error("setting the user agent", e))?;
+        Ok(())
+    }
+
+    /// Viewport, locale and time zone. A locale or time zone the browser refuses is the
+    /// payload's fault, not the browser's.
+    async fn emulate(&self) -> Result<(), JobError> {
+        let viewport = self.options.viewport();
+        self.page()
+            .execute(SetDeviceMetricsOverrideParams::new(
+                i64::from(viewport.width),
+                i64::from(viewport.height),
+                1.0,
+                false,
+            ))
+            .await
+            .map_err(|e| cdp_error("setting the viewport", e))?;
+        if let Some(locale) = &self.options.locale {
+            let params = SetLocaleOverrideParams::builder()
+                .locale(locale.replace('-', "_"))
+                .build();
+            self.page().execute(params).await.map_err(|e| {
+                refused_option(format!(
+                    "payload.locale {locale:?} was refused by the browser: {e}"
+                ))
+            })?;
+        }
+        if let Some(timezone) = &self.options.timezone {
+            self.page()
+                .execute(SetTimezoneOverrideParams::new(timezone.clone()))
+                .await
+                .map_err(|e| {
+                    refused_option(format!(
+                        "payload.timezone {timezone:?} was refused by the browser: {e}"
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
+    async fn extra_headers(&self) -> Result<(), JobError> {
+        if self.options.headers.is_empty() {
+            return Ok(());
+        }
+        let headers: Map<String, Value> = self
+            .options
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        self.page()
+            .execute(SetExtraHttpHeadersParams::new(Headers::new(Value::Object(
+                headers,
+            ))))
+            .await
+            .map_err(|e| cdp_error("setting request headers", e))?;
+        Ok(())
+    }
+
+    /// Cookies, for the job's url unless a cookie names its domain.
+    async fn cookies(&self) -> Result<(), JobError> {
+        if self.options.cookies.is_empty() {
+            return Ok(());
+        }
+        let mut cookies = Vec::with_capacity(self.options.cookies.len());
+        for cookie in &self.options.cookies {
+            let param = CookieParam::builder()
+                .name(cookie.name.clone())
+                .value(cookie.value.clone())
+                .path(cookie.path.clone().unwrap_or_else(|| "/".into()))
+                .secure(cookie.secure)
+                .http_only(cookie.http_only);
+            let param = match &cookie.domain {
+                Some(domain) => param.domain(domain.clone()),
+                None => param.url(self.attempt.url.clone()),
+            };
+            cookies.push(param.build().map_err(|e| cdp_error("a cookie", e))?);
+        }
+        self.page()
+            .execute(SetCookiesParams::new(cookies))
+            .await
+            .map_err(|e| {
+                refused_option(format!("payload.cookies were refused by the browser: {e}"))
+            })?;
+        Ok(())
+    }
+}
+
+fn refused_option(message: String) -> JobError {
+    JobError::new(ErrorKind::InvalidPayload, message)
+}
+
+/// An `Accept-Language` value for a locale: `fr-FR` → `fr-FR,fr;q=0.9`.
+fn accept_language(locale: &str) -> String {
+    let locale = locale.replace('_', "-");
+    match locale.split_once('-') {
+        Some((language, _)) => format!("{locale},{language};q=0.9"),
+        None => locale,
+    }
+}

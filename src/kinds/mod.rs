@@ -1,0 +1,64 @@
+//! Job kinds: what a job does. Each kind is one module implementing [`JobKind`]: its typed
+//! payload (parsed once, at the API, and stored in its serde form), its typed output (the
+//! job's result), and how it runs with the engine's services.
+//!
+//! Adding a kind is one new module and one line in the `job_kinds!` list below; `noop` shows
+//! how small a kind can be.
+
+mod evaluate;
+pub mod page;
+mod registry;
+mod running;
+pub mod selectors;
+
+use std::fmt::Debug;
+use std::future::Future;
+
+use serde::Deserialize;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::job::fields::{Fields, Parsed};
+use crate::job::{ErrorKind, JobError, Strategy};
+
+pub use running::{Executor, Outcome, Run, Runner, RunningJob};
+
+registry::job_kinds! {
+    navigate_extract::NavigateExtract,
+    screenshot::Screenshot,
+    pdf::Pdf,
+    script::Script,
+    noop::Noop,
+}
+
+/// One kind of job.
+pub trait JobKind {
+    /// The kind's name, as `job_type` says it.
+    const NAME: &'static str;
+    /// Whether the kind needs a browser whatever the strategy (`http` is refused for it).
+    const NEEDS_BROWSER: bool = false;
+    /// What the kind's payload holds, parsed. Its serde form is how it is stored.
+    type Payload: Serialize + DeserializeOwned + Debug + Clone + PartialEq + Send + Sync + 'static;
+    /// What one successful attempt returns: the job's result.
+    type Output: Serialize + Send;
+
+    /// Parses the payload object, naming every bad field. `strategy` is the job's (when it
+    /// parsed), for fields that only some strategies can apply.
+    fn parse(fields: &mut Fields<'_>, strategy: Option<Strategy>) -> Parsed<Self::Payload>;
+
+    /// Runs one attempt.
+    fn run(
+        payload: &Self::Payload,
+        run: &Run<'_>,
+    ) -> impl Future<Output = Result<Self::Output, JobError>> + Send;
+}
+
+/// A kind's output as the job's result.
+fn output(output: impl Serialize) -> Result<serde_json::Value, JobError> {
+    serde_json::to_value(output).map_err(|e| {
+        JobError::new(
+            ErrorKind::Internal,
+            format!("the result could not be written: {e}"),
+        )
+    })
+}

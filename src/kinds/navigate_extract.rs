@@ -1,0 +1,215 @@
+//! `navigate_extract`: load a page and extract its metadata, links, visible text and named
+//! selectors — from the rendered DOM in a browser, or from the served HTML over http.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use super::evaluate::{evaluate_capped, expression};
+use super::running::unavailable;
+use super::selectors::selector_map;
+use super::{JobKind, Run, page};
+use crate::engine::body::ContentKind;
+use crate::engine::browser::{ArtifactRef, INSTALL_HINT, Session, judge_rendered};
+use crate::engine::extract::{self, Extracted};
+use crate::engine::http::FetchRequest;
+use crate::engine::judge::{self, Signals};
+use crate::engine::options::{PageOptions, Selectors};
+use crate::job::fields::{Fields, Parsed};
+use crate::job::{ErrorKind, JobError, Strategy};
+
+/// Payload fields only a browser can apply: the `http` strategy refuses them.
+pub const BROWSER_ONLY_FIELDS: &[&str] =
+    &["viewport", "timezone", "block", "wait_until", "evaluate"];
+/// How much of a body is searched for anti-bot markers over http.
+const JUDGED_BYTES: usize = 64 * 1024;
+
+/// The `navigate_extract` kind.
+pub struct NavigateExtract;
+
+/// What to extract, and how to load the page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NavigateExtractPayload {
+    /// Named selectors whose matches go into the result's `data`.
+    #[serde(default, skip_serializing_if = "Selectors::is_empty")]
+    pub selectors: Selectors,
+    /// A JavaScript expression whose JSON value goes into the result (browser only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluate: Option<String>,
+    /// Page options.
+    #[serde(flatten)]
+    pub page: PageOptions,
+}
+
+/// What a page yielded. The same fields whichever engine loaded it.
+#[derive(Debug, Serialize)]
+pub struct Extraction {
+    /// The main document's status.
+    pub status_code: u16,
+    /// The url that answered, after redirects.
+    pub final_url: String,
+    /// The document's media type.
+    pub content_type: Option<String>,
+    /// The document's size (over http, as read; in a browser, the rendered HTML).
+    pub bytes: usize,
+    /// Whether the body was cut at the http engine's limit.
+    pub body_truncated: bool,
+    /// How long loading the page took, in milliseconds.
+    pub fetch_ms: u64,
+    /// Metadata, links, text and data; absent for content that is neither HTML nor text.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub extracted: Option<Extracted>,
+    /// The value of the payload's `evaluate` expression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluate: Option<Value>,
+    /// The strategy that loaded the page.
+    pub executed_with: Strategy,
+    /// Why the asked strategy could not be used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+    /// Files kept by a browser run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Vec<ArtifactRef>>,
+}
+
+impl JobKind for NavigateExtract {
+    const NAME: &'static str = "navigate_extract";
+    type Payload = NavigateExtractPayload;
+    type Output = Extraction;
+
+    fn parse(f: &mut Fields<'_>, strategy: Option<Strategy>) -> Parsed<NavigateExtractPayload> {
+        let selectors = match f.get("selectors") {
+            None => Some(Selectors::new()),
+            Some(value) => selector_map(value, &f.path_of("selectors"), f.problems()),
+        };
+        let evaluate = f.with("evaluate", expression);
+        let page = page::parse(f);
+        if strategy == Some(Strategy::Http) {
+            for field in BROWSER_ONLY_FIELDS {
+                if f.entries().get(*field).is_some_and(|v| !v.is_null()) {
+                    f.report(
+                        field,
+                        "incompatible",
+                        "needs a browser; the http strategy cannot apply it (use vanilla, stealth or auto)",
+                    );
+                }
+            }
+        }
+        Some(NavigateExtractPayload {
+            selectors: selectors?,
+            evaluate: evaluate?,
+            page: page?,
+        })
+    }
+
+    async fn run(payload: &NavigateExtractPayload, run: &Run<'_>) -> Result<Extraction, JobError> {
+        if let Some((browser, strategy)) = run.browser() {
+            let attempt = run.attempt();
+            return browser
+                .run(&attempt, strategy, &payload.page, async |s| {
+                    rendered(s, payload).await
+                })
+                .await;
+        }
+        if payload.evaluate.is_some() {
+            return Err(unavailable(run.job.job_type));
+        }
+        let mut extraction = served(run, payload).await?;
+        if run.job.strategy != Strategy::Http {
+            extraction.fallback_reason = Some(format!(
+                "Chromium is not available on this worker, so the job ran with the http strategy; {INSTALL_HINT}"
+            ));
+        }
+        Ok(extraction)
+    }
+}
+
+/// Extracts the page as a browser rendered it.
+async fn rendered(s: &mut Session, payload: &NavigateExtractPayload) -> Result<Extraction, JobError> {
+    let started = Instant::now();
+    let document = s.open().await?;
+    let fetch_ms = started.elapsed().as_millis() as u64;
+    let html = s.html().await?;
+    let base = Url::parse(&document.url)
+        .or_else(|_| Url::parse(&s.attempt().url))
+        .map_err(|e| JobError::new(ErrorKind::Internal, format!("bad final url: {e}")))?;
+    let extracted = extract_html(html.clone(), base, payload.selectors.clone()).await?;
+    let empty = extracted.is_empty() && !html.contains("<img");
+    judge_rendered(&document, &html, empty)?;
+    let evaluate = match &payload.evaluate {
+        Some(expression) => Some(evaluate_capped(s, expression).await?),
+        None => None,
+    };
+    Ok(Extraction {
+        status_code: document.status,
+        final_url: document.url,
+        content_type: Some(document.mime_type).filter(|m| !m.is_empty()),
+        bytes: html.len(),
+        body_truncated: false,
+        fetch_ms,
+        extracted: Some(extracted),
+        evaluate,
+        executed_with: s.strategy(),
+        fallback_reason: None,
+        artifacts: Some(s.artifacts()),
+    })
+}
+
+/// Extracts the page as the server sent it.
+async fn served(run: &Run<'_>, payload: &NavigateExtractPayload) -> Result<Extraction, JobError> {
+    let page = &payload.page;
+    let request = FetchRequest {
+        headers: Some(&page.headers),
+        user_agent: page.user_agent.as_deref(),
+        cookies: &page.cookies,
+        locale: page.locale.as_deref(),
+    };
+    let fetched = run
+        .engine
+        .http()
+        .fetch(&run.job.url, &request, run.job.timeout())
+        .await?;
+    let text = fetched.text();
+    let kind = fetched.kind(&text);
+    let extracted = match kind {
+        ContentKind::Html => {
+            Some(extract_html(text, fetched.final_url.clone(), payload.selectors.clone()).await?)
+        }
+        ContentKind::Text => Some(extract::extract_text(&text, &payload.selectors)),
+        ContentKind::Binary => None,
+    };
+    if let Some(extracted) = &extracted {
+        let judged = &fetched.body[..fetched.body.len().min(JUDGED_BYTES)];
+        judge::judge(&Signals {
+            url: fetched.final_url.as_str(),
+            status: fetched.status,
+            retry_after: None,
+            cf_mitigated: None,
+            body: &String::from_utf8_lossy(judged),
+            html: kind == ContentKind::Html,
+            empty: extracted.is_empty(),
+        })?;
+    }
+    Ok(Extraction {
+        status_code: fetched.status,
+        final_url: fetched.final_url.to_string(),
+        content_type: fetched.content_type,
+        bytes: fetched.body.len(),
+        body_truncated: fetched.body_truncated,
+        fetch_ms: fetched.fetch_ms,
+        extracted,
+        evaluate: None,
+        executed_with: Strategy::Http,
+        fallback_reason: None,
+        artifacts: None,
+    })
+}
+
+/// Parses HTML off the async threads: big pages take a while.
+async fn extract_html(html: String, base: Url, selectors: Selectors) -> Result<Extracted, JobError> {
+    tokio::task::spawn_blocking(move || extract::extract(&html, &base, &selectors))
+        .await
+        .map_err(|e| JobError::new(ErrorKind::Internal, format!("extraction panicked: {e}")))
+}

@@ -1,0 +1,118 @@
+//! The macro that turns the list of job kinds into [`super::JobType`] (their names) and
+//! [`super::Payload`] (their typed payloads), with the dispatch between them.
+
+/// Registers job kinds: each line `module::Kind` declares the kind's module and adds it to
+/// `JobType`, `Payload` and every dispatch below.
+macro_rules! job_kinds {
+    ($($module:ident :: $kind:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        /// What a job does: one name per registered job kind.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum JobType {
+            $(
+                #[doc = concat!("The `", stringify!($module), "` kind.")]
+                $kind,
+            )+
+        }
+
+        impl JobType {
+            /// Every job type, in registration order.
+            pub const ALL: &'static [JobType] = &[$(JobType::$kind),+];
+
+            /// The stored and wire name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(JobType::$kind => <$module::$kind as JobKind>::NAME),+ }
+            }
+
+            /// Whether the kind needs a browser whatever the strategy.
+            pub fn needs_browser(self) -> bool {
+                match self { $(JobType::$kind => <$module::$kind as JobKind>::NEEDS_BROWSER),+ }
+            }
+
+            /// The accepted names, comma-separated, for error messages.
+            pub fn expected() -> String {
+                JobType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl std::fmt::Display for JobType {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for JobType {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for JobType {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = String::deserialize(deserializer)?;
+                name.parse().map_err(|e: crate::job::UnknownName| {
+                    serde::de::Error::custom(format!("unknown job type {name:?}; {e}"))
+                })
+            }
+        }
+
+        impl std::str::FromStr for JobType {
+            type Err = crate::job::UnknownName;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                JobType::ALL
+                    .iter()
+                    .copied()
+                    .find(|t| t.as_str() == s)
+                    .ok_or_else(|| crate::job::UnknownName { expected: JobType::expected() })
+            }
+        }
+
+        /// A job's payload, parsed for its kind.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Payload {
+            $(
+                #[doc = concat!("The payload of a `", stringify!($module), "` job.")]
+                $kind(<$module::$kind as JobKind>::Payload),
+            )+
+        }
+
+        impl Payload {
+            /// The kind this payload belongs to.
+            pub fn job_type(&self) -> JobType {
+                match self { $(Payload::$kind(_) => JobType::$kind),+ }
+            }
+
+            /// Parses the payload object of a `job_type` job with the kind's parser.
+            pub fn parse(job_type: JobType, fields: &mut Fields<'_>, strategy: Option<Strategy>) -> Parsed<Payload> {
+                match job_type {
+                    $(JobType::$kind => <$module::$kind as JobKind>::parse(fields, strategy).map(Payload::$kind)),+
+                }
+            }
+
+            /// The payload as stored: the kind's payload in its serde form.
+            pub fn to_stored(&self) -> serde_json::Value {
+                let stored = match self {
+                    $(Payload::$kind(payload) => serde_json::to_value(payload)),+
+                };
+                // Payload types are plain data: serializing them cannot fail.
+                stored.unwrap_or_default()
+            }
+
+            /// Reads a stored payload back (written by [`Payload::to_stored`]).
+            pub fn from_stored(job_type: JobType, stored: &serde_json::Value) -> Result<Payload, serde_json::Error> {
+                match job_type {
+                    $(JobType::$kind => <$module::$kind as JobKind>::Payload::deserialize(stored).map(Payload::$kind)),+
+                }
+            }
+
+            /// Runs one attempt; the kind's output becomes the job's result.
+            pub async fn run(&self, run: &Run<'_>) -> Result<serde_json::Value, JobError> {
+                match self {
+                    $(Payload::$kind(payload) => <$module::$kind as JobKind>::run(payload, run).await.and_then(output)),+
+                }
+            }
+        }
+    };
+}
+pub(super) use job_kinds;

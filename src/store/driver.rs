@@ -1,0 +1,219 @@
+//! What a database must do for the job store: run statements written once in [`Sql`], read
+//! rows back, and apply a transition with its timeline event atomically. PostgreSQL and
+//! SQLite each implement this; everything else in the store is shared.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::row::JobRow;
+use super::sql::{Dialect, Sql};
+use crate::job::transition::EventRecord;
+
+/// What a column of a result holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// An integer of any width.
+    Int,
+    /// Text.
+    Text,
+    /// Text or NULL.
+    OptText,
+    /// A UUID.
+    Uuid,
+    /// A UUID or NULL.
+    OptUuid,
+    /// JSON.
+    Json,
+    /// A point in time.
+    Time,
+    /// A point in time or NULL.
+    OptTime,
+}
+
+/// One value of a result row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// An integer.
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Text or NULL.
+    OptText(Option<String>),
+    /// A UUID.
+    Uuid(Uuid),
+    /// A UUID or NULL.
+    OptUuid(Option<Uuid>),
+    /// JSON.
+    Json(Value),
+    /// A point in time.
+    Time(DateTime<Utc>),
+    /// A point in time or NULL.
+    OptTime(Option<DateTime<Utc>>),
+}
+
+/// A result row, one cell per requested column.
+pub type Row = Vec<Cell>;
+
+/// Reads a row's cells in order, each as the type it was asked for.
+pub struct Cells(std::vec::IntoIter<Cell>);
+
+impl Cells {
+    /// The cells of `row`.
+    pub fn of(row: Row) -> Cells {
+        Cells(row.into_iter())
+    }
+
+    fn next(&mut self, expected: &str) -> Result<Cell, StoreError> {
+        self.0
+            .next()
+            .ok_or_else(|| StoreError::Corrupt(format!("a row ended before its {expected}")))
+    }
+
+    fn mismatch(expected: &str, cell: &Cell) -> StoreError {
+        StoreError::Corrupt(format!("expected {expected}, read {cell:?}"))
+    }
+
+    /// The next cell, an integer.
+    pub fn int(&mut self) -> Result<i64, StoreError> {
+        match self.next("integer")? {
+            Cell::Int(n) => Ok(n),
+            other => Err(Cells::mismatch("an integer", &other)),
+        }
+    }
+
+    /// The next cell, text.
+    pub fn text(&mut self) -> Result<String, StoreError> {
+        match self.next("text")? {
+            Cell::Text(text) => Ok(text),
+            other => Err(Cells::mismatch("text", &other)),
+        }
+    }
+
+    /// The next cell, text or NULL.
+    pub fn opt_text(&mut self) -> Result<Option<String>, StoreError> {
+        match self.next("text")? {
+            Cell::OptText(text) => Ok(text),
+            other => Err(Cells::mismatch("text or NULL", &other)),
+        }
+    }
+
+    /// The next cell, a UUID.
+    pub fn uuid(&mut self) -> Result<Uuid, StoreError> {
+        match self.next("uuid")? {
+            Cell::Uuid(id) => Ok(id),
+            other => Err(Cells::mismatch("a UUID", &other)),
+        }
+    }
+
+    /// The next cell, a UUID or NULL.
+    pub fn opt_uuid(&mut self) -> Result<Option<Uuid>, StoreError> {
+        match self.next("uuid")? {
+            Cell::OptUuid(id) => Ok(id),
+            other => Err(Cells::mismatch("a UUID or NULL", &other)),
+        }
+    }
+
+    /// The next cell, JSON.
+    pub fn json(&mut self) -> Result<Value, StoreError> {
+        match self.next("json")? {
+            Cell::Json(value) => Ok(value),
+            other => Err(Cells::mismatch("JSON", &other)),
+        }
+    }
+
+    /// The next cell, a time.
+    pub fn time(&mut self) -> Result<DateTime<Utc>, StoreError> {
+        match self.next("time")? {
+            Cell::Time(at) => Ok(at),
+            other => Err(Cells::mismatch("a time", &other)),
+        }
+    }
+
+    /// The next cell, a time or NULL.
+    pub fn opt_time(&mut self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.next("time")? {
+            Cell::OptTime(at) => Ok(at),
+            other => Err(Cells::mismatch("a time or NULL", &other)),
+        }
+    }
+}
+
+/// Statements a connection (a pool's, or a transaction's) runs.
+#[async_trait]
+pub trait Exec: Send {
+    /// Runs a statement; returns the rows it affected.
+    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError>;
+
+    /// Runs a statement and reads its rows as `columns`.
+    async fn rows(&mut self, sql: Sql, columns: &[Column]) -> Result<Vec<Row>, StoreError>;
+
+    /// Runs a statement that returns whole job rows (`SELECT *`, `… RETURNING *`).
+    async fn jobs(&mut self, sql: Sql) -> Result<Vec<JobRow>, StoreError>;
+
+    /// Runs `change` (an `UPDATE` or `INSERT` on `jobs`, without `RETURNING`) and, in the
+    /// same transaction, appends `event` to the timeline of every row it changed (attempt
+    /// and worker taken from the changed row). Returns the changed rows when `rows` is set,
+    /// else only how many there were.
+    async fn apply(
+        &mut self,
+        change: Sql,
+        event: Option<&EventRecord>,
+        rows: bool,
+    ) -> Result<Applied, StoreError>;
+}
+
+/// What an applied change returned.
+#[derive(Debug)]
+pub enum Applied {
+    /// How many rows changed.
+    Count(u64),
+    /// The changed rows.
+    Rows(Vec<JobRow>),
+}
+
+impl Applied {
+    /// How many rows changed.
+    pub fn count(&self) -> u64 {
+        match self {
+            Applied::Count(n) => *n,
+            Applied::Rows(rows) => rows.len() as u64,
+        }
+    }
+
+    /// The changed rows (none when only counted).
+    pub fn into_rows(self) -> Vec<JobRow> {
+        match self {
+            Applied::Count(_) => Vec::new(),
+            Applied::Rows(rows) => rows,
+        }
+    }
+}
+
+/// An open write transaction.
+#[async_trait]
+pub trait Transaction: Exec {
+    /// Makes its changes durable.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A database the job store runs on.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// Its dialect.
+    fn dialect(&self) -> Dialect;
+
+    /// Checks that it answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A connection for writes (SQLite: the one writer).
+    async fn writer(&self) -> Result<Box<dyn Exec>, StoreError>;
+
+    /// A connection for reads (SQLite: a read-only one that never blocks the writer).
+    async fn reader(&self) -> Result<Box<dyn Exec>, StoreError>;
+
+    /// Begins a write transaction.
+    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
+}

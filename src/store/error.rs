@@ -1,0 +1,43 @@
+//! What can go wrong talking to the store.
+
+use crate::artifact::IndexError;
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now; the caller may retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The store is configured wrongly (a malformed URL); retrying cannot help.
+    #[error("{0}")]
+    Config(String),
+    /// The database answers but its schema is older than this build (migrations not applied).
+    #[error("the database is not migrated; run `control-plane migrate` (or start `serve`)")]
+    NotMigrated,
+    /// A stored row cannot be read back as a job.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl StoreError {
+    /// Whether waiting may make the error go away (the database starting, being created or
+    /// migrated by another process).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::NotMigrated | StoreError::Database(_)
+        )
+    }
+}
+
+impl From<StoreError> for IndexError {
+    fn from(error: StoreError) -> IndexError {
+        IndexError {
+            unavailable: matches!(error, StoreError::Unavailable(_)),
+            message: error.to_string(),
+        }
+    }
+}

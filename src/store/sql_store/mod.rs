@@ -1,0 +1,168 @@
+//! The job store, written once over a [`Driver`]: PostgreSQL and SQLite differ only in their
+//! drivers. Each part of the store is its own file: reads, creation, the state machine's
+//! changes, doorbells and reaping, leadership.
+
+mod changes;
+mod create;
+mod doorbells;
+mod leadership;
+mod reads;
+pub mod render;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::driver::Driver;
+use super::sql::Sql;
+use super::{
+    CancelOutcome, Created, IdempotencyKey, Job, JobStats, JobStore, ListQuery, ReplayOutcome,
+    StoreError, Term, Unring,
+};
+use crate::artifact::{ArtifactIndex, ArtifactRecord, IndexError};
+use crate::job::{Doorbell, JobEvent, Replay, Settlement};
+use crate::kinds::RunningJob;
+use crate::spec::JobSpec;
+
+/// A [`JobStore`] on a SQL database.
+#[derive(Debug, Clone)]
+pub struct SqlStore<D> {
+    driver: D,
+}
+
+impl<D: Driver> SqlStore<D> {
+    /// A store on `driver`.
+    pub fn new(driver: D) -> SqlStore<D> {
+        SqlStore { driver }
+    }
+
+    /// The driver.
+    pub fn driver(&self) -> &D {
+        &self.driver
+    }
+
+    /// An empty statement in the driver's dialect.
+    fn sql(&self) -> Sql {
+        Sql::new(self.driver.dialect())
+    }
+}
+
+#[async_trait]
+impl<D: Driver> JobStore for SqlStore<D> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.driver.ping().await
+    }
+
+    async fn create(
+        &self,
+        tenant: &str,
+        spec: &JobSpec,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Created, StoreError> {
+        match key {
+            None => self
+                .insert(tenant, spec)
+                .await
+                .map(|job| Created::New(Box::new(job))),
+            Some(key) => self.insert_once(tenant, spec, key).await,
+        }
+    }
+
+    async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Job>, StoreError> {
+        self.job(tenant, id).await
+    }
+
+    async fn list(&self, tenant: &str, query: &ListQuery) -> Result<Vec<Job>, StoreError> {
+        self.jobs(tenant, query).await
+    }
+
+    async fn events(&self, id: Uuid) -> Result<Vec<JobEvent>, StoreError> {
+        self.timeline(id).await
+    }
+
+    async fn cancel(&self, tenant: &str, id: Uuid) -> Result<CancelOutcome, StoreError> {
+        self.cancel_job(tenant, id).await
+    }
+
+    async fn replay(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        change: &Replay,
+    ) -> Result<ReplayOutcome, StoreError> {
+        self.replay_job(tenant, id, change).await
+    }
+
+    async fn claim(
+        &self,
+        id: Uuid,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<RunningJob>, StoreError> {
+        self.claim_job(id, worker, lease).await
+    }
+
+    async fn renew(&self, job: &RunningJob, lease: Duration) -> Result<bool, StoreError> {
+        self.held(job, &job.hold().renew(lease)).await
+    }
+
+    async fn settle(&self, job: &RunningJob, settlement: &Settlement) -> Result<bool, StoreError> {
+        self.held(job, &job.hold().settle(settlement)).await
+    }
+
+    async fn release(&self, job: &RunningJob) -> Result<bool, StoreError> {
+        self.held(job, &job.hold().release()).await
+    }
+
+    async fn stats(&self) -> Result<JobStats, StoreError> {
+        self.counts().await
+    }
+
+    async fn mark_needed(&self, ids: &[Uuid], term: Option<Term>) -> Result<(), StoreError> {
+        self.needed(ids, term).await
+    }
+
+    async fn confirm_rung(&self, ids: &[Uuid]) -> Result<u64, StoreError> {
+        self.rung(ids).await
+    }
+
+    async fn take_due(&self, term: Term, limit: u32) -> Result<Vec<Doorbell>, StoreError> {
+        self.due(term, limit).await
+    }
+
+    async fn reap_expired(&self, term: Term, limit: u32) -> Result<u64, StoreError> {
+        self.reap(Some(term), limit).await
+    }
+
+    async fn unring(&self, term: Term, which: &Unring) -> Result<u64, StoreError> {
+        self.lost(term, which).await
+    }
+
+    async fn lead(
+        &self,
+        holder: &str,
+        lease: Duration,
+        held: Option<Term>,
+    ) -> Result<Option<Term>, StoreError> {
+        match held {
+            Some(term) => self.renew_lead(holder, lease, term).await,
+            None => self.take_lead(holder, lease).await,
+        }
+    }
+
+    async fn resign(&self, holder: &str, term: Term) -> Result<(), StoreError> {
+        self.give_up_lead(holder, term).await
+    }
+}
+
+#[async_trait]
+impl<D: Driver> ArtifactIndex for SqlStore<D> {
+    async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<(), IndexError> {
+        Ok(self.keep_artifact(artifact).await?)
+    }
+
+    async fn artifacts(&self, job: Uuid) -> Result<Vec<ArtifactRecord>, IndexError> {
+        Ok(self.job_artifacts(job).await?)
+    }
+}

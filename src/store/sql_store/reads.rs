@@ -1,0 +1,175 @@
+//! Reading jobs, timelines, counts and artifact metadata (and keeping the latter).
+
+use uuid::Uuid;
+
+use super::SqlStore;
+use crate::artifact::ArtifactRecord;
+use crate::job::{JobEvent, JobState};
+use crate::store::driver::{Cells, Column, Driver};
+use crate::store::row::count;
+use crate::store::{Job, JobStats, ListQuery, StoreError};
+
+impl<D: Driver> SqlStore<D> {
+    /// One job of a tenant.
+    pub(super) async fn job(&self, tenant: &str, id: Uuid) -> Result<Option<Job>, StoreError> {
+        let mut sql = self.sql();
+        sql.push("SELECT * FROM jobs WHERE id = ")
+            .bind(id)
+            .push(" AND tenant_id = ")
+            .bind(tenant);
+        let rows = self.driver.reader().await?.jobs(sql).await?;
+        rows.into_iter().next().map(Job::try_from).transpose()
+    }
+
+    /// A tenant's jobs, newest first (ids are time-ordered).
+    pub(super) async fn jobs(
+        &self,
+        tenant: &str,
+        query: &ListQuery,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut sql = self.sql();
+        sql.push("SELECT * FROM jobs WHERE tenant_id = ")
+            .bind(tenant);
+        if let Some(state) = query.state {
+            sql.push(" AND state = ").bind(state.as_str());
+        }
+        if let Some(domain) = &query.domain {
+            sql.push(" AND domain = ").bind(domain.as_str());
+        }
+        if let Some(job_type) = query.job_type {
+            sql.push(" AND job_type = ").bind(job_type.as_str());
+        }
+        if let Some(before) = query.before {
+            sql.push(" AND id < ").bind(before);
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .bind(i64::from(query.limit));
+        let rows = self.driver.reader().await?.jobs(sql).await?;
+        rows.into_iter().map(Job::try_from).collect()
+    }
+
+    /// A job's timeline, oldest first.
+    pub(super) async fn timeline(&self, id: Uuid) -> Result<Vec<JobEvent>, StoreError> {
+        let mut sql = self.sql();
+        sql.push(
+            "SELECT id, job_id, at, kind, attempt, worker_id, detail FROM job_events
+             WHERE job_id = ",
+        )
+        .bind(id)
+        .push(" ORDER BY id");
+        let columns = [
+            Column::Int,
+            Column::Uuid,
+            Column::Time,
+            Column::Text,
+            Column::Int,
+            Column::OptText,
+            Column::Json,
+        ];
+        let rows = self.driver.reader().await?.rows(sql, &columns).await?;
+        rows.into_iter()
+            .map(|row| {
+                let mut cells = Cells::of(row);
+                let (event, job_id, at) = (cells.int()?, cells.uuid()?, cells.time()?);
+                let kind = cells.text()?;
+                Ok(JobEvent {
+                    id: event,
+                    job_id,
+                    at,
+                    kind: kind
+                        .parse()
+                        .map_err(|e| StoreError::Corrupt(format!("event {event}: {kind}: {e}")))?,
+                    attempt: count(job_id, cells.int()?)?,
+                    worker_id: cells.opt_text()?,
+                    detail: cells.json()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Jobs by state, and the oldest due queued job.
+    pub(super) async fn counts(&self) -> Result<JobStats, StoreError> {
+        let mut reader = self.driver.reader().await?;
+        let mut sql = self.sql();
+        sql.push("SELECT state, count(*) FROM jobs GROUP BY state");
+        let counts = reader
+            .rows(sql, &[Column::Text, Column::Int])
+            .await?
+            .into_iter()
+            .map(|row| {
+                let mut cells = Cells::of(row);
+                Ok((cells.text()?, cells.int()?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut sql = self.sql();
+        sql.push("SELECT min(run_at) FROM jobs WHERE state = ")
+            .bind(JobState::Queued.as_str())
+            .push(" AND run_at <= ")
+            .now();
+        let oldest = reader.rows(sql, &[Column::OptTime]).await?;
+        let mut stats = JobStats::with_counts(counts)?;
+        stats.oldest_due_run_at = match oldest.into_iter().next() {
+            Some(row) => Cells::of(row).opt_time()?,
+            None => None,
+        };
+        Ok(stats)
+    }
+
+    /// Records (or replaces) an artifact's metadata.
+    pub(super) async fn keep_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError> {
+        let mut sql = self.sql();
+        sql.push(
+            "INSERT INTO job_artifacts (job_id, name, content_type, bytes, sha256, created_at)
+             VALUES (",
+        )
+        .bind(artifact.job_id)
+        .push(", ")
+        .bind(artifact.name.as_str())
+        .push(", ")
+        .bind(artifact.content_type.as_str())
+        .push(", ")
+        .bind(i64::try_from(artifact.bytes).unwrap_or(i64::MAX))
+        .push(", ")
+        .bind(artifact.sha256.as_str())
+        .push(", ")
+        .bind(artifact.created_at)
+        .push(
+            ") ON CONFLICT (job_id, name) DO UPDATE SET content_type = excluded.content_type,
+                 bytes = excluded.bytes, sha256 = excluded.sha256, created_at = excluded.created_at",
+        );
+        self.driver.writer().await?.execute(sql).await.map(drop)
+    }
+
+    /// A job's artifacts, by name.
+    pub(super) async fn job_artifacts(&self, job: Uuid) -> Result<Vec<ArtifactRecord>, StoreError> {
+        let mut sql = self.sql();
+        sql.push(
+            "SELECT job_id, name, content_type, bytes, sha256, created_at
+             FROM job_artifacts WHERE job_id = ",
+        )
+        .bind(job)
+        .push(" ORDER BY name");
+        let columns = [
+            Column::Uuid,
+            Column::Text,
+            Column::Text,
+            Column::Int,
+            Column::Text,
+            Column::Time,
+        ];
+        let rows = self.driver.reader().await?.rows(sql, &columns).await?;
+        rows.into_iter()
+            .map(|row| {
+                let mut cells = Cells::of(row);
+                Ok(ArtifactRecord {
+                    job_id: cells.uuid()?,
+                    name: cells.text()?,
+                    content_type: cells.text()?,
+                    bytes: u64::try_from(cells.int()?).unwrap_or(0),
+                    sha256: cells.text()?,
+                    created_at: cells.time()?,
+                })
+            })
+            .collect()
+    }
+}

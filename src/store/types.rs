@@ -1,0 +1,118 @@
+//! What the store's operations take and answer, besides jobs themselves.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Job;
+use super::StoreError;
+use crate::job::{JobState, Priority};
+use crate::kinds::JobType;
+
+/// Filters and page position for listing jobs, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs for this domain.
+    pub domain: Option<String>,
+    /// Only jobs of this type.
+    pub job_type: Option<JobType>,
+    /// Only jobs older than this id (the previous page's last job).
+    pub before: Option<Uuid>,
+    /// At most this many jobs.
+    pub limit: u32,
+}
+
+/// The answer to a cancel request.
+#[derive(Debug)]
+pub enum CancelOutcome {
+    /// The job was queued or running and is now cancelled.
+    Cancelled(Box<Job>),
+    /// The job had already finished in this state.
+    AlreadyFinished(JobState),
+    /// No such job for this tenant.
+    NotFound,
+}
+
+/// The answer to a replay request.
+#[derive(Debug)]
+pub enum ReplayOutcome {
+    /// The job is queued again, marked `ringing`: the caller rings its doorbell next.
+    Queued(Box<Job>),
+    /// The job is not failed or cancelled.
+    NotReplayable(JobState),
+    /// No such job for this tenant.
+    NotFound,
+}
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A client's idempotency key and the hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// The `Idempotency-Key` header.
+    pub key: String,
+    /// Hex SHA-256 of the canonical request body.
+    pub request_hash: String,
+}
+
+/// The answer to a submission.
+#[derive(Debug)]
+pub enum Created {
+    /// A new job.
+    New(Box<Job>),
+    /// The job the idempotency key created earlier.
+    Replayed(Box<Job>),
+    /// The idempotency key was used with a different request.
+    KeyMismatch,
+}
+
+/// The scheduler's leadership term: it rises each time another process takes over, and
+/// every leader-only change is fenced by it, so a leader that lost its lease (frozen, cut
+/// off) cannot act on a stale belief.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Term(pub i64);
+
+/// Which lost doorbells to mark as needed again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unring {
+    /// Every due queued job rung before this time: the queue lost its doorbells (flushed
+    /// or restarted) and holds only those rung since it was created again.
+    LostBefore(DateTime<Utc>),
+    /// Rings started longer ago than this and never confirmed (the ringer died between
+    /// marking and ringing).
+    Unconfirmed(Duration),
+    /// Rung longer ago than this, on levels with nothing waiting (the queue dropped them).
+    Stale(Duration, Vec<Priority>),
+}
+
+/// Job counts by state and the age of the backlog, for queue stats.
+#[derive(Debug, Clone, Default)]
+pub struct JobStats {
+    /// Number of jobs in each state (every state present, zero when none).
+    pub by_state: BTreeMap<&'static str, i64>,
+    /// `run_at` of the oldest queued job that is due.
+    pub oldest_due_run_at: Option<DateTime<Utc>>,
+}
+
+impl JobStats {
+    /// Stats from `(state, count)` rows; states without rows count zero.
+    pub fn with_counts(counts: Vec<(String, i64)>) -> Result<JobStats, StoreError> {
+        let mut by_state: BTreeMap<&'static str, i64> =
+            JobState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        for (state, n) in counts {
+            let state: JobState = state
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("state {state:?}: {e}")))?;
+            by_state.insert(state.as_str(), n);
+        }
+        Ok(JobStats {
+            by_state,
+            oldest_due_run_at: None,
+        })
+    }
+}

@@ -1,0 +1,180 @@
+//! One attempt: claim the job behind a doorbell, run it under its timeout while renewing its
+//! lease, and record the outcome.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use super::{Shared, lock};
+use crate::dispatch::Settled;
+use crate::job::{ErrorKind, JobError, Settlement};
+use crate::kinds::{Executor, Outcome, RunningJob};
+use crate::queue::Delivery;
+use crate::store::StoreError;
+
+/// How long recording an outcome may wait for the database to come back.
+const SETTLE_BUDGET: Duration = Duration::from_secs(30);
+
+/// Exponential pause after `failures` consecutive failures: 100 ms doubling to 5 s.
+pub(super) fn backoff(failures: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1 << failures.min(6));
+    Duration::from_millis(ms.min(5_000))
+}
+
+/// Claims, runs and settles the job behind one doorbell.
+pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphorePermit) {
+    let Some(job) = claim(&shared, &delivery).await else {
+        return;
+    };
+    let span = info_span!(
+        "job",
+        job_id = %job.id,
+        attempt = job.attempt,
+        domain = %job.domain,
+        job_type = %job.job_type,
+    );
+    run(&shared, &delivery, job).instrument(span).await;
+}
+
+/// Claims the job; while the database is down the claim waits (holding its slot, so the
+/// worker stops taking doorbells) and retries until it answers or the worker stops.
+async fn claim(shared: &Shared, delivery: &Delivery) -> Option<RunningJob> {
+    let job_id = delivery.doorbell.job_id;
+    let (worker, lease) = (&shared.config.id, shared.config.lease);
+    let mut failures = 0;
+    loop {
+        match shared.dispatcher.claim(delivery, worker, lease).await {
+            Err(StoreError::Unavailable(e)) if !shared.stopping.is_cancelled() => {
+                failures += 1;
+                if failures == 1 {
+                    warn!(%job_id, error = %e, "database unavailable: waiting to claim");
+                }
+                tokio::select! {
+                    () = shared.stopping.cancelled() => {}
+                    () = tokio::time::sleep(backoff(failures)) => {}
+                }
+            }
+            Ok(job) => return job,
+            Err(e) => {
+                // Left unacknowledged: the doorbell stays pending for this consumer.
+                error!(%job_id, error = %e, "could not claim job");
+                return None;
+            }
+        }
+    }
+}
+
+/// Runs a claimed job and records its outcome.
+async fn run(shared: &Shared, delivery: &Delivery, job: RunningJob) {
+    lock(&shared.in_flight).insert(job.id, job.clone());
+    let stop = CancellationToken::new();
+    lock(&shared.stops).insert(job.id, stop.clone());
+    let started = Instant::now();
+    let outcome = tokio::select! {
+        outcome = execute(shared.executor.as_ref(), &job, &stop) => Some(outcome),
+        () = stop.cancelled() => None,
+        () = heartbeat(shared, &job, &stop) => None,
+    };
+    lock(&shared.stops).remove(&job.id);
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let Some(outcome) = outcome else {
+        // Cancelled, or the lease was lost: the executor was dropped (browser context
+        // disposed) and nothing may be recorded by this worker.
+        lock(&shared.in_flight).remove(&job.id);
+        info!(
+            elapsed_ms,
+            "executor stopped: the job was cancelled or its lease lost"
+        );
+        shared.dispatcher.drop_delivery(delivery).await;
+        return;
+    };
+    let settlement = shared
+        .config
+        .retry
+        .settle(&job, outcome, chrono::Utc::now());
+    log_settlement(&settlement, elapsed_ms);
+    let recorded = with_store_retries(SETTLE_BUDGET, || {
+        shared.dispatcher.settle(delivery, &job, &settlement)
+    })
+    .await;
+    lock(&shared.in_flight).remove(&job.id);
+    match recorded {
+        Ok(Settled::Recorded) => {}
+        Ok(Settled::NotHeld) => {
+            info!("job is no longer held by this worker (cancelled or lease lost); outcome dropped")
+        }
+        // The delivery stays pending; the job keeps its lease, and when it expires the
+        // scheduler returns the job to the queue.
+        Err(e) => error!(error = %e, "could not record the outcome; the lease will return the job"),
+    }
+}
+
+fn log_settlement(settlement: &Settlement, elapsed_ms: u64) {
+    match settlement {
+        Settlement::Succeeded(_) => info!(elapsed_ms, "job succeeded"),
+        Settlement::Retry { error, run_at } => {
+            warn!(elapsed_ms, error = %error, %run_at, "attempt failed; retrying")
+        }
+        Settlement::Failed(error) => warn!(elapsed_ms, error = %error, "job failed"),
+    }
+}
+
+/// Renews the job's lease every third of it; returns (after cancelling `stop`) when the
+/// worker no longer holds the job.
+async fn heartbeat(shared: &Shared, job: &RunningJob, stop: &CancellationToken) {
+    let lease = shared.config.lease;
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        match shared.dispatcher.store().renew(job, lease).await {
+            Ok(true) => debug!("lease renewed"),
+            Ok(false) => {
+                warn!("lease lost (job cancelled, finished or taken back): stopping the executor");
+                stop.cancel();
+                return;
+            }
+            Err(e) => warn!(error = %e, "cannot renew the lease; retrying"),
+        }
+    }
+}
+
+/// Retries a store call while the database is unavailable, up to `budget`.
+async fn with_store_retries<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let deadline = Instant::now() + budget;
+    let mut failures = 0;
+    loop {
+        match call().await {
+            Err(StoreError::Unavailable(e)) if Instant::now() < deadline => {
+                failures += 1;
+                debug!(error = %e, "database unavailable; retrying");
+                tokio::time::sleep(backoff(failures)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs the executor under the job's timeout, turning panics into `internal` errors.
+async fn execute(executor: &dyn Executor, job: &RunningJob, stop: &CancellationToken) -> Outcome {
+    let run = AssertUnwindSafe(executor.run(job, stop)).catch_unwind();
+    match tokio::time::timeout(job.timeout(), run).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_panic)) => Err(JobError::new(
+            ErrorKind::Internal,
+            "the executor panicked while running the job",
+        )),
+        Err(_) => Err(JobError::new(
+            ErrorKind::Timeout,
+            format!("the attempt ran past timeout_ms ({} ms)", job.timeout_ms),
+        )),
+    }
+}
