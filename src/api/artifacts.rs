@@ -7,10 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::jobs::{no_such_job, parse_id};
+use super::jobs::existing_job;
 use super::problem::Problem;
 use crate::artifact::ArtifactError;
-use crate::job::DEFAULT_TENANT;
 
 fn artifact_problem(error: ArtifactError) -> Problem {
     match error {
@@ -30,16 +29,7 @@ pub async fn list(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let id = parse_id(&id)?;
-    if state
-        .dispatcher
-        .store()
-        .get(DEFAULT_TENANT, id)
-        .await?
-        .is_none()
-    {
-        return Err(no_such_job(id));
-    }
+    let id = existing_job(&state, &id).await?;
     let artifacts = state.artifacts.list(id).await.map_err(artifact_problem)?;
     let artifacts: Vec<Value> = artifacts
         .iter()
@@ -62,16 +52,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
-    if state
-        .dispatcher
-        .store()
-        .get(DEFAULT_TENANT, id)
-        .await?
-        .is_none()
-    {
-        return Err(no_such_job(id));
-    }
+    let id = existing_job(&state, &id).await?;
     let Some((record, bytes)) = state
         .artifacts
         .get(id, &name)

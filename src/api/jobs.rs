@@ -129,6 +129,15 @@ pub(crate) fn no_such_job(id: Uuid) -> Problem {
     Problem::not_found(format!("no job {id}"))
 }
 
+/// The id of a job the tenant has: 400 when `id` is not one, 404 when there is no such job.
+pub(crate) async fn existing_job(state: &AppState, id: &str) -> Result<Uuid, Problem> {
+    let id = parse_id(id)?;
+    match state.dispatcher.store().get(DEFAULT_TENANT, id).await? {
+        Some(_) => Ok(id),
+        None => Err(no_such_job(id)),
+    }
+}
+
 /// `GET /api/v1/jobs/{id}`.
 pub async fn get(
     State(state): State<AppState>,
@@ -205,12 +214,8 @@ pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<EventsPage>, Problem> {
-    let id = parse_id(&id)?;
-    let store = state.dispatcher.store();
-    if store.get(DEFAULT_TENANT, id).await?.is_none() {
-        return Err(no_such_job(id));
-    }
-    let events = store.events(id).await?;
+    let id = existing_job(&state, &id).await?;
+    let events = state.dispatcher.store().events(id).await?;
     Ok(Json(EventsPage { events }))
 }
 

@@ -54,6 +54,11 @@ impl Problems {
         self.0.borrow().is_empty()
     }
 
+    /// The fields named so far, in order (for tests).
+    pub fn fields(&self) -> Vec<String> {
+        self.0.borrow().iter().map(|e| e.field.clone()).collect()
+    }
+
     /// The parsed value when nothing was wrong, else every problem.
     pub fn verdict<T>(self, parsed: Option<T>) -> Result<T, Vec<FieldError>> {
         let problems = self.0.into_inner();

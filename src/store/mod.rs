@@ -10,6 +10,7 @@ mod row;
 pub mod sql;
 pub mod sql_store;
 pub mod sqlite;
+pub mod sqlx_driver;
 mod types;
 
 use std::time::Duration;

@@ -1,19 +1,16 @@
 //! The PostgreSQL driver: a connection pool, server-side clock, and transitions with their
 //! timeline event in one statement (a data-modifying CTE).
 
-use std::ops::DerefMut;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{AssertSqlSafe, PgConnection, Row as _};
-use uuid::Uuid;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
+use sqlx::{FromRow, PgConnection, Row as _};
 
-use super::driver::{Applied, Cell, Column, Driver, Exec, Row, Transaction};
+use super::driver::{Applied, Cell, Column, Exec};
 use super::row::JobRow;
-use super::sql::{Arg, Dialect, Sql};
+use super::sql::{Dialect, Sql};
+use super::sqlx_driver::{Conn, Flavor, SqlxDriver};
 use super::{SqlStore, StoreError};
 use crate::job::transition::EventRecord;
 
@@ -31,11 +28,8 @@ const SESSION: &[(&str, &str)] = &[
     ("idle_in_transaction_session_timeout", "30s"),
 ];
 
-/// A [`Driver`] on PostgreSQL.
-#[derive(Debug, Clone)]
-pub struct PgDriver {
-    pool: PgPool,
-}
+/// The PostgreSQL driver: one pool for reads and writes.
+pub type PgDriver = SqlxDriver<sqlx::Postgres>;
 
 /// The job store on PostgreSQL.
 pub type PgStore = SqlStore<PgDriver>;
@@ -62,7 +56,11 @@ impl SqlStore<PgDriver> {
             )
             .await
             .map_err(classify)?;
-        Ok(SqlStore::new(PgDriver { pool }))
+        Ok(SqlStore::new(SqlxDriver {
+            writer: pool.clone(),
+            reader: pool,
+            file: None,
+        }))
     }
 
     /// Whether every embedded migration has been applied to the database.
@@ -103,7 +101,7 @@ impl SqlStore<PgDriver> {
 
     /// The connection pool (for migrations and tests).
     pub fn pool(&self) -> &PgPool {
-        &self.driver().pool
+        &self.driver().writer
     }
 
     /// Applies the embedded migrations.
@@ -139,94 +137,51 @@ fn classify(error: sqlx::Error) -> StoreError {
     }
 }
 
-/// Binds a statement's arguments to a query, each as its PostgreSQL type.
-macro_rules! bind_args {
-    ($query:expr, $args:expr) => {{
-        let mut query = $query;
-        for arg in $args {
-            query = match arg {
-                Arg::Int(n) => query.bind(n),
-                Arg::Text(text) => query.bind(text),
-                Arg::OptText(text) => query.bind(text),
-                Arg::Uuid(id) => query.bind(id),
-                Arg::Json(value) => query.bind(value),
-                Arg::OptJson(value) => query.bind(value),
-                Arg::Time(at) => query.bind(at),
-            };
-        }
-        query
-    }};
-}
+impl Flavor for sqlx::Postgres {
+    const DIALECT: Dialect = Dialect::Postgres;
+    const BEGIN: &'static str = "BEGIN";
+    const APPLY_IN_TRANSACTION: bool = false;
+    type Time = DateTime<Utc>;
 
-fn decode(row: &PgRow, columns: &[Column]) -> Result<Row, StoreError> {
-    columns
-        .iter()
-        .enumerate()
-        .map(|(i, column)| {
-            Ok(match column {
-                Column::Int => Cell::Int(
-                    row.try_get::<i64, _>(i)
-                        .or_else(|_| row.try_get::<i32, _>(i).map(i64::from))
-                        .map_err(classify)?,
-                ),
-                Column::Text => Cell::Text(row.try_get(i).map_err(classify)?),
-                Column::OptText => Cell::OptText(row.try_get(i).map_err(classify)?),
-                Column::Uuid => Cell::Uuid(row.try_get::<Uuid, _>(i).map_err(classify)?),
-                Column::OptUuid => Cell::OptUuid(row.try_get(i).map_err(classify)?),
-                Column::Json => Cell::Json(row.try_get::<Value, _>(i).map_err(classify)?),
-                Column::Time => Cell::Time(row.try_get::<DateTime<Utc>, _>(i).map_err(classify)?),
-                Column::OptTime => Cell::OptTime(row.try_get(i).map_err(classify)?),
-            })
-        })
-        .collect()
-}
-
-/// A connection: one from the pool, or a transaction's.
-struct PgExec<C>(C);
-
-#[async_trait]
-impl<C: DerefMut<Target = PgConnection> + Send> Exec for PgExec<C> {
-    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
-        let text = sql.text().to_owned();
-        bind_args!(sqlx::query(AssertSqlSafe(text)), sql.into_args())
-            .execute(&mut *self.0)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(classify)
+    fn store_time(at: DateTime<Utc>) -> DateTime<Utc> {
+        at
     }
 
-    async fn rows(&mut self, sql: Sql, columns: &[Column]) -> Result<Vec<Row>, StoreError> {
-        let text = sql.text().to_owned();
-        let rows = bind_args!(sqlx::query(AssertSqlSafe(text)), sql.into_args())
-            .fetch_all(&mut *self.0)
-            .await
-            .map_err(classify)?;
-        rows.iter().map(|row| decode(row, columns)).collect()
+    fn read_time(stored: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        Ok(stored)
     }
 
-    async fn jobs(&mut self, sql: Sql) -> Result<Vec<JobRow>, StoreError> {
-        let text = sql.text().to_owned();
-        bind_args!(
-            sqlx::query_as::<_, JobRow>(AssertSqlSafe(text)),
-            sql.into_args()
-        )
-        .fetch_all(&mut *self.0)
-        .await
-        .map_err(classify)
+    fn int(row: &PgRow, index: usize) -> Result<i64, sqlx::Error> {
+        row.try_get::<i64, _>(index)
+            .or_else(|_| row.try_get::<i32, _>(index).map(i64::from))
     }
 
+    fn job(row: &PgRow) -> Result<JobRow, StoreError> {
+        JobRow::from_row(row).map_err(classify)
+    }
+
+    fn classify(error: sqlx::Error) -> StoreError {
+        classify(error)
+    }
+
+    fn affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    /// One statement: the change in a CTE, its events inserted from the changed rows.
     async fn apply(
-        &mut self,
+        conn: &mut PgConnection,
         mut change: Sql,
         event: Option<&EventRecord>,
         rows: bool,
     ) -> Result<Applied, StoreError> {
+        let mut exec = Conn::<sqlx::Postgres, _>::new(conn, true);
         let Some(event) = event else {
             if !rows {
-                return self.execute(change).await.map(Applied::Count);
+                return exec.execute(change).await.map(Applied::Count);
             }
             change.push(" RETURNING *");
-            return self.jobs(change).await.map(Applied::Rows);
+            return exec.jobs(change).await.map(Applied::Rows);
         };
         change
             .prepend("WITH changed AS (")
@@ -237,10 +192,10 @@ impl<C: DerefMut<Target = PgConnection> + Send> Exec for PgExec<C> {
             .push(" FROM changed) ");
         if rows {
             change.push("SELECT * FROM changed");
-            return self.jobs(change).await.map(Applied::Rows);
+            return exec.jobs(change).await.map(Applied::Rows);
         }
         change.push("SELECT count(*) FROM changed");
-        let counted = self.rows(change, &[Column::Int]).await?;
+        let counted = exec.rows(change, &[Column::Int]).await?;
         let count = match counted
             .into_iter()
             .next()
@@ -250,41 +205,5 @@ impl<C: DerefMut<Target = PgConnection> + Send> Exec for PgExec<C> {
             _ => 0,
         };
         Ok(Applied::Count(count))
-    }
-}
-
-#[async_trait]
-impl Transaction for PgExec<sqlx::Transaction<'static, sqlx::Postgres>> {
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.0.commit().await.map_err(classify)
-    }
-}
-
-#[async_trait]
-impl Driver for PgDriver {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(classify)
-    }
-
-    async fn writer(&self) -> Result<Box<dyn Exec>, StoreError> {
-        let conn = self.pool.acquire().await.map_err(classify)?;
-        Ok(Box::new(PgExec(conn)))
-    }
-
-    async fn reader(&self) -> Result<Box<dyn Exec>, StoreError> {
-        self.writer().await
-    }
-
-    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
-        let tx = self.pool.begin().await.map_err(classify)?;
-        Ok(Box::new(PgExec(tx)))
     }
 }

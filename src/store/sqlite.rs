@@ -4,24 +4,23 @@
 //! failing with `database is locked`; readers use their own connections and never block the
 //! writer (WAL). A transition and its timeline event commit in one transaction.
 
-use std::ops::DerefMut;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Connection, FromRow, Row as _, SqliteConnection};
+use sqlx::{FromRow, Row as _, SqliteConnection};
 use uuid::Uuid;
 
-use super::driver::{Applied, Cell, Column, Driver, Exec, Row, Transaction};
+use super::driver::{Applied, Exec};
 use super::row::{JobRow, corrupt};
-use super::sql::{Arg, Dialect, Sql};
+use super::sql::{Dialect, Sql};
+use super::sqlx_driver::{Conn, Flavor, SqlxDriver};
 use super::{SqlStore, StoreError};
 use crate::job::transition::EventRecord;
 
@@ -34,13 +33,8 @@ pub const DATABASE_FILE: &str = "control-plane.db";
 /// Reader connections.
 const READERS: u32 = 4;
 
-/// A [`Driver`] on a SQLite file.
-#[derive(Debug, Clone)]
-pub struct SqliteDriver {
-    writer: SqlitePool,
-    reader: SqlitePool,
-    path: PathBuf,
-}
+/// The SQLite driver: the one writer connection and read-only readers.
+pub type SqliteDriver = SqlxDriver<sqlx::Sqlite>;
 
 /// The job store on SQLite.
 pub type SqliteStore = SqlStore<SqliteDriver>;
@@ -92,16 +86,19 @@ impl SqlStore<SqliteDriver> {
             .connect_with(options.read_only(true))
             .await
             .map_err(classify)?;
-        Ok(SqlStore::new(SqliteDriver {
+        Ok(SqlStore::new(SqlxDriver {
             writer,
             reader,
-            path,
+            file: Some(path),
         }))
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.driver().path
+        self.driver()
+            .file
+            .as_deref()
+            .unwrap_or_else(|| Path::new(DATABASE_FILE))
     }
 }
 
@@ -118,49 +115,6 @@ fn classify(error: sqlx::Error) -> StoreError {
 fn time(ms: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(ms)
         .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms}")))
-}
-
-/// Binds a statement's arguments, each as its SQLite type (times as Unix milliseconds).
-macro_rules! bind_args {
-    ($query:expr, $args:expr) => {{
-        let mut query = $query;
-        for arg in $args {
-            query = match arg {
-                Arg::Int(n) => query.bind(n),
-                Arg::Text(text) => query.bind(text),
-                Arg::OptText(text) => query.bind(text),
-                Arg::Uuid(id) => query.bind(id),
-                Arg::Json(value) => query.bind(value),
-                Arg::OptJson(value) => query.bind(value),
-                Arg::Time(at) => query.bind(at.timestamp_millis()),
-            };
-        }
-        query
-    }};
-}
-
-fn decode(row: &SqliteRow, columns: &[Column]) -> Result<Row, StoreError> {
-    columns
-        .iter()
-        .enumerate()
-        .map(|(i, column)| {
-            Ok(match column {
-                Column::Int => Cell::Int(row.try_get(i).map_err(classify)?),
-                Column::Text => Cell::Text(row.try_get(i).map_err(classify)?),
-                Column::OptText => Cell::OptText(row.try_get(i).map_err(classify)?),
-                Column::Uuid => Cell::Uuid(row.try_get::<Uuid, _>(i).map_err(classify)?),
-                Column::OptUuid => Cell::OptUuid(row.try_get(i).map_err(classify)?),
-                Column::Json => Cell::Json(row.try_get::<Value, _>(i).map_err(classify)?),
-                Column::Time => Cell::Time(time(row.try_get(i).map_err(classify)?)?),
-                Column::OptTime => Cell::OptTime(
-                    row.try_get::<Option<i64>, _>(i)
-                        .map_err(classify)?
-                        .map(time)
-                        .transpose()?,
-                ),
-            })
-        })
-        .collect()
 }
 
 /// A `jobs` row as SQLite stores it: times in milliseconds.
@@ -224,174 +178,78 @@ impl TryFrom<SqliteJobRow> for JobRow {
     }
 }
 
-async fn execute(conn: &mut SqliteConnection, sql: Sql) -> Result<u64, StoreError> {
-    let text = sql.text().to_owned();
-    bind_args!(sqlx::query(AssertSqlSafe(text)), sql.into_args())
-        .execute(conn)
-        .await
-        .map(|done| done.rows_affected())
-        .map_err(classify)
-}
+impl Flavor for sqlx::Sqlite {
+    const DIALECT: Dialect = Dialect::Sqlite;
+    // The write lock is taken up front, so a transaction never has to upgrade to it.
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const APPLY_IN_TRANSACTION: bool = true;
+    type Time = i64;
 
-async fn rows(
-    conn: &mut SqliteConnection,
-    sql: Sql,
-    columns: &[Column],
-) -> Result<Vec<Row>, StoreError> {
-    let text = sql.text().to_owned();
-    let rows = bind_args!(sqlx::query(AssertSqlSafe(text)), sql.into_args())
-        .fetch_all(conn)
-        .await
-        .map_err(classify)?;
-    rows.iter().map(|row| decode(row, columns)).collect()
-}
-
-async fn jobs(conn: &mut SqliteConnection, sql: Sql) -> Result<Vec<JobRow>, StoreError> {
-    let text = sql.text().to_owned();
-    let rows = bind_args!(
-        sqlx::query_as::<_, SqliteJobRow>(AssertSqlSafe(text)),
-        sql.into_args()
-    )
-    .fetch_all(conn)
-    .await
-    .map_err(classify)?;
-    rows.into_iter().map(JobRow::try_from).collect()
-}
-
-/// Applies `change` and appends `event` for each changed row, inside the caller's
-/// transaction.
-async fn apply_in(
-    conn: &mut SqliteConnection,
-    mut change: Sql,
-    event: Option<&EventRecord>,
-    want_rows: bool,
-) -> Result<Applied, StoreError> {
-    change.push(" RETURNING *");
-    let changed = jobs(&mut *conn, change).await?;
-    if let Some(event) = event {
-        for row in &changed {
-            let mut insert = Sql::new(Dialect::Sqlite);
-            insert
-                .push("INSERT INTO job_events (job_id, at, kind, attempt, worker_id, detail) VALUES (")
-                .bind(row.id)
-                .push(", ")
-                .now()
-                .push(", ")
-                .bind(event.kind.as_str())
-                .push(", ")
-                .bind(i64::from(row.attempt))
-                .push(", ")
-                .bind(row.worker_id.clone())
-                .push(", ")
-                .bind(event.detail.clone())
-                .push(")");
-            execute(&mut *conn, insert).await?;
-        }
-    }
-    Ok(if want_rows {
-        Applied::Rows(changed)
-    } else {
-        Applied::Count(changed.len() as u64)
-    })
-}
-
-/// A connection of one of the pools.
-struct SqliteExec(sqlx::pool::PoolConnection<sqlx::Sqlite>);
-
-/// A write transaction on the writer connection.
-struct SqliteTx(sqlx::Transaction<'static, sqlx::Sqlite>);
-
-#[async_trait]
-impl Exec for SqliteExec {
-    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
-        execute(&mut self.0, sql).await
+    fn store_time(at: DateTime<Utc>) -> i64 {
+        at.timestamp_millis()
     }
 
-    async fn rows(&mut self, sql: Sql, columns: &[Column]) -> Result<Vec<Row>, StoreError> {
-        rows(&mut self.0, sql, columns).await
+    fn read_time(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+        time(ms)
     }
 
-    async fn jobs(&mut self, sql: Sql) -> Result<Vec<JobRow>, StoreError> {
-        jobs(&mut self.0, sql).await
+    fn int(row: &SqliteRow, index: usize) -> Result<i64, sqlx::Error> {
+        row.try_get(index)
     }
 
-    async fn apply(
-        &mut self,
-        change: Sql,
-        event: Option<&EventRecord>,
-        rows: bool,
-    ) -> Result<Applied, StoreError> {
-        // The write lock is taken up front, so the transaction never has to upgrade to it.
-        let mut tx = Connection::begin_with(self.0.deref_mut(), "BEGIN IMMEDIATE")
-            .await
-            .map_err(classify)?;
-        let applied = apply_in(&mut tx, change, event, rows).await?;
-        tx.commit().await.map_err(classify)?;
-        Ok(applied)
-    }
-}
-
-#[async_trait]
-impl Exec for SqliteTx {
-    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
-        execute(&mut self.0, sql).await
-    }
-
-    async fn rows(&mut self, sql: Sql, columns: &[Column]) -> Result<Vec<Row>, StoreError> {
-        rows(&mut self.0, sql, columns).await
-    }
-
-    async fn jobs(&mut self, sql: Sql) -> Result<Vec<JobRow>, StoreError> {
-        jobs(&mut self.0, sql).await
-    }
-
-    async fn apply(
-        &mut self,
-        change: Sql,
-        event: Option<&EventRecord>,
-        rows: bool,
-    ) -> Result<Applied, StoreError> {
-        apply_in(&mut self.0, change, event, rows).await
-    }
-}
-
-#[async_trait]
-impl Transaction for SqliteTx {
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.0.commit().await.map_err(classify)
-    }
-}
-
-#[async_trait]
-impl Driver for SqliteDriver {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map(drop)
+    fn job(row: &SqliteRow) -> Result<JobRow, StoreError> {
+        SqliteJobRow::from_row(row)
             .map_err(classify)
+            .and_then(JobRow::try_from)
     }
 
-    async fn writer(&self) -> Result<Box<dyn Exec>, StoreError> {
-        let conn = self.writer.acquire().await.map_err(classify)?;
-        Ok(Box::new(SqliteExec(conn)))
+    fn classify(error: sqlx::Error) -> StoreError {
+        classify(error)
     }
 
-    async fn reader(&self) -> Result<Box<dyn Exec>, StoreError> {
-        let conn = self.reader.acquire().await.map_err(classify)?;
-        Ok(Box::new(SqliteExec(conn)))
+    fn affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
     }
 
-    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(classify)?;
-        Ok(Box::new(SqliteTx(tx)))
+    /// Inside the caller's transaction: the change returning its rows, then one event each.
+    async fn apply(
+        conn: &mut SqliteConnection,
+        mut change: Sql,
+        event: Option<&EventRecord>,
+        want_rows: bool,
+    ) -> Result<Applied, StoreError> {
+        let mut exec = Conn::<sqlx::Sqlite, _>::new(conn, true);
+        change.push(" RETURNING *");
+        let changed = exec.jobs(change).await?;
+        if let Some(event) = event {
+            for row in &changed {
+                exec.execute(event_insert(row, event)).await?;
+            }
+        }
+        Ok(if want_rows {
+            Applied::Rows(changed)
+        } else {
+            Applied::Count(changed.len() as u64)
+        })
     }
+}
+
+/// The timeline entry of `event` for a changed row.
+fn event_insert(row: &JobRow, event: &EventRecord) -> Sql {
+    let mut insert = Sql::new(Dialect::Sqlite);
+    insert
+        .push("INSERT INTO job_events (job_id, at, kind, attempt, worker_id, detail) VALUES (")
+        .bind(row.id)
+        .push(", ")
+        .now()
+        .push(", ")
+        .bind(event.kind.as_str())
+        .push(", ")
+        .bind(i64::from(row.attempt))
+        .push(", ")
+        .bind(row.worker_id.clone())
+        .push(", ")
+        .bind(event.detail.clone())
+        .push(")");
+    insert
 }

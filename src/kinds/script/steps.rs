@@ -214,12 +214,7 @@ mod tests {
         let problems = Problems::new();
         let bad = json!([{"dance": 1}, {"click": "[["}, {"a": 1, "b": 2}, {"type": {"text": "x"}}]);
         assert!(parse_steps(Some(&bad), "payload.steps", &problems).is_none());
-        let fields: Vec<String> = problems
-            .verdict::<()>(None)
-            .expect_err("problems")
-            .into_iter()
-            .map(|e| e.field)
-            .collect();
+        let fields = problems.fields();
         assert_eq!(
             fields,
             [
