@@ -169,7 +169,7 @@ async fn served(run: &Run<'_>, payload: &NavigateExtractPayload) -> Result<Extra
     let fetched = run
         .engine
         .http()
-        .fetch(&run.job.url, &request, run.job.timeout())
+        .fetch(&run.job.url, &request, run.attempt().timeout)
         .await?;
     let text = fetched.text();
     let kind = fetched.kind(&text);

@@ -59,8 +59,8 @@ impl RunningJob {
     }
 }
 
-/// What a kind's `run` gets: the job, the engine's services, and a token cancelled when the
-/// attempt must stop (the job was cancelled or the lease lost).
+/// What a kind's `run` gets: the job, the engine's services, a token cancelled when the
+/// attempt must stop (the job was cancelled or the lease lost), and the attempt's deadline.
 pub struct Run<'a> {
     /// The job.
     pub job: &'a RunningJob,
@@ -68,15 +68,20 @@ pub struct Run<'a> {
     pub engine: &'a Engine,
     /// Cancelled when the attempt must stop.
     pub stop: &'a CancellationToken,
+    /// When the attempt's `timeout_ms` runs out.
+    pub deadline: tokio::time::Instant,
 }
 
 impl Run<'_> {
-    /// The attempt, as the engine's services see it.
+    /// The attempt, as the engine's services see it: the time left is what remains until
+    /// the deadline.
     pub fn attempt(&self) -> Attempt {
         Attempt {
             id: self.job.id,
             url: self.job.url.clone(),
-            timeout: self.job.timeout(),
+            timeout: self
+                .deadline
+                .saturating_duration_since(tokio::time::Instant::now()),
         }
     }
 
@@ -140,6 +145,7 @@ impl Executor for Runner {
             job,
             engine: &self.engine,
             stop,
+            deadline: tokio::time::Instant::now() + job.timeout(),
         };
         payload.run(&run).await
     }
