@@ -1,4 +1,4 @@
--- Doorbells are marked rung only once they are in the queue: `needed` (the scheduler rings
+-- A queued job's doorbell is marked rung only once it is in the queue: `needed` (the scheduler rings
 -- it when due), `ringing` (a process is ringing it since rung_at), `rung` (it is in the queue
 -- since rung_at). A process that dies between marking and ringing leaves `ringing`, which the
 -- scheduler rings again; no job is ever marked rung without a doorbell.
@@ -10,7 +10,7 @@ DROP INDEX jobs_unrung_run_at;
 -- Scheduler: queued jobs that need a doorbell, in run_at order.
 CREATE INDEX jobs_doorbell_needed ON jobs (run_at) WHERE state = 'queued' AND doorbell = 'needed';
 -- Reconciler: rings that were started and never confirmed.
-CREATE INDEX jobs_doorbell_ringing ON jobs (rung_at) WHERE doorbell = 'ringing';
+CREATE INDEX jobs_doorbell_ringing ON jobs (rung_at) WHERE state = 'queued' AND doorbell = 'ringing';
 
 -- The scheduler's leadership: held while its lease runs, taken over once it expires, the
 -- term rising at each takeover. Leader-only changes check the term, so a leader that lost

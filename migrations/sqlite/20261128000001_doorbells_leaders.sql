@@ -5,7 +5,7 @@ UPDATE jobs SET doorbell = 'rung' WHERE rung_at IS NOT NULL;
 
 DROP INDEX jobs_unrung_run_at;
 CREATE INDEX jobs_doorbell_needed ON jobs (run_at) WHERE state = 'queued' AND doorbell = 'needed';
-CREATE INDEX jobs_doorbell_ringing ON jobs (rung_at) WHERE doorbell = 'ringing';
+CREATE INDEX jobs_doorbell_ringing ON jobs (rung_at) WHERE state = 'queued' AND doorbell = 'ringing';
 
 CREATE TABLE leaders (
     name         TEXT    PRIMARY KEY NOT NULL,

@@ -44,7 +44,9 @@ impl JobKind for Noop {
     }
 
     async fn run(payload: &NoopPayload, _run: &Run<'_>) -> Result<NoopOutput, JobError> {
-        tokio::time::sleep(Duration::from_millis(payload.sleep_ms)).await;
+        if payload.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(payload.sleep_ms)).await;
+        }
         Ok(NoopOutput {
             job_type: Self::NAME,
             slept_ms: payload.sleep_ms,

@@ -98,8 +98,8 @@ pub trait JobStore: ArtifactIndex + Send + Sync + 'static {
     /// delivery went stale). With a term (the reconciler's), only while that term leads.
     async fn mark_needed(&self, ids: &[Uuid], term: Option<Term>) -> Result<(), StoreError>;
 
-    /// Confirms that the doorbells of these `ringing` jobs are in the queue (whatever state
-    /// the jobs have reached since).
+    /// Confirms that the doorbells of these `ringing` jobs are in the queue (those still
+    /// queued: the doorbell of a job no longer queued means nothing).
     async fn confirm_rung(&self, ids: &[Uuid]) -> Result<u64, StoreError>;
 
     /// Takes up to `limit` due jobs that need a doorbell and marks them `ringing`, each with

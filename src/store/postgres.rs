@@ -183,9 +183,16 @@ impl Flavor for sqlx::Postgres {
             change.push(" RETURNING *");
             return exec.jobs(change).await.map(Applied::Rows);
         };
+        // A count needs only what the events are made of.
+        let returning = if rows {
+            " RETURNING *"
+        } else {
+            " RETURNING id, attempt, worker_id"
+        };
         change
             .prepend("WITH changed AS (")
-            .push(" RETURNING *), event AS (INSERT INTO job_events (job_id, kind, attempt, worker_id, detail) SELECT id, ")
+            .push(returning)
+            .push("), event AS (INSERT INTO job_events (job_id, kind, attempt, worker_id, detail) SELECT id, ")
             .bind(event.kind.as_str())
             .push(", attempt, worker_id, ")
             .bind(event.detail.clone())

@@ -36,6 +36,9 @@ pub enum Arg {
     Time(DateTime<Utc>),
 }
 
+/// The lengths id lists are padded to (longer lists are written as they are).
+const ID_LIST_LENGTHS: [usize; 6] = [1, 4, 16, 64, 256, 1024];
+
 /// A statement under construction: text with `$n` placeholders, and their arguments.
 #[derive(Debug, Clone)]
 pub struct Sql {
@@ -122,14 +125,22 @@ impl Sql {
         }
     }
 
-    /// Appends `(a, b, …)` of ids.
+    /// Appends `(a, b, …)` of ids. The list is padded (by repeating its last id) to one of
+    /// a few lengths, so that batches of any size share a handful of statement texts and the
+    /// databases' prepared-statement caches keep serving them.
     pub fn ids(&mut self, ids: &[Uuid]) -> &mut Sql {
+        let padded = ID_LIST_LENGTHS
+            .iter()
+            .copied()
+            .find(|&n| n >= ids.len())
+            .unwrap_or(ids.len());
         self.push("(");
-        for (i, id) in ids.iter().enumerate() {
+        let last = ids.last().copied().unwrap_or_default();
+        for i in 0..padded {
             if i > 0 {
                 self.push(", ");
             }
-            self.bind(*id);
+            self.bind(ids.get(i).copied().unwrap_or(last));
         }
         self.push(")")
     }
@@ -212,6 +223,9 @@ mod tests {
             .now_offset(Duration::from_secs(1), false);
         assert_eq!(sql.text(), "SELECT $1, $2, ($2 + $3)");
         assert_eq!(sql.clone().into_args().len(), 3);
+        let mut ids = Sql::new(Dialect::Postgres);
+        ids.ids(&[Uuid::nil(), Uuid::max()]);
+        assert_eq!(ids.text(), "($1, $2, $3, $4)", "padded to a shared length");
         let mut pg = Sql::new(Dialect::Postgres);
         pg.push("SELECT ")
             .now_offset(Duration::from_millis(5), true);

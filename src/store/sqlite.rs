@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{FromRow, Row as _, SqliteConnection};
 use uuid::Uuid;
 
-use super::driver::{Applied, Exec};
+use super::driver::{Applied, Cells, Column, Exec};
 use super::row::{JobRow, corrupt};
 use super::sql::{Dialect, Sql};
 use super::sqlx_driver::{Conn, Flavor, SqlxDriver};
@@ -211,7 +211,8 @@ impl Flavor for sqlx::Sqlite {
         done.rows_affected()
     }
 
-    /// Inside the caller's transaction: the change returning its rows, then one event each.
+    /// Inside the caller's transaction: the change returning its rows (or only what the
+    /// events need), then one event each.
     async fn apply(
         conn: &mut SqliteConnection,
         mut change: Sql,
@@ -219,35 +220,53 @@ impl Flavor for sqlx::Sqlite {
         want_rows: bool,
     ) -> Result<Applied, StoreError> {
         let mut exec = Conn::<sqlx::Sqlite, _>::new(conn, true);
-        change.push(" RETURNING *");
-        let changed = exec.jobs(change).await?;
-        if let Some(event) = event {
+        if want_rows {
+            change.push(" RETURNING *");
+            let changed = exec.jobs(change).await?;
             for row in &changed {
-                exec.execute(event_insert(row, event)).await?;
+                if let Some(event) = event {
+                    exec.execute(event_insert(row.id, row.attempt, &row.worker_id, event))
+                        .await?;
+                }
+            }
+            return Ok(Applied::Rows(changed));
+        }
+        change.push(" RETURNING id, attempt, worker_id");
+        let changed = exec
+            .rows(change, &[Column::Uuid, Column::Int, Column::OptText])
+            .await?;
+        let count = changed.len() as u64;
+        if let Some(event) = event {
+            for row in changed {
+                let mut cells = Cells::of(row);
+                let (id, attempt, worker) = (cells.uuid()?, cells.int()?, cells.opt_text()?);
+                exec.execute(event_insert(id, attempt, &worker, event))
+                    .await?;
             }
         }
-        Ok(if want_rows {
-            Applied::Rows(changed)
-        } else {
-            Applied::Count(changed.len() as u64)
-        })
+        Ok(Applied::Count(count))
     }
 }
 
 /// The timeline entry of `event` for a changed row.
-fn event_insert(row: &JobRow, event: &EventRecord) -> Sql {
+fn event_insert(
+    id: Uuid,
+    attempt: impl Into<i64>,
+    worker: &Option<String>,
+    event: &EventRecord,
+) -> Sql {
     let mut insert = Sql::new(Dialect::Sqlite);
     insert
         .push("INSERT INTO job_events (job_id, at, kind, attempt, worker_id, detail) VALUES (")
-        .bind(row.id)
+        .bind(id)
         .push(", ")
         .now()
         .push(", ")
         .bind(event.kind.as_str())
         .push(", ")
-        .bind(i64::from(row.attempt))
+        .bind(attempt.into())
         .push(", ")
-        .bind(row.worker_id.clone())
+        .bind(worker.clone())
         .push(", ")
         .bind(event.detail.clone())
         .push(")");

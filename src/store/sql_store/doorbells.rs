@@ -28,7 +28,9 @@ impl<D: Driver> SqlStore<D> {
         self.driver.writer().await?.execute(sql).await.map(drop)
     }
 
-    /// Confirms rings of `ringing` jobs: their doorbells are in the queue.
+    /// Confirms rings of jobs still queued and `ringing`: their doorbells are in the queue.
+    /// (A job claimed meanwhile needs no confirmation: the doorbell state of a job that is
+    /// not queued means nothing.)
     pub(super) async fn rung(&self, ids: &[Uuid]) -> Result<u64, StoreError> {
         if ids.is_empty() {
             return Ok(0);
@@ -36,8 +38,8 @@ impl<D: Driver> SqlStore<D> {
         let mut sql = self.sql();
         sql.push("UPDATE jobs SET updated_at = updated_at");
         ring_to(&mut sql, RingState::Rung);
-        sql.push(" WHERE id IN ")
-            .ids(ids)
+        sql.push(" WHERE id IN ").ids(ids);
+        queued(&mut sql)
             .push(" AND doorbell = ")
             .bind(RingState::Ringing.as_str());
         self.driver.writer().await?.execute(sql).await
