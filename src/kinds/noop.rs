@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{JobKind, Run};
-use crate::job::JobError;
 use crate::job::fields::{Fields, Parsed};
+use crate::job::{JobError, Strategy};
 
 /// The longest a `noop` job may sleep, in milliseconds.
 pub const MAX_SLEEP_MS: u64 = 60_000;
@@ -36,7 +36,7 @@ impl JobKind for Noop {
     type Payload = NoopPayload;
     type Output = NoopOutput;
 
-    fn parse(f: &mut Fields<'_>, _strategy: Option<crate::job::Strategy>) -> Parsed<NoopPayload> {
+    fn parse(f: &mut Fields<'_>, _strategy: Option<Strategy>) -> Parsed<NoopPayload> {
         let sleep_ms = f.int("sleep_ms", 0..=MAX_SLEEP_MS as i64)?;
         Some(NoopPayload {
             sleep_ms: sleep_ms.unwrap_or(0) as u64,

@@ -226,6 +226,22 @@ impl AssertDb {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// The integers of the one row a query returns (one statement: one snapshot).
+    pub async fn row(&self, sql: &'static str) -> Vec<i64> {
+        use sqlx::Row;
+        let read = match self {
+            AssertDb::Postgres(pool) => sqlx::query(sql)
+                .fetch_one(pool)
+                .await
+                .and_then(|row| (0..row.len()).map(|i| row.try_get::<i64, _>(i)).collect()),
+            AssertDb::Sqlite(pool) => sqlx::query(sql)
+                .fetch_one(pool)
+                .await
+                .and_then(|row| (0..row.len()).map(|i| row.try_get::<i64, _>(i)).collect()),
+        };
+        read.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// The integers a one-column query returns.
     pub async fn integers(&self, sql: &'static str) -> Vec<i64> {
         match self {

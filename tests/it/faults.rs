@@ -52,22 +52,19 @@ struct Tally {
     doubly_succeeded: i64,
 }
 
-const TALLY: [&str; 7] = [
-    "SELECT count(*) FROM jobs",
-    "SELECT count(*) FROM jobs WHERE state = 'succeeded'",
-    "SELECT count(*) FROM jobs WHERE state = 'failed'",
-    "SELECT count(*) FROM jobs WHERE state = 'cancelled'",
-    "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')",
-    "SELECT count(*) FROM job_events WHERE kind = 'succeeded'",
-    "SELECT count(*) FROM (SELECT job_id FROM job_events WHERE kind = 'succeeded'
-         GROUP BY job_id HAVING count(*) > 1) AS twice",
-];
+/// Every count of a tally in one statement, so they describe one moment.
+const TALLY: &str = "SELECT
+    (SELECT count(*) FROM jobs),
+    (SELECT count(*) FROM jobs WHERE state = 'succeeded'),
+    (SELECT count(*) FROM jobs WHERE state = 'failed'),
+    (SELECT count(*) FROM jobs WHERE state = 'cancelled'),
+    (SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')),
+    (SELECT count(*) FROM job_events WHERE kind = 'succeeded'),
+    (SELECT count(*) FROM (SELECT job_id FROM job_events WHERE kind = 'succeeded'
+         GROUP BY job_id HAVING count(*) > 1) AS twice)";
 
 async fn tally(db: &AssertDb) -> Tally {
-    let mut n = Vec::new();
-    for sql in TALLY {
-        n.push(db.scalar(sql).await);
-    }
+    let n = db.row(TALLY).await;
     Tally {
         created: n[0],
         succeeded: n[1],
