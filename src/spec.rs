@@ -82,10 +82,8 @@ fn fields(f: &mut Fields<'_>) -> Parsed<JobSpec> {
     }
     let payload = job_type.and_then(|job_type| payload(f, job_type, strategy));
     let domain = match (&url, domain) {
-        (Some(url), Some(given)) => given.map_or_else(
-            || Some(url.domain()),
-            |given| matching_domain(f, given, url),
-        ),
+        (Some(url), Some(Some(given))) => matching_domain(f, given, url),
+        (Some(url), Some(None)) => Some(url.domain()),
         _ => None,
     };
     Some(JobSpec {

@@ -67,16 +67,6 @@ impl App {
         &self.dispatcher
     }
 
-    /// The engine workers run jobs with.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
-    }
-
-    /// Where artifacts are kept.
-    pub fn artifacts(&self) -> &ArtifactStore {
-        &self.artifacts
-    }
-
     /// The browser pool, when the engine has Chromium.
     pub fn pool(&self) -> Option<BrowserPool> {
         self.engine.browser().map(|b| b.pool().clone())

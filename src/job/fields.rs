@@ -54,7 +54,8 @@ impl Problems {
         self.0.borrow().is_empty()
     }
 
-    /// The fields named so far, in order (for tests).
+    /// The fields named so far, in order.
+    #[cfg(test)]
     pub fn fields(&self) -> Vec<String> {
         self.0.borrow().iter().map(|e| e.field.clone()).collect()
     }
@@ -129,11 +130,6 @@ impl<'a> Fields<'a> {
             self.known.push(key);
         }
         self.object.get(key).filter(|v| !v.is_null())
-    }
-
-    /// Whether `key` is present (not null); `key` becomes known.
-    pub fn has(&mut self, key: &'static str) -> bool {
-        self.get(key).is_some()
     }
 
     /// A value read by `read`, absent as `None`; a bad one is reported at `key`.

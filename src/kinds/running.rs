@@ -125,11 +125,6 @@ impl Runner {
     pub fn new(engine: Arc<Engine>) -> Runner {
         Runner { engine }
     }
-
-    /// The engine.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
-    }
 }
 
 #[async_trait]

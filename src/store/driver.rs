@@ -69,76 +69,40 @@ impl Cells {
     fn next(&mut self, expected: &str) -> Result<Cell, StoreError> {
         self.0
             .next()
-            .ok_or_else(|| StoreError::Corrupt(format!("a row ended before its {expected}")))
+            .ok_or_else(|| StoreError::Corrupt(format!("a row ended before {expected}")))
     }
 
     fn mismatch(expected: &str, cell: &Cell) -> StoreError {
         StoreError::Corrupt(format!("expected {expected}, read {cell:?}"))
     }
+}
 
-    /// The next cell, an integer.
-    pub fn int(&mut self) -> Result<i64, StoreError> {
-        match self.next("integer")? {
-            Cell::Int(n) => Ok(n),
-            other => Err(Cells::mismatch("an integer", &other)),
+/// Defines `Cells::$name`, which reads the next cell as `$variant`.
+macro_rules! cell_readers {
+    ($($name:ident: $variant:ident($ty:ty), $what:literal;)+) => {
+        impl Cells {
+            $(
+                #[doc = concat!("The next cell, ", $what, ".")]
+                pub fn $name(&mut self) -> Result<$ty, StoreError> {
+                    match self.next($what)? {
+                        Cell::$variant(value) => Ok(value),
+                        other => Err(Cells::mismatch($what, &other)),
+                    }
+                }
+            )+
         }
-    }
+    };
+}
 
-    /// The next cell, text.
-    pub fn text(&mut self) -> Result<String, StoreError> {
-        match self.next("text")? {
-            Cell::Text(text) => Ok(text),
-            other => Err(Cells::mismatch("text", &other)),
-        }
-    }
-
-    /// The next cell, text or NULL.
-    pub fn opt_text(&mut self) -> Result<Option<String>, StoreError> {
-        match self.next("text")? {
-            Cell::OptText(text) => Ok(text),
-            other => Err(Cells::mismatch("text or NULL", &other)),
-        }
-    }
-
-    /// The next cell, a UUID.
-    pub fn uuid(&mut self) -> Result<Uuid, StoreError> {
-        match self.next("uuid")? {
-            Cell::Uuid(id) => Ok(id),
-            other => Err(Cells::mismatch("a UUID", &other)),
-        }
-    }
-
-    /// The next cell, a UUID or NULL.
-    pub fn opt_uuid(&mut self) -> Result<Option<Uuid>, StoreError> {
-        match self.next("uuid")? {
-            Cell::OptUuid(id) => Ok(id),
-            other => Err(Cells::mismatch("a UUID or NULL", &other)),
-        }
-    }
-
-    /// The next cell, JSON.
-    pub fn json(&mut self) -> Result<Value, StoreError> {
-        match self.next("json")? {
-            Cell::Json(value) => Ok(value),
-            other => Err(Cells::mismatch("JSON", &other)),
-        }
-    }
-
-    /// The next cell, a time.
-    pub fn time(&mut self) -> Result<DateTime<Utc>, StoreError> {
-        match self.next("time")? {
-            Cell::Time(at) => Ok(at),
-            other => Err(Cells::mismatch("a time", &other)),
-        }
-    }
-
-    /// The next cell, a time or NULL.
-    pub fn opt_time(&mut self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        match self.next("time")? {
-            Cell::OptTime(at) => Ok(at),
-            other => Err(Cells::mismatch("a time or NULL", &other)),
-        }
-    }
+cell_readers! {
+    int: Int(i64), "an integer";
+    text: Text(String), "text";
+    opt_text: OptText(Option<String>), "text or NULL";
+    uuid: Uuid(Uuid), "a UUID";
+    opt_uuid: OptUuid(Option<Uuid>), "a UUID or NULL";
+    json: Json(Value), "JSON";
+    time: Time(DateTime<Utc>), "a time";
+    opt_time: OptTime(Option<DateTime<Utc>>), "a time or NULL";
 }
 
 /// Statements a connection (a pool's, or a transaction's) runs.

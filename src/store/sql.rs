@@ -30,8 +30,6 @@ pub enum Arg {
     Uuid(Uuid),
     /// A JSON document.
     Json(Value),
-    /// A JSON document or NULL.
-    OptJson(Option<Value>),
     /// A point in time (`timestamptz` in PostgreSQL, milliseconds in SQLite).
     Time(DateTime<Utc>),
 }
@@ -58,11 +56,6 @@ impl Sql {
             args: Vec::new(),
             now: None,
         }
-    }
-
-    /// The database it is for.
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
     }
 
     /// The text.

@@ -76,7 +76,6 @@ where
     for<'t> Uuid: Encode<'t, DB> + Decode<'t, DB> + Type<DB>,
     for<'t> Option<Uuid>: Decode<'t, DB> + Type<DB>,
     for<'t> Value: Encode<'t, DB> + Decode<'t, DB> + Type<DB>,
-    for<'t> Option<Value>: Encode<'t, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
     fn add(arguments: &mut DB::Arguments, arg: Arg) -> Result<(), BoxDynError> {
@@ -86,7 +85,6 @@ where
             Arg::OptText(text) => arguments.add(text),
             Arg::Uuid(id) => arguments.add(id),
             Arg::Json(value) => arguments.add(value),
-            Arg::OptJson(value) => arguments.add(value),
             Arg::Time(_) => Err("a time is bound by the flavor".into()),
         }
     }

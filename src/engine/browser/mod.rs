@@ -60,11 +60,6 @@ impl Browser {
         &self.pool
     }
 
-    /// The target policy every page obeys.
-    pub fn policy(&self) -> TargetPolicy {
-        self.policy
-    }
-
     /// Opens a fresh page set up for `strategy` (vanilla or stealth) and `options`, and runs
     /// `work` on it within the attempt's timeout. A fifth of the timeout (at most 2 s) is kept
     /// to save `failure.png` and `failure.html` when the work fails, and to dispose the page.

@@ -9,17 +9,25 @@ use crate::job::transition::EventRecord;
 use crate::job::{Doorbell, EventKind, JobState, RingState, Snapshot};
 use crate::store::driver::{Cells, Column, Driver, Row};
 use crate::store::row::{count, priority_of};
+use crate::store::sql::Sql;
 use crate::store::{StoreError, Term, Unring};
 
 impl<D: Driver> SqlStore<D> {
+    /// `UPDATE jobs SET doorbell = …`: doorbell bookkeeping, which is not a change of the
+    /// job (its `updated_at` stays).
+    fn ring_update(&self, ring: RingState) -> Sql {
+        let mut sql = self.sql();
+        sql.push("UPDATE jobs SET updated_at = updated_at");
+        ring_to(&mut sql, ring);
+        sql
+    }
+
     /// Marks queued jobs as needing a doorbell.
     pub(super) async fn needed(&self, ids: &[Uuid], term: Option<Term>) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut sql = self.sql();
-        sql.push("UPDATE jobs SET updated_at = updated_at");
-        ring_to(&mut sql, RingState::Needed);
+        let mut sql = self.ring_update(RingState::Needed);
         sql.push(" WHERE id IN ").ids(ids);
         queued(&mut sql);
         if let Some(term) = term {
@@ -35,9 +43,7 @@ impl<D: Driver> SqlStore<D> {
         if ids.is_empty() {
             return Ok(0);
         }
-        let mut sql = self.sql();
-        sql.push("UPDATE jobs SET updated_at = updated_at");
-        ring_to(&mut sql, RingState::Rung);
+        let mut sql = self.ring_update(RingState::Rung);
         sql.push(" WHERE id IN ").ids(ids);
         queued(&mut sql)
             .push(" AND doorbell = ")
@@ -48,9 +54,7 @@ impl<D: Driver> SqlStore<D> {
     /// Marks up to `limit` due jobs that need a doorbell as `ringing`, oldest due first, each
     /// with a `dispatched` event naming the term.
     pub(super) async fn due(&self, term: Term, limit: u32) -> Result<Vec<Doorbell>, StoreError> {
-        let mut sql = self.sql();
-        sql.push("UPDATE jobs SET updated_at = updated_at");
-        ring_to(&mut sql, RingState::Ringing);
+        let mut sql = self.ring_update(RingState::Ringing);
         sql.push(" WHERE id IN (SELECT id FROM jobs WHERE state = ")
             .bind(JobState::Queued.as_str())
             .push(" AND doorbell = ")
@@ -120,9 +124,7 @@ impl<D: Driver> SqlStore<D> {
         if matches!(which, Unring::Stale(_, levels) if levels.is_empty()) {
             return Ok(0);
         }
-        let mut sql = self.sql();
-        sql.push("UPDATE jobs SET updated_at = updated_at");
-        ring_to(&mut sql, RingState::Needed);
+        let mut sql = self.ring_update(RingState::Needed);
         sql.push(" WHERE state = ").bind(JobState::Queued.as_str());
         match which {
             Unring::LostBefore(created) => {
@@ -199,9 +201,7 @@ impl<D: Driver> SqlStore<D> {
                 break;
             }
         }
-        let mut sql = self.sql();
-        sql.push("UPDATE jobs SET updated_at = updated_at");
-        ring_to(&mut sql, RingState::Needed);
+        let mut sql = self.ring_update(RingState::Needed);
         sql.push(" WHERE state = ").bind(JobState::Queued.as_str());
         let mut writer = self.driver.writer().await?;
         let unrung = writer.execute(sql).await?;
