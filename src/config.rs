@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::auth::{AuthMode, Role};
+
 /// A control plane for browser-automation jobs.
 ///
 /// Every option can also be set with the environment variable shown beside it.
@@ -34,6 +36,33 @@ pub enum Command {
     All(ServeArgs),
     /// Run everything in one process on SQLite with an in-process queue: no PostgreSQL, no Redis.
     Dev,
+    /// Create, list or revoke API keys (in DATABASE_URL, else in DATA_DIR's SQLite database).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// What `keys` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it once (only its hash is kept).
+    Create {
+        /// The tenant whose jobs the key reaches.
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: String,
+        /// What the key may do: read, submit (read + submit, cancel, retry) or admin (every tenant).
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// A label for people, such as "ci" or "scraper-prod".
+        #[arg(long, default_value = "", value_parser = parse_key_name)]
+        name: String,
+    },
+    /// List keys: id, tenant, role, name, when created and revoked (never their secrets).
+    List,
+    /// Revoke a key by its id (the 12 characters after `cp_`); refused within a second.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
 }
 
 /// Options of the commands that serve the API.
@@ -196,6 +225,15 @@ pub struct Settings {
     #[arg(long, env = "BROWSER_RECYCLE_PAGES", global = true, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     pub browser_recycle_pages: u64,
 
+    /// Whether `/api` asks for keys: keys or off [default: keys; off for dev bound to loopback].
+    #[arg(long, env = "AUTH", global = true, value_enum)]
+    pub auth: Option<AuthMode>,
+
+    /// Host names the API answers to, comma-separated; `*` for any, `*.example.com` for
+    /// subdomains [default: on a loopback BIND, its address and localhost; else any].
+    #[arg(long, env = "ALLOWED_HOSTS", global = true, value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
     /// Directory of artifacts (screenshots, PDFs, snapshots) [default: DATA_DIR/artifacts].
     #[arg(long, env = "ARTIFACT_DIR", global = true)]
     pub artifact_dir: Option<PathBuf>,
@@ -240,6 +278,15 @@ impl Settings {
         })
     }
 
+    /// Whether the API asks for keys: AUTH when set; else keys, except for `dev` bound to a
+    /// loopback address (only this machine reaches it).
+    pub fn auth_for(&self, command: &Command, bind: SocketAddr) -> AuthMode {
+        self.auth.unwrap_or(match command {
+            Command::Dev if bind.ip().is_loopback() => AuthMode::Off,
+            _ => AuthMode::Keys,
+        })
+    }
+
     /// Where artifacts are kept: ARTIFACT_DIR, else DATA_DIR/artifacts.
     pub fn artifact_dir(&self) -> PathBuf {
         self.artifact_dir
@@ -253,6 +300,21 @@ impl Settings {
             .map(usize::from)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
     }
+}
+
+fn parse_tenant(value: &str) -> Result<String, String> {
+    crate::auth::check_tenant(value).map(|()| value.to_owned())
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    value.parse()
+}
+
+fn parse_key_name(value: &str) -> Result<String, String> {
+    if value.chars().count() > 100 || value.chars().any(char::is_control) {
+        return Err("at most 100 characters, no control characters".to_owned());
+    }
+    Ok(value.to_owned())
 }
 
 fn parse_lease(value: &str) -> Result<Duration, String> {

@@ -1,10 +1,10 @@
-//! The `control-plane` binary: `migrate`, `serve`, `worker` or `all`.
+//! The `control-plane` binary: `migrate`, `serve`, `worker`, `all`, `dev` or `keys`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use control_plane::config::Cli;
+use control_plane::config::{Cli, Command};
 use control_plane::{app, telemetry};
 
 fn main() -> ExitCode {
@@ -23,7 +23,12 @@ fn main() -> ExitCode {
             }
         },
     };
-    if let Err(e) = telemetry::init(cli.settings.log_format, &cli.settings.log_filter) {
+    let answers_on_stdout = matches!(cli.command, Command::Keys(_));
+    if let Err(e) = telemetry::init(
+        cli.settings.log_format,
+        &cli.settings.log_filter,
+        answers_on_stdout,
+    ) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }

@@ -1,4 +1,5 @@
-//! Logging: tracing to stdout, as JSON lines or human-readable text.
+//! Logging: tracing to stdout (stderr for commands whose stdout is their answer), as JSON
+//! lines or human-readable text.
 
 use tracing_subscriber::EnvFilter;
 
@@ -14,15 +15,22 @@ pub struct BadFilter {
     pub reason: String,
 }
 
-/// Installs the global subscriber. Call once, at start.
-pub fn init(format: LogFormat, filter: &str) -> Result<(), BadFilter> {
+/// Installs the global subscriber, writing to stderr when `to_stderr` (the command's stdout
+/// is its answer, such as a new key). Call once, at start.
+pub fn init(format: LogFormat, filter: &str, to_stderr: bool) -> Result<(), BadFilter> {
     let env_filter = EnvFilter::builder().parse(filter).map_err(|e| BadFilter {
         filter: filter.to_owned(),
         reason: e.to_string(),
     })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
-        .with_writer(std::io::stdout);
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            if to_stderr {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            }
+        });
     // A second init (tests, embedding) keeps the first subscriber.
     let _ = match format {
         LogFormat::Json => builder

@@ -2,11 +2,15 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, ETAG};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::auth::Reader;
 use super::jobs::existing_job;
 use super::problem::Problem;
 use crate::artifact::ArtifactError;
@@ -26,10 +30,11 @@ fn artifact_problem(error: ArtifactError) -> Problem {
 
 /// Lists a job's artifacts with their urls.
 pub async fn list(
+    Reader(caller): Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let id = existing_job(&state, &id).await?;
+    let id = existing_job(&state, &caller, &id).await?;
     let artifacts = state.artifacts.list(id).await.map_err(artifact_problem)?;
     let artifacts: Vec<Value> = artifacts
         .iter()
@@ -47,12 +52,29 @@ pub async fn list(
     Ok(Json(json!({ "artifacts": artifacts })))
 }
 
+/// An artifact holds what a target page made (its HTML, its pixels): on the API's origin it
+/// must never run. Every artifact is served sandboxed (no script, no same-origin access),
+/// unsniffed, and everything but an image is a download rather than a page.
+const SANDBOX: &str = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'";
+
+/// `inline` for images (shown in place), `attachment` for the rest, with a quoted name.
+fn disposition(name: &str, content_type: &str) -> String {
+    let inline = matches!(content_type, "image/png" | "image/jpeg" | "image/webp");
+    let name: String = name
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\'))
+        .collect();
+    let kind = if inline { "inline" } else { "attachment" };
+    format!("{kind}; filename=\"{name}\"")
+}
+
 /// Serves one artifact with its content type.
 pub async fn get(
+    Reader(caller): Reader,
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let id = existing_job(&state, &id).await?;
+    let id = existing_job(&state, &caller, &id).await?;
     let Some((record, bytes)) = state
         .artifacts
         .get(id, &name)
@@ -63,13 +85,14 @@ pub async fn get(
             "job {id} has no artifact named {name:?}"
         )));
     };
-    let disposition = format!("inline; filename=\"{}\"", record.name);
     Ok((
         [
             (CONTENT_TYPE, record.content_type.clone()),
             (ETAG, format!("\"{}\"", record.sha256)),
             (CACHE_CONTROL, "private, max-age=3600".to_owned()),
-            (CONTENT_DISPOSITION, disposition),
+            (CONTENT_DISPOSITION, disposition(&record.name, &record.content_type)),
+            (CONTENT_SECURITY_POLICY, SANDBOX.to_owned()),
+            (X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
         ],
         bytes,
     )

@@ -75,61 +75,171 @@ async fn after_draining(
     problem
 }
 
+/// How long reading a request body may take: a client that stalls mid-body gets a 408, not
+/// a connection held until the request deadline.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn too_slow() -> Problem {
+    let mut problem = Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body-timeout",
+        "Request body too slow",
+        format!(
+            "the request body did not arrive within {} s",
+            BODY_READ_TIMEOUT.as_secs()
+        ),
+    );
+    problem.close_connection = true;
+    problem
+}
+
+/// A request body that is JSON when present; an empty body without a content type reads as
+/// `{}`. Any other content type is refused, so a cross-site form cannot post here.
+#[derive(Debug, Clone)]
+pub struct OptionalJsonBody(pub Value);
+
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = Problem;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Problem> {
-        let (parts, body) = request.into_parts();
-        let mut body = body.into_data_stream();
-        let content_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if !is_json(content_type) {
-            let given = if content_type.is_empty() {
-                "none".to_owned()
-            } else {
-                format!("{content_type:?}")
-            };
-            let problem = Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                format!("Content-Type must be application/json (given: {given})"),
-            );
-            return Err(after_draining(body, problem).await);
-        }
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-            return Err(after_draining(body, too_large()).await);
-        }
-        let mut bytes = Vec::with_capacity(declared.unwrap_or_default());
+        read_json(request, false).await.map(JsonBody)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Problem> {
+        read_json(request, true).await.map(OptionalJsonBody)
+    }
+}
+
+/// Reads a JSON body: its content type, size, time and syntax, then refuses NULs in it.
+async fn read_json(request: Request, optional: bool) -> Result<Value, Problem> {
+    let (parts, body) = request.into_parts();
+    let mut body = body.into_data_stream();
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let bodiless = optional && content_type.is_empty();
+    if !bodiless && !is_json(content_type) {
+        let given = if content_type.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("{content_type:?}")
+        };
+        let problem = Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            format!("Content-Type must be application/json (given: {given})"),
+        );
+        return Err(after_draining(body, problem).await);
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Err(after_draining(body, too_large()).await);
+    }
+    let mut bytes = Vec::with_capacity(declared.unwrap_or_default());
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, async {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(unreadable)?;
             if bytes.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(after_draining(body, too_large()).await);
+                return Err(too_large());
             }
             bytes.extend_from_slice(&chunk);
         }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "malformed-json",
-                "Malformed JSON",
-                format!("the body is not valid JSON: {e}"),
-            )
-        })
+        Ok(())
+    })
+    .await;
+    match read {
+        Ok(Ok(())) => {}
+        Ok(Err(problem)) if problem.status == 413 => {
+            return Err(after_draining(body, problem).await);
+        }
+        Ok(Err(problem)) => return Err(problem),
+        Err(_) => return Err(too_slow()),
+    }
+    if bodiless {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Object(Default::default()));
+        }
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "a request with a body needs Content-Type: application/json",
+        ));
+    }
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    match nul_at(&value, "") {
+        Some(field) => Err(Problem::invalid_fields(vec![crate::job::FieldError::new(
+            field,
+            "nul_character",
+            "text must not contain the NUL character (\\u0000)",
+        )])),
+        None => Ok(value),
+    }
+}
+
+/// The path of the first string (or object key) holding a NUL, which PostgreSQL cannot store
+/// in text or JSON and which no real request needs.
+fn nul_at(value: &Value, path: &str) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(text) => text.contains('\0').then(|| path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(join(&key.replace('\0', "\\u0000")))
+            } else {
+                nul_at(item, &join(key))
+            }
+        }),
+        _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_json;
+    use super::{is_json, nul_at};
+    use serde_json::json;
+
+    #[test]
+    fn nuls_are_found_with_their_path() {
+        assert_eq!(nul_at(&json!({"url": "x"}), ""), None);
+        assert_eq!(nul_at(&json!({"url": "a\u{0}"}), ""), Some("url".into()));
+        assert_eq!(
+            nul_at(&json!({"headers": {"x": ["ok", "b\u{0}"]}}), ""),
+            Some("headers.x[1]".into())
+        );
+        assert_eq!(
+            nul_at(&json!({"k\u{0}": 1}), ""),
+            Some("k\\u0000".into())
+        );
+    }
 
     #[test]
     fn json_media_types() {

@@ -11,9 +11,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::AppState;
-use super::body::JsonBody;
+use super::auth::{Reader, Writer};
+use super::body::{JsonBody, OptionalJsonBody};
 use super::problem::Problem;
-use crate::job::{DEFAULT_TENANT, FieldError, JobEvent, Replay};
+use crate::auth::Caller;
+use crate::job::{FieldError, JobEvent, Replay};
 use crate::spec::JobSpec;
 use crate::store::{CancelOutcome, Created, IdempotencyKey, Job, ListQuery, ReplayOutcome};
 
@@ -24,6 +26,7 @@ pub const MAX_PAGE: u32 = 500;
 
 /// `POST /api/v1/jobs`: validates, stores, then rings the job's doorbell.
 pub async fn create(
+    Writer(caller): Writer,
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
@@ -43,7 +46,7 @@ pub async fn create(
         })?;
     let created = state
         .dispatcher
-        .submit(DEFAULT_TENANT, &spec, key.as_ref())
+        .submit(&caller.tenant, &spec, key.as_ref())
         .await?;
     match created {
         Created::New(job) => {
@@ -129,10 +132,15 @@ pub(crate) fn no_such_job(id: Uuid) -> Problem {
     Problem::not_found(format!("no job {id}"))
 }
 
-/// The id of a job the tenant has: 400 when `id` is not one, 404 when there is no such job.
-pub(crate) async fn existing_job(state: &AppState, id: &str) -> Result<Uuid, Problem> {
+/// The id of a job in the caller's scope: 400 when `id` is not one, 404 when there is no
+/// such job (or it is another tenant's: its existence is not revealed).
+pub(crate) async fn existing_job(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Uuid, Problem> {
     let id = parse_id(id)?;
-    match state.dispatcher.store().get(DEFAULT_TENANT, id).await? {
+    match state.dispatcher.store().get(caller.scope(), id).await? {
         Some(_) => Ok(id),
         None => Err(no_such_job(id)),
     }
@@ -140,21 +148,24 @@ pub(crate) async fn existing_job(state: &AppState, id: &str) -> Result<Uuid, Pro
 
 /// `GET /api/v1/jobs/{id}`.
 pub async fn get(
+    Reader(caller): Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Job>, Problem> {
     let id = parse_id(&id)?;
-    let job = state.dispatcher.store().get(DEFAULT_TENANT, id).await?;
+    let job = state.dispatcher.store().get(caller.scope(), id).await?;
     job.map(Json).ok_or_else(|| no_such_job(id))
 }
 
 /// `POST /api/v1/jobs/{id}/cancel`: a queued or running job becomes `cancelled`.
 pub async fn cancel(
+    Writer(caller): Writer,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    OptionalJsonBody(_): OptionalJsonBody,
 ) -> Result<Json<Job>, Problem> {
     let id = parse_id(&id)?;
-    match state.dispatcher.store().cancel(DEFAULT_TENANT, id).await? {
+    match state.dispatcher.store().cancel(caller.scope(), id).await? {
         CancelOutcome::Cancelled(job) => {
             if job.worker_id.is_some() {
                 // It may be running: tell its worker to stop (the lease renewal would notice
@@ -176,24 +187,14 @@ pub async fn cancel(
 /// budget (`max_attempts`, default 3), optionally another `strategy` or `priority`. The body
 /// may be empty.
 pub async fn retry(
+    Writer(caller): Writer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<Json<Job>, Problem> {
     let id = parse_id(&id)?;
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Default::default())
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            Problem::invalid_fields(vec![FieldError::new(
-                "",
-                "malformed",
-                format!("the body is not valid JSON: {e}"),
-            )])
-        })?
-    };
     let change = Replay::parse(&body).map_err(Problem::invalid_fields)?;
-    match state.dispatcher.replay(DEFAULT_TENANT, id, &change).await? {
+    match state.dispatcher.replay(caller.scope(), id, &change).await? {
         ReplayOutcome::Queued(job) => Ok(Json(*job)),
         ReplayOutcome::NotReplayable(current) => Err(Problem::conflict(format!(
             "job {id} is {current}; only failed or cancelled jobs can be retried"
@@ -211,10 +212,11 @@ pub struct EventsPage {
 
 /// `GET /api/v1/jobs/{id}/events`.
 pub async fn events(
+    Reader(caller): Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<EventsPage>, Problem> {
-    let id = existing_job(&state, &id).await?;
+    let id = existing_job(&state, &caller, &id).await?;
     let events = state.dispatcher.store().events(id).await?;
     Ok(Json(EventsPage { events }))
 }
@@ -289,6 +291,7 @@ fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, Problem> {
 
 /// `GET /api/v1/jobs`: newest first, filtered, paginated with an opaque cursor.
 pub async fn list(
+    Reader(caller): Reader,
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<JobsPage>, Problem> {
@@ -298,7 +301,7 @@ pub async fn list(
     let mut jobs = state
         .dispatcher
         .store()
-        .list(DEFAULT_TENANT, &query)
+        .list(caller.scope(), &query)
         .await?;
     let next_cursor = if jobs.len() > page {
         jobs.truncate(page);

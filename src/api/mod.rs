@@ -1,7 +1,9 @@
 //! The HTTP API: axum router, shared state, health, readiness and queue statistics.
 
 pub mod artifacts;
+pub mod auth;
 pub mod body;
+pub mod hosts;
 pub mod jobs;
 pub mod problem;
 
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
+use axum::middleware;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +23,9 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::artifact::ArtifactStore;
+use crate::auth::Authenticator;
+use auth::Operator;
+use hosts::AllowedHosts;
 use crate::dispatch::Dispatcher;
 use crate::job::target::TargetPolicy;
 use crate::queue::Signals;
@@ -40,15 +46,16 @@ pub struct AppState {
     pub policy: TargetPolicy,
     /// Where job artifacts are kept.
     pub artifacts: ArtifactStore,
+    /// Checks the keys requests present.
+    pub auth: Authenticator,
+    /// The host names the API answers to.
+    pub allowed_hosts: AllowedHosts,
 }
 
 /// Builds the router with request ids and one tracing span per request.
 pub fn router(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/", get(root))
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+    let keyed = Router::new()
         .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
@@ -57,10 +64,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/artifacts", get(artifacts::list))
         .route("/api/v1/jobs/{id}/artifacts/{name}", get(artifacts::get))
         .route("/api/v1/queue/stats", get(queue_stats))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    Router::new()
+        .route("/", get(root))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .merge(keyed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), hosts::check_origin))
         .with_state(state)
-        .layer(axum::middleware::from_fn(deadline))
+        .layer(middleware::from_fn(deadline))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -150,8 +164,9 @@ async fn browser_summary(state: &AppState) -> Value {
 
 /// `GET /ready`: 200 when the database and the queue answer, else 503 naming what failed.
 /// The browser is reported (`ready`, `unavailable`, `unknown`) but never fails readiness:
-/// without Chromium, jobs fall back or fail with `browser_unavailable`.
-async fn ready(State(state): State<AppState>) -> Response {
+/// without Chromium, jobs fall back or fail with `browser_unavailable`. Without a key (when
+/// keys are asked for) it says only up or down: the details name internals.
+async fn ready(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let (database, queue, browser) = tokio::join!(
         probe(state.dispatcher.store().ping()),
         probe(state.dispatcher.queue().ping()),
@@ -167,6 +182,11 @@ async fn ready(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let authorization = headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
+    if state.auth.caller(authorization).await.is_err() {
+        let status_only = json!({"status": if failed.is_empty() { "ready" } else { "unavailable" }});
+        return (status, Json(status_only)).into_response();
+    }
     let body = json!({
         "status": if failed.is_empty() { "ready" } else { "unavailable" },
         "failed": failed,
@@ -181,8 +201,12 @@ async fn ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// `GET /api/v1/queue/stats`: per-level queue state, job counts by state, backlog age.
-async fn queue_stats(State(state): State<AppState>) -> Result<Json<Value>, Problem> {
+/// `GET /api/v1/queue/stats`: per-level queue state, job counts by state, backlog age,
+/// across every tenant (admin).
+async fn queue_stats(
+    _: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, Problem> {
     let (jobs, levels, browser) = tokio::join!(
         state.dispatcher.store().stats(),
         state.dispatcher.queue().stats(),

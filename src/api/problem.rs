@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::auth::AuthError;
 use crate::job::FieldError;
 use crate::queue::QueueError;
 use crate::store::StoreError;
@@ -35,6 +36,9 @@ pub struct Problem {
     /// Close the connection after answering (the request body was not read to its end).
     #[serde(skip)]
     pub close_connection: bool,
+    /// Ask for a bearer key (`WWW-Authenticate`), on a 401.
+    #[serde(skip)]
+    pub challenge: bool,
 }
 
 impl Problem {
@@ -53,6 +57,7 @@ impl Problem {
             errors: Vec::new(),
             retry_after: None,
             close_connection: false,
+            challenge: false,
         }
     }
 
@@ -79,6 +84,35 @@ impl Problem {
             format!("{field}: {detail}"),
         );
         problem.errors = vec![FieldError::new(field, code, detail)];
+        problem
+    }
+
+    /// 401: no key, or one that is not accepted.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        );
+        problem.challenge = true;
+        problem
+    }
+
+    /// 403: the key is good but its role does not allow the request.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    /// 429: a quota is used up; `retry_after` seconds until it is not.
+    pub fn quota(detail: impl Into<String>, retry_after: u32) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota-exceeded",
+            "Quota exceeded",
+            detail,
+        );
+        problem.retry_after = Some(retry_after.max(1));
         problem
     }
 
@@ -125,6 +159,12 @@ impl IntoResponse for Problem {
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"control-plane\""),
+            );
+        }
         if self.close_connection {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -143,6 +183,15 @@ impl From<StoreError> for Problem {
                 tracing::error!(error = %other, "store error");
                 Problem::internal()
             }
+        }
+    }
+}
+
+impl From<AuthError> for Problem {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Store(store) => Problem::from(store),
+            refused => Problem::unauthorized(refused.to_string()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the API's state, workers, the scheduler and worker reports. `main` and the test harness
 //! both build their processes here.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -10,6 +11,8 @@ use tracing::{info, warn};
 use super::StartError;
 use super::connect::Backends;
 use crate::api::AppState;
+use crate::api::hosts::AllowedHosts;
+use crate::auth::{AuthMode, Authenticator, KeyIndex};
 use crate::artifact::ArtifactStore;
 use crate::config::{BrowserUse, Settings};
 use crate::dispatch::Dispatcher;
@@ -52,13 +55,17 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
 }
 
 impl App {
-    /// What the API's handlers reach.
-    pub fn api_state(&self) -> AppState {
+    /// What the API's handlers reach, for an API listening on `bind`.
+    pub fn api_state(&self, bind: SocketAddr) -> AppState {
+        let settings = &self.settings;
+        let index: Arc<dyn KeyIndex> = self.dispatcher.store().clone();
         AppState {
             dispatcher: self.dispatcher.clone(),
             signals: self.signals.clone(),
-            policy: TargetPolicy::new(self.settings.allow_private_targets),
+            policy: TargetPolicy::new(settings.allow_private_targets),
             artifacts: self.artifacts.clone(),
+            auth: Authenticator::new(settings.auth.unwrap_or(AuthMode::Keys), index),
+            allowed_hosts: AllowedHosts::new(&settings.allowed_hosts, bind),
         }
     }
 

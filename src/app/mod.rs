@@ -3,6 +3,7 @@
 
 mod build;
 mod connect;
+mod keys;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::api::{self, AppState};
 use crate::artifact::ArtifactError;
+use crate::auth::AuthMode;
 use crate::config::{Command, MissingSetting, ServeArgs, Settings};
 use crate::queue::QueueError;
 use crate::store::StoreError;
@@ -61,6 +63,9 @@ pub enum StartError {
     /// The artifact directory cannot be used.
     #[error(transparent)]
     Artifacts(#[from] ArtifactError),
+    /// The command was given something it cannot act on.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl From<StoreError> for StartError {
@@ -76,9 +81,16 @@ impl From<QueueError> for StartError {
 }
 
 /// Runs one command until it finishes or a shutdown signal arrives.
-pub async fn run(command: Command, settings: Settings) -> Result<(), StartError> {
+pub async fn run(command: Command, mut settings: Settings) -> Result<(), StartError> {
     let bind = settings.bind_for(&command);
+    let auth = settings.auth_for(&command, bind);
+    settings.auth = Some(auth);
+    let serves = matches!(command, Command::Serve(_) | Command::All(_) | Command::Dev);
+    if serves && auth == AuthMode::Off && !(matches!(command, Command::Dev) && bind.ip().is_loopback()) {
+        warn!(%bind, "AUTH=off: anyone who reaches {bind} can read, submit and cancel every job");
+    }
     match command {
+        Command::Keys(keys) => keys::run(keys, &settings).await,
         Command::Migrate => open_store(&settings, true).await.map(drop),
         Command::Serve(args) => run_production(&settings, Some(args), false, bind).await,
         Command::Worker => run_production(&settings, None, true, bind).await,
@@ -107,8 +119,9 @@ async fn run_embedded(settings: &Settings, bind: SocketAddr) -> Result<(), Start
     let store = open_embedded(settings).await?;
     let path = std::fs::canonicalize(store.path()).unwrap_or_else(|_| store.path().to_path_buf());
     let app = build(settings, Backends::embedded(store), true).await?;
+    let auth = settings.auth.unwrap_or(AuthMode::Keys);
     run_until_signal(app, Some(bind), true, |addr, browser| {
-        print_banner(addr, &path, browser)
+        print_banner(addr, &path, browser, auth)
     })
     .await
 }
@@ -140,7 +153,8 @@ async fn run_until_signal(
             _ => "none (this process runs no worker)".to_owned(),
         };
         on_listening(listener.local_addr().unwrap_or(addr), &browser_line);
-        let (state, token, grace) = (app.api_state(), shutdown.clone(), config.shutdown_grace);
+        let bound = listener.local_addr().unwrap_or(addr);
+        let (state, token, grace) = (app.api_state(bound), shutdown.clone(), config.shutdown_grace);
         tasks.spawn(async move {
             if let Err(e) = serve_api(listener, state, token, grace).await {
                 warn!(error = %e, "API server stopped with an error");
@@ -192,7 +206,14 @@ pub async fn serve_api(
     }
 }
 
-fn print_banner(addr: SocketAddr, database: &Path, browser: &str) {
+fn print_banner(addr: SocketAddr, database: &Path, browser: &str, auth: AuthMode) {
+    let auth = match auth {
+        AuthMode::Off if addr.ip().is_loopback() => {
+            "off: open to every program on this machine (loopback only); AUTH=keys asks for keys"
+        }
+        AuthMode::Off => "off (AUTH=off): open to anyone who reaches this address",
+        AuthMode::Keys => "keys: send Authorization: Bearer <key> (control-plane keys create)",
+    };
     let host = if addr.ip().is_unspecified() {
         SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
     } else {
@@ -204,6 +225,7 @@ fn print_banner(addr: SocketAddr, database: &Path, browser: &str) {
          url:   {url}\n  \
          mode:  embedded: SQLite at {db}, in-process queue\n  \
          browser: {browser}\n  \
+         auth:  {auth}\n  \
          try:   curl -s -X POST {url}/api/v1/jobs -H 'content-type: application/json' \\\n           \
          -d '{{\"url\":\"https://example.com\",\"job_type\":\"navigate_extract\",\"strategy\":\"http\"}}'\n  \
          then:  curl -s {url}/api/v1/jobs/<id>\n",

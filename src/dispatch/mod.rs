@@ -8,6 +8,7 @@
 mod confirm;
 mod reconcile;
 
+use crate::auth::Scope;
 use std::sync::Arc;
 
 use tracing::{debug, error, warn};
@@ -96,11 +97,11 @@ impl Dispatcher {
     /// Replays a failed or cancelled job and rings its doorbell.
     pub async fn replay(
         &self,
-        tenant: &str,
+        scope: Scope<'_>,
         id: Uuid,
         change: &Replay,
     ) -> Result<ReplayOutcome, StoreError> {
-        let outcome = self.store.replay(tenant, id, change).await?;
+        let outcome = self.store.replay(scope, id, change).await?;
         if let ReplayOutcome::Queued(job) = &outcome {
             self.ring(&[job.doorbell()]).await;
         }

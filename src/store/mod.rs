@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::artifact::ArtifactIndex;
+use crate::auth::{KeyIndex, Scope};
 use crate::job::{Doorbell, JobEvent, Replay, Settlement};
 use crate::kinds::RunningJob;
 use crate::spec::JobSpec;
@@ -36,7 +37,7 @@ pub use types::{
 /// Storage of jobs and their timelines. Every change is a guarded transition decided by the
 /// job domain; a change whose guard no longer holds changes nothing and says so.
 #[async_trait]
-pub trait JobStore: ArtifactIndex + Send + Sync + 'static {
+pub trait JobStore: ArtifactIndex + KeyIndex + Send + Sync + 'static {
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -51,23 +52,23 @@ pub trait JobStore: ArtifactIndex + Send + Sync + 'static {
         key: Option<&IdempotencyKey>,
     ) -> Result<Created, StoreError>;
 
-    /// Reads one job of a tenant.
-    async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Job>, StoreError>;
+    /// Reads one job in scope.
+    async fn get(&self, scope: Scope<'_>, id: Uuid) -> Result<Option<Job>, StoreError>;
 
-    /// Lists a tenant's jobs, newest first.
-    async fn list(&self, tenant: &str, query: &ListQuery) -> Result<Vec<Job>, StoreError>;
+    /// Lists the jobs in scope, newest first.
+    async fn list(&self, scope: Scope<'_>, query: &ListQuery) -> Result<Vec<Job>, StoreError>;
 
     /// A job's timeline, oldest first.
     async fn events(&self, id: Uuid) -> Result<Vec<JobEvent>, StoreError>;
 
     /// Cancels a queued or running job.
-    async fn cancel(&self, tenant: &str, id: Uuid) -> Result<CancelOutcome, StoreError>;
+    async fn cancel(&self, scope: Scope<'_>, id: Uuid) -> Result<CancelOutcome, StoreError>;
 
     /// Puts a failed or cancelled job back in the queue with a fresh budget, marked
     /// `ringing` (the caller rings it next). Its history stays.
     async fn replay(
         &self,
-        tenant: &str,
+        scope: Scope<'_>,
         id: Uuid,
         change: &Replay,
     ) -> Result<ReplayOutcome, StoreError>;

@@ -1,6 +1,7 @@
 //! The API's edges: bad input gets a precise problem and stores nothing; the target policy;
 //! service endpoints.
 
+use control_plane::auth::Role;
 use serde_json::{Value, json};
 
 use crate::common::{Backend, Options, TestApp, on_both_backends};
@@ -382,15 +383,17 @@ async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let bound = listener.local_addr().expect("addr");
+    let base = format!("http://{bound}");
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(control_plane::app::serve_api(
         listener,
-        app.api_state(),
+        app.api_state(bound),
         shutdown.clone(),
         Duration::from_secs(1),
     ));
-    let client = reqwest::Client::new();
+    let key = crate::common::create_key(store.as_ref(), "default", Role::Admin).await;
+    let client = crate::common::client_with_key(&key);
     assert_eq!(
         client
             .get(format!("{base}/ready"))

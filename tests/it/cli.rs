@@ -108,6 +108,8 @@ impl Process {
         command
             .env("BIND", format!("127.0.0.1:{port}"))
             .env("LOG_FORMAT", "json")
+            // Keys are the default; these tests are about processes, not keys (auth.rs is).
+            .env("AUTH", "off")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::from(file.try_clone().expect("log file")))
             .stderr(Stdio::from(file));

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use control_plane::app::{App, Backends, serve_api};
+use control_plane::auth::{ApiKey, AuthMode, KeyIndex, KeyRecord, Role};
 use control_plane::config::{BrowserUse, Cli, Settings};
 use control_plane::engine::browser::{BrowserPool, find_chrome};
 use control_plane::queue::{JobQueue, RedisQueue};
@@ -328,6 +329,7 @@ impl Options {
             .expect("the default settings parse")
             .settings;
         settings.allow_private_targets = self.allow_private;
+        settings.auth = Some(AuthMode::Keys);
         settings.retry_backoff_base = self.retry_base;
         settings.retry_backoff_cap = Duration::from_secs(5);
         settings.shutdown_grace = Duration::from_secs(5);
@@ -347,6 +349,35 @@ impl Options {
         settings.browser_recycle_pages = self.recycle_pages;
         settings
     }
+}
+
+/// Stores a new key of `tenant` with `role` and returns it as a client sends it.
+pub async fn create_key(index: &dyn KeyIndex, tenant: &str, role: Role) -> String {
+    let key = ApiKey::generate();
+    index
+        .add_key(&KeyRecord {
+            id: key.id().clone(),
+            tenant: tenant.to_owned(),
+            role,
+            name: format!("test {role}"),
+            secret_hash: key.secret_hash(),
+            created_at: chrono::Utc::now(),
+            revoked_at: None,
+        })
+        .await
+        .expect("store a key");
+    key.reveal()
+}
+
+/// A client that sends `key` with every request.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).expect("header");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// The Chromium the browser tests use; they fail loudly without one (`.ci/run` installs it).
@@ -411,8 +442,10 @@ impl TestApp {
         let app = control_plane::app::build(&settings, backends.clone(), options.browser)
             .await
             .expect("build the app");
+        let bound = listener.local_addr().expect("addr");
+        let admin = create_key(backends.store.as_ref(), "default", Role::Admin).await;
         let api = tokio::spawn({
-            let (state, shutdown) = (app.api_state(), shutdown.clone());
+            let (state, shutdown) = (app.api_state(bound), shutdown.clone());
             async move {
                 let _ = serve_api(listener, state, shutdown, Duration::from_secs(5)).await;
             }
@@ -420,7 +453,7 @@ impl TestApp {
         let scheduler = tokio::spawn(app.scheduler("test-scheduler").run(shutdown.clone()));
         let mut app = TestApp {
             base,
-            client: reqwest::Client::new(),
+            client: client_with_key(&admin),
             db,
             store: backends.store,
             queue: backends.queue,

@@ -4,6 +4,7 @@
 //! its own Redis key prefix, so tests run in parallel and in any order.
 
 mod api;
+mod auth;
 mod browser;
 mod cli;
 mod common;

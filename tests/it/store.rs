@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use control_plane::auth::Scope;
 use control_plane::job::{ErrorKind, JobError, JobState, Priority, Replay, Settlement, Strategy};
 use control_plane::kinds::RunningJob;
 use control_plane::spec::JobSpec;
@@ -84,7 +85,7 @@ async fn create(store: &Arc<dyn JobStore>, spec: &JobSpec) -> Uuid {
 
 async fn state(store: &Arc<dyn JobStore>, id: Uuid) -> JobState {
     store
-        .get(TENANT, id)
+        .get(Scope::Tenant(TENANT), id)
         .await
         .expect("get")
         .expect("the job exists")
@@ -125,7 +126,7 @@ async fn a_created_job_reads_back_with_its_timeline(store: Arc<dyn JobStore>) {
     let spec = spec(json!({"job_type": "noop", "priority": 2, "max_attempts": 4,
                            "payload": {"sleep_ms": 5}}));
     let id = create(&store, &spec).await;
-    let job = store.get(TENANT, id).await.expect("get").expect("found");
+    let job = store.get(Scope::Tenant(TENANT), id).await.expect("get").expect("found");
     assert_eq!(job.state, JobState::Queued);
     assert_eq!(job.attempt, 0);
     assert_eq!(job.priority, Priority::new(2).expect("level"));
@@ -134,14 +135,14 @@ async fn a_created_job_reads_back_with_its_timeline(store: Arc<dyn JobStore>) {
     assert_eq!(kinds(&store, id).await, ["created"]);
     assert!(
         store
-            .get("another-tenant", id)
+            .get(Scope::Tenant("another-tenant"), id)
             .await
             .expect("get")
             .is_none()
     );
     assert!(
         store
-            .get(TENANT, Uuid::now_v7())
+            .get(Scope::Tenant(TENANT), Uuid::now_v7())
             .await
             .expect("get")
             .is_none()
@@ -207,7 +208,7 @@ async fn only_the_holder_of_an_attempt_writes_about_it(store: Arc<dyn JobStore>)
         "recorded once"
     );
     assert!(!store.release(&job).await.expect("release"));
-    let finished = store.get(TENANT, id).await.expect("get").expect("found");
+    let finished = store.get(Scope::Tenant(TENANT), id).await.expect("get").expect("found");
     assert_eq!(finished.state, JobState::Succeeded);
     assert_eq!(finished.result, Some(json!({"ok": true})));
     assert!(finished.finished_at.is_some() && finished.lease_until.is_none());
@@ -223,7 +224,7 @@ async fn a_retry_requeues_until_its_time_and_a_failure_finishes(store: Arc<dyn J
         run_at: later,
     };
     assert!(store.settle(&job, &retry).await.expect("settle"));
-    let queued = store.get(TENANT, id).await.expect("get").expect("found");
+    let queued = store.get(Scope::Tenant(TENANT), id).await.expect("get").expect("found");
     assert_eq!(queued.state, JobState::Queued);
     assert_eq!(queued.error.map(|e| e.kind), Some(ErrorKind::Navigation));
     assert!(
@@ -272,7 +273,7 @@ async fn expired_leases_are_reaped_by_the_leader_only(store: Arc<dyn JobStore>) 
         (store.reap_expired(term, 100).await.expect("reap") == 1).then_some(())
     })
     .await;
-    let job = store.get(TENANT, id).await.expect("get").expect("found");
+    let job = store.get(Scope::Tenant(TENANT), id).await.expect("get").expect("found");
     assert_eq!(job.state, JobState::Queued, "an attempt is left");
     assert_eq!(job.attempt, 1);
     assert_eq!(
@@ -300,13 +301,13 @@ async fn expired_leases_are_reaped_by_the_leader_only(store: Arc<dyn JobStore>) 
 async fn cancel_stops_unfinished_jobs_and_refuses_finished_ones(store: Arc<dyn JobStore>) {
     let queued = create(&store, &noop()).await;
     assert!(matches!(
-        store.cancel(TENANT, queued).await.expect("cancel"),
+        store.cancel(Scope::Tenant(TENANT), queued).await.expect("cancel"),
         CancelOutcome::Cancelled(job) if job.state == JobState::Cancelled
     ));
     let running = create(&store, &noop()).await;
     let job = claimed(&store, running, "w").await;
     assert!(matches!(
-        store.cancel(TENANT, running).await.expect("cancel"),
+        store.cancel(Scope::Tenant(TENANT), running).await.expect("cancel"),
         CancelOutcome::Cancelled(_)
     ));
     let done = Settlement::Succeeded(json!({}));
@@ -319,12 +320,12 @@ async fn cancel_stops_unfinished_jobs_and_refuses_finished_ones(store: Arc<dyn J
         ["created", "started", "cancelled"]
     );
     assert!(matches!(
-        store.cancel(TENANT, queued).await.expect("cancel"),
+        store.cancel(Scope::Tenant(TENANT), queued).await.expect("cancel"),
         CancelOutcome::AlreadyFinished(JobState::Cancelled)
     ));
     assert!(matches!(
         store
-            .cancel("another-tenant", running)
+            .cancel(Scope::Tenant("another-tenant"), running)
             .await
             .expect("cancel"),
         CancelOutcome::NotFound
@@ -349,7 +350,7 @@ async fn a_replay_gives_a_fresh_budget_and_keeps_the_history(store: Arc<dyn JobS
         strategy: Some(Strategy::Stealth),
         priority: Priority::new(1),
     };
-    let ReplayOutcome::Queued(replayed) = store.replay(TENANT, id, &change).await.expect("replay")
+    let ReplayOutcome::Queued(replayed) = store.replay(Scope::Tenant(TENANT), id, &change).await.expect("replay")
     else {
         panic!("a failed job replays");
     };
@@ -358,7 +359,7 @@ async fn a_replay_gives_a_fresh_budget_and_keeps_the_history(store: Arc<dyn JobS
     assert_eq!(replayed.strategy, Strategy::Stealth);
     assert!(replayed.error.is_none() && replayed.finished_at.is_none());
     assert!(matches!(
-        store.replay(TENANT, id, &change).await.expect("replay"),
+        store.replay(Scope::Tenant(TENANT), id, &change).await.expect("replay"),
         ReplayOutcome::NotReplayable(JobState::Queued)
     ));
     assert_eq!(
@@ -426,11 +427,11 @@ async fn listings_are_newest_first_filtered_and_paged(store: Arc<dyn JobStore>) 
         limit,
         ..ListQuery::default()
     };
-    let page = store.list(TENANT, &query(None, 3)).await.expect("list");
+    let page = store.list(Scope::Tenant(TENANT), &query(None, 3)).await.expect("list");
     let page_ids: Vec<Uuid> = page.iter().map(|j| j.id).collect();
     assert_eq!(page_ids, ids[..3]);
     let rest = store
-        .list(TENANT, &query(Some(ids[2]), 10))
+        .list(Scope::Tenant(TENANT), &query(Some(ids[2]), 10))
         .await
         .expect("list");
     let rest_ids: Vec<Uuid> = rest.iter().map(|j| j.id).collect();
@@ -440,10 +441,10 @@ async fn listings_are_newest_first_filtered_and_paged(store: Arc<dyn JobStore>) 
         limit: 10,
         ..ListQuery::default()
     };
-    assert_eq!(store.list(TENANT, &noops).await.expect("list").len(), 3);
+    assert_eq!(store.list(Scope::Tenant(TENANT), &noops).await.expect("list").len(), 3);
     assert!(
         store
-            .list("another-tenant", &query(None, 10))
+            .list(Scope::Tenant("another-tenant"), &query(None, 10))
             .await
             .expect("list")
             .is_empty()

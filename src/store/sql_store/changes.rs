@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::SqlStore;
 use super::render::{Target, update};
+use crate::auth::Scope;
 use crate::job::{JobState, Replay, Snapshot, Transition, lifecycle};
 use crate::kinds::RunningJob;
 use crate::store::driver::Driver;
@@ -52,28 +53,28 @@ impl<D: Driver> SqlStore<D> {
         Ok(applied.count() == 1)
     }
 
-    /// Cancels a queued or running job of a tenant.
+    /// Cancels a queued or running job in scope.
     pub(super) async fn cancel_job(
         &self,
-        tenant: &str,
+        scope: Scope<'_>,
         id: Uuid,
     ) -> Result<CancelOutcome, StoreError> {
-        Ok(match self.decide(tenant, id, Snapshot::cancel).await? {
+        Ok(match self.decide(scope, id, Snapshot::cancel).await? {
             Decided::Changed(job) => CancelOutcome::Cancelled(job),
             Decided::Refused(state) => CancelOutcome::AlreadyFinished(state),
             Decided::NotFound => CancelOutcome::NotFound,
         })
     }
 
-    /// Replays a failed or cancelled job of a tenant.
+    /// Replays a failed or cancelled job in scope.
     pub(super) async fn replay_job(
         &self,
-        tenant: &str,
+        scope: Scope<'_>,
         id: Uuid,
         change: &Replay,
     ) -> Result<ReplayOutcome, StoreError> {
         Ok(
-            match self.decide(tenant, id, |seen| seen.replay(change)).await? {
+            match self.decide(scope, id, |seen| seen.replay(change)).await? {
                 Decided::Changed(job) => ReplayOutcome::Queued(job),
                 Decided::Refused(state) => ReplayOutcome::NotReplayable(state),
                 Decided::NotFound => ReplayOutcome::NotFound,
@@ -85,19 +86,21 @@ impl<D: Driver> SqlStore<D> {
     /// still as read; when it moved meanwhile, reads and decides again.
     async fn decide(
         &self,
-        tenant: &str,
+        scope: Scope<'_>,
         id: Uuid,
         decide: impl Fn(&Snapshot) -> Result<Transition, JobState>,
     ) -> Result<Decided, StoreError> {
         for _ in 0..RACES {
-            let Some(job) = self.job(tenant, id).await? else {
+            let Some(job) = self.job(scope, id).await? else {
                 return Ok(Decided::NotFound);
             };
             let mut transition = match decide(&job.snapshot()) {
                 Ok(transition) => transition,
                 Err(state) => return Ok(Decided::Refused(state)),
             };
-            transition.guard.tenant = Some(tenant.to_owned());
+            if let Scope::Tenant(tenant) = scope {
+                transition.guard.tenant = Some(tenant.to_owned());
+            }
             let change = update(self.driver.dialect(), Target::Id(id), &transition, None);
             let mut writer = self.driver.writer().await?;
             let applied = writer

@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use super::SqlStore;
+use crate::auth::Scope;
 use crate::job::{JobState, RingState, lifecycle};
 use crate::spec::JobSpec;
 use crate::store::driver::{Cells, Column, Driver, Exec};
@@ -99,7 +100,7 @@ impl<D: Driver> SqlStore<D> {
             return Ok(Created::KeyMismatch);
         }
         let job = match job {
-            Some(id) => self.job(tenant, id).await?,
+            Some(id) => self.job(Scope::Tenant(tenant), id).await?,
             None => None,
         };
         job.map(|job| Created::Replayed(Box::new(job)))

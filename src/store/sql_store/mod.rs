@@ -5,6 +5,7 @@
 mod changes;
 mod create;
 mod doorbells;
+mod keys;
 mod leadership;
 mod reads;
 pub mod render;
@@ -21,6 +22,7 @@ use super::{
     StoreError, Term, Unring,
 };
 use crate::artifact::{ArtifactIndex, ArtifactRecord, IndexError};
+use crate::auth::Scope;
 use crate::job::{Doorbell, JobEvent, Replay, Settlement};
 use crate::kinds::RunningJob;
 use crate::spec::JobSpec;
@@ -69,29 +71,29 @@ impl<D: Driver> JobStore for SqlStore<D> {
         }
     }
 
-    async fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Job>, StoreError> {
-        self.job(tenant, id).await
+    async fn get(&self, scope: Scope<'_>, id: Uuid) -> Result<Option<Job>, StoreError> {
+        self.job(scope, id).await
     }
 
-    async fn list(&self, tenant: &str, query: &ListQuery) -> Result<Vec<Job>, StoreError> {
-        self.jobs(tenant, query).await
+    async fn list(&self, scope: Scope<'_>, query: &ListQuery) -> Result<Vec<Job>, StoreError> {
+        self.jobs(scope, query).await
     }
 
     async fn events(&self, id: Uuid) -> Result<Vec<JobEvent>, StoreError> {
         self.timeline(id).await
     }
 
-    async fn cancel(&self, tenant: &str, id: Uuid) -> Result<CancelOutcome, StoreError> {
-        self.cancel_job(tenant, id).await
+    async fn cancel(&self, scope: Scope<'_>, id: Uuid) -> Result<CancelOutcome, StoreError> {
+        self.cancel_job(scope, id).await
     }
 
     async fn replay(
         &self,
-        tenant: &str,
+        scope: Scope<'_>,
         id: Uuid,
         change: &Replay,
     ) -> Result<ReplayOutcome, StoreError> {
-        self.replay_job(tenant, id, change).await
+        self.replay_job(scope, id, change).await
     }
 
     async fn claim(

@@ -4,32 +4,36 @@ use uuid::Uuid;
 
 use super::SqlStore;
 use crate::artifact::ArtifactRecord;
+use crate::auth::Scope;
 use crate::job::{JobEvent, JobState};
 use crate::store::driver::{Cells, Column, Driver};
 use crate::store::row::count;
 use crate::store::{Job, JobStats, ListQuery, StoreError};
 
 impl<D: Driver> SqlStore<D> {
-    /// One job of a tenant.
-    pub(super) async fn job(&self, tenant: &str, id: Uuid) -> Result<Option<Job>, StoreError> {
+    /// One job in scope.
+    pub(super) async fn job(&self, scope: Scope<'_>, id: Uuid) -> Result<Option<Job>, StoreError> {
         let mut sql = self.sql();
-        sql.push("SELECT * FROM jobs WHERE id = ")
-            .bind(id)
-            .push(" AND tenant_id = ")
-            .bind(tenant);
+        sql.push("SELECT * FROM jobs WHERE id = ").bind(id);
+        if let Scope::Tenant(tenant) = scope {
+            sql.push(" AND tenant_id = ").bind(tenant);
+        }
         let rows = self.driver.reader().await?.jobs(sql).await?;
         rows.into_iter().next().map(Job::try_from).transpose()
     }
 
-    /// A tenant's jobs, newest first (ids are time-ordered).
+    /// The jobs in scope, newest first (ids are time-ordered).
     pub(super) async fn jobs(
         &self,
-        tenant: &str,
+        scope: Scope<'_>,
         query: &ListQuery,
     ) -> Result<Vec<Job>, StoreError> {
         let mut sql = self.sql();
-        sql.push("SELECT * FROM jobs WHERE tenant_id = ")
-            .bind(tenant);
+        sql.push("SELECT * FROM jobs WHERE ");
+        match scope {
+            Scope::Tenant(tenant) => sql.push("tenant_id = ").bind(tenant),
+            Scope::All => sql.push("1 = 1"),
+        };
         if let Some(state) = query.state {
             sql.push(" AND state = ").bind(state.as_str());
         }
