@@ -225,6 +225,10 @@ pub struct Settings {
     #[arg(long, env = "BROWSER_RECYCLE_PAGES", global = true, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     pub browser_recycle_pages: u64,
 
+    /// The largest job result kept, in bytes of JSON; a bigger one fails the job (`too_large`).
+    #[arg(long, env = "RESULT_MAX_BYTES", global = true, default_value_t = crate::kinds::DEFAULT_RESULT_MAX_BYTES, value_parser = parse_result_cap)]
+    pub result_max_bytes: usize,
+
     /// Whether `/api` asks for keys: keys or off [default: keys; off for dev bound to loopback].
     #[arg(long, env = "AUTH", global = true, value_enum)]
     pub auth: Option<AuthMode>,
@@ -300,6 +304,17 @@ impl Settings {
             .map(usize::from)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
     }
+}
+
+fn parse_result_cap(value: &str) -> Result<usize, String> {
+    let bytes: usize = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of bytes"))?;
+    if !(64 * 1024..=256 * 1024 * 1024).contains(&bytes) {
+        return Err("must be from 65536 (64 KiB) to 268435456 (256 MiB)".to_owned());
+    }
+    Ok(bytes)
 }
 
 fn parse_tenant(value: &str) -> Result<String, String> {

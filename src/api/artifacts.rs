@@ -55,7 +55,8 @@ pub async fn list(
 /// An artifact holds what a target page made (its HTML, its pixels): on the API's origin it
 /// must never run. Every artifact is served sandboxed (no script, no same-origin access),
 /// unsniffed, and everything but an image is a download rather than a page.
-const SANDBOX: &str = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'";
+const SANDBOX: &str =
+    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'";
 
 /// `inline` for images (shown in place), `attachment` for the rest, with a quoted name.
 fn disposition(name: &str, content_type: &str) -> String {
@@ -90,7 +91,10 @@ pub async fn get(
             (CONTENT_TYPE, record.content_type.clone()),
             (ETAG, format!("\"{}\"", record.sha256)),
             (CACHE_CONTROL, "private, max-age=3600".to_owned()),
-            (CONTENT_DISPOSITION, disposition(&record.name, &record.content_type)),
+            (
+                CONTENT_DISPOSITION,
+                disposition(&record.name, &record.content_type),
+            ),
             (CONTENT_SECURITY_POLICY, SANDBOX.to_owned()),
             (X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
         ],

@@ -12,7 +12,11 @@ use super::problem::Problem;
 use crate::auth::{Action, Caller};
 
 /// Authenticates every `/api` request and records its [`Caller`] for the handlers.
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let header = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     match state.auth.caller(header).await {
         Ok(caller) => {

@@ -235,10 +235,7 @@ mod tests {
             nul_at(&json!({"headers": {"x": ["ok", "b\u{0}"]}}), ""),
             Some("headers.x[1]".into())
         );
-        assert_eq!(
-            nul_at(&json!({"k\u{0}": 1}), ""),
-            Some("k\\u0000".into())
-        );
+        assert_eq!(nul_at(&json!({"k\u{0}": 1}), ""), Some("k\\u0000".into()));
     }
 
     #[test]

@@ -34,7 +34,11 @@ impl AllowedHosts {
         }
         if bind.ip().is_loopback() {
             let address = host_name(&bind.ip().to_string());
-            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+            let mut names = vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ];
             if !names.contains(&address) {
                 names.push(address);
             }
@@ -86,7 +90,10 @@ pub async fn check_origin(State(state): State<AppState>, request: Request, next:
         )
         .into_response();
     }
-    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     if !safe && let Some(refusal) = cross_site(headers, host) {
         return refusal.into_response();
     }
@@ -97,7 +104,11 @@ pub async fn check_origin(State(state): State<AppState>, request: Request, next:
 fn cross_site(headers: &HeaderMap, host: Option<&str>) -> Option<Problem> {
     let refuse = |detail: String| {
         let mut problem = Problem::forbidden(detail);
-        problem.errors = vec![FieldError::new("Origin", "cross_site", "cross-site requests are refused")];
+        problem.errors = vec![FieldError::new(
+            "Origin",
+            "cross_site",
+            "cross-site requests are refused",
+        )];
         problem
     };
     if let Some(origin) = headers.get(header::ORIGIN) {
@@ -121,14 +132,30 @@ mod tests {
     #[test]
     fn loopback_binds_answer_only_to_local_names() {
         let hosts = AllowedHosts::new(&[], "127.0.0.1:8080".parse().expect("addr"));
-        for good in ["localhost:8080", "127.0.0.1:8080", "LOCALHOST", "[::1]:8080", "localhost."] {
+        for good in [
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+            "localhost.",
+        ] {
             assert!(hosts.allows(good), "{good}");
         }
-        for bad in ["evil.example:8080", "127.0.0.1.nip.io", "localhost.evil.example"] {
+        for bad in [
+            "evil.example:8080",
+            "127.0.0.1.nip.io",
+            "localhost.evil.example",
+        ] {
             assert!(!hosts.allows(bad), "{bad}");
         }
-        assert_eq!(AllowedHosts::new(&[], "0.0.0.0:8080".parse().expect("addr")), AllowedHosts::Any);
-        let named = AllowedHosts::new(&["api.example.com".into(), "*.internal".into()], "0.0.0.0:8080".parse().expect("addr"));
+        assert_eq!(
+            AllowedHosts::new(&[], "0.0.0.0:8080".parse().expect("addr")),
+            AllowedHosts::Any
+        );
+        let named = AllowedHosts::new(
+            &["api.example.com".into(), "*.internal".into()],
+            "0.0.0.0:8080".parse().expect("addr"),
+        );
         assert!(named.allows("api.example.com:443"));
         assert!(named.allows("cp.internal"));
         assert!(!named.allows("internal"));

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::middleware;
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,12 +24,12 @@ use tracing::Span;
 
 use crate::artifact::ArtifactStore;
 use crate::auth::Authenticator;
-use auth::Operator;
-use hosts::AllowedHosts;
 use crate::dispatch::Dispatcher;
 use crate::job::target::TargetPolicy;
 use crate::queue::Signals;
 use crate::worker::report;
+use auth::Operator;
+use hosts::AllowedHosts;
 use problem::Problem;
 
 /// How long a readiness probe waits for each dependency.
@@ -64,7 +64,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/artifacts", get(artifacts::list))
         .route("/api/v1/jobs/{id}/artifacts/{name}", get(artifacts::get))
         .route("/api/v1/queue/stats", get(queue_stats))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     Router::new()
         .route("/", get(root))
         .route("/health", get(health))
@@ -72,7 +75,10 @@ pub fn router(state: AppState) -> Router {
         .merge(keyed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), hosts::check_origin))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            hosts::check_origin,
+        ))
         .with_state(state)
         .layer(middleware::from_fn(deadline))
         .layer(
@@ -182,9 +188,12 @@ async fn ready(State(state): State<AppState>, headers: axum::http::HeaderMap) ->
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let authorization = headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
     if state.auth.caller(authorization).await.is_err() {
-        let status_only = json!({"status": if failed.is_empty() { "ready" } else { "unavailable" }});
+        let status_only =
+            json!({"status": if failed.is_empty() { "ready" } else { "unavailable" }});
         return (status, Json(status_only)).into_response();
     }
     let body = json!({
@@ -203,10 +212,7 @@ async fn ready(State(state): State<AppState>, headers: axum::http::HeaderMap) ->
 
 /// `GET /api/v1/queue/stats`: per-level queue state, job counts by state, backlog age,
 /// across every tenant (admin).
-async fn queue_stats(
-    _: Operator,
-    State(state): State<AppState>,
-) -> Result<Json<Value>, Problem> {
+async fn queue_stats(_: Operator, State(state): State<AppState>) -> Result<Json<Value>, Problem> {
     let (jobs, levels, browser) = tokio::join!(
         state.dispatcher.store().stats(),
         state.dispatcher.queue().stats(),

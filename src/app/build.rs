@@ -12,8 +12,8 @@ use super::StartError;
 use super::connect::Backends;
 use crate::api::AppState;
 use crate::api::hosts::AllowedHosts;
-use crate::auth::{AuthMode, Authenticator, KeyIndex};
 use crate::artifact::ArtifactStore;
+use crate::auth::{AuthMode, Authenticator, KeyIndex};
 use crate::config::{BrowserUse, Settings};
 use crate::dispatch::Dispatcher;
 use crate::engine::Engine;
@@ -100,7 +100,9 @@ impl App {
 
     /// A worker with `config`.
     pub fn worker(&self, config: WorkerConfig) -> Worker {
-        let runner = Arc::new(Runner::new(self.engine.clone()));
+        let runner = Arc::new(
+            Runner::new(self.engine.clone()).with_result_cap(self.settings.result_max_bytes),
+        );
         Worker::new(
             self.dispatcher.clone(),
             runner,

@@ -32,9 +32,14 @@ pub async fn run(command: KeysCommand, settings: &Settings) -> Result<(), StartE
             println!("{}", key.reveal());
         }
         KeysCommand::List => {
-            println!("{:<12}  {:<20}  {:<6}  {:<20}  {:<20}  revoked", "id", "tenant", "role", "name", "created");
+            println!(
+                "{:<12}  {:<20}  {:<6}  {:<20}  {:<20}  revoked",
+                "id", "tenant", "role", "name", "created"
+            );
             for key in index.keys().await? {
-                let revoked = key.revoked_at.map(|at| at.format("%Y-%m-%d %H:%M").to_string());
+                let revoked = key
+                    .revoked_at
+                    .map(|at| at.format("%Y-%m-%d %H:%M").to_string());
                 println!(
                     "{:<12}  {:<20}  {:<6}  {:<20}  {:<20}  {}",
                     key.id,

@@ -4,6 +4,7 @@
 mod build;
 mod connect;
 mod keys;
+mod server;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,7 +14,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::api::{self, AppState};
 use crate::artifact::ArtifactError;
 use crate::auth::AuthMode;
 use crate::config::{Command, MissingSetting, ServeArgs, Settings};
@@ -22,6 +22,7 @@ use crate::store::StoreError;
 
 pub use build::{App, build};
 pub use connect::{Backends, DataDirLock, lock_data_dir, open_embedded, open_queue, open_store};
+pub use server::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS, serve_api};
 
 /// How long stopping waits for the scheduler to finish its current look.
 const SCHEDULER_STOP: Duration = Duration::from_secs(5);
@@ -86,7 +87,10 @@ pub async fn run(command: Command, mut settings: Settings) -> Result<(), StartEr
     let auth = settings.auth_for(&command, bind);
     settings.auth = Some(auth);
     let serves = matches!(command, Command::Serve(_) | Command::All(_) | Command::Dev);
-    if serves && auth == AuthMode::Off && !(matches!(command, Command::Dev) && bind.ip().is_loopback()) {
+    if serves
+        && auth == AuthMode::Off
+        && !(matches!(command, Command::Dev) && bind.ip().is_loopback())
+    {
         warn!(%bind, "AUTH=off: anyone who reaches {bind} can read, submit and cancel every job");
     }
     match command {
@@ -154,7 +158,11 @@ async fn run_until_signal(
         };
         on_listening(listener.local_addr().unwrap_or(addr), &browser_line);
         let bound = listener.local_addr().unwrap_or(addr);
-        let (state, token, grace) = (app.api_state(bound), shutdown.clone(), config.shutdown_grace);
+        let (state, token, grace) = (
+            app.api_state(bound),
+            shutdown.clone(),
+            config.shutdown_grace,
+        );
         tasks.spawn(async move {
             if let Err(e) = serve_api(listener, state, token, grace).await {
                 warn!(error = %e, "API server stopped with an error");
@@ -182,28 +190,6 @@ async fn run_until_signal(
         info!("browsers closed");
     }
     Ok(())
-}
-
-/// Serves the API on `listener` until `shutdown`, then lets requests finish within `grace`.
-pub async fn serve_api(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let router = api::router(state);
-    let stopping = shutdown.clone();
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stopping.cancelled().await })
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => result,
-        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-            warn!("grace period over: closing the API with requests in flight");
-            Ok(())
-        }
-    }
 }
 
 fn print_banner(addr: SocketAddr, database: &Path, browser: &str, auth: AuthMode) {

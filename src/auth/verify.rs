@@ -33,7 +33,9 @@ pub enum AuthError {
     #[error("this API needs a key: send Authorization: Bearer <key>")]
     Missing,
     /// A header that is not `Bearer cp_…` with a well-formed key.
-    #[error("the Authorization header is not 'Bearer <key>' with a key made by `control-plane keys create`")]
+    #[error(
+        "the Authorization header is not 'Bearer <key>' with a key made by `control-plane keys create`"
+    )]
     Malformed,
     /// No such key, a wrong secret, or a revoked key (told apart only in logs).
     #[error("the key is unknown or revoked")]

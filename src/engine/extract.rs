@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::options::{SelectorSpec, Selectors};
+use crate::job::{ErrorKind, JobError};
 
 /// The most links a result lists.
 pub const MAX_LINKS: usize = 1_000;
@@ -65,8 +66,13 @@ pub fn truncate_to(text: &mut String, max: usize) -> bool {
     true
 }
 
-/// Extracts everything from `html`, resolving relative urls against `base`.
-pub fn extract(html: &str, base: &Url, selectors: &Selectors) -> Extracted {
+/// The most text and attributes all selectors of one job may take, in bytes: nested
+/// elements repeat their children's text, so `all` over a deep page grows quadratically.
+pub const MAX_SELECTED_BYTES: usize = 1024 * 1024;
+
+/// Extracts everything from `html`, resolving relative urls against `base`; fails when the
+/// selectors take more than [`MAX_SELECTED_BYTES`].
+pub fn extract(html: &str, base: &Url, selectors: &Selectors) -> Result<Extracted, JobError> {
     let document = Html::parse_document(html);
     let first = |css: &str| selector(css).and_then(|s| document.select(&s).next());
 
@@ -86,12 +92,21 @@ pub fn extract(html: &str, base: &Url, selectors: &Selectors) -> Extracted {
 
     let (links, links_truncated) = links(&document, &base);
     let (text, text_truncated) = visible_text(&document);
-    let data = selectors
-        .iter()
-        .map(|(name, spec)| (name.clone(), select(&document, spec)))
-        .collect();
+    let mut budget = MAX_SELECTED_BYTES;
+    let mut data = Map::new();
+    for (name, spec) in selectors {
+        let value = select(&document, spec, &mut budget).ok_or_else(|| {
+            JobError::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "payload.selectors.{name}: the selectors matched more than {MAX_SELECTED_BYTES} bytes of text; select fewer or smaller elements"
+                ),
+            )
+        })?;
+        data.insert(name.clone(), value);
+    }
 
-    Extracted {
+    Ok(Extracted {
         title,
         description,
         canonical,
@@ -100,7 +115,7 @@ pub fn extract(html: &str, base: &Url, selectors: &Selectors) -> Extracted {
         text,
         text_truncated,
         data,
-    }
+    })
 }
 
 /// What a text body (not HTML) yields: its text, and no match for any selector.
@@ -188,9 +203,10 @@ fn visible_text(document: &Html) -> (String, bool) {
     (text, truncated)
 }
 
-fn select(document: &Html, spec: &SelectorSpec) -> Value {
+/// The value one selector takes, charged to `budget`; `None` when the budget runs out.
+fn select(document: &Html, spec: &SelectorSpec, budget: &mut usize) -> Option<Value> {
     let Some(css) = selector(&spec.selector) else {
-        return Value::Null;
+        return Some(Value::Null);
     };
     let value_of = |element: ElementRef<'_>| -> Option<Value> {
         match &spec.attr {
@@ -201,11 +217,23 @@ fn select(document: &Html, spec: &SelectorSpec) -> Value {
             None => Some(Value::String(element_text(element))),
         }
     };
+    let mut charge = |value: Value| -> Option<Value> {
+        let size = value.as_str().map_or(0, str::len);
+        *budget = budget.checked_sub(size)?;
+        Some(value)
+    };
     let mut matches = document.select(&css);
     if spec.all {
-        Value::Array(matches.filter_map(value_of).collect())
+        let mut values = Vec::new();
+        for value in matches.filter_map(value_of) {
+            values.push(charge(value)?);
+        }
+        Some(Value::Array(values))
     } else {
-        matches.next().and_then(value_of).unwrap_or(Value::Null)
+        match matches.next().and_then(value_of) {
+            Some(value) => charge(value),
+            None => Some(Value::Null),
+        }
     }
 }
 
@@ -245,7 +273,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let out = extract(PAGE, &base, &selectors);
+        let out = extract(PAGE, &base, &selectors).expect("extracts");
         assert_eq!(out.title.as_deref(), Some("The Page"));
         assert_eq!(out.description.as_deref(), Some("A test page"));
         assert_eq!(out.canonical.as_deref(), Some("http://site.test/canonical"));
@@ -263,7 +291,7 @@ mod tests {
             page.push_str(&format!("<a href='/p{i}'>{}</a>", "word ".repeat(20)));
         }
         let base = Url::parse("http://site.test/").expect("url");
-        let out = extract(&page, &base, &Selectors::new());
+        let out = extract(&page, &base, &Selectors::new()).expect("extracts");
         assert_eq!(out.links.len(), MAX_LINKS);
         assert!(out.links_truncated);
         assert!(out.text.len() <= MAX_TEXT_BYTES && out.text_truncated);
@@ -274,5 +302,25 @@ mod tests {
         let mut text = "é".repeat(10);
         assert!(truncate_to(&mut text, 5));
         assert_eq!(text, "éé");
+    }
+
+    #[test]
+    fn selecting_every_nested_element_is_bounded() {
+        // 2,000 nested divs of 100 bytes: each div's text holds all below it (~100 MB in all).
+        let depth = 2_000;
+        let page = format!(
+            "<html><body>{}{}</body></html>",
+            "<div>".to_owned() + &"x".repeat(100),
+            format!("<div>{}", "y".repeat(100)).repeat(depth - 1) + &"</div>".repeat(depth)
+        );
+        let base = Url::parse("https://example.com/").expect("url");
+        let selectors: Selectors = [("all".to_owned(), spec("div", None, true))].into();
+        let error = extract(&page, &base, &selectors).expect_err("over the budget");
+        assert_eq!(error.kind, ErrorKind::TooLarge);
+        assert!(
+            error.message.contains("payload.selectors.all"),
+            "{}",
+            error.message
+        );
     }
 }

@@ -76,6 +76,20 @@ pub fn judge(signals: &Signals<'_>) -> Result<(), JobError> {
     if let Some(blocked) = classify(signals) {
         return Err(blocked);
     }
+    if (300..400).contains(&signals.status) {
+        // A redirect that was not followed: to a scheme other than http(s) (file:, data:,
+        // javascript:), or without a usable Location. The page it names was never fetched.
+        let mut error = JobError::new(
+            ErrorKind::Navigation,
+            format!(
+                "{} answered {} with a redirect that cannot be followed (not to an http or https url)",
+                signals.url, signals.status
+            ),
+        )
+        .retryable(false);
+        error.status_code = Some(signals.status);
+        return Err(error);
+    }
     if signals.status >= 400 {
         let retryable = signals.status == 429 || signals.status >= 500;
         let mut error = JobError::new(

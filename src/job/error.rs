@@ -29,6 +29,9 @@ named_enum!(
         TargetPolicy => "target_policy",
         /// The job was cancelled while running.
         Cancelled => "cancelled",
+        /// The result or an artifact is over its documented cap (the page is too big for
+        /// what the job asked of it).
+        TooLarge => "too_large",
         /// A fault inside control-plane.
         Internal => "internal",
     }

@@ -30,6 +30,15 @@ pub enum TargetUrlError {
     /// No host to connect to.
     #[error("url has no host")]
     NoHost,
+    /// A user name or password in the url: it would be stored and shown with the job.
+    #[error("url must not carry a user name or password; send credentials in headers")]
+    Credentials,
+    /// Port 0, which nothing listens on.
+    #[error("port 0 is not a port to connect to")]
+    PortZero,
+    /// A host name that DNS cannot hold.
+    #[error("{0:?} is not a valid host name")]
+    HostName(String),
 }
 
 impl TargetUrl {
@@ -45,9 +54,19 @@ impl TargetUrl {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(TargetUrlError::Scheme(url.scheme().to_owned()));
         }
-        match url.host_str() {
-            Some(host) if !host.is_empty() => {}
-            _ => return Err(TargetUrlError::NoHost),
+        match url.host() {
+            Some(Host::Domain("")) => return Err(TargetUrlError::NoHost),
+            Some(Host::Domain(name)) if !is_dns_name(name) => {
+                return Err(TargetUrlError::HostName(name.to_owned()));
+            }
+            Some(_) => {}
+            None => return Err(TargetUrlError::NoHost),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(TargetUrlError::Credentials);
+        }
+        if url.port() == Some(0) {
+            return Err(TargetUrlError::PortZero);
         }
         if url.as_str().len() > MAX_URL_LEN {
             return Err(TargetUrlError::TooLong);
@@ -69,6 +88,23 @@ impl TargetUrl {
     pub fn domain(&self) -> String {
         normalize_host(self.0.host_str().unwrap_or_default())
     }
+}
+
+/// Whether `name` (as `url` gives it: lower-case, IDNA-encoded) fits DNS: at most 253
+/// characters, labels of 1 to 63 letters, digits, `-` or `_`, not starting or ending with `-`.
+pub fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// Lower-cases a host name and drops a trailing dot, so `Example.COM.` equals `example.com`.
@@ -219,49 +255,70 @@ pub fn non_public_class(addr: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// IPv4 ranges that are not reachable on the public internet: the IANA IPv4
+/// Special-Purpose Address Registry, plus multicast and the reserved space above it.
+const V4_SPECIAL: &[(Ipv4Addr, u8, &str)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8, "unspecified"),
+    (Ipv4Addr::new(10, 0, 0, 0), 8, "private"),
+    (Ipv4Addr::new(100, 64, 0, 0), 10, "CGNAT"),
+    (Ipv4Addr::new(127, 0, 0, 0), 8, "loopback"),
+    (Ipv4Addr::new(169, 254, 0, 0), 16, "link-local"),
+    (Ipv4Addr::new(172, 16, 0, 0), 12, "private"),
+    (Ipv4Addr::new(192, 0, 0, 0), 24, "IETF protocol assignment"),
+    (Ipv4Addr::new(192, 0, 2, 0), 24, "documentation"),
+    (Ipv4Addr::new(192, 88, 99, 0), 24, "6to4 relay"),
+    (Ipv4Addr::new(192, 168, 0, 0), 16, "private"),
+    (Ipv4Addr::new(198, 18, 0, 0), 15, "benchmarking"),
+    (Ipv4Addr::new(198, 51, 100, 0), 24, "documentation"),
+    (Ipv4Addr::new(203, 0, 113, 0), 24, "documentation"),
+    (Ipv4Addr::new(224, 0, 0, 0), 4, "multicast"),
+    (Ipv4Addr::new(240, 0, 0, 0), 4, "reserved"),
+];
+
 fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
-    if ip.is_unspecified() || a == 0 {
-        Some("unspecified")
-    } else if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_private() {
-        Some("private")
-    } else if ip.is_link_local() {
-        Some("link-local")
-    } else if a == 100 && (64..128).contains(&b) {
-        Some("CGNAT")
-    } else if ip.is_multicast() {
-        Some("multicast")
-    } else if ip.is_broadcast() || a >= 240 {
-        Some("reserved")
-    } else {
-        None
-    }
+    let ip = u32::from(ip);
+    V4_SPECIAL.iter().find_map(|(net, len, class)| {
+        let mask = u32::MAX.checked_shl(32 - u32::from(*len)).unwrap_or(0);
+        (ip & mask == u32::from(*net) & mask).then_some(*class)
+    })
 }
 
+/// The IPv4 address in the last 32 bits of an IPv6 address.
+fn last_v4(ip: Ipv6Addr) -> Ipv4Addr {
+    let o = ip.octets();
+    Ipv4Addr::new(o[12], o[13], o[14], o[15])
+}
+
+/// Only global unicast (2000::/3) reaches the public internet, less the IANA IPv6
+/// Special-Purpose ranges inside it; an IPv4 address carried in IPv6 (mapped, or NAT64's
+/// well-known prefix) is judged as the IPv4 address it is. Everything else — including the
+/// deprecated IPv4-compatible (::/96) and translated (::ffff:0:0:0/96) forms, local NAT64
+/// (64:ff9b:1::/48), discard-only and reserved space — is refused.
 fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
+    let s = ip.segments();
     if let Some(v4) = ip.to_ipv4_mapped() {
         return v4_class(v4);
     }
-    let segments = ip.segments();
-    // NAT64 (64:ff9b::/96) embeds an IPv4 address in the last 32 bits.
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let o = ip.octets();
-        return v4_class(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return v4_class(last_v4(ip));
     }
     if ip.is_unspecified() {
-        Some("unspecified")
-    } else if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_multicast() {
-        Some("multicast")
-    } else if segments[0] & 0xfe00 == 0xfc00 || segments[0] & 0xffc0 == 0xfec0 {
-        Some("private")
-    } else if segments[0] & 0xffc0 == 0xfe80 {
-        Some("link-local")
-    } else {
-        None
+        return Some("unspecified");
+    }
+    if ip.is_loopback() {
+        return Some("loopback");
+    }
+    match s[0] {
+        0x2001 if s[1] < 0x0200 => Some("IETF protocol assignment (Teredo, ORCHID, benchmarking)"),
+        0x2001 if s[1] == 0x0db8 => Some("documentation"),
+        0x2002 => Some("6to4"),
+        0x3fff if s[1] < 0x1000 => Some("documentation"),
+        first if first & 0xe000 == 0x2000 => None,
+        first if first & 0xfe00 == 0xfc00 => Some("private"),
+        first if first & 0xffc0 == 0xfe80 => Some("link-local"),
+        first if first & 0xffc0 == 0xfec0 => Some("site-local"),
+        first if first & 0xff00 == 0xff00 => Some("multicast"),
+        _ => Some("reserved"),
     }
 }
 
@@ -292,6 +349,24 @@ mod tests {
             "http://[fd00::1]/",
             "http://[fe80::1]/",
             "http://[64:ff9b::a00:1]/",
+            "http://[::7f00:1]/",
+            "http://[::ffff:0:7f00:1]/",
+            "http://[64:ff9b:1::808:808]/",
+            "http://[2002:7f00:1::]/",
+            "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+            "http://[2001:db8::1]/",
+            "http://[3fff::1]/",
+            "http://[100::1]/",
+            "http://[fec0::1]/",
+            "http://[ff02::1]/",
+            "http://192.0.0.8/",
+            "http://192.0.2.1/",
+            "http://198.51.100.7/",
+            "http://203.0.113.9/",
+            "http://198.18.0.1/",
+            "http://198.19.255.255/",
+            "http://192.88.99.1/",
+            "http://255.255.255.255/",
             "http://localhost:8080/",
             "http://api.LOCALHOST./",
         ] {
@@ -302,6 +377,10 @@ mod tests {
             "http://8.8.8.8/",
             "http://100.128.0.1/",
             "http://[2606:4700::1111]/",
+            "http://[64:ff9b::808:808]/",
+            "http://[::ffff:8.8.8.8]/",
+            "http://198.20.0.1/",
+            "http://192.0.3.1/",
         ] {
             assert!(!refused(good), "{good} should be allowed");
         }
@@ -323,6 +402,31 @@ mod tests {
         ));
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
         assert_eq!(TargetUrl::parse(&long), Err(TargetUrlError::TooLong));
+        assert_eq!(
+            TargetUrl::parse("https://user:secret@example.com/"),
+            Err(TargetUrlError::Credentials)
+        );
+        assert_eq!(
+            TargetUrl::parse("https://example.com:0/"),
+            Err(TargetUrlError::PortZero)
+        );
+        for bad in [
+            "http://exa mple.com/",
+            "http://a..b/",
+            "http://-a.com/",
+            "http://a%21b.com/",
+            &format!("http://{}.com/", "a".repeat(64)),
+        ] {
+            assert!(
+                matches!(
+                    TargetUrl::parse(bad),
+                    Err(TargetUrlError::HostName(_) | TargetUrlError::Malformed(_))
+                ),
+                "{bad} should be refused"
+            );
+        }
+        assert!(TargetUrl::parse("https://bücher.example/").is_ok());
+        assert!(TargetUrl::parse("https://_dmarc.example.com/").is_ok());
         let ok = TargetUrl::parse("https://Example.COM./a?b=c").expect("valid");
         assert_eq!(ok.domain(), "example.com");
     }

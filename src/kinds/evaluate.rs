@@ -25,16 +25,35 @@ pub fn expression(value: &Value) -> Result<String, (&'static str, String)> {
 }
 
 /// Evaluates `expression` in the page; a value over [`MAX_EVALUATE_BYTES`] of JSON fails.
+///
+/// The page measures the value before it leaves: only its JSON text crosses the DevTools
+/// connection, and only when it is under the cap, so a page cannot make the worker hold a
+/// huge value. The expression stands alone on its lines, so a trailing comment is harmless.
 pub async fn evaluate_capped(session: &Session, expression: &str) -> Result<Value, JobError> {
-    let value = session.evaluate(expression).await?;
-    let size = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
-    if size > MAX_EVALUATE_BYTES {
-        return Err(JobError::new(
-            ErrorKind::Script,
-            format!(
-                "the evaluate result is {size} bytes of JSON; the limit is {MAX_EVALUATE_BYTES}"
-            ),
-        ));
+    let measured = format!(
+        "(async () => {{\nconst value = await (\n{expression}\n);\nconst json = JSON.stringify(value);\nif (json === undefined) return {{json: 'null'}};\nreturn json.length > {MAX_EVALUATE_BYTES} ? {{over: json.length}} : {{json}};\n}})()"
+    );
+    let answer = session.evaluate(&measured).await?;
+    if let Some(over) = answer.get("over").and_then(Value::as_u64) {
+        return Err(too_large(over));
     }
-    Ok(value)
+    let json = answer.get("json").and_then(Value::as_str).unwrap_or("null");
+    if json.len() > MAX_EVALUATE_BYTES {
+        return Err(too_large(json.len() as u64));
+    }
+    serde_json::from_str(json).map_err(|e| {
+        JobError::new(
+            ErrorKind::Script,
+            format!("the evaluate result is not JSON: {e}"),
+        )
+    })
+}
+
+fn too_large(size: u64) -> JobError {
+    JobError::new(
+        ErrorKind::TooLarge,
+        format!(
+            "the evaluate result is {size} characters of JSON; the limit is {MAX_EVALUATE_BYTES}"
+        ),
+    )
 }

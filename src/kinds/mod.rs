@@ -5,6 +5,7 @@
 //! Adding a kind is one new module and one line in the `job_kinds!` list below; `noop` shows
 //! how small a kind can be.
 
+mod bounded;
 mod evaluate;
 pub mod page;
 mod registry;
@@ -21,6 +22,7 @@ use serde::de::DeserializeOwned;
 use crate::job::fields::{Fields, Parsed};
 use crate::job::{ErrorKind, JobError, Strategy};
 
+pub use bounded::DEFAULT_RESULT_MAX_BYTES;
 pub use running::{Executor, Outcome, Run, Runner, RunningJob};
 
 registry::job_kinds! {

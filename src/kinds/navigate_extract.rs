@@ -211,5 +211,5 @@ async fn served(run: &Run<'_>, payload: &NavigateExtractPayload) -> Result<Extra
 async fn extract_html(html: String, base: Url, selectors: Selectors) -> Result<Extracted, JobError> {
     tokio::task::spawn_blocking(move || extract::extract(&html, &base, &selectors))
         .await
-        .map_err(|e| JobError::new(ErrorKind::Internal, format!("extraction panicked: {e}")))
+        .map_err(|e| JobError::new(ErrorKind::Internal, format!("extraction panicked: {e}")))?
 }

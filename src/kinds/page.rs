@@ -1,6 +1,7 @@
 //! Parsing the page options every browser kind accepts: `viewport`, `user_agent`, `locale`,
 //! `timezone`, `headers`, `cookies`, `block`, `wait_until`.
 
+use crate::job::target::is_dns_name;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -127,6 +128,10 @@ fn headers(f: &mut Fields<'_>) -> Parsed<BTreeMap<String, String>> {
         let field = format!("{path}.{name}");
         let parsed = match reqwest::header::HeaderName::from_bytes(name.as_bytes()) {
             Err(_) => Err(("invalid", "not a valid header name".to_owned())),
+            Ok(header) if is_framing(header.as_str()) => Err((
+                "forbidden",
+                format!("{header} is set by the engine itself (it frames or routes the request)"),
+            )),
             Ok(_) => header_value(value),
         };
         match parsed {
@@ -140,6 +145,40 @@ fn headers(f: &mut Fields<'_>) -> Parsed<BTreeMap<String, String>> {
         }
     }
     valid.then_some(headers)
+}
+
+/// Headers that frame or route a request (or a connection): a job that sets them could
+/// hang its own request (a `Content-Length` on a GET) or smuggle another through a proxy.
+fn is_framing(name: &str) -> bool {
+    matches!(
+        name,
+        "content-length"
+            | "transfer-encoding"
+            | "host"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+            | "http2-settings"
+    ) || name.starts_with("proxy-")
+}
+
+/// The longest cookie value, as browsers cap a whole cookie.
+const MAX_COOKIE_VALUE: usize = 4096;
+
+/// A cookie value as RFC 6265 allows it: cookie-octets, optionally in double quotes (no
+/// controls, spaces, `"`, `,`, `;` or `\\`), so a value cannot add attributes or cookies.
+fn is_cookie_value(value: &str) -> bool {
+    let inner = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    value.len() <= MAX_COOKIE_VALUE
+        && inner
+            .bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e))
 }
 
 /// `cookies`: at most [`MAX_COOKIES`] objects `{"name", "value", "domain"?, "path"?,
@@ -194,7 +233,39 @@ fn cookie(mut f: Fields<'_>) -> Parsed<CookieSpec> {
         }
         valid
     });
-    let value = required("value", value);
+    let value = required("value", value).filter(|value| {
+        let valid = is_cookie_value(value);
+        if !valid {
+            f.report(
+                "value",
+                "invalid",
+                format!("a cookie value is at most {MAX_COOKIE_VALUE} characters of letters, digits and !#$%&'()*+-./:<=>?@[]^_`{{|}}~ (no spaces, quotes, commas, semicolons or backslashes)"),
+            );
+        }
+        valid
+    });
+    let path = path.map(|path| {
+        path.filter(|p| {
+            let valid = p.starts_with('/') && !p.contains(';') && !p.chars().any(char::is_control);
+            if !valid {
+                f.report(
+                    "path",
+                    "invalid",
+                    "a cookie path starts with / and has no ; or control characters",
+                );
+            }
+            valid
+        })
+    });
+    let domain = domain.map(|domain| {
+        domain.filter(|d| {
+            let valid = is_dns_name(d.trim_start_matches('.'));
+            if !valid {
+                f.report("domain", "invalid", "a cookie domain is a host name");
+            }
+            valid
+        })
+    });
     f.finish();
     Some(CookieSpec {
         name: name?,

@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::bounded::{DEFAULT_RESULT_MAX_BYTES, bounded};
 use super::{JobType, Payload};
 use crate::engine::browser::INSTALL_HINT;
 use crate::engine::{Attempt, Browser, Engine};
@@ -118,12 +119,24 @@ pub trait Executor: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct Runner {
     engine: Arc<Engine>,
+    result_max_bytes: usize,
 }
 
 impl Runner {
-    /// A runner over `engine`.
+    /// A runner over `engine`, keeping results of up to [`DEFAULT_RESULT_MAX_BYTES`].
     pub fn new(engine: Arc<Engine>) -> Runner {
-        Runner { engine }
+        Runner {
+            engine,
+            result_max_bytes: DEFAULT_RESULT_MAX_BYTES,
+        }
+    }
+
+    /// The same runner, failing results over `bytes` of JSON (`RESULT_MAX_BYTES`).
+    pub fn with_result_cap(self, bytes: usize) -> Runner {
+        Runner {
+            result_max_bytes: bytes,
+            ..self
+        }
     }
 }
 
@@ -142,6 +155,6 @@ impl Executor for Runner {
             stop,
             deadline: tokio::time::Instant::now() + job.timeout(),
         };
-        payload.run(&run).await
+        bounded(payload.run(&run).await?, self.result_max_bytes)
     }
 }

@@ -166,6 +166,64 @@ async fn every_bad_input_gets_its_status_names_its_field_and_stores_nothing(back
             vec!["domain"],
         ),
         ("body not an object", json!([good.clone()]), 422, vec![""]),
+        // Hostile input an attacker sends (issue 10): each refused at the edge, by name.
+        (
+            "NUL in a field",
+            with("url", json!("https://example.com/\u{0}")),
+            422,
+            vec!["url"],
+        ),
+        (
+            "NUL deep in the payload",
+            json!({"url": "https://example.com/", "job_type": "navigate_extract",
+                   "payload": {"headers": {"x-a": "a\u{0}b"}}}),
+            422,
+            vec!["payload.headers.x-a"],
+        ),
+        (
+            "credentials in the url",
+            with("url", json!("https://user:secret@example.com/")),
+            422,
+            vec!["url"],
+        ),
+        (
+            "port 0",
+            with("url", json!("https://example.com:0/")),
+            422,
+            vec!["url"],
+        ),
+        (
+            "not a DNS name",
+            with("url", json!("https://-bad-.example.com/")),
+            422,
+            vec!["url"],
+        ),
+        (
+            "framing headers",
+            json!({"url": "https://example.com/", "job_type": "navigate_extract",
+                   "payload": {"headers": {"Content-Length": "5", "Transfer-Encoding": "chunked",
+                                           "Host": "internal", "x-fine": "1"}}}),
+            422,
+            vec![
+                "payload.headers.Content-Length",
+                "payload.headers.Host",
+                "payload.headers.Transfer-Encoding",
+            ],
+        ),
+        (
+            "cookie values that add cookies or attributes",
+            json!({"url": "https://example.com/", "job_type": "navigate_extract",
+                   "payload": {"cookies": [
+                       {"name": "a", "value": "1; Domain=evil.example"},
+                       {"name": "b", "value": "x\r\nSet-Cookie: c=d"},
+                       {"name": "c", "value": "ok", "path": "/;x"}]}}),
+            422,
+            vec![
+                "payload.cookies.0.value",
+                "payload.cookies.1.value",
+                "payload.cookies.2.path",
+            ],
+        ),
         (
             "several at once",
             json!({"url": "ftp://x", "priority": 9, "strategy": 1}),

@@ -40,7 +40,15 @@ async fn tenants_see_only_their_own_jobs(backend: Backend) {
     let app = TestApp::on(backend).await;
     let alice = client_with_key(&create_key(app.store.as_ref(), "alice", Role::Submit).await);
     let bob = client_with_key(&create_key(app.store.as_ref(), "bob", Role::Submit).await);
-    let (created, job) = status(alice.post(app.url("/api/v1/jobs")).json(&noop()).send().await.expect("submit")).await;
+    let (created, job) = status(
+        alice
+            .post(app.url("/api/v1/jobs"))
+            .json(&noop())
+            .send()
+            .await
+            .expect("submit"),
+    )
+    .await;
     assert_eq!(created, 201, "{job}");
     assert_eq!(job["tenant_id"], "alice");
     let id = job["id"].as_str().expect("id");
@@ -54,7 +62,10 @@ async fn tenants_see_only_their_own_jobs(backend: Backend) {
         let (code, problem) = status(bob.get(app.url(&path)).send().await.expect("get")).await;
         assert_eq!(code, 404, "bob GET {path}: {problem}");
         let (code, _) = status(alice.get(app.url(&path)).send().await.expect("get")).await;
-        assert!(code == 200 || path.ends_with(".png"), "alice GET {path}: {code}");
+        assert!(
+            code == 200 || path.ends_with(".png"),
+            "alice GET {path}: {code}"
+        );
     }
     for action in ["cancel", "retry"] {
         let path = format!("/api/v1/jobs/{id}/{action}");
@@ -63,7 +74,14 @@ async fn tenants_see_only_their_own_jobs(backend: Backend) {
     }
     let (_, page) = status(bob.get(app.url("/api/v1/jobs")).send().await.expect("list")).await;
     assert_eq!(page["jobs"], json!([]), "bob lists nothing of alice's");
-    let (_, page) = status(alice.get(app.url("/api/v1/jobs")).send().await.expect("list")).await;
+    let (_, page) = status(
+        alice
+            .get(app.url("/api/v1/jobs"))
+            .send()
+            .await
+            .expect("list"),
+    )
+    .await;
     assert_eq!(page["jobs"].as_array().map(Vec::len), Some(1));
 
     // The admin (the harness's client) sees every tenant's jobs.
@@ -90,18 +108,51 @@ async fn roles_limit_what_a_key_may_do(backend: Backend) {
     let app = TestApp::on(backend).await;
     let reader = client_with_key(&create_key(app.store.as_ref(), "default", Role::Read).await);
     let submitter = client_with_key(&create_key(app.store.as_ref(), "default", Role::Submit).await);
-    let (code, problem) = status(reader.post(app.url("/api/v1/jobs")).json(&noop()).send().await.expect("post")).await;
+    let (code, problem) = status(
+        reader
+            .post(app.url("/api/v1/jobs"))
+            .json(&noop())
+            .send()
+            .await
+            .expect("post"),
+    )
+    .await;
     assert_eq!(code, 403, "{problem}");
     assert_eq!(problem["type"], "/problems/forbidden");
-    assert_eq!(app.db.scalar("SELECT count(*) FROM jobs").await, 0, "nothing stored");
+    assert_eq!(
+        app.db.scalar("SELECT count(*) FROM jobs").await,
+        0,
+        "nothing stored"
+    );
 
     let job = app.submit(&scheduled()).await;
     let id = job["id"].as_str().expect("id");
-    let (code, _) = status(reader.get(app.url(&format!("/api/v1/jobs/{id}"))).send().await.expect("get")).await;
+    let (code, _) = status(
+        reader
+            .get(app.url(&format!("/api/v1/jobs/{id}")))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
     assert_eq!(code, 200, "a read key reads");
-    let (code, _) = status(reader.post(app.url(&format!("/api/v1/jobs/{id}/cancel"))).send().await.expect("cancel")).await;
+    let (code, _) = status(
+        reader
+            .post(app.url(&format!("/api/v1/jobs/{id}/cancel")))
+            .send()
+            .await
+            .expect("cancel"),
+    )
+    .await;
     assert_eq!(code, 403, "a read key cannot cancel");
-    let (code, _) = status(submitter.get(app.url("/api/v1/queue/stats")).send().await.expect("stats")).await;
+    let (code, _) = status(
+        submitter
+            .get(app.url("/api/v1/queue/stats"))
+            .send()
+            .await
+            .expect("stats"),
+    )
+    .await;
     assert_eq!(code, 403, "queue statistics span tenants: admin only");
     let (code, _) = status(app.get("/api/v1/queue/stats").await).await;
     assert_eq!(code, 200);
@@ -110,9 +161,17 @@ async fn roles_limit_what_a_key_may_do(backend: Backend) {
 async fn missing_malformed_and_wrong_keys_are_refused(backend: Backend) {
     let app = TestApp::on(backend).await;
     let good = create_key(app.store.as_ref(), "default", Role::Admin).await;
-    let forged = format!("{}{}", &good[..good.len() - 1], if good.ends_with('0') { '1' } else { '0' });
+    let forged = format!(
+        "{}{}",
+        &good[..good.len() - 1],
+        if good.ends_with('0') { '1' } else { '0' }
+    );
     let anonymous = reqwest::Client::new();
-    let response = anonymous.get(app.url("/api/v1/jobs")).send().await.expect("get");
+    let response = anonymous
+        .get(app.url("/api/v1/jobs"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(response.status(), 401);
     assert!(response.headers().contains_key("www-authenticate"));
     assert_eq!(
@@ -135,11 +194,26 @@ async fn missing_malformed_and_wrong_keys_are_refused(backend: Backend) {
             .expect("post");
         assert_eq!(response.status(), 401, "{header}");
     }
-    assert_eq!(app.db.scalar("SELECT count(*) FROM jobs").await, 0, "nothing stored");
+    assert_eq!(
+        app.db.scalar("SELECT count(*) FROM jobs").await,
+        0,
+        "nothing stored"
+    );
     // Health stays open; readiness says up or down and nothing else without a key.
-    let health = anonymous.get(app.url("/health")).send().await.expect("health");
+    let health = anonymous
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("health");
     assert_eq!(health.status(), 200);
-    let (code, ready) = status(anonymous.get(app.url("/ready")).send().await.expect("ready")).await;
+    let (code, ready) = status(
+        anonymous
+            .get(app.url("/ready"))
+            .send()
+            .await
+            .expect("ready"),
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(ready, json!({"status": "ready"}));
     let (_, detailed) = status(app.get("/ready").await).await;
@@ -150,16 +224,30 @@ async fn a_revoked_key_is_refused_within_a_second(backend: Backend) {
     let app = TestApp::on(backend).await;
     let key = create_key(app.store.as_ref(), "default", Role::Read).await;
     let client = client_with_key(&key);
-    let (code, _) = status(client.get(app.url("/api/v1/jobs")).send().await.expect("get")).await;
+    let (code, _) = status(
+        client
+            .get(app.url("/api/v1/jobs"))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
     assert_eq!(code, 200);
     let id = KeyId::parse(&key[3..15]).expect("id");
     assert!(app.store.revoke_key(&id).await.expect("revoke"));
-    eventually("the revoked key to be refused", Duration::from_secs(1), || async {
-        let response = client.get(app.url("/api/v1/jobs")).send().await.ok()?;
-        (response.status() == 401).then_some(())
-    })
+    eventually(
+        "the revoked key to be refused",
+        Duration::from_secs(1),
+        || async {
+            let response = client.get(app.url("/api/v1/jobs")).send().await.ok()?;
+            (response.status() == 401).then_some(())
+        },
+    )
     .await;
-    assert!(!app.store.revoke_key(&id).await.expect("revoke"), "already revoked");
+    assert!(
+        !app.store.revoke_key(&id).await.expect("revoke"),
+        "already revoked"
+    );
 }
 
 /// `control-plane keys` makes keys a real `serve` accepts, lists them without their secrets,
@@ -168,17 +256,35 @@ async fn a_revoked_key_is_refused_within_a_second(backend: Backend) {
 async fn keys_made_by_the_cli_open_a_real_serve() {
     let db = TestDatabase::create().await;
     let prefix = TestPrefix::new();
-    let created = command(&["keys", "create", "--tenant", "acme", "--role", "submit", "--name", "ci"])
+    let created = command(&[
+        "keys", "create", "--tenant", "acme", "--role", "submit", "--name", "ci",
+    ])
+    .env("DATABASE_URL", &db.url)
+    .output()
+    .expect("keys create");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let key = String::from_utf8(created.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert!(key.starts_with("cp_"), "{key}");
+    let listed = command(&["keys", "list"])
         .env("DATABASE_URL", &db.url)
         .output()
-        .expect("keys create");
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
-    let key = String::from_utf8(created.stdout).expect("utf-8").trim().to_owned();
-    assert!(key.starts_with("cp_"), "{key}");
-    let listed = command(&["keys", "list"]).env("DATABASE_URL", &db.url).output().expect("keys list");
+        .expect("keys list");
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
-    assert!(listed.contains(&key[3..15]) && listed.contains("acme") && listed.contains("submit"), "{listed}");
-    assert!(!listed.contains(&key[16..]), "the secret is never shown again");
+    assert!(
+        listed.contains(&key[3..15]) && listed.contains("acme") && listed.contains("submit"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&key[16..]),
+        "the secret is never shown again"
+    );
 
     let env = [
         ("DATABASE_URL", db.url.clone()),
@@ -190,7 +296,12 @@ async fn keys_made_by_the_cli_open_a_real_serve() {
     let anonymous = reqwest::Client::new();
     wait_healthy(&serve, &anonymous).await;
     let jobs = format!("{}/api/v1/jobs", serve.base);
-    let response = anonymous.post(&jobs).json(&noop()).send().await.expect("post");
+    let response = anonymous
+        .post(&jobs)
+        .json(&noop())
+        .send()
+        .await
+        .expect("post");
     assert_eq!(response.status(), 401);
     let client = client_with_key(&key);
     let (code, job) = status(client.post(&jobs).json(&noop()).send().await.expect("post")).await;
@@ -201,11 +312,19 @@ async fn keys_made_by_the_cli_open_a_real_serve() {
         .env("DATABASE_URL", &db.url)
         .output()
         .expect("keys revoke");
-    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
-    eventually("the revoked key to be refused", Duration::from_secs(1), || async {
-        let response = client.get(&jobs).send().await.ok()?;
-        (response.status() == 401).then_some(())
-    })
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    eventually(
+        "the revoked key to be refused",
+        Duration::from_secs(1),
+        || async {
+            let response = client.get(&jobs).send().await.ok()?;
+            (response.status() == 401).then_some(())
+        },
+    )
     .await;
 }
 
@@ -223,12 +342,19 @@ async fn serve_asks_for_keys_unless_told_otherwise() {
     let client = reqwest::Client::new();
     {
         let mut default = command(&["serve"]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
         default.env("BIND", format!("127.0.0.1:{port}"));
         for (k, v) in &env[..3] {
             default.env(k, v);
         }
-        let mut child = default.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("serve");
+        let mut child = default
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve");
         let url = format!("http://127.0.0.1:{port}/api/v1/jobs");
         let code = eventually("serve to answer", Duration::from_secs(30), || async {
             Some(client.get(&url).send().await.ok()?.status().as_u16())
@@ -243,7 +369,11 @@ async fn serve_asks_for_keys_unless_told_otherwise() {
     wait_healthy(&open, &client).await;
     let log = open.log();
     assert!(log.contains("AUTH=off"), "{log}");
-    let response = client.get(format!("{}/api/v1/jobs", open.base)).send().await.expect("get");
+    let response = client
+        .get(format!("{}/api/v1/jobs", open.base))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(response.status(), 200);
 }
 
@@ -257,7 +387,13 @@ async fn foreign_hosts_and_cross_site_changes_are_refused() {
     let rebound = app
         .client
         .get(app.url(&format!("/api/v1/jobs/{id}")))
-        .header("host", format!("rebind.attacker.example:{}", app.base.rsplit(':').next().unwrap_or("80")))
+        .header(
+            "host",
+            format!(
+                "rebind.attacker.example:{}",
+                app.base.rsplit(':').next().unwrap_or("80")
+            ),
+        )
         .send()
         .await
         .expect("get");
@@ -280,7 +416,17 @@ async fn foreign_hosts_and_cross_site_changes_are_refused() {
         .await
         .expect("post");
     assert_eq!(cross.status(), 403, "a cross-site change is refused");
-    assert_eq!(app.job(id).await["state"], "queued", "nothing was cancelled");
-    let same = app.client.post(&cancel).header("origin", app.base.clone()).send().await.expect("post");
+    assert_eq!(
+        app.job(id).await["state"],
+        "queued",
+        "nothing was cancelled"
+    );
+    let same = app
+        .client
+        .post(&cancel)
+        .header("origin", app.base.clone())
+        .send()
+        .await
+        .expect("post");
     assert_eq!(same.status(), 200, "the API's own origin may");
 }

@@ -45,6 +45,27 @@ async fn artifact(app: &TestApp, url: &str, content_type: &str) -> Vec<u8> {
         .unwrap_or_default()
         .to_owned();
     assert!(got.starts_with(content_type), "{url} served as {got}");
+    // What a target page made must never run on the API's origin (stored XSS).
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        header("content-security-policy").starts_with("sandbox"),
+        "{url}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff", "{url}");
+    let disposition = header("content-disposition");
+    let expected = if content_type.starts_with("image/") {
+        "inline"
+    } else {
+        "attachment"
+    };
+    assert!(disposition.starts_with(expected), "{url}: {disposition}");
     response.bytes().await.expect("artifact body").to_vec()
 }
 

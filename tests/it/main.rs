@@ -11,6 +11,7 @@ mod common;
 mod dispatch;
 mod embedded;
 mod faults;
+mod hostile;
 mod leadership;
 mod leases;
 mod lifecycle;

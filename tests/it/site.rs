@@ -10,6 +10,25 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 
+/// A page 30,000 pixels wide.
+const WIDE: &str = r#"<html><body style="margin:0"><div style="width:30000px;height:200px;background:linear-gradient(90deg,red,blue)">wide</div></body></html>"#;
+/// A page 3,000,000 pixels tall: thousands of PDF pages.
+const TALL: &str =
+    r#"<html><body style="margin:0"><div style="height:3000000px">tall</div></body></html>"#;
+/// A text whose characters include NUL (HTML parsers drop them; plain text keeps them).
+const NUL_TEXT: &str = "before\u{0}after";
+
+/// 2,000 nested divs of 100 characters each: `all` over `div` repeats each one's text in
+/// every ancestor (about 200 MB).
+fn nested_page() -> String {
+    let depth = 2_000;
+    format!(
+        "<html><body>{}{}</body></html>",
+        format!("<div>{}", "x".repeat(100)).repeat(depth),
+        "</div>".repeat(depth)
+    )
+}
+
 /// The home page: metadata, links and data for selectors.
 pub const HOME: &str = r#"<!doctype html>
 <html lang="en">
@@ -81,6 +100,22 @@ impl Site {
                 get(|| async { Html("<html><head></head><body></body></html>") }),
             )
             .route("/form", get(|| async { Html(FORM) }))
+            .route("/hostile/wide", get(|| async { Html(WIDE) }))
+            .route("/hostile/tall", get(|| async { Html(TALL) }))
+            .route("/hostile/nested", get(|| async { Html(nested_page()) }))
+            .route(
+                "/hostile/nul",
+                get(|| async { ([(header::CONTENT_TYPE, "text/plain")], NUL_TEXT) }),
+            )
+            .route(
+                "/hostile/to-file",
+                get(|| async {
+                    (
+                        StatusCode::FOUND,
+                        [(header::LOCATION, "file:///etc/passwd")],
+                    )
+                }),
+            )
             .route("/form/result", get(form_result))
             .route("/cookies", get(cookies))
             .route("/echo", get(echo))

@@ -126,7 +126,11 @@ async fn a_created_job_reads_back_with_its_timeline(store: Arc<dyn JobStore>) {
     let spec = spec(json!({"job_type": "noop", "priority": 2, "max_attempts": 4,
                            "payload": {"sleep_ms": 5}}));
     let id = create(&store, &spec).await;
-    let job = store.get(Scope::Tenant(TENANT), id).await.expect("get").expect("found");
+    let job = store
+        .get(Scope::Tenant(TENANT), id)
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!(job.state, JobState::Queued);
     assert_eq!(job.attempt, 0);
     assert_eq!(job.priority, Priority::new(2).expect("level"));
@@ -208,7 +212,11 @@ async fn only_the_holder_of_an_attempt_writes_about_it(store: Arc<dyn JobStore>)
         "recorded once"
     );
     assert!(!store.release(&job).await.expect("release"));
-    let finished = store.get(Scope::Tenant(TENANT), id).await.expect("get").expect("found");
+    let finished = store
+        .get(Scope::Tenant(TENANT), id)
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!(finished.state, JobState::Succeeded);
     assert_eq!(finished.result, Some(json!({"ok": true})));
     assert!(finished.finished_at.is_some() && finished.lease_until.is_none());
@@ -224,7 +232,11 @@ async fn a_retry_requeues_until_its_time_and_a_failure_finishes(store: Arc<dyn J
         run_at: later,
     };
     assert!(store.settle(&job, &retry).await.expect("settle"));
-    let queued = store.get(Scope::Tenant(TENANT), id).await.expect("get").expect("found");
+    let queued = store
+        .get(Scope::Tenant(TENANT), id)
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!(queued.state, JobState::Queued);
     assert_eq!(queued.error.map(|e| e.kind), Some(ErrorKind::Navigation));
     assert!(
@@ -273,7 +285,11 @@ async fn expired_leases_are_reaped_by_the_leader_only(store: Arc<dyn JobStore>) 
         (store.reap_expired(term, 100).await.expect("reap") == 1).then_some(())
     })
     .await;
-    let job = store.get(Scope::Tenant(TENANT), id).await.expect("get").expect("found");
+    let job = store
+        .get(Scope::Tenant(TENANT), id)
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!(job.state, JobState::Queued, "an attempt is left");
     assert_eq!(job.attempt, 1);
     assert_eq!(
@@ -307,7 +323,10 @@ async fn cancel_stops_unfinished_jobs_and_refuses_finished_ones(store: Arc<dyn J
     let running = create(&store, &noop()).await;
     let job = claimed(&store, running, "w").await;
     assert!(matches!(
-        store.cancel(Scope::Tenant(TENANT), running).await.expect("cancel"),
+        store
+            .cancel(Scope::Tenant(TENANT), running)
+            .await
+            .expect("cancel"),
         CancelOutcome::Cancelled(_)
     ));
     let done = Settlement::Succeeded(json!({}));
@@ -320,7 +339,10 @@ async fn cancel_stops_unfinished_jobs_and_refuses_finished_ones(store: Arc<dyn J
         ["created", "started", "cancelled"]
     );
     assert!(matches!(
-        store.cancel(Scope::Tenant(TENANT), queued).await.expect("cancel"),
+        store
+            .cancel(Scope::Tenant(TENANT), queued)
+            .await
+            .expect("cancel"),
         CancelOutcome::AlreadyFinished(JobState::Cancelled)
     ));
     assert!(matches!(
@@ -350,7 +372,10 @@ async fn a_replay_gives_a_fresh_budget_and_keeps_the_history(store: Arc<dyn JobS
         strategy: Some(Strategy::Stealth),
         priority: Priority::new(1),
     };
-    let ReplayOutcome::Queued(replayed) = store.replay(Scope::Tenant(TENANT), id, &change).await.expect("replay")
+    let ReplayOutcome::Queued(replayed) = store
+        .replay(Scope::Tenant(TENANT), id, &change)
+        .await
+        .expect("replay")
     else {
         panic!("a failed job replays");
     };
@@ -359,7 +384,10 @@ async fn a_replay_gives_a_fresh_budget_and_keeps_the_history(store: Arc<dyn JobS
     assert_eq!(replayed.strategy, Strategy::Stealth);
     assert!(replayed.error.is_none() && replayed.finished_at.is_none());
     assert!(matches!(
-        store.replay(Scope::Tenant(TENANT), id, &change).await.expect("replay"),
+        store
+            .replay(Scope::Tenant(TENANT), id, &change)
+            .await
+            .expect("replay"),
         ReplayOutcome::NotReplayable(JobState::Queued)
     ));
     assert_eq!(
@@ -427,7 +455,10 @@ async fn listings_are_newest_first_filtered_and_paged(store: Arc<dyn JobStore>) 
         limit,
         ..ListQuery::default()
     };
-    let page = store.list(Scope::Tenant(TENANT), &query(None, 3)).await.expect("list");
+    let page = store
+        .list(Scope::Tenant(TENANT), &query(None, 3))
+        .await
+        .expect("list");
     let page_ids: Vec<Uuid> = page.iter().map(|j| j.id).collect();
     assert_eq!(page_ids, ids[..3]);
     let rest = store
@@ -441,7 +472,14 @@ async fn listings_are_newest_first_filtered_and_paged(store: Arc<dyn JobStore>) 
         limit: 10,
         ..ListQuery::default()
     };
-    assert_eq!(store.list(Scope::Tenant(TENANT), &noops).await.expect("list").len(), 3);
+    assert_eq!(
+        store
+            .list(Scope::Tenant(TENANT), &noops)
+            .await
+            .expect("list")
+            .len(),
+        3
+    );
     assert!(
         store
             .list(Scope::Tenant("another-tenant"), &query(None, 10))

@@ -1,9 +1,11 @@
 //! Capturing the page: screenshots and PDFs.
 
 use base64::Engine as _;
+use chromiumoxide::cdp::browser_protocol::dom::Rect;
+use chromiumoxide::cdp::browser_protocol::io::{CloseParams, ReadParams, StreamHandle};
 use chromiumoxide::cdp::browser_protocol::page::{
     CaptureScreenshotFormat, CaptureScreenshotParams, GetLayoutMetricsParams, PrintToPdfParams,
-    Viewport,
+    PrintToPdfTransferMode, Viewport,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -12,8 +14,21 @@ use super::session::{Session, cdp_error};
 use crate::engine::options::{is_default, is_false};
 use crate::job::{ErrorKind, JobError};
 
-/// The tallest full-page screenshot, in CSS pixels.
+/// The tallest full-page screenshot, in CSS pixels: a taller page is cut at this height.
 pub const MAX_FULL_PAGE_HEIGHT: f64 = 16_384.0;
+/// The widest screenshot, in CSS pixels: a wider page or element fails the job.
+pub const MAX_SCREENSHOT_WIDTH: f64 = 16_384.0;
+/// The most pixels one screenshot may hold (width × height, about 160 MB of pixels in the
+/// browser): a bigger capture fails the job.
+pub const MAX_SCREENSHOT_PIXELS: f64 = 40_000_000.0;
+/// The most pages a PDF may have, estimated from the page's height before printing.
+pub const MAX_PDF_PAGES: f64 = 500.0;
+/// The largest PDF kept, in bytes; printing stops when it grows past this.
+pub const MAX_PDF_BYTES: usize = 64 * 1024 * 1024;
+/// CSS pixels per inch.
+const CSS_PX_PER_INCH: f64 = 96.0;
+/// How much of a PDF is read from the browser at a time.
+const PDF_CHUNK_BYTES: i64 = 1024 * 1024;
 
 /// Image format of a screenshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -114,6 +129,7 @@ impl Session {
             None => None,
         };
         if let Some(clip) = clip {
+            within_screenshot_caps(&clip)?;
             params = params.clip(clip).capture_beyond_viewport(true);
         }
         let data = self
@@ -126,23 +142,70 @@ impl Session {
         decode_binary(data.as_ref())
     }
 
-    /// Prints the page to PDF.
+    /// Prints the page to PDF: refused when the page would make more than [`MAX_PDF_PAGES`]
+    /// pages, streamed from the browser and stopped past [`MAX_PDF_BYTES`].
     pub async fn pdf(&self, pdf: &PdfOptions) -> Result<Vec<u8>, JobError> {
         let (width, height) = pdf.paper.inches();
+        let page_height = if pdf.landscape { width } else { height } * CSS_PX_PER_INCH;
+        let content = self.content_size().await?;
+        let pages = (content.height / page_height).ceil();
+        if pages > MAX_PDF_PAGES {
+            return Err(too_large(format!(
+                "the page would print on about {pages} pages; the limit is {MAX_PDF_PAGES}"
+            )));
+        }
         let params = PrintToPdfParams::builder()
             .landscape(pdf.landscape)
             .print_background(pdf.print_background)
             .paper_width(width)
             .paper_height(height)
+            .transfer_mode(PrintToPdfTransferMode::ReturnAsStream)
             .build();
-        let data = self
+        let printed = self
             .page()
             .execute(params)
             .await
             .map_err(|e| cdp_error("printing to PDF", e))?
-            .result
-            .data;
-        decode_binary(data.as_ref())
+            .result;
+        match printed.stream {
+            Some(stream) => self.read_stream(stream).await,
+            None => decode_binary(printed.data.as_ref()),
+        }
+    }
+
+    /// Reads a browser stream to its end, at most [`MAX_PDF_BYTES`], then closes it.
+    async fn read_stream(&self, stream: StreamHandle) -> Result<Vec<u8>, JobError> {
+        let mut bytes = Vec::new();
+        let read = async {
+            loop {
+                let chunk = self
+                    .page()
+                    .execute(
+                        ReadParams::builder()
+                            .handle(stream.clone())
+                            .size(PDF_CHUNK_BYTES)
+                            .build()
+                            .map_err(|e| cdp_error("reading the PDF", e))?,
+                    )
+                    .await
+                    .map_err(|e| cdp_error("reading the PDF", e))?
+                    .result;
+                if chunk.base64_encoded == Some(true) {
+                    bytes.extend(decode_binary(&chunk.data)?);
+                } else {
+                    bytes.extend_from_slice(chunk.data.as_bytes());
+                }
+                if bytes.len() > MAX_PDF_BYTES {
+                    return Err(too_large(format!("the PDF is over {MAX_PDF_BYTES} bytes")));
+                }
+                if chunk.eof {
+                    return Ok(());
+                }
+            }
+        };
+        let outcome = read.await;
+        let _ = self.page().execute(CloseParams::new(stream)).await;
+        outcome.map(|()| bytes)
     }
 
     /// The box of the first element matching `css`, scrolled into view.
@@ -176,15 +239,20 @@ impl Session {
         })
     }
 
-    /// The box of the whole page, at most [`MAX_FULL_PAGE_HEIGHT`] tall.
-    async fn page_box(&self) -> Result<Viewport, JobError> {
-        let metrics = self
+    /// The size of the page's content, in CSS pixels.
+    async fn content_size(&self) -> Result<Rect, JobError> {
+        Ok(self
             .page()
             .execute(GetLayoutMetricsParams::default())
             .await
             .map_err(|e| cdp_error("measuring the page", e))?
-            .result;
-        let size = metrics.css_content_size;
+            .result
+            .css_content_size)
+    }
+
+    /// The box of the whole page, at most [`MAX_FULL_PAGE_HEIGHT`] tall.
+    async fn page_box(&self) -> Result<Viewport, JobError> {
+        let size = self.content_size().await?;
         Ok(Viewport {
             x: 0.0,
             y: 0.0,
@@ -193,6 +261,23 @@ impl Session {
             scale: 1.0,
         })
     }
+}
+
+/// Refuses a capture wider than [`MAX_SCREENSHOT_WIDTH`] or bigger than
+/// [`MAX_SCREENSHOT_PIXELS`], before the browser paints it.
+fn within_screenshot_caps(clip: &Viewport) -> Result<(), JobError> {
+    let pixels = clip.width * clip.height;
+    if clip.width > MAX_SCREENSHOT_WIDTH || pixels > MAX_SCREENSHOT_PIXELS {
+        return Err(too_large(format!(
+            "the capture would be {} × {} pixels; the limits are {MAX_SCREENSHOT_WIDTH} wide and {MAX_SCREENSHOT_PIXELS} pixels",
+            clip.width, clip.height
+        )));
+    }
+    Ok(())
+}
+
+fn too_large(detail: String) -> JobError {
+    JobError::new(ErrorKind::TooLarge, detail)
 }
 
 fn decode_binary(data: &str) -> Result<Vec<u8>, JobError> {

@@ -2,6 +2,7 @@
 
 mod steps;
 
+use super::evaluate::evaluate_capped;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -139,7 +140,7 @@ async fn perform(
             data.extend(found.clone());
             Ok(Some(Value::Object(found)))
         }
-        Step::Evaluate(expression) => s.evaluate(expression).await.map(Some),
+        Step::Evaluate(expression) => evaluate_capped(s, expression).await.map(Some),
         Step::Screenshot(name) => {
             let png = s.screenshot(&ScreenshotOptions::default()).await?;
             let kept = s

@@ -1,0 +1,115 @@
+//! The holes an attacker found (issue 10), each shown closed with the attack itself: results
+//! and captures that would exhaust memory, text the database cannot store, redirects out of
+//! the web.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{Backend, Options, TestApp, on_both_backends};
+use crate::site::Site;
+
+const LONG: Duration = Duration::from_secs(60);
+
+on_both_backends!(a_page_with_nul_characters_is_recorded);
+
+async fn run(app: &TestApp, body: Value) -> Value {
+    let job = app.submit(&body).await;
+    let id = job["id"].as_str().expect("id").to_owned();
+    app.wait_terminal(&id, LONG).await
+}
+
+/// Fails once, for good, with `too_large`.
+fn assert_too_large(job: &Value) {
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["error"]["kind"], "too_large", "{job}");
+    assert_eq!(job["error"]["retryable"], false, "{job}");
+    assert_eq!(job["attempt"], 1, "not retried: {job}");
+}
+
+async fn a_page_with_nul_characters_is_recorded(backend: Backend) {
+    let site = Site::start().await;
+    let app = TestApp::on(backend).await;
+    let job = run(
+        &app,
+        json!({"url": site.url("/hostile/nul"), "strategy": "http", "max_attempts": 1}),
+    )
+    .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["text"], "before\u{fffd}after", "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_out_of_the_web_fails_under_http() {
+    let site = Site::start().await;
+    let app = TestApp::spawn().await;
+    let job = run(
+        &app,
+        json!({"url": site.url("/hostile/to-file"), "strategy": "http", "max_attempts": 1}),
+    )
+    .await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["error"]["kind"], "navigation", "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quadratic_selectors_fail_instead_of_growing_without_bound() {
+    let site = Site::start().await;
+    let app = TestApp::spawn().await;
+    let job = run(
+        &app,
+        json!({"url": site.url("/hostile/nested"), "strategy": "http", "max_attempts": 3,
+               "payload": {"selectors": {"all": {"selector": "div", "all": true}}}}),
+    )
+    .await;
+    assert_too_large(&job);
+}
+
+fn browser() -> Options {
+    Options {
+        browser: true,
+        ..Options::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_evaluate_values_never_leave_the_page() {
+    let site = Site::start().await;
+    let app = TestApp::spawn_with(browser()).await;
+    let job = run(
+        &app,
+        json!({"url": site.url("/"), "job_type": "script", "max_attempts": 3,
+               "payload": {"steps": [{"evaluate": "'x'.repeat(50 * 1024 * 1024)"}]}}),
+    )
+    .await;
+    assert_too_large(&job);
+    let small = run(
+        &app,
+        json!({"url": site.url("/"), "job_type": "script",
+               "payload": {"steps": [{"evaluate": "({n: 6 * 7}) // a trailing comment"}]}}),
+    )
+    .await;
+    assert_eq!(small["state"], "succeeded", "{small}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_screenshots_and_pdfs_fail_before_the_browser_paints_them() {
+    let site = Site::start().await;
+    let app = TestApp::spawn_with(browser()).await;
+    let wide = run(
+        &app,
+        json!({"url": site.url("/hostile/wide"), "job_type": "screenshot", "max_attempts": 3,
+               "payload": {"full_page": true}}),
+    )
+    .await;
+    assert_too_large(&wide);
+    let tall = run(
+        &app,
+        json!({"url": site.url("/hostile/tall"), "job_type": "pdf", "max_attempts": 3}),
+    )
+    .await;
+    assert_too_large(&tall);
+    // An ordinary page still prints.
+    let pdf = run(&app, json!({"url": site.url("/"), "job_type": "pdf"})).await;
+    assert_eq!(pdf["state"], "succeeded", "{pdf}");
+}
