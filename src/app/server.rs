@@ -66,15 +66,30 @@ pub async fn serve_api(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(|request: hyper::Request<Incoming>| request.map(axum::body::Body::new));
-        let connection = builder.serve_connection_with_upgrades(
-            TokioIo::new(stream),
-            TowerToHyperService::new(service),
-        );
-        let connection = graceful.watch(connection.into_owned());
+        let builder = builder.clone();
+        let graceful_watch = graceful.watcher();
+        let router = router.clone();
         tokio::spawn(async move {
+            // hyper's timer starts once it reads a request; before the first byte (while the
+            // server tells HTTP/1 from HTTP/2) nothing times out, so wait here with a deadline.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => {
+                    debug!("closing a connection that sent nothing");
+                    return;
+                }
+            }
+            let service = router
+                .clone()
+                .map_request(|request: hyper::Request<Incoming>| {
+                    request.map(axum::body::Body::new)
+                });
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            let connection = graceful_watch.watch(connection.into_owned());
             if let Err(e) = connection.await {
                 debug!(error = %e, "connection ended with an error");
             }

@@ -113,3 +113,48 @@ async fn oversized_screenshots_and_pdfs_fail_before_the_browser_paints_them() {
     let pdf = run(&app, json!({"url": site.url("/"), "job_type": "pdf"})).await;
     assert_eq!(pdf["state"], "succeeded", "{pdf}");
 }
+
+/// A client that sends half its headers and stops (or opens a keep-alive connection and
+/// says nothing) is cut off after the header deadline, so slow clients cannot pile up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut partial = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    partial
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let mut silent = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let mut kept_alive = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    kept_alive
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("write");
+    let deadline = control_plane::app::HEADER_READ_TIMEOUT + Duration::from_secs(20);
+    for (name, stream) in [
+        ("partial headers", &mut partial),
+        ("silent", &mut silent),
+        ("idle after a request", &mut kept_alive),
+    ] {
+        let mut buffer = [0u8; 1024];
+        let closed = tokio::time::timeout(deadline, async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "{name}: the connection is still open");
+    }
+    assert_eq!(app.get("/health").await.status(), 200);
+}
