@@ -158,3 +158,41 @@ async fn slow_and_idle_connections_are_closed() {
     }
     assert_eq!(app.get("/health").await.status(), 200);
 }
+
+/// Even with private targets allowed, a job cannot reach its worker's DevTools endpoint:
+/// from there a page could list every job's url and drive every browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_devtools_endpoint_is_out_of_reach_even_with_private_targets() {
+    let app = TestApp::spawn_with(browser()).await;
+    assert!(
+        Options::default().allow_private,
+        "the harness allows private targets"
+    );
+    let ports = app
+        .pool
+        .as_ref()
+        .expect("a browser pool")
+        .guarded_ports()
+        .ports();
+    let devtools = ports
+        .iter()
+        .copied()
+        .find(|port| std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok())
+        .expect("a live DevTools port");
+    for (url, strategy) in [
+        (format!("http://127.0.0.1:{devtools}/json/list"), "vanilla"),
+        (
+            format!("http://localhost:{devtools}/json/version"),
+            "stealth",
+        ),
+    ] {
+        let job = run(
+            &app,
+            json!({"url": url, "strategy": strategy, "max_attempts": 1}),
+        )
+        .await;
+        assert_eq!(job["state"], "failed", "{job}");
+        assert_eq!(job["error"]["kind"], "target_policy", "{job}");
+        assert!(!job.to_string().contains("webSocketDebuggerUrl"), "{job}");
+    }
+}

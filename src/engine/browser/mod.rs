@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod capture;
+pub mod egress;
 mod intercept;
 pub mod navigate;
 mod page;
@@ -26,6 +27,7 @@ use crate::job::target::TargetPolicy;
 use crate::job::{ErrorKind, JobError, Strategy};
 
 pub use capture::{ImageFormat, Paper, PdfOptions, ScreenshotOptions};
+pub use egress::{Egress, GuardedPorts};
 pub use navigate::{DocumentResponse, judge_rendered};
 pub use page::JobPage;
 pub use pool::{BrowserPool, PoolConfig, PoolError, PoolStats};
@@ -73,7 +75,20 @@ impl Browser {
         let margin = (attempt.timeout / 5).min(Duration::from_secs(2));
         let deadline = tokio::time::Instant::now() + attempt.timeout - margin;
         let started = Instant::now();
-        let page = tokio::time::timeout_at(deadline, self.pool.open())
+        let refusals = Arc::new(Mutex::new(session::Refusals::default()));
+        let egress = Egress::start(
+            self.policy,
+            self.pool.guarded_ports().clone(),
+            refusals.clone(),
+        )
+        .await
+        .map_err(|e| {
+            JobError::new(
+                ErrorKind::Internal,
+                format!("cannot start the job's network proxy: {e}"),
+            )
+        })?;
+        let page = tokio::time::timeout_at(deadline, self.pool.open(&egress.proxy_server()))
             .await
             .map_err(|_| {
                 JobError::new(
@@ -91,7 +106,7 @@ impl Browser {
             strategy,
             options: options.clone(),
             deadline,
-            refusals: Arc::new(Mutex::new(session::Refusals::default())),
+            refusals,
             artifacts: Vec::new(),
         };
         let prepared = tokio::select! {
@@ -125,6 +140,7 @@ impl Browser {
         }
         let performed_ms = started.elapsed().as_millis() as u64;
         session.page.close().await;
+        drop(egress);
         debug!(
             job = %attempt.id,
             prepared_ms,

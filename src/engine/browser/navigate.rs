@@ -115,7 +115,7 @@ impl Session {
         Ok(document)
     }
 
-    /// A navigation error, explained by the interceptor when it refused the target.
+    /// A navigation error, explained by the egress proxy when it refused the target.
     fn navigation_failed(&self, url: &str, error_text: &str) -> JobError {
         let refused = self
             .refusals

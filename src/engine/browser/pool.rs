@@ -15,6 +15,7 @@ use tokio::sync::{RwLock, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::egress::GuardedPorts;
 use super::page::{JobPage, Lease};
 use super::process::{kill_leftovers, launch, processes_with_arg, sweep_orphans};
 
@@ -81,6 +82,9 @@ pub(super) struct LiveBrowser {
     served: AtomicU64,
     user_data_dir: PathBuf,
     generation: u64,
+    /// The port of its DevTools endpoint, guarded while it lives.
+    devtools_port: Option<u16>,
+    guarded: GuardedPorts,
 }
 
 impl LiveBrowser {
@@ -92,6 +96,9 @@ impl LiveBrowser {
     /// directory and removes the directory.
     async fn shut_down(&self) {
         let taken = self.browser.write().await.take();
+        if let Some(port) = self.devtools_port {
+            self.guarded.release(port);
+        }
         if let Some(mut browser) = taken {
             let closed = tokio::time::timeout(CLOSE_TIMEOUT, async {
                 let _ = browser.close().await;
@@ -138,6 +145,8 @@ struct PoolInner {
     restarts: AtomicU64,
     recycles: AtomicU64,
     closed: AtomicBool,
+    /// The DevTools ports of this pool's browsers, which no job may reach.
+    guarded: GuardedPorts,
 }
 
 /// A pool of Chromium processes shared by a worker's jobs.
@@ -183,6 +192,7 @@ impl BrowserPool {
                 restarts: AtomicU64::new(0),
                 recycles: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
+                guarded: GuardedPorts::default(),
                 config,
             }),
         }
@@ -234,8 +244,14 @@ impl BrowserPool {
         }
     }
 
-    /// Opens a fresh browser context and page for one job, waiting for a free context.
-    pub async fn open(&self) -> Result<JobPage, PoolError> {
+    /// The DevTools ports of this pool's browsers.
+    pub fn guarded_ports(&self) -> &GuardedPorts {
+        &self.inner.guarded
+    }
+
+    /// Opens a fresh browser context and page for one job, waiting for a free context. The
+    /// context reaches the network only through `proxy_server` (loopback included).
+    pub async fn open(&self, proxy_server: &str) -> Result<JobPage, PoolError> {
         let permit = Arc::clone(&self.inner.permits)
             .acquire_owned()
             .await
@@ -258,7 +274,13 @@ impl BrowserPool {
                 return Err(PoolError::Crashed("the browser is closed".into()));
             };
             let context = browser
-                .create_browser_context(CreateBrowserContextParams::default())
+                .create_browser_context(
+                    CreateBrowserContextParams::builder()
+                        .proxy_server(proxy_server)
+                        // Chromium skips proxies for loopback unless told not to.
+                        .proxy_bypass_list("<-loopback>")
+                        .build(),
+                )
                 .await
                 .map_err(|e| PoolError::Crashed(e.to_string()))?;
             let target = CreateTargetParams::builder()
@@ -379,7 +401,15 @@ impl BrowserPool {
                 detail,
             })?;
         info!(generation, executable = %inner.config.executable.display(), "browser started");
+        let devtools_port = url::Url::parse(launched.browser.websocket_address())
+            .ok()
+            .and_then(|url| url.port());
+        if let Some(port) = devtools_port {
+            inner.guarded.guard(port);
+        }
         Ok(Arc::new(LiveBrowser {
+            devtools_port,
+            guarded: inner.guarded.clone(),
             browser: RwLock::new(Some(launched.browser)),
             handler: launched.handler,
             died: launched.died,

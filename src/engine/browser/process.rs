@@ -146,6 +146,12 @@ pub const LAUNCH_ARGS: &[&str] = &[
     "no-first-run",
     "no-default-browser-check",
     "disable-background-networking",
+    "dns-prefetch-disable",
+    "no-pings",
+    // Traffic outside a job's context (there should be none) goes to a port nothing listens
+    // on: each job's context has its own proxy, the egress, that checks every address.
+    "proxy-server=http://127.0.0.1:9",
+    "proxy-bypass-list=<-loopback>",
     "disable-component-update",
     "disable-sync",
     "disable-breakpad",
