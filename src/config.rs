@@ -229,6 +229,15 @@ pub struct Settings {
     #[arg(long, env = "RESULT_MAX_BYTES", global = true, default_value_t = crate::kinds::DEFAULT_RESULT_MAX_BYTES, value_parser = parse_result_cap)]
     pub result_max_bytes: usize,
 
+    /// Jobs a tenant may have queued at once, unless an admin set its own quota (0 suspends).
+    #[arg(long, env = "QUOTA_MAX_QUEUED", global = true, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(0..=crate::quota::MAX_QUEUED_CAP))]
+    pub quota_max_queued: u64,
+
+    /// Submissions per second a tenant may make, per API process, unless an admin set its
+    /// own quota (0 suspends).
+    #[arg(long, env = "QUOTA_SUBMIT_RATE", global = true, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::quota::MAX_SUBMIT_RATE)))]
+    pub quota_submit_rate: u32,
+
     /// Whether `/api` asks for keys: keys or off [default: keys; off for dev bound to loopback].
     #[arg(long, env = "AUTH", global = true, value_enum)]
     pub auth: Option<AuthMode>,

@@ -44,6 +44,9 @@ pub async fn create(
                 refused.to_string(),
             )])
         })?;
+    if let Err(over) = state.quotas.admit(&caller.tenant).await? {
+        return Err(Problem::quota(over.to_string(), over.retry_after()));
+    }
     let created = state
         .dispatcher
         .submit(&caller.tenant, &spec, key.as_ref())

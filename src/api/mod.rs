@@ -6,6 +6,7 @@ pub mod body;
 pub mod hosts;
 pub mod jobs;
 pub mod problem;
+pub mod tenants;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::auth::Authenticator;
 use crate::dispatch::Dispatcher;
 use crate::job::target::TargetPolicy;
 use crate::queue::Signals;
+use crate::quota::Limiter;
 use crate::worker::report;
 use auth::Operator;
 use hosts::AllowedHosts;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// The host names the API answers to.
     pub allowed_hosts: AllowedHosts,
+    /// Per-tenant quotas on submissions.
+    pub quotas: Limiter,
 }
 
 /// Builds the router with request ids and one tracing span per request.
@@ -64,6 +68,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/artifacts", get(artifacts::list))
         .route("/api/v1/jobs/{id}/artifacts/{name}", get(artifacts::get))
         .route("/api/v1/queue/stats", get(queue_stats))
+        .route(
+            "/api/v1/tenants/{tenant}/quota",
+            get(tenants::get).put(tenants::put).delete(tenants::delete),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

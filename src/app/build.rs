@@ -21,6 +21,7 @@ use crate::engine::browser::{Browser, BrowserPool, INSTALL_HINT, PoolConfig, fin
 use crate::job::target::TargetPolicy;
 use crate::kinds::Runner;
 use crate::queue::Signals;
+use crate::quota::{Limiter, Quota, QuotaIndex};
 use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report};
 
 /// A process's parts, built once.
@@ -59,6 +60,11 @@ impl App {
     pub fn api_state(&self, bind: SocketAddr) -> AppState {
         let settings = &self.settings;
         let index: Arc<dyn KeyIndex> = self.dispatcher.store().clone();
+        let quotas: Arc<dyn QuotaIndex> = self.dispatcher.store().clone();
+        let defaults = Quota {
+            max_queued: settings.quota_max_queued,
+            submit_rate: settings.quota_submit_rate,
+        };
         AppState {
             dispatcher: self.dispatcher.clone(),
             signals: self.signals.clone(),
@@ -66,6 +72,7 @@ impl App {
             artifacts: self.artifacts.clone(),
             auth: Authenticator::new(settings.auth.unwrap_or(AuthMode::Keys), index),
             allowed_hosts: AllowedHosts::new(&settings.allowed_hosts, bind),
+            quotas: Limiter::new(defaults, quotas),
         }
     }
 

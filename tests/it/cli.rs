@@ -110,6 +110,7 @@ impl Process {
             .env("LOG_FORMAT", "json")
             // Keys are the default; these tests are about processes, not keys (auth.rs is).
             .env("AUTH", "off")
+            .env("QUOTA_SUBMIT_RATE", "1000000")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::from(file.try_clone().expect("log file")))
             .stderr(Stdio::from(file));

@@ -330,6 +330,8 @@ impl Options {
             .settings;
         settings.allow_private_targets = self.allow_private;
         settings.auth = Some(AuthMode::Keys);
+        // Tests submit in bursts; the quota tests set their own.
+        settings.quota_submit_rate = control_plane::quota::MAX_SUBMIT_RATE;
         settings.retry_backoff_base = self.retry_base;
         settings.retry_backoff_cap = Duration::from_secs(5);
         settings.shutdown_grace = Duration::from_secs(5);

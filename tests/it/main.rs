@@ -15,6 +15,7 @@ mod hostile;
 mod leadership;
 mod leases;
 mod lifecycle;
+mod quotas;
 mod rebinding;
 mod requests;
 mod site;
