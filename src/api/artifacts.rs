@@ -7,12 +7,12 @@ use axum::http::header::{
     X_CONTENT_TYPE_OPTIONS,
 };
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Reader;
 use super::jobs::existing_job;
 use super::problem::Problem;
+use super::schemas::{ArtifactInfo, ArtifactList};
 use crate::artifact::ArtifactError;
 
 fn artifact_problem(error: ArtifactError) -> Problem {
@@ -29,27 +29,36 @@ fn artifact_problem(error: ArtifactError) -> Problem {
 }
 
 /// Lists a job's artifacts with their urls.
+#[utoipa::path(
+    get,
+    operation_id = "list_artifacts",
+    path = "/api/v1/jobs/{id}/artifacts",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job's artifacts", body = ArtifactList),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list(
     Reader(caller): Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ArtifactList>, Problem> {
     let id = existing_job(&state, &caller, &id).await?;
     let artifacts = state.artifacts.list(id).await.map_err(artifact_problem)?;
-    let artifacts: Vec<Value> = artifacts
+    let artifacts = artifacts
         .iter()
-        .map(|a| {
-            json!({
-                "name": a.name,
-                "content_type": a.content_type,
-                "bytes": a.bytes,
-                "sha256": a.sha256,
-                "created_at": a.created_at,
-                "url": a.url(),
-            })
+        .map(|a| ArtifactInfo {
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            bytes: a.bytes,
+            sha256: a.sha256.clone(),
+            created_at: a.created_at,
+            url: a.url(),
         })
         .collect();
-    Ok(Json(json!({ "artifacts": artifacts })))
+    Ok(Json(ArtifactList { artifacts }))
 }
 
 /// An artifact holds what a target page made (its HTML, its pixels): on the API's origin it
@@ -70,6 +79,21 @@ fn disposition(name: &str, content_type: &str) -> String {
 }
 
 /// Serves one artifact with its content type.
+#[utoipa::path(
+    get,
+    operation_id = "get_artifact",
+    path = "/api/v1/jobs/{id}/artifacts/{name}",
+    tag = "jobs",
+    params(
+        ("id" = Uuid, Path, description = "The job's id"),
+        ("name" = String, Path, description = "The artifact's name"),
+    ),
+    responses(
+        (status = 200, description = "The artifact, sandboxed (images inline, the rest as downloads)",
+         content(("image/png"), ("image/jpeg"), ("application/pdf"), ("text/html"), ("application/octet-stream"))),
+        (status = 404, description = "No such job or artifact", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
     Reader(caller): Reader,
     State(state): State<AppState>,

@@ -93,8 +93,9 @@ fn too_slow() -> Problem {
     problem
 }
 
-/// A request body that is JSON when present; an empty body without a content type reads as
-/// `{}`. Any other content type is refused, so a cross-site form cannot post here.
+/// A request body that is JSON when present; an empty body without a content type, or a
+/// JSON `null`, reads as `{}`. Any other content type is refused, so a cross-site form
+/// cannot post here.
 #[derive(Debug, Clone)]
 pub struct OptionalJsonBody(pub Value);
 
@@ -110,7 +111,12 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
     type Rejection = Problem;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Problem> {
-        read_json(request, true).await.map(OptionalJsonBody)
+        let value = read_json(request, true).await?;
+        Ok(OptionalJsonBody(if value.is_null() {
+            Value::Object(Default::default())
+        } else {
+            value
+        }))
     }
 }
 

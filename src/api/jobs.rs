@@ -14,8 +14,11 @@ use super::AppState;
 use super::auth::{Reader, Writer};
 use super::body::{JsonBody, OptionalJsonBody};
 use super::problem::Problem;
+use super::schemas::{CancelRequest, JobRequest, RetryRequest};
 use crate::auth::Caller;
+use crate::job::JobState;
 use crate::job::{FieldError, JobEvent, Replay};
+use crate::kinds::JobType;
 use crate::spec::JobSpec;
 use crate::store::{CancelOutcome, Created, IdempotencyKey, Job, ListQuery, ReplayOutcome};
 
@@ -25,6 +28,35 @@ pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 500;
 
 /// `POST /api/v1/jobs`: validates, stores, then rings the job's doorbell.
+#[utoipa::path(
+    post,
+    operation_id = "create_job",
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    request_body = JobRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; the same key with the same body within 24 hours answers the first job again")),
+    responses(
+        (status = 201, description = "The job, stored and queued", body = Job,
+         headers(("Location" = String, description = "The job's url")),
+         links(
+             ("get" = (operation_id = "get_job", parameters(("id" = "$response.body#/id")))),
+             ("cancel" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/id")))),
+             ("retry" = (operation_id = "retry_job", parameters(("id" = "$response.body#/id")))),
+             ("events" = (operation_id = "job_events", parameters(("id" = "$response.body#/id")))),
+             ("artifacts" = (operation_id = "list_artifacts", parameters(("id" = "$response.body#/id")))),
+         )),
+        (status = 200, description = "The job this Idempotency-Key created earlier", body = Job,
+         headers(("Idempotent-Replayed" = String, description = "true")),
+         links(
+             ("get" = (operation_id = "get_job", parameters(("id" = "$response.body#/id")))),
+             ("cancel" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/id")))),
+             ("retry" = (operation_id = "retry_job", parameters(("id" = "$response.body#/id")))),
+             ("events" = (operation_id = "job_events", parameters(("id" = "$response.body#/id")))),
+             ("artifacts" = (operation_id = "list_artifacts", parameters(("id" = "$response.body#/id")))),
+         )),
+        (status = 429, description = "A quota of the tenant is used up (see Retry-After)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
     Writer(caller): Writer,
     State(state): State<AppState>,
@@ -150,6 +182,17 @@ pub(crate) async fn existing_job(
 }
 
 /// `GET /api/v1/jobs/{id}`.
+#[utoipa::path(
+    get,
+    operation_id = "get_job",
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job", body = Job),
+        (status = 404, description = "No such job (or another tenant's)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
     Reader(caller): Reader,
     State(state): State<AppState>,
@@ -161,13 +204,33 @@ pub async fn get(
 }
 
 /// `POST /api/v1/jobs/{id}/cancel`: a queued or running job becomes `cancelled`.
+#[utoipa::path(
+    post,
+    operation_id = "cancel_job",
+    path = "/api/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    request_body(content = Option<CancelRequest>, description = "Nothing, or an empty object"),
+    responses(
+        (status = 200, description = "The cancelled job", body = Job),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job has already finished", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn cancel(
     Writer(caller): Writer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    OptionalJsonBody(_): OptionalJsonBody,
+    OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<Json<Job>, Problem> {
     let id = parse_id(&id)?;
+    if body.as_object().is_none_or(|fields| !fields.is_empty()) {
+        return Err(Problem::invalid_fields(vec![FieldError::new(
+            "",
+            "unexpected_body",
+            "cancel takes no fields: send no body or {}",
+        )]));
+    }
     match state.dispatcher.store().cancel(caller.scope(), id).await? {
         CancelOutcome::Cancelled(job) => {
             if job.worker_id.is_some() {
@@ -186,6 +249,19 @@ pub async fn cancel(
     }
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "retry_job",
+    path = "/api/v1/jobs/{id}/retry",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    request_body(content = Option<RetryRequest>, description = "Nothing, or what the replay changes"),
+    responses(
+        (status = 200, description = "The job, queued again (it runs now)", body = Job),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job is not failed or cancelled", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /api/v1/jobs/{id}/retry`: replays a failed or cancelled job with a fresh attempt
 /// budget (`max_attempts`, default 3), optionally another `strategy` or `priority`. The body
 /// may be empty.
@@ -207,13 +283,24 @@ pub async fn retry(
 }
 
 /// A job's timeline.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventsPage {
     /// Events, oldest first.
     pub events: Vec<JobEvent>,
 }
 
 /// `GET /api/v1/jobs/{id}/events`.
+#[utoipa::path(
+    get,
+    operation_id = "job_events",
+    path = "/api/v1/jobs/{id}/events",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job's timeline, oldest first", body = EventsPage),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn events(
     Reader(caller): Reader,
     State(state): State<AppState>,
@@ -225,7 +312,7 @@ pub async fn events(
 }
 
 /// One page of jobs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobsPage {
     /// Jobs, newest first.
     pub jobs: Vec<Job>,
@@ -239,7 +326,16 @@ pub fn encode_cursor(id: Uuid) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Option<Uuid> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    // Lenient about the last character's unused bits: any 22 url-safe characters name a
+    // position, as the contract's pattern says.
+    const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_encode_padding(false)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let bytes = LENIENT.decode(cursor).ok()?;
     Uuid::from_slice(&bytes).ok()
 }
 
@@ -293,6 +389,20 @@ fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, Problem> {
 }
 
 /// `GET /api/v1/jobs`: newest first, filtered, paginated with an opaque cursor.
+#[utoipa::path(
+    get,
+    operation_id = "list_jobs",
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    params(
+        ("state" = Option<JobState>, Query, description = "Only jobs in this state"),
+        ("domain" = Option<String>, Query, description = "Only jobs for this host"),
+        ("job_type" = Option<JobType>, Query, description = "Only jobs of this type"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Jobs per page [default: 50]"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{22}$", description = "The next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "One page of jobs, newest first", body = JobsPage))
+)]
 pub async fn list(
     Reader(caller): Reader,
     State(state): State<AppState>,

@@ -5,7 +5,9 @@ pub mod auth;
 pub mod body;
 pub mod hosts;
 pub mod jobs;
+pub mod openapi;
 pub mod problem;
+pub mod schemas;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -80,6 +82,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(root))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .route("/api/v1/docs", get(openapi::docs))
         .merge(keyed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -133,6 +137,13 @@ async fn deadline(request: Request, next: axum::middleware::Next) -> Response {
     }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "root",
+    path = "/",
+    tag = "service",
+    responses((status = 200, description = "The service's name, version and links", body = Object))
+)]
 async fn root() -> Json<Value> {
     Json(json!({
         "name": env!("CARGO_PKG_NAME"),
@@ -142,10 +153,19 @@ async fn root() -> Json<Value> {
             "ready": "/ready",
             "jobs": "/api/v1/jobs",
             "queue_stats": "/api/v1/queue/stats",
+            "openapi": "/api/v1/openapi.json",
+            "docs": "/api/v1/docs",
         }
     }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "health",
+    path = "/health",
+    tag = "service",
+    responses((status = 200, description = "The process is up", body = Object))
+)]
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -180,6 +200,16 @@ async fn browser_summary(state: &AppState) -> Value {
 /// The browser is reported (`ready`, `unavailable`, `unknown`) but never fails readiness:
 /// without Chromium, jobs fall back or fail with `browser_unavailable`. Without a key (when
 /// keys are asked for) it says only up or down: the details name internals.
+#[utoipa::path(
+    get,
+    operation_id = "ready",
+    path = "/ready",
+    tag = "service",
+    responses(
+        (status = 200, description = "The database and the queue answer (details with a key)", body = Object),
+        (status = 503, description = "A dependency does not answer (details with a key)", body = Object),
+    )
+)]
 async fn ready(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let (database, queue, browser) = tokio::join!(
         probe(state.dispatcher.store().ping()),
@@ -220,6 +250,13 @@ async fn ready(State(state): State<AppState>, headers: axum::http::HeaderMap) ->
 
 /// `GET /api/v1/queue/stats`: per-level queue state, job counts by state, backlog age,
 /// across every tenant (admin).
+#[utoipa::path(
+    get,
+    operation_id = "queue_stats",
+    path = "/api/v1/queue/stats",
+    tag = "service",
+    responses((status = 200, description = "Queue levels, job counts by state, backlog age and browser pools", body = Object))
+)]
 async fn queue_stats(_: Operator, State(state): State<AppState>) -> Result<Json<Value>, Problem> {
     let (jobs, levels, browser) = tokio::join!(
         state.dispatcher.store().stats(),

@@ -15,13 +15,14 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECS: u32 = 5;
 
-/// An error answer: status, a stable type, a human detail and the bad fields.
-#[derive(Debug, Clone, Serialize)]
+/// An error answer (RFC 9457): status, a stable type, a human detail and the bad fields.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI reference naming the problem type.
     #[serde(rename = "type")]
     pub kind: String,
     /// A short summary of the problem type.
+    #[schema(value_type = String)]
     pub title: &'static str,
     /// The HTTP status.
     pub status: u16,

@@ -15,7 +15,7 @@ use crate::job::{FieldError, Fields, Problems};
 use crate::quota::{MAX_QUEUED_CAP, MAX_SUBMIT_RATE, Quota};
 
 /// A tenant's quota and where it comes from.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantQuota {
     /// The tenant.
     pub tenant: String,
@@ -24,6 +24,7 @@ pub struct TenantQuota {
     /// Submissions per second.
     pub submit_rate: u32,
     /// `tenant` when an admin set it, `default` when the settings apply.
+    #[schema(value_type = String)]
     pub source: &'static str,
 }
 
@@ -33,6 +34,14 @@ fn tenant_name(tenant: &str) -> Result<(), Problem> {
 }
 
 /// `GET /api/v1/tenants/{tenant}/quota`.
+#[utoipa::path(
+    get,
+    operation_id = "get_quota",
+    path = "/api/v1/tenants/{tenant}/quota",
+    tag = "tenants",
+    params(("tenant" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, description = "The tenant's quota", body = TenantQuota))
+)]
 pub async fn get(
     _: Operator,
     State(state): State<AppState>,
@@ -50,6 +59,15 @@ pub async fn get(
 }
 
 /// `PUT /api/v1/tenants/{tenant}/quota` with `{"max_queued", "submit_rate"}`.
+#[utoipa::path(
+    put,
+    operation_id = "set_quota",
+    path = "/api/v1/tenants/{tenant}/quota",
+    tag = "tenants",
+    params(("tenant" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    request_body = Quota,
+    responses((status = 200, description = "The tenant's quota, now its own", body = TenantQuota))
+)]
 pub async fn put(
     _: Operator,
     State(state): State<AppState>,
@@ -69,6 +87,17 @@ pub async fn put(
 }
 
 /// `DELETE /api/v1/tenants/{tenant}/quota`: back to the defaults.
+#[utoipa::path(
+    delete,
+    operation_id = "delete_quota",
+    path = "/api/v1/tenants/{tenant}/quota",
+    tag = "tenants",
+    params(("tenant" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses(
+        (status = 204, description = "The defaults apply again"),
+        (status = 404, description = "The tenant had no quota of its own", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn delete(
     _: Operator,
     State(state): State<AppState>,

@@ -52,7 +52,7 @@ impl ErrorKind {
 }
 
 /// A typed failure of one job attempt, as stored and shown to clients.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
     /// What kind of failure this is.
     pub kind: ErrorKind,

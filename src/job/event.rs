@@ -34,7 +34,7 @@ named_enum!(
 );
 
 /// One entry of a job's timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobEvent {
     /// Monotonic event number.
     pub id: i64,

@@ -11,11 +11,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// One problem with one field of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field, as a dotted path (`payload.selectors.title`).
     pub field: String,
     /// A stable machine-readable code (`unknown_field`, `wrong_type`, `out_of_range`, …).
+    #[schema(value_type = String)]
     pub code: &'static str,
     /// What is wrong, for humans.
     pub detail: String,
@@ -241,10 +242,17 @@ pub fn int_in(value: &Value, range: &RangeInclusive<i64>) -> Result<i64, (&'stat
             ),
         )
     };
-    match number.as_i64() {
+    // JSON has one number type: 3.0 is the integer 3 (as JSON Schema says), 2.5 is not one.
+    let whole = number
+        .as_f64()
+        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+        .map(|f| f as i64);
+    match number.as_i64().or(whole) {
         Some(n) if range.contains(&n) => Ok(n),
         Some(_) => Err(out_of_range()),
-        None if number.is_u64() => Err(out_of_range()),
+        None if number.is_u64() || number.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+            Err(out_of_range())
+        }
         None => Err(("wrong_type", format!("expected an integer, not {number}"))),
     }
 }

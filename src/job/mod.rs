@@ -6,7 +6,7 @@ pub mod error;
 pub mod event;
 pub mod fields;
 pub mod lifecycle;
-mod names;
+pub mod names;
 pub mod priority;
 pub mod replay;
 pub mod state;

@@ -38,9 +38,26 @@ macro_rules! named_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::job::names::string_enum(&[$($text),+])
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 pub(crate) use named_enum;
+
+/// The OpenAPI schema of a closed set of names.
+pub fn string_enum(names: &[&str]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .enum_values(Some(names.iter().copied()))
+        .into()
+}
 
 /// A name that is not one of an enum's accepted values.
 #[derive(Debug, Clone, thiserror::Error)]

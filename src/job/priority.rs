@@ -9,6 +9,20 @@ use serde::{Deserialize, Serialize};
 #[serde(try_from = "i64", into = "i64")]
 pub struct Priority(u8);
 
+impl utoipa::PartialSchema for Priority {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .minimum(Some(1))
+            .maximum(Some(5))
+            .description(Some("1 (most urgent) to 5 (least)"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Priority {}
+
 impl Priority {
     /// The most urgent level.
     pub const HIGHEST: Priority = Priority(1);

@@ -42,6 +42,15 @@ macro_rules! job_kinds {
             }
         }
 
+        impl utoipa::PartialSchema for JobType {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let names: Vec<&str> = JobType::ALL.iter().map(|t| t.as_str()).collect();
+                crate::job::names::string_enum(&names)
+            }
+        }
+
+        impl utoipa::ToSchema for JobType {}
+
         impl serde::Serialize for JobType {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())

@@ -16,11 +16,14 @@ pub const MAX_QUEUED_CAP: u64 = 100_000_000;
 pub const MAX_SUBMIT_RATE: u32 = 1_000_000;
 
 /// What a tenant may do. Zero in either field suspends the tenant's submissions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Quota {
     /// Jobs the tenant may have queued (waiting to run) at once.
+    #[schema(minimum = 0, maximum = 100000000)]
     pub max_queued: u64,
     /// Submissions per second (a burst of up to one second's worth is allowed).
+    #[schema(minimum = 0, maximum = 1000000)]
     pub submit_rate: u32,
 }
 

@@ -9,7 +9,7 @@ use crate::job::{Doorbell, JobError, JobState, Priority, RingState, Strategy};
 use crate::kinds::JobType;
 
 /// A job as stored: its request, where it is in its lifecycle, and its outcome.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Job {
     /// Time-ordered identifier (UUID v7).
     pub id: Uuid,
@@ -55,6 +55,7 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     /// Where its doorbell stands (internal: who rings it next).
     #[serde(skip)]
+    #[schema(ignore)]
     pub ring: RingState,
 }
 

@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod cli;
 mod common;
+mod contract;
 mod dispatch;
 mod embedded;
 mod faults;
