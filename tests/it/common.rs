@@ -395,8 +395,10 @@ pub fn chrome() -> std::path::PathBuf {
 pub struct TestApp {
     /// The API's base URL.
     pub base: String,
-    /// An HTTP client.
+    /// An HTTP client that sends the admin key.
     pub client: reqwest::Client,
+    /// The admin key `client` sends (default tenant).
+    pub key: String,
     /// The app's database, for assertions.
     pub db: AssertDb,
     /// The app's store.
@@ -456,6 +458,7 @@ impl TestApp {
         let mut app = TestApp {
             base,
             client: client_with_key(&admin),
+            key: admin.clone(),
             db,
             store: backends.store,
             queue: backends.queue,

@@ -196,3 +196,28 @@ async fn the_devtools_endpoint_is_out_of_reach_even_with_private_targets() {
         assert!(!job.to_string().contains("webSocketDebuggerUrl"), "{job}");
     }
 }
+
+/// A client that stops in the middle of its body is told 408 (it was slow), not 503 (the
+/// database was blamed), and the connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"url\": ",
+        app.key
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let deadline = control_plane::api::body::BODY_READ_TIMEOUT + Duration::from_secs(20);
+    let read = tokio::time::timeout(deadline, stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "no answer and the connection is still open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(app.db.scalar("SELECT count(*) FROM jobs").await, 0);
+}

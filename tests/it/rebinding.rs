@@ -146,6 +146,13 @@ async fn inside() {
         dns.asked("nav-vanilla.rebind.test") >= 1,
         "the DNS server was asked"
     );
+    // Nothing but the jobs' own requests left the worker: Chromium looked up no update,
+    // search or prefetch hosts of its own.
+    let names = dns.names();
+    assert!(
+        names.iter().all(|name| name.ends_with(".test")),
+        "names looked up that no job asked for: {names:?}"
+    );
 }
 
 /// A DNS server on 127.0.0.1:53: `*.rebind.test` answers the public address the first time
@@ -173,6 +180,13 @@ impl Dns {
         Dns { asked }
     }
 
+    fn names(&self) -> Vec<String> {
+        self.asked
+            .lock()
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn asked(&self, name: &str) -> u32 {
         self.asked
             .lock()
@@ -184,6 +198,9 @@ impl Dns {
 fn answer(query: &[u8], asked: &Mutex<HashMap<String, u32>>) -> Option<Vec<u8>> {
     let (name, end) = question(query)?;
     let qtype = u16::from_be_bytes([query[end], query[end + 1]]);
+    if let Ok(mut asked) = asked.lock() {
+        asked.entry(name.clone()).or_default();
+    }
     if name == "silent.test" {
         return None;
     }

@@ -2,6 +2,7 @@
 //! with this process, and finding (and killing) the processes of a profile directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chromiumoxide::{Browser, BrowserConfig};
@@ -190,28 +191,35 @@ pub(super) struct Launched {
     pub died: CancellationToken,
 }
 
-/// Starts `executable` with a fresh profile in `user_data_dir`: through a launcher that makes
-/// the kernel kill it if this process dies (even by SIGKILL), straight when there is no such
-/// launcher or it cannot run.
-pub(super) async fn launch(executable: &Path, user_data_dir: &Path) -> Result<Launched, String> {
-    let _ = std::fs::remove_dir_all(user_data_dir);
-    std::fs::create_dir_all(user_data_dir).map_err(|e| {
-        format!(
-            "cannot create its profile directory {}: {e}",
-            user_data_dir.display()
-        )
-    })?;
+/// Whether the last sandboxed launch worked (a kernel that refuses the sandbox once refuses it
+/// every time: later launches go straight without it).
+static SANDBOX_WORKS: AtomicBool = AtomicBool::new(true);
+
+/// Whether to ask for Chromium's sandbox: not as root (Chromium refuses to start sandboxed as
+/// root), nor once it failed to start here.
+fn sandbox_allowed() -> bool {
+    !nix::unistd::geteuid().is_root() && SANDBOX_WORKS.load(Ordering::SeqCst)
+}
+
+/// Launches once: through the death-bound launcher when there is one, else straight.
+async fn start(
+    executable: &Path,
+    user_data_dir: &Path,
+    sandbox: bool,
+) -> Result<(Browser, chromiumoxide::Handler), String> {
     let config = |executable: &Path| {
-        BrowserConfig::builder()
+        let mut builder = BrowserConfig::builder()
             .chrome_executable(executable)
             .user_data_dir(user_data_dir)
-            .no_sandbox()
             .viewport(None)
             .launch_timeout(LAUNCH_TIMEOUT)
             .request_timeout(Duration::from_secs(60))
             .disable_default_args()
-            .args(LAUNCH_ARGS.iter().copied())
-            .build()
+            .args(LAUNCH_ARGS.iter().copied());
+        if !sandbox {
+            builder = builder.no_sandbox();
+        }
+        builder.build()
     };
     let launched = match death_bound_launcher(executable, user_data_dir) {
         Some(launcher) => match Browser::launch(config(&launcher)?).await {
@@ -223,6 +231,31 @@ pub(super) async fn launch(executable: &Path, user_data_dir: &Path) -> Result<La
         },
         None => Browser::launch(config(executable)?).await,
     };
+    launched.map_err(|e| e.to_string())
+}
+
+/// Starts `executable` with a fresh profile in `user_data_dir`: through a launcher that makes
+/// the kernel kill it if this process dies (even by SIGKILL), straight when there is no such
+/// launcher or it cannot run.
+pub(super) async fn launch(executable: &Path, user_data_dir: &Path) -> Result<Launched, String> {
+    let _ = std::fs::remove_dir_all(user_data_dir);
+    std::fs::create_dir_all(user_data_dir).map_err(|e| {
+        format!(
+            "cannot create its profile directory {}: {e}",
+            user_data_dir.display()
+        )
+    })?;
+    let sandboxed = sandbox_allowed();
+    let mut launched = start(executable, user_data_dir, sandboxed).await;
+    if sandboxed && let Err(e) = &launched {
+        warn!(
+            error = %e,
+            "Chromium's sandbox cannot start here (the kernel does not allow unprivileged user \
+             namespaces, or a seccomp profile forbids them); running Chromium without it"
+        );
+        SANDBOX_WORKS.store(false, Ordering::SeqCst);
+        launched = start(executable, user_data_dir, false).await;
+    }
     let (mut browser, handler) = launched.map_err(|e| {
         let _ = std::fs::remove_dir_all(user_data_dir);
         e.to_string()
