@@ -271,7 +271,7 @@ mod tests {
             .as_object()
             .expect("JobRequest properties")
             .clone();
-        assert!(properties.len() >= 10, "{properties:?}");
+        assert!(properties.len() >= 9, "{properties:?}");
         for name in properties.keys().filter(|name| *name != "url") {
             let mut body = json!({"url": "https://example.com/"});
             body[name] = Value::Null;
