@@ -15,7 +15,10 @@ const CONFIG: &str = concat!(
 
 /// Runs Schemathesis against the API at `base` with `key`; panics with its report on failure.
 fn fuzz(base: &str, key: &str, which: &str) {
+    // Schemathesis keeps a cache where it runs: a directory of the test's own, not the clone.
+    let scratch = TestDataDir::new();
     let output = Command::new("st")
+        .current_dir(&scratch.0)
         .args(["--config-file", CONFIG, "run"])
         .arg(format!("{base}/api/v1/openapi.json"))
         .args([
