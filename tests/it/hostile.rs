@@ -221,3 +221,31 @@ async fn a_stalled_body_gets_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(app.db.scalar("SELECT count(*) FROM jobs").await, 0);
 }
+
+/// A retry is a request to run the job: a cancelled job that was scheduled for tomorrow runs
+/// now when retried, not at its old `run_at` (the README says so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_a_cancelled_scheduled_job_runs_it_now() {
+    let app = TestApp::spawn().await;
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let job = app
+        .submit(&json!({"url": "https://example.com/", "job_type": "noop", "run_at": tomorrow.to_rfc3339()}))
+        .await;
+    let id = job["id"].as_str().expect("id");
+    let cancelled = app
+        .client
+        .post(app.url(&format!("/api/v1/jobs/{id}/cancel")))
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.status(), 200);
+    let retried = app
+        .client
+        .post(app.url(&format!("/api/v1/jobs/{id}/retry")))
+        .send()
+        .await
+        .expect("retry");
+    assert_eq!(retried.status(), 200);
+    let done = app.wait_terminal(id, LONG).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+}
