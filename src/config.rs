@@ -36,6 +36,9 @@ pub enum Command {
     All(ServeArgs),
     /// Run everything in one process on SQLite with an in-process queue: no PostgreSQL, no Redis.
     Dev,
+    /// Health check for containers: exits 0 when the API on BIND's port answers /health, or
+    /// when this machine's worker reported within 30 s.
+    Probe,
     /// Create, list or revoke API keys (in DATABASE_URL, else in DATA_DIR's SQLite database).
     #[command(subcommand)]
     Keys(KeysCommand),

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
             }
         },
     };
-    let answers_on_stdout = matches!(cli.command, Command::Keys(_));
+    let answers_on_stdout = matches!(cli.command, Command::Keys(_) | Command::Probe);
     if let Err(e) = telemetry::init(
         cli.settings.log_format,
         &cli.settings.log_filter,

@@ -4,6 +4,7 @@
 mod build;
 mod connect;
 mod keys;
+mod probe;
 mod server;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use crate::store::StoreError;
 
 pub use build::{App, build};
 pub use connect::{Backends, DataDirLock, lock_data_dir, open_embedded, open_queue, open_store};
+pub use probe::{beat, heartbeat_file};
 pub use server::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS, serve_api};
 
 /// How long stopping waits for the scheduler to finish its current look.
@@ -95,6 +97,13 @@ pub async fn run(command: Command, mut settings: Settings) -> Result<(), StartEr
     }
     match command {
         Command::Keys(keys) => keys::run(keys, &settings).await,
+        Command::Probe => {
+            if probe::probe(bind).await {
+                Ok(())
+            } else {
+                Err(StartError::Usage("unhealthy".to_owned()))
+            }
+        }
         Command::Migrate => open_store(&settings, true).await.map(drop),
         Command::Serve(args) => run_production(&settings, Some(args), false, bind).await,
         Command::Worker => run_production(&settings, None, true, bind).await,

@@ -50,6 +50,7 @@ pub async fn run(
 ) {
     loop {
         publish(signals.as_ref(), &worker, &engine, note.as_deref()).await;
+        crate::app::beat();
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(REPORT_INTERVAL) => {}
