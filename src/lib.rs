@@ -20,4 +20,5 @@ pub mod quota;
 pub mod spec;
 pub mod store;
 pub mod telemetry;
+pub mod ttl_cache;
 pub mod worker;

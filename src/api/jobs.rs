@@ -249,6 +249,9 @@ pub async fn cancel(
     }
 }
 
+/// `POST /api/v1/jobs/{id}/retry`: replays a failed or cancelled job with a fresh attempt
+/// budget (`max_attempts`, default 3), optionally another `strategy` or `priority`. The body
+/// may be empty.
 #[utoipa::path(
     post,
     operation_id = "retry_job",
@@ -262,9 +265,6 @@ pub async fn cancel(
         (status = 409, description = "The job is not failed or cancelled", body = Problem, content_type = "application/problem+json"),
     )
 )]
-/// `POST /api/v1/jobs/{id}/retry`: replays a failed or cancelled job with a fresh attempt
-/// budget (`max_attempts`, default 3), optionally another `strategy` or `priority`. The body
-/// may be empty.
 pub async fn retry(
     Writer(caller): Writer,
     State(state): State<AppState>,

@@ -180,9 +180,9 @@ pub async fn openapi_json() -> Json<&'static Value> {
     tag = "service",
     responses((status = 200, description = "The API, for people", content_type = "text/html"))
 )]
-pub async fn docs() -> Html<String> {
+pub async fn docs() -> Html<&'static str> {
     static PAGE: OnceLock<String> = OnceLock::new();
-    Html(PAGE.get_or_init(|| render(document())).clone())
+    Html(PAGE.get_or_init(|| render(document())))
 }
 
 fn escape(text: &str) -> String {

@@ -28,6 +28,17 @@ pub struct TenantQuota {
     pub source: &'static str,
 }
 
+impl TenantQuota {
+    fn new(tenant: String, quota: Quota, source: &'static str) -> TenantQuota {
+        TenantQuota {
+            tenant,
+            max_queued: quota.max_queued,
+            submit_rate: quota.submit_rate,
+            source,
+        }
+    }
+}
+
 fn tenant_name(tenant: &str) -> Result<(), Problem> {
     crate::auth::check_tenant(tenant)
         .map_err(|detail| Problem::bad_parameter("tenant", "invalid", detail))
@@ -50,12 +61,8 @@ pub async fn get(
     tenant_name(&tenant)?;
     let own = state.dispatcher.store().quota(&tenant).await?;
     let quota = own.unwrap_or(state.quotas.defaults());
-    Ok(Json(TenantQuota {
-        tenant,
-        max_queued: quota.max_queued,
-        submit_rate: quota.submit_rate,
-        source: if own.is_some() { "tenant" } else { "default" },
-    }))
+    let source = if own.is_some() { "tenant" } else { "default" };
+    Ok(Json(TenantQuota::new(tenant, quota, source)))
 }
 
 /// `PUT /api/v1/tenants/{tenant}/quota` with `{"max_queued", "submit_rate"}`.
@@ -78,12 +85,7 @@ pub async fn put(
     let quota = parse(&body).map_err(Problem::invalid_fields)?;
     state.dispatcher.store().set_quota(&tenant, quota).await?;
     state.quotas.forget(&tenant);
-    Ok(Json(TenantQuota {
-        tenant,
-        max_queued: quota.max_queued,
-        submit_rate: quota.submit_rate,
-        source: "tenant",
-    }))
+    Ok(Json(TenantQuota::new(tenant, quota, "tenant")))
 }
 
 /// `DELETE /api/v1/tenants/{tenant}/quota`: back to the defaults.

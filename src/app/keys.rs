@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-
 use super::StartError;
 use super::connect::open_store;
 use crate::auth::{ApiKey, KeyId, KeyIndex, KeyRecord};
@@ -18,15 +16,7 @@ pub async fn run(command: KeysCommand, settings: &Settings) -> Result<(), StartE
         KeysCommand::Create { tenant, role, name } => {
             let key = ApiKey::generate();
             index
-                .add_key(&KeyRecord {
-                    id: key.id().clone(),
-                    tenant: tenant.clone(),
-                    role,
-                    name,
-                    secret_hash: key.secret_hash(),
-                    created_at: Utc::now(),
-                    revoked_at: None,
-                })
+                .add_key(&KeyRecord::new(&key, &tenant, role, &name))
                 .await?;
             eprintln!("created a {role} key for tenant {tenant}; it is shown only this once:");
             println!("{}", key.reveal());

@@ -80,11 +80,9 @@ pub async fn serve_api(
                     return;
                 }
             }
-            let service = router
-                .clone()
-                .map_request(|request: hyper::Request<Incoming>| {
-                    request.map(axum::body::Body::new)
-                });
+            let service = router.map_request(|request: hyper::Request<Incoming>| {
+                request.map(axum::body::Body::new)
+            });
             let connection = builder.serve_connection_with_upgrades(
                 TokioIo::new(stream),
                 TowerToHyperService::new(service),

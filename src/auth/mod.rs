@@ -33,6 +33,21 @@ pub struct KeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+impl KeyRecord {
+    /// The record to store for a newly made `key`.
+    pub fn new(key: &ApiKey, tenant: &str, role: Role, name: &str) -> KeyRecord {
+        KeyRecord {
+            id: key.id().clone(),
+            tenant: tenant.to_owned(),
+            role,
+            name: name.to_owned(),
+            secret_hash: key.secret_hash(),
+            created_at: Utc::now(),
+            revoked_at: None,
+        }
+    }
+}
+
 /// Where API keys are kept (the job store's database).
 #[async_trait]
 pub trait KeyIndex: Send + Sync {

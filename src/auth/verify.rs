@@ -2,14 +2,14 @@
 //! lookup per half second rather than one per request, and a revoked key is refused within
 //! that half second on every process.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::ValueEnum;
 
 use super::{ApiKey, Caller, KeyId, KeyIndex, KeyRecord};
 use crate::store::StoreError;
+use crate::ttl_cache::TtlCache;
 
 /// How long a looked-up key (or its absence) is trusted: the most a revocation takes to
 /// reach a process that used the key a moment before.
@@ -45,14 +45,13 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
-type Cache = Mutex<HashMap<KeyId, (Instant, Option<KeyRecord>)>>;
-
 /// Checks presented keys against the key index.
 #[derive(Clone)]
 pub struct Authenticator {
     mode: AuthMode,
     index: Arc<dyn KeyIndex>,
-    cache: Arc<Cache>,
+    /// Key records (or their absence) by id.
+    cache: Arc<TtlCache<KeyId, Option<KeyRecord>>>,
 }
 
 impl Authenticator {
@@ -61,7 +60,7 @@ impl Authenticator {
         Authenticator {
             mode,
             index,
-            cache: Arc::default(),
+            cache: Arc::new(TtlCache::new(KEY_CACHE_TTL, KEY_CACHE_SIZE)),
         }
     }
 
@@ -94,19 +93,11 @@ impl Authenticator {
     }
 
     async fn record(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        if let Ok(cache) = self.cache.lock()
-            && let Some((at, record)) = cache.get(id)
-            && at.elapsed() < KEY_CACHE_TTL
-        {
-            return Ok(record.clone());
+        if let Some(record) = self.cache.get(id) {
+            return Ok(record);
         }
         let record = self.index.key(id).await?;
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= KEY_CACHE_SIZE {
-                cache.clear();
-            }
-            cache.insert(id.clone(), (Instant::now(), record.clone()));
-        }
+        self.cache.put(id.clone(), record.clone());
         Ok(record)
     }
 }

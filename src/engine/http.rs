@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use url::Url;
 use super::body::{ContentKind, content_kind, decode};
 use super::judge::{self, Signals};
 use super::options::CookieSpec;
-use crate::job::target::{TargetPolicy, TargetRefused};
+use crate::job::target::{ResolveError, TargetPolicy, TargetRefused};
 use crate::job::{ErrorKind, JobError};
 
 /// The most redirects a request follows.
@@ -44,9 +43,13 @@ impl reqwest::dns::Resolve for PolicyResolver {
         let policy = self.policy;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            policy.check_resolved(&host, addrs.iter().copied())?;
+            let addrs = policy.resolve(&host, 0).await.map_err(|e| match e {
+                // Boxed as itself, so `request_error` finds it and reports `target_policy`.
+                ResolveError::Refused(refused) => {
+                    Box::new(refused) as Box<dyn StdError + Send + Sync>
+                }
+                lookup => Box::new(lookup),
+            })?;
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
         })
@@ -301,6 +304,8 @@ fn error_chain(error: &dyn StdError) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
     use reqwest::dns::Resolve;
 

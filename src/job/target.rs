@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use url::{Host, Url};
 
+use crate::ttl_cache::TtlCache;
+
 /// The longest url a job may target, in characters.
 pub const MAX_URL_LEN: usize = 2048;
 
@@ -200,6 +202,26 @@ impl TargetPolicy {
         Ok(())
     }
 
+    /// The addresses a connection to `host:port` may use: the host resolved (an IP literal as
+    /// it is) within [`CONNECT_RESOLVE_TIMEOUT`], every address checked. A lookup that fails or
+    /// times out refuses; the caller connects only to what this returns, so the address
+    /// checked is the address used.
+    pub async fn resolve(self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let lookup = tokio::net::lookup_host((bare, port));
+        let addrs: Vec<SocketAddr> =
+            match tokio::time::timeout(CONNECT_RESOLVE_TIMEOUT, lookup).await {
+                Ok(Ok(addrs)) => addrs.collect(),
+                Ok(Err(e)) => return Err(ResolveError::lookup(host, e.to_string())),
+                Err(_) => {
+                    let took = format!("no answer within {} s", CONNECT_RESOLVE_TIMEOUT.as_secs());
+                    return Err(ResolveError::lookup(host, took));
+                }
+            };
+        self.check_resolved(host, addrs.iter().copied())?;
+        Ok(addrs)
+    }
+
     /// Checks every address a host resolved to.
     pub fn check_resolved(
         self,
@@ -212,38 +234,57 @@ impl TargetPolicy {
     }
 }
 
+/// How long resolving a host for a connection may take before the connection is refused.
+pub const CONNECT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a host may not be connected to.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The policy refuses one of its addresses.
+    #[error(transparent)]
+    Refused(#[from] TargetRefused),
+    /// It does not resolve (in time).
+    #[error("cannot resolve {host}: {reason}")]
+    Lookup {
+        /// The host.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ResolveError {
+    fn lookup(host: &str, reason: String) -> ResolveError {
+        ResolveError::Lookup {
+            host: host.to_owned(),
+            reason,
+        }
+    }
+}
+
 /// How long a submit-time lookup (or its failure) is reused.
 const RESOLVE_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Names remembered at most; the cache starts over when full.
 const RESOLVE_CACHE_SIZE: usize = 10_000;
 
-type ResolveCache = std::sync::Mutex<
-    std::collections::HashMap<(String, u16), (std::time::Instant, Option<Vec<SocketAddr>>)>,
->;
+/// Submit-time answers (or failures) by host and port.
+type Lookups = TtlCache<(String, u16), Option<Vec<SocketAddr>>>;
 
 /// Resolves `name` within [`SUBMIT_RESOLVE_TIMEOUT`], reusing answers (and failures) for a
 /// minute, so a burst of submissions to one site costs one lookup, not one each.
 async fn resolve_cached(name: &str, port: u16) -> Option<Vec<SocketAddr>> {
-    static CACHE: std::sync::OnceLock<ResolveCache> = std::sync::OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
+    static CACHE: std::sync::OnceLock<Lookups> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| TtlCache::new(RESOLVE_CACHE_TTL, RESOLVE_CACHE_SIZE));
     let key = (name.to_owned(), port);
-    if let Ok(cache) = cache.lock()
-        && let Some((at, addrs)) = cache.get(&key)
-        && at.elapsed() < RESOLVE_CACHE_TTL
-    {
-        return addrs.clone();
+    if let Some(addrs) = cache.get(&key) {
+        return addrs;
     }
     let lookup = tokio::net::lookup_host((name, port));
     let addrs = match tokio::time::timeout(SUBMIT_RESOLVE_TIMEOUT, lookup).await {
         Ok(Ok(addrs)) => Some(addrs.collect::<Vec<_>>()),
         _ => None,
     };
-    if let Ok(mut cache) = cache.lock() {
-        if cache.len() >= RESOLVE_CACHE_SIZE {
-            cache.clear();
-        }
-        cache.insert(key, (std::time::Instant::now(), addrs.clone()));
-    }
+    cache.put(key, addrs.clone());
     addrs
 }
 

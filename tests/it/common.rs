@@ -357,15 +357,7 @@ impl Options {
 pub async fn create_key(index: &dyn KeyIndex, tenant: &str, role: Role) -> String {
     let key = ApiKey::generate();
     index
-        .add_key(&KeyRecord {
-            id: key.id().clone(),
-            tenant: tenant.to_owned(),
-            role,
-            name: format!("test {role}"),
-            secret_hash: key.secret_hash(),
-            created_at: chrono::Utc::now(),
-            revoked_at: None,
-        })
+        .add_key(&KeyRecord::new(&key, tenant, role, &format!("test {role}")))
         .await
         .expect("store a key");
     key.reveal()

@@ -95,6 +95,15 @@ async fn inside() {
             json!({"url": format!("http://public.test:{PORT}/redirect?to=redirect-{strategy}"),
                          "strategy": strategy, "max_attempts": 1}),
         );
+        // A script's `goto` to a name that rebinds (browser strategies only).
+        if strategy != "http" {
+            // Someone looked the name up before (taking its public answer), as with redirects.
+            let name = format!("goto-{strategy}.rebind.test");
+            let _ = tokio::net::lookup_host((name.as_str(), PORT)).await;
+            jobs.push(json!({"url": format!("http://public.test:{PORT}/"), "job_type": "script",
+                             "strategy": strategy, "max_attempts": 1,
+                             "payload": {"steps": [{"goto": format!("http://goto-{strategy}.rebind.test:{PORT}/")}]}}));
+        }
         // A name that never answers is refused, not let through.
         jobs.push(json!({"url": format!("http://silent.test:{PORT}/"),
                          "strategy": strategy, "max_attempts": 1}));

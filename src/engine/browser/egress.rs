@@ -23,10 +23,8 @@ use tokio::task::JoinSet;
 use tracing::debug;
 
 use super::session::Refusals;
-use crate::job::target::TargetPolicy;
+use crate::job::target::{ResolveError, TargetPolicy};
 
-/// How long resolving a host may take before its request is refused.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long connecting to a checked address may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -185,16 +183,14 @@ impl Gate {
 
     /// Resolves `host`, checks every address, and connects to a checked one.
     async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, Denied> {
-        let addrs = self.resolve(host, port).await?;
-        for &addr in &addrs {
-            if addr.ip().is_loopback() && self.guarded.contains(port) {
-                return Err(Denied::Refused(format!(
-                    "target {host}:{port} is refused: it is this worker's own browser control port"
-                )));
-            }
-            self.policy
-                .check_addr(host, addr.ip())
-                .map_err(|refused| Denied::Refused(refused.to_string()))?;
+        let addrs = self.policy.resolve(host, port).await.map_err(|e| match e {
+            ResolveError::Refused(refused) => Denied::Refused(refused.to_string()),
+            lookup => Denied::Unreachable(lookup.to_string()),
+        })?;
+        if addrs.iter().any(|addr| addr.ip().is_loopback()) && self.guarded.contains(port) {
+            return Err(Denied::Refused(format!(
+                "target {host}:{port} is refused: it is this worker's own browser control port"
+            )));
         }
         let mut last = format!("{host} has no address");
         for addr in addrs {
@@ -205,21 +201,6 @@ impl Gate {
             }
         }
         Err(Denied::Unreachable(last))
-    }
-
-    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Denied> {
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = bare.parse::<IpAddr>() {
-            return Ok(vec![SocketAddr::new(ip, port)]);
-        }
-        match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((bare, port))).await {
-            Ok(Ok(addrs)) => Ok(addrs.collect()),
-            Ok(Err(e)) => Err(Denied::Unreachable(format!("cannot resolve {host}: {e}"))),
-            Err(_) => Err(Denied::Unreachable(format!(
-                "resolving {host} took over {} s",
-                RESOLVE_TIMEOUT.as_secs()
-            ))),
-        }
     }
 }
 
