@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod job;
 pub mod kinds;
+pub mod memory;
 pub mod queue;
 pub mod quota;
 pub mod spec;

@@ -29,6 +29,7 @@ use crate::artifact::ArtifactStore;
 use crate::auth::Authenticator;
 use crate::dispatch::Dispatcher;
 use crate::job::target::TargetPolicy;
+use crate::memory::Domains;
 use crate::queue::Signals;
 use crate::quota::Limiter;
 use crate::worker::report;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub allowed_hosts: AllowedHosts,
     /// Per-tenant quotas on submissions.
     pub quotas: Limiter,
+    /// The domain memory and pacing.
+    pub domains: Arc<Domains>,
 }
 
 /// Builds the router with request ids and one tracing span per request.

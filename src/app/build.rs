@@ -20,6 +20,7 @@ use crate::engine::Engine;
 use crate::engine::browser::{Browser, BrowserPool, INSTALL_HINT, PoolConfig, find_chrome};
 use crate::job::target::TargetPolicy;
 use crate::kinds::Runner;
+use crate::memory::{Domains, MemoryIndex};
 use crate::queue::Signals;
 use crate::quota::{Limiter, Quota, QuotaIndex};
 use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report};
@@ -30,6 +31,7 @@ pub struct App {
     signals: Arc<dyn Signals>,
     artifacts: ArtifactStore,
     engine: Arc<Engine>,
+    domains: Arc<Domains>,
     browser_note: Option<String>,
     settings: Settings,
 }
@@ -45,7 +47,10 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
         (None, None)
     };
     let engine = Arc::new(Engine::new(policy, browser).map_err(StartError::Engine)?);
+    let index: Arc<dyn MemoryIndex> = backends.store.clone();
+    let domains = Arc::new(Domains::new(index, backends.pacer.clone()));
     Ok(App {
+        domains,
         dispatcher: Dispatcher::new(backends.store, backends.queue),
         signals: backends.signals,
         artifacts,
@@ -73,6 +78,7 @@ impl App {
             auth: Authenticator::new(settings.auth.unwrap_or(AuthMode::Keys), index),
             allowed_hosts: AllowedHosts::new(&settings.allowed_hosts, bind),
             quotas: Limiter::new(defaults, quotas),
+            domains: self.domains.clone(),
         }
     }
 
@@ -108,12 +114,14 @@ impl App {
     /// A worker with `config`.
     pub fn worker(&self, config: WorkerConfig) -> Worker {
         let runner = Arc::new(
-            Runner::new(self.engine.clone()).with_result_cap(self.settings.result_max_bytes),
+            Runner::new(self.engine.clone(), self.domains.clone())
+                .with_result_cap(self.settings.result_max_bytes),
         );
         Worker::new(
             self.dispatcher.clone(),
             runner,
             self.signals.clone(),
+            self.domains.clone(),
             config,
         )
     }

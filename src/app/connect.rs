@@ -9,6 +9,7 @@ use tracing::{info, warn};
 
 use super::StartError;
 use crate::config::Settings;
+use crate::memory::pace::{LocalPacer, Pacer};
 use crate::queue::{JobQueue, LocalQueue, LocalSignals, QueueError, RedisQueue, Signals};
 use crate::store::{JobStore, PgStore, SqliteStore, StoreError};
 
@@ -26,6 +27,8 @@ pub struct Backends {
     pub queue: Arc<dyn JobQueue>,
     /// Worker reports and cancel notices.
     pub signals: Arc<dyn Signals>,
+    /// Pacing per domain, shared by every worker.
+    pub pacer: Arc<dyn Pacer>,
 }
 
 impl Backends {
@@ -34,6 +37,7 @@ impl Backends {
         Backends {
             store,
             signals: Arc::new(queue.signals()),
+            pacer: Arc::new(queue.pacer()),
             queue: Arc::new(queue.clone()),
         }
     }
@@ -44,6 +48,7 @@ impl Backends {
             store,
             queue: Arc::new(LocalQueue::new()),
             signals: Arc::new(LocalSignals::new()),
+            pacer: Arc::new(LocalPacer::new()),
         }
     }
 }

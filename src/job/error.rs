@@ -72,6 +72,11 @@ pub struct JobError {
     /// Urls of debugging artifacts kept from the failed attempt (`failure.png`, `failure.html`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<String>,
+    /// For `auto` jobs: where the attempt started, the rungs it tried and why
+    /// (`{chosen, tried, reason}`), as a success's result shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub strategy_decision: Option<serde_json::Value>,
 }
 
 impl JobError {
@@ -85,6 +90,7 @@ impl JobError {
             retry_after_ms: None,
             reason: None,
             artifacts: Vec::new(),
+            strategy_decision: None,
         }
     }
 

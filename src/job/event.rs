@@ -30,6 +30,8 @@ named_enum!(
         Released => "released",
         /// Replayed on request with a fresh attempt budget.
         Retried => "retried",
+        /// Claimed, but pacing held its domain back: queued again, its attempt unspent.
+        Deferred => "deferred",
     }
 );
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::transition::{EventRecord, Guard, TimeChange, Transition, ValueChange};
+use super::transition::{AttemptChange, EventRecord, Guard, TimeChange, Transition, ValueChange};
 use super::{EventKind, JobError, JobState, Priority, Replay, RingState, Strategy};
 
 /// The columns of a job that decisions depend on, as read just before deciding.
@@ -70,6 +70,14 @@ pub enum Settlement {
     },
     /// The attempt failed and the job is finished.
     Failed(JobError),
+    /// The attempt did not start: pacing holds the job's domain back until `until`. The job
+    /// goes back to the queue with its attempt unspent.
+    Deferred {
+        /// When admission is expected to be possible.
+        until: DateTime<Utc>,
+        /// `backoff`, `cap` or `rate`.
+        reason: &'static str,
+    },
 }
 
 /// A queued, due job becomes running under `worker`, holding a lease of `lease`.
@@ -81,7 +89,7 @@ pub fn claim(worker: &str, lease: Duration) -> Transition {
             ..Guard::default()
         },
         state: Some(JobState::Running),
-        next_attempt: true,
+        attempt: AttemptChange::Next,
         worker: Some(worker.to_owned()),
         lease_until: TimeChange::After(lease),
         started_at: TimeChange::Now,
@@ -144,6 +152,17 @@ impl Hold {
                 event: Some(EventRecord::new(
                     EventKind::Retrying,
                     json!({"error": error.to_json(), "run_at": run_at}),
+                )),
+                ..done
+            },
+            Settlement::Deferred { until, reason } => Transition {
+                state: Some(JobState::Queued),
+                attempt: AttemptChange::Back,
+                run_at: TimeChange::At(*until),
+                ring: Some(RingState::Needed),
+                event: Some(EventRecord::new(
+                    EventKind::Deferred,
+                    json!({"until": until, "reason": reason}),
                 )),
                 ..done
             },
@@ -337,5 +356,12 @@ mod tests {
         });
         assert_eq!(retry.ring, Some(RingState::Needed));
         assert_eq!(retry.finished_at, TimeChange::Keep);
+        let deferred = hold.settle(&Settlement::Deferred {
+            until: Utc::now(),
+            reason: "cap",
+        });
+        assert_eq!(deferred.attempt, AttemptChange::Back);
+        assert_eq!(deferred.state, Some(JobState::Queued));
+        assert_eq!(deferred.ring, Some(RingState::Needed));
     }
 }

@@ -24,7 +24,7 @@ pub use names::UnknownName;
 pub use priority::Priority;
 pub use replay::Replay;
 pub use state::{JobState, RingState};
-pub use strategy::Strategy;
+pub use strategy::{Rung, Strategy};
 pub use target::TargetUrl;
 pub use transition::Transition;
 

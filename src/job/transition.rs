@@ -43,6 +43,18 @@ pub enum TimeChange {
     At(DateTime<Utc>),
 }
 
+/// How the attempt counter changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttemptChange {
+    /// Left as it is.
+    #[default]
+    Keep,
+    /// Up by one: a claim opens an attempt.
+    Next,
+    /// Down by one: a deferred claim gives its attempt back, unspent.
+    Back,
+}
+
 /// How a JSON column (`result`) changes.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum ValueChange<T> {
@@ -79,8 +91,8 @@ pub struct Transition {
     pub guard: Guard,
     /// The new state, when it changes.
     pub state: Option<JobState>,
-    /// Whether the attempt counter goes up by one (a claim).
-    pub next_attempt: bool,
+    /// How the attempt counter changes.
+    pub attempt: AttemptChange,
     /// The worker now holding the job.
     pub worker: Option<String>,
     /// When the job is due.

@@ -39,6 +39,9 @@ pub trait JobKind {
     const NAME: &'static str;
     /// Whether the kind needs a browser whatever the strategy (`http` is refused for it).
     const NEEDS_BROWSER: bool = false;
+    /// Whether the kind reaches the target site: its outcomes teach the domain memory and
+    /// `auto` chooses its rung.
+    const REACHES_WEB: bool = true;
     /// What the kind's payload holds, parsed. Its serde form is how it is stored.
     type Payload: Serialize + DeserializeOwned + Debug + Clone + PartialEq + Send + Sync + 'static;
     /// What one successful attempt returns: the job's result.

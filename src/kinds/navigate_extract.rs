@@ -117,7 +117,7 @@ impl JobKind for NavigateExtract {
             return Err(unavailable(run.job.job_type));
         }
         let mut extraction = served(run, payload).await?;
-        if run.job.strategy != Strategy::Http {
+        if run.rung.in_browser() {
             extraction.fallback_reason = Some(format!(
                 "Chromium is not available on this worker, so the job ran with the http strategy; {INSTALL_HINT}"
             ));

@@ -33,6 +33,7 @@ pub struct NoopOutput {
 
 impl JobKind for Noop {
     const NAME: &'static str = "noop";
+    const REACHES_WEB: bool = false;
     type Payload = NoopPayload;
     type Output = NoopOutput;
 

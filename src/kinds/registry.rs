@@ -30,6 +30,12 @@ macro_rules! job_kinds {
                 match self { $(JobType::$kind => <$module::$kind as JobKind>::NEEDS_BROWSER),+ }
             }
 
+            /// Whether the kind reaches the target site (and so is judged, learned from and
+            /// climbs rungs); `noop` does not.
+            pub fn reaches_web(self) -> bool {
+                match self { $(JobType::$kind => <$module::$kind as JobKind>::REACHES_WEB),+ }
+            }
+
             /// The accepted names, comma-separated, for error messages.
             pub fn expected() -> String {
                 JobType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")

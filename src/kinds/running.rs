@@ -2,7 +2,7 @@
 //! [`Executor`] a worker calls.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -13,7 +13,8 @@ use super::bounded::{DEFAULT_RESULT_MAX_BYTES, bounded};
 use super::{JobType, Payload};
 use crate::engine::browser::INSTALL_HINT;
 use crate::engine::{Attempt, Browser, Engine};
-use crate::job::{ErrorKind, Hold, JobError, Priority, Strategy};
+use crate::job::{ErrorKind, Hold, JobError, Priority, Rung, Strategy};
+use crate::memory::{Domains, Observation, Start, Verdict, decision};
 
 /// What one attempt produced: a result, or a typed error.
 pub type Outcome = Result<Value, JobError>;
@@ -54,9 +55,19 @@ impl RunningJob {
         }
     }
 
-    /// How long this attempt may run.
+    /// How long one rung of this attempt may run.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(u64::from(self.timeout_ms))
+    }
+
+    /// How long the whole attempt may run: each rung `auto` climbs gets its own timeout.
+    pub fn attempt_budget(&self) -> Duration {
+        let rungs = if self.strategy == Strategy::Auto {
+            Rung::ALL.len() as u32
+        } else {
+            1
+        };
+        self.timeout() * rungs
     }
 }
 
@@ -69,8 +80,10 @@ pub struct Run<'a> {
     pub engine: &'a Engine,
     /// Cancelled when the attempt must stop.
     pub stop: &'a CancellationToken,
-    /// When the attempt's `timeout_ms` runs out.
+    /// When this rung's `timeout_ms` runs out.
     pub deadline: tokio::time::Instant,
+    /// The rung this run uses (the job's strategy, or the one `auto` is trying).
+    pub rung: Rung,
 }
 
 impl Run<'_> {
@@ -86,11 +99,13 @@ impl Run<'_> {
         }
     }
 
-    /// The browser and the flavour (vanilla or stealth) this attempt uses, if the job's
-    /// strategy is a browser one and this worker has a browser.
+    /// The browser and the flavour (vanilla or stealth) this run uses, if its rung is a
+    /// browser one and this worker has a browser.
     pub fn browser(&self) -> Option<(&Browser, Strategy)> {
-        let strategy = self.job.strategy.in_browser(self.job.attempt)?;
-        Some((self.engine.browser()?, strategy))
+        if !self.rung.in_browser() {
+            return None;
+        }
+        Some((self.engine.browser()?, self.rung.strategy()))
     }
 
     /// The browser for a kind that cannot run without one.
@@ -115,18 +130,22 @@ pub trait Executor: Send + Sync + 'static {
     async fn run(&self, job: &RunningJob, stop: &CancellationToken) -> Outcome;
 }
 
-/// Runs jobs by their kind, with one engine's services.
+/// Runs jobs by their kind, with one engine's services, choosing and climbing rungs with
+/// the domain memory.
 #[derive(Debug, Clone)]
 pub struct Runner {
     engine: Arc<Engine>,
+    domains: Arc<Domains>,
     result_max_bytes: usize,
 }
 
 impl Runner {
-    /// A runner over `engine`, keeping results of up to [`DEFAULT_RESULT_MAX_BYTES`].
-    pub fn new(engine: Arc<Engine>) -> Runner {
+    /// A runner over `engine`, learning in `domains`, keeping results of up to
+    /// [`DEFAULT_RESULT_MAX_BYTES`].
+    pub fn new(engine: Arc<Engine>, domains: Arc<Domains>) -> Runner {
         Runner {
             engine,
+            domains,
             result_max_bytes: DEFAULT_RESULT_MAX_BYTES,
         }
     }
@@ -136,6 +155,41 @@ impl Runner {
         Runner {
             result_max_bytes: bytes,
             ..self
+        }
+    }
+
+    /// Runs one rung under its own timeout.
+    async fn run_rung(
+        &self,
+        payload: &Payload,
+        job: &RunningJob,
+        stop: &CancellationToken,
+        rung: Rung,
+    ) -> Outcome {
+        let run = Run {
+            job,
+            engine: &self.engine,
+            stop,
+            deadline: tokio::time::Instant::now() + job.timeout(),
+            rung,
+        };
+        let work = payload.run(&run);
+        match tokio::time::timeout(job.timeout(), work).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(JobError::new(
+                ErrorKind::Timeout,
+                format!("the attempt ran past timeout_ms ({} ms)", job.timeout_ms),
+            )),
+        }
+    }
+
+    /// The rung that really ran: a browser rung on a worker without a browser fell back to
+    /// http (or failed before reaching the site).
+    fn ran_with(&self, rung: Rung) -> Rung {
+        if rung.in_browser() && self.engine.browser().is_none() {
+            Rung::Http
+        } else {
+            rung
         }
     }
 }
@@ -149,12 +203,95 @@ impl Executor for Runner {
                 format!("the stored payload cannot be read: {e}"),
             )
         })?;
-        let run = Run {
-            job,
-            engine: &self.engine,
-            stop,
-            deadline: tokio::time::Instant::now() + job.timeout(),
+        if !job.job_type.reaches_web() {
+            let rung = job.strategy.rung().unwrap_or(Rung::Http);
+            let outcome = self.run_rung(&payload, job, stop, rung).await?;
+            return bounded(outcome, self.result_max_bytes);
+        }
+        let has_browser = self.engine.browser().is_some();
+        let start = self
+            .domains
+            .start(
+                &job.domain,
+                job.strategy,
+                job.job_type.needs_browser(),
+                has_browser,
+            )
+            .await;
+        let climb = Climb::run(self, &payload, job, stop, &start).await;
+        let decision = start
+            .reason
+            .as_deref()
+            .map(|reason| decision(start.first, &climb.tried, reason));
+        self.domains
+            .learned(&climb.observations, decision.as_ref())
+            .await;
+        match (climb.outcome, decision) {
+            (Ok(mut result), Some(decision)) => {
+                if let Value::Object(fields) = &mut result {
+                    fields.insert("strategy_decision".to_owned(), decision);
+                }
+                bounded(result, self.result_max_bytes)
+            }
+            (Ok(result), None) => bounded(result, self.result_max_bytes),
+            (Err(mut error), decision) => {
+                error.strategy_decision = decision;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// One attempt's climb up the ladder: each rung that is blocked hands over to the next, once.
+struct Climb {
+    outcome: Outcome,
+    tried: Vec<(Rung, Option<Verdict>)>,
+    observations: Vec<Observation>,
+}
+
+impl Climb {
+    async fn run(
+        runner: &Runner,
+        payload: &Payload,
+        job: &RunningJob,
+        stop: &CancellationToken,
+        start: &Start,
+    ) -> Climb {
+        let mut rung = start.first;
+        let mut climb = Climb {
+            outcome: Ok(Value::Null),
+            tried: Vec::new(),
+            observations: Vec::new(),
         };
-        bounded(payload.run(&run).await?, self.result_max_bytes)
+        loop {
+            let began = Instant::now();
+            let outcome = runner.run_rung(payload, job, stop, rung).await;
+            let verdict = Verdict::of(&outcome);
+            let ran_with = runner.ran_with(rung);
+            climb.tried.push((ran_with, verdict));
+            if let Some(verdict) = verdict {
+                climb.observations.push(Observation {
+                    host: job.domain.clone(),
+                    job_id: job.id,
+                    rung: ran_with,
+                    verdict,
+                    latency_ms: u32::try_from(began.elapsed().as_millis()).unwrap_or(u32::MAX),
+                    at: chrono::Utc::now(),
+                });
+            }
+            if verdict == Some(Verdict::Throttled) {
+                let retry_after = outcome.as_ref().err().and_then(|e| e.retry_after_ms);
+                runner.domains.throttled(&job.domain, retry_after).await;
+            }
+            let next = start
+                .ladder
+                .above(rung)
+                .filter(|_| job.strategy == Strategy::Auto && verdict == Some(Verdict::Blocked));
+            climb.outcome = outcome;
+            match next {
+                Some(next) if !stop.is_cancelled() => rung = next,
+                _ => return climb,
+            }
+        }
     }
 }

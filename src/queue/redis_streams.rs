@@ -76,7 +76,7 @@ fn client(url: &str) -> Result<redis::Client, QueueError> {
     redis::Client::open(info).map_err(invalid)
 }
 
-pub(super) fn classify(error: RedisError) -> QueueError {
+pub(crate) fn classify(error: RedisError) -> QueueError {
     if error.is_io_error()
         || error.is_connection_dropped()
         || error.is_connection_refusal()
@@ -120,6 +120,11 @@ impl RedisQueue {
     /// Worker reports and cancel notices on the same Redis, under the same prefix.
     pub fn signals(&self) -> super::RedisSignals {
         super::RedisSignals::new(self.client.clone(), self.conn.clone(), &self.prefix)
+    }
+
+    /// The domain pacer on the same Redis, under the same prefix.
+    pub fn pacer(&self) -> crate::memory::pace::RedisPacer {
+        crate::memory::pace::RedisPacer::new(self.conn.clone(), &self.prefix)
     }
 
     /// The stream key of a priority level.

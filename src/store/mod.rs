@@ -22,6 +22,7 @@ use crate::artifact::ArtifactIndex;
 use crate::auth::{KeyIndex, Scope};
 use crate::job::{Doorbell, JobEvent, Replay, Settlement};
 use crate::kinds::RunningJob;
+use crate::memory::MemoryIndex;
 use crate::quota::QuotaIndex;
 use crate::spec::JobSpec;
 
@@ -38,7 +39,9 @@ pub use types::{
 /// Storage of jobs and their timelines. Every change is a guarded transition decided by the
 /// job domain; a change whose guard no longer holds changes nothing and says so.
 #[async_trait]
-pub trait JobStore: ArtifactIndex + KeyIndex + QuotaIndex + Send + Sync + 'static {
+pub trait JobStore:
+    ArtifactIndex + KeyIndex + MemoryIndex + QuotaIndex + Send + Sync + 'static
+{
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 

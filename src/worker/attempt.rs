@@ -15,6 +15,7 @@ use super::{Shared, lock};
 use crate::dispatch::Settled;
 use crate::job::{ErrorKind, JobError, Settlement};
 use crate::kinds::{Executor, Outcome, RunningJob};
+use crate::memory::Admission;
 use crate::queue::Delivery;
 use crate::store::StoreError;
 
@@ -39,7 +40,40 @@ pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: Owne
         domain = %job.domain,
         job_type = %job.job_type,
     );
-    run(&shared, &delivery, job).instrument(span).await;
+    async {
+        if admitted(&shared, &delivery, &job).await {
+            run(&shared, &delivery, &job).await;
+            shared.domains.release(&job.domain, job.id).await;
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Asks the domain's pacer whether the job may start now. When it may not, the job goes back
+/// to the queue until its domain can take it, its attempt unspent, and this slot serves other
+/// domains meanwhile. A pacer that cannot be reached admits (it costs at most a burst).
+async fn admitted(shared: &Shared, delivery: &Delivery, job: &RunningJob) -> bool {
+    let lease = shared.config.lease;
+    let (wait_ms, reason) = match shared.domains.admit(&job.domain, job.id, lease).await {
+        Ok(Admission::Admitted) => return true,
+        Ok(Admission::Deferred { wait_ms, reason }) => (wait_ms, reason),
+        Err(e) => {
+            warn!(error = %e, "the pacer cannot be reached: running without pacing");
+            return true;
+        }
+    };
+    let until = chrono::Utc::now() + chrono::Duration::milliseconds(wait_ms);
+    let settlement = Settlement::Deferred { until, reason };
+    debug!(wait_ms, reason, "domain busy: job deferred");
+    let recorded = with_store_retries(SETTLE_BUDGET, || {
+        shared.dispatcher.settle(delivery, job, &settlement)
+    })
+    .await;
+    if let Err(e) = recorded {
+        error!(error = %e, "could not defer the job; the lease will return it");
+    }
+    false
 }
 
 /// Claims the job; while the database is down the claim waits (holding its slot, so the
@@ -71,7 +105,8 @@ async fn claim(shared: &Shared, delivery: &Delivery) -> Option<RunningJob> {
 }
 
 /// Runs a claimed job and records its outcome.
-async fn run(shared: &Shared, delivery: &Delivery, job: RunningJob) {
+async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob) {
+    let job = job.clone();
     lock(&shared.in_flight).insert(job.id, job.clone());
     let stop = CancellationToken::new();
     lock(&shared.stops).insert(job.id, stop.clone());
@@ -122,6 +157,7 @@ fn log_settlement(settlement: &Settlement, elapsed_ms: u64) {
             warn!(elapsed_ms, error = %error, %run_at, "attempt failed; retrying")
         }
         Settlement::Failed(error) => warn!(elapsed_ms, error = %error, "job failed"),
+        Settlement::Deferred { until, reason } => debug!(%until, reason, "job deferred"),
     }
 }
 
@@ -132,7 +168,10 @@ async fn heartbeat(shared: &Shared, job: &RunningJob, stop: &CancellationToken) 
     loop {
         tokio::time::sleep(lease / 3).await;
         match shared.dispatcher.store().renew(job, lease).await {
-            Ok(true) => debug!("lease renewed"),
+            Ok(true) => {
+                shared.domains.renew(&job.domain, job.id, lease).await;
+                debug!("lease renewed")
+            }
             Ok(false) => {
                 warn!("lease lost (job cancelled, finished or taken back): stopping the executor");
                 stop.cancel();
@@ -166,7 +205,7 @@ where
 /// Runs the executor under the job's timeout, turning panics into `internal` errors.
 async fn execute(executor: &dyn Executor, job: &RunningJob, stop: &CancellationToken) -> Outcome {
     let run = AssertUnwindSafe(executor.run(job, stop)).catch_unwind();
-    match tokio::time::timeout(job.timeout(), run).await {
+    match tokio::time::timeout(job.attempt_budget(), run).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(_panic)) => Err(JobError::new(
             ErrorKind::Internal,

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::dispatch::Dispatcher;
 use crate::kinds::{Executor, RunningJob};
+use crate::memory::Domains;
 use crate::queue::{Delivery, QueueConsumer, Signals};
 
 pub use retry::RetryPolicy;
@@ -73,6 +74,7 @@ struct Shared {
     dispatcher: Dispatcher,
     executor: Arc<dyn Executor>,
     signals: Arc<dyn Signals>,
+    domains: Arc<Domains>,
     config: WorkerConfig,
     in_flight: Mutex<HashMap<Uuid, RunningJob>>,
     /// Stops the executor of a running job (remote cancel, lost lease).
@@ -87,12 +89,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker taking doorbells through `dispatcher` and running jobs with `executor`;
-    /// cancel notices arrive through `signals`.
+    /// A worker taking doorbells through `dispatcher` and running jobs with `executor`,
+    /// each admitted by its domain's pace in `domains`; cancel notices arrive through
+    /// `signals`.
     pub fn new(
         dispatcher: Dispatcher,
         executor: Arc<dyn Executor>,
         signals: Arc<dyn Signals>,
+        domains: Arc<Domains>,
         config: WorkerConfig,
     ) -> Worker {
         Worker {
@@ -100,6 +104,7 @@ impl Worker {
                 dispatcher,
                 executor,
                 signals,
+                domains,
                 config,
                 in_flight: Mutex::new(HashMap::new()),
                 stops: Mutex::new(HashMap::new()),

@@ -7,6 +7,7 @@ mod create;
 mod doorbells;
 mod keys;
 mod leadership;
+mod memory;
 mod quotas;
 mod reads;
 pub mod render;

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::job::transition::{Guard, TimeChange, Transition, ValueChange};
+use crate::job::transition::{AttemptChange, Guard, TimeChange, Transition, ValueChange};
 use crate::job::{JobState, RingState};
 use crate::store::Term;
 use crate::store::sql::{Dialect, Sql};
@@ -52,8 +52,14 @@ fn set(sql: &mut Sql, t: &Transition) {
     if let Some(state) = t.state {
         sql.push(", state = ").bind(state.as_str());
     }
-    if t.next_attempt {
-        sql.push(", attempt = attempt + 1");
+    match t.attempt {
+        AttemptChange::Keep => {}
+        AttemptChange::Next => {
+            sql.push(", attempt = attempt + 1");
+        }
+        AttemptChange::Back => {
+            sql.push(", attempt = attempt - 1");
+        }
     }
     if let Some(worker) = &t.worker {
         sql.push(", worker_id = ").bind(worker.as_str());

@@ -1,0 +1,77 @@
+-- Admission of one job to one domain, atomically for every worker: the rule of rule.rs.
+-- KEYS[1] pace hash, KEYS[2] slot leases (zset: job -> lease end, ms)
+-- ARGV: job, lease_ms, cap, rate_milli, burst, min_delay_ms, hold_ms, seed_learned, seed_backoff
+-- Returns {1, 0, ''} when admitted, {0, wait_ms, reason} when deferred.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local job = ARGV[1]
+local lease = tonumber(ARGV[2])
+local cap = math.max(tonumber(ARGV[3]), 1)
+local configured = tonumber(ARGV[4])
+local burst = tonumber(ARGV[5])
+local min_delay = tonumber(ARGV[6])
+local hold = math.max(tonumber(ARGV[7]), 1)
+
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'learned', ARGV[8], 'backoff', ARGV[9], 'clean', ARGV[9])
+end
+local h = {}
+local raw = redis.call('HGETALL', KEYS[1])
+for i = 1, #raw, 2 do h[raw[i]] = tonumber(raw[i + 1]) end
+local function get(k) return h[k] or 0 end
+
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local keep = math.max(lease * 2, 3600000)
+if redis.call('ZSCORE', KEYS[2], job) then
+  redis.call('ZADD', KEYS[2], now + lease, job)
+  redis.call('PEXPIRE', KEYS[2], keep)
+  return {1, 0, ''}
+end
+
+-- Additive increase after a clean period.
+local learned = get('learned')
+local ceiling = get('ceiling')
+if learned > 0 and now - get('clean') >= 5000 then
+  learned = learned + math.max(math.floor(ceiling / 10), 10)
+  if learned >= ceiling then learned = 0 end
+  redis.call('HSET', KEYS[1], 'learned', learned, 'clean', now)
+end
+
+local rate = configured
+if configured == 0 then rate = learned elseif learned > 0 then rate = math.min(configured, learned) end
+local interval = 0
+if rate > 0 then interval = math.floor(1000000 / rate) end
+interval = math.max(interval, min_delay)
+local tolerance = burst * interval
+local tat = get('tat')
+
+local earliest, reason = nil, nil
+if get('backoff') > now then
+  earliest, reason = get('backoff'), 'backoff'
+elseif redis.call('ZCARD', KEYS[2]) >= cap then
+  earliest, reason = now + math.floor(hold / cap), 'cap'
+elseif interval > 0 and math.max(tat, now) - now > tolerance then
+  earliest, reason = tat - tolerance, 'rate'
+end
+redis.call('PEXPIRE', KEYS[1], math.max(keep, get('backoff') - now))
+if earliest then
+  local spacing = math.max(interval, math.floor(hold / cap), 1)
+  local horizon = get('horizon')
+  local promise = earliest
+  if horizon > now then promise = math.max(earliest, horizon + spacing) end
+  redis.call('HSET', KEYS[1], 'horizon', promise)
+  return {0, math.max(promise - now, 1), reason}
+end
+
+redis.call('ZADD', KEYS[2], now + lease, job)
+redis.call('PEXPIRE', KEYS[2], keep)
+if interval > 0 then redis.call('HSET', KEYS[1], 'tat', math.max(tat, now) + interval) end
+local ws = get('ws')
+if now - ws >= 1000 then
+  local last = 0
+  if now - ws < 2000 then last = get('wc') end
+  redis.call('HSET', KEYS[1], 'ws', now, 'wc', 1, 'lwc', last)
+else
+  redis.call('HINCRBY', KEYS[1], 'wc', 1)
+end
+return {1, 0, ''}

@@ -1,0 +1,145 @@
+//! An operator's overrides for one registrable domain: pin a rung, forbid stealth, and set
+//! the pace (concurrency cap, rate, burst, minimum delay). Parsed from a request body with
+//! every bad field named.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::job::fields::{Fields, wrong_type};
+use crate::job::{FieldError, Problems, Rung};
+
+/// Requests in flight at once per domain when no policy says otherwise.
+pub const DEFAULT_CAP: u32 = 4;
+/// The largest concurrency cap a policy may set.
+pub const MAX_CAP: u32 = 1_000;
+/// The highest rate a policy may set, in requests per second.
+pub const MAX_RATE: f64 = 10_000.0;
+/// The lowest rate a policy may set, in requests per second (one request in 1,000 s).
+pub const MIN_RATE: f64 = 0.001;
+/// The largest burst a policy may set.
+pub const MAX_BURST: u32 = 1_000;
+/// The longest minimum delay a policy may set, in milliseconds (one hour).
+pub const MAX_MIN_DELAY_MS: u32 = 3_600_000;
+
+/// A domain's overrides; absent fields keep the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DomainPolicy {
+    /// Always run this rung: no choice, no escalation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Rung>,
+    /// Never escalate to (or start with) stealth.
+    #[serde(default)]
+    pub forbid_stealth: bool,
+    /// Requests in flight at once across every worker (default 4), 1 ..= 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub cap: Option<u32>,
+    /// Requests per second across every worker (default unlimited), 0.001 ..= 10000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.001, maximum = 10000)]
+    pub rate: Option<f64>,
+    /// Requests that may go at once above the rate (default 1), 0 ..= 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 1000)]
+    pub burst: Option<u32>,
+    /// The least time between two requests' starts, in milliseconds, 0 ..= 3600000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 3600000)]
+    pub min_delay_ms: Option<u32>,
+}
+
+impl DomainPolicy {
+    /// The concurrency cap in force.
+    pub fn cap(&self) -> u32 {
+        self.cap.unwrap_or(DEFAULT_CAP)
+    }
+
+    /// The burst in force (default 1; none when a minimum delay is set, which is a promise
+    /// of spacing).
+    pub fn burst(&self) -> u32 {
+        match (self.burst, self.min_delay_ms) {
+            (Some(burst), _) => burst,
+            (None, Some(delay)) if delay > 0 => 0,
+            (None, _) => 1,
+        }
+    }
+
+    /// Parses a policy body, naming every bad field.
+    pub fn parse(body: &Value) -> Result<DomainPolicy, Vec<FieldError>> {
+        let problems = Problems::new();
+        let parsed = Fields::of(body, "", &problems).and_then(|mut f| {
+            let pin = f.choice::<Rung>("pin");
+            let forbid_stealth = f.flag("forbid_stealth");
+            let cap = f.int("cap", 1..=i64::from(MAX_CAP));
+            let rate = f.with("rate", rate);
+            let burst = f.int("burst", 0..=i64::from(MAX_BURST));
+            let min_delay_ms = f.int("min_delay_ms", 0..=i64::from(MAX_MIN_DELAY_MS));
+            if pin == Some(Some(Rung::Stealth)) && forbid_stealth == Some(true) {
+                f.report(
+                    "forbid_stealth",
+                    "conflict",
+                    "cannot forbid stealth and pin it at once",
+                );
+            }
+            f.finish();
+            let narrow = |n: Option<i64>| n.and_then(|n| u32::try_from(n).ok());
+            Some(DomainPolicy {
+                pin: pin?,
+                forbid_stealth: forbid_stealth?,
+                cap: narrow(cap?),
+                rate: rate?,
+                burst: narrow(burst?),
+                min_delay_ms: narrow(min_delay_ms?),
+            })
+        });
+        let parsed = if problems.is_empty() { parsed } else { None };
+        problems.verdict(parsed)
+    }
+}
+
+fn rate(value: &Value) -> Result<f64, (&'static str, String)> {
+    let Some(rate) = value.as_f64() else {
+        return Err(wrong_type("a number", value));
+    };
+    if (MIN_RATE..=MAX_RATE).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err((
+            "out_of_range",
+            format!("must be between {MIN_RATE} and {MAX_RATE} requests per second"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_full_policy_parses() {
+        let policy = DomainPolicy::parse(&json!({
+            "pin": "vanilla", "cap": 2, "rate": 5, "burst": 0, "min_delay_ms": 100
+        }))
+        .expect("valid");
+        assert_eq!(policy.pin, Some(Rung::Vanilla));
+        assert_eq!(policy.cap(), 2);
+        assert_eq!(policy.rate, Some(5.0));
+        assert_eq!(policy.burst(), 0);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let errors = DomainPolicy::parse(&json!({
+            "pin": "auto", "cap": 0, "rate": -1, "speed": 3
+        }))
+        .expect_err("invalid");
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for field in ["pin", "cap", "rate", "speed"] {
+            assert!(fields.contains(&field), "{field} missing from {fields:?}");
+        }
+        let conflict = DomainPolicy::parse(&json!({"pin": "stealth", "forbid_stealth": true}))
+            .expect_err("conflict");
+        assert_eq!(conflict[0].field, "forbid_stealth");
+    }
+}
