@@ -8,6 +8,7 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::auth::{AuthMode, Role};
+use crate::job::host_map::HostMap;
 
 /// A control plane for browser-automation jobs.
 ///
@@ -162,6 +163,11 @@ pub struct Settings {
         default_missing_value = "true"
     )]
     pub allow_private_targets: bool,
+
+    /// Fixed addresses for host names, like curl's --resolve: `name=ip,*.suffix=ip` (at most
+    /// 256 rules). Jobs to those names connect there, still under the target policy.
+    #[arg(long, env = "RESOLVE", global = true, default_value = "", value_parser = parse_host_map)]
+    pub resolve: HostMap,
 
     /// How long in-flight jobs and requests may finish after SIGINT or SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE", global = true, default_value = "30s", value_parser = parse_duration)]
@@ -369,6 +375,11 @@ fn require<'a>(
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .ok_or(MissingSetting { name, hint })
+}
+
+/// Parses `RESOLVE`.
+pub fn parse_host_map(text: &str) -> Result<HostMap, String> {
+    HostMap::parse(text)
 }
 
 /// Parses a duration written the usual way: `30s`, `500ms`, `2m`, `1h 30m`.

@@ -3,6 +3,7 @@
 pub mod artifacts;
 pub mod auth;
 pub mod body;
+pub mod domains;
 pub mod hosts;
 pub mod jobs;
 pub mod openapi;
@@ -17,7 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -73,6 +74,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/artifacts", get(artifacts::list))
         .route("/api/v1/jobs/{id}/artifacts/{name}", get(artifacts::get))
         .route("/api/v1/queue/stats", get(queue_stats))
+        .route("/api/v1/domains", get(domains::list))
+        .route("/api/v1/domains/{domain}", get(domains::get))
+        .route(
+            "/api/v1/domains/{domain}/policy",
+            put(domains::put_policy).delete(domains::delete_policy),
+        )
         .route(
             "/api/v1/tenants/{tenant}/quota",
             get(tenants::get).put(tenants::put).delete(tenants::delete),

@@ -35,6 +35,10 @@ use super::problem::Problem;
         super::tenants::get,
         super::tenants::put,
         super::tenants::delete,
+        super::domains::list,
+        super::domains::get,
+        super::domains::put_policy,
+        super::domains::delete_policy,
         super::root,
         super::health,
         super::ready,
@@ -47,6 +51,7 @@ use super::problem::Problem;
     tags(
         (name = "jobs", description = "Submit, read, cancel and retry jobs of the caller's tenant"),
         (name = "tenants", description = "Quotas (admin)"),
+        (name = "domains", description = "The domain memory, pace and overrides (admin)"),
         (name = "service", description = "Liveness, readiness and this contract (no key needed)"),
     )
 )]

@@ -39,7 +39,8 @@ pub struct App {
 /// Builds the parts of a process on `backends`. With `work`, the process runs jobs: its
 /// engine gets Chromium when one is found (unless `BROWSER=off`).
 pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Result<App, StartError> {
-    let policy = TargetPolicy::new(settings.allow_private_targets);
+    let policy =
+        TargetPolicy::new(settings.allow_private_targets).with_hosts(settings.resolve.clone());
     let artifacts = ArtifactStore::local(&settings.artifact_dir(), backends.store.clone())?;
     let (browser, browser_note) = if work {
         start_browser(settings, policy, &artifacts).await?
@@ -73,7 +74,8 @@ impl App {
         AppState {
             dispatcher: self.dispatcher.clone(),
             signals: self.signals.clone(),
-            policy: TargetPolicy::new(settings.allow_private_targets),
+            policy: TargetPolicy::new(settings.allow_private_targets)
+                .with_hosts(settings.resolve.clone()),
             artifacts: self.artifacts.clone(),
             auth: Authenticator::new(settings.auth.unwrap_or(AuthMode::Keys), index),
             allowed_hosts: AllowedHosts::new(&settings.allowed_hosts, bind),

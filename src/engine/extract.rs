@@ -137,7 +137,13 @@ pub fn extract_text(text: &str, selectors: &Selectors) -> Extracted {
 impl Extracted {
     /// Whether the page showed nothing: no title, no visible text, no links.
     pub fn is_empty(&self) -> bool {
-        self.title.is_none() && self.text.is_empty() && self.links.is_empty()
+        self.title.is_none() && self.shows_nothing()
+    }
+
+    /// Whether the page's body showed nothing to read or follow (a title alone is what a
+    /// script-rendered shell or a challenge interstitial also has).
+    pub fn shows_nothing(&self) -> bool {
+        self.text.is_empty() && self.links.is_empty()
     }
 }
 

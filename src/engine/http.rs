@@ -79,6 +79,10 @@ pub struct Fetched {
     pub final_url: Url,
     /// The `Content-Type` header.
     pub content_type: Option<String>,
+    /// The `Retry-After` header (throttling and maintenance answers).
+    pub retry_after: Option<String>,
+    /// The `cf-mitigated` header (a CDN's challenge).
+    pub cf_mitigated: Option<String>,
     /// The body as read.
     pub body: Vec<u8>,
     /// Whether the body was cut at [`MAX_BODY_BYTES`].
@@ -161,11 +165,15 @@ impl HttpClient {
         }
         let final_url = response.url().clone();
         let content_type = header(&response, CONTENT_TYPE);
+        let retry_after = header(&response, reqwest::header::RETRY_AFTER);
+        let cf_mitigated = header(&response, HeaderName::from_static("cf-mitigated"));
         let (body, body_truncated) = read_body(response).await?;
         Ok(Fetched {
             status: status.as_u16(),
             final_url,
             content_type,
+            retry_after,
+            cf_mitigated,
             body,
             body_truncated,
             fetch_ms: started.elapsed().as_millis() as u64,

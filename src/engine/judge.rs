@@ -1,6 +1,11 @@
 //! The one place that judges what a target answered, for the http engine and the browser
-//! alike: anti-bot answers (challenge pages, captchas, empty pages where content was expected)
-//! are `blocked`, other error statuses are `http_status` (429 and 5xx retryable).
+//! alike: anti-bot answers (401/403, challenge pages, captchas, empty or script-only pages
+//! where content was expected) are `blocked`, other error statuses are `http_status` (429 and
+//! 5xx retryable).
+//!
+//! Markers are looked for in what a visitor sees, not in the page's scripts and styles: a
+//! page whose script merely mentions "Just a moment..." or a captcha widget's class name,
+//! while showing its content, got through.
 
 use chrono::{DateTime, Utc};
 
@@ -52,7 +57,7 @@ pub struct Signals<'a> {
     pub body: &'a str,
     /// Whether the document is HTML.
     pub html: bool,
-    /// Whether the page showed no title, no visible text and no links.
+    /// Whether the page showed no visible text and no links (content was expected).
     pub empty: bool,
 }
 
@@ -104,13 +109,56 @@ pub fn judge(signals: &Signals<'_>) -> Result<(), JobError> {
     Ok(())
 }
 
+/// The part of an HTML document a visitor can see: without `<script>`, `<style>`,
+/// `<template>` and `<noscript>` elements (a browser that runs scripts does not show
+/// `<noscript>`; a page that shows its challenge there shows it to no one who matters), and
+/// without comments. `html` is lower-cased.
+fn visible_markup(html: &str) -> String {
+    const HIDDEN: &[&str] = &["script", "style", "template", "noscript"];
+    let mut visible = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        visible.push_str(&rest[..open]);
+        let tag = &rest[open + 1..];
+        if let Some(comment) = tag.strip_prefix("!--") {
+            rest = comment.find("-->").map_or("", |end| &comment[end + 3..]);
+            continue;
+        }
+        let hidden = HIDDEN.iter().find(|name| {
+            tag.starts_with(**name)
+                && tag[name.len()..]
+                    .starts_with(|c: char| c == '>' || c == '/' || c.is_whitespace())
+        });
+        match hidden {
+            Some(name) => {
+                let close = format!("</{name}");
+                rest = tag.find(&close).map_or("", |end| {
+                    let after = &tag[end..];
+                    after.find('>').map_or("", |gt| &after[gt + 1..])
+                });
+            }
+            None => {
+                visible.push('<');
+                rest = tag;
+            }
+        }
+    }
+    visible.push_str(rest);
+    visible
+}
+
 /// Returns a `blocked` error when the response looks like an anti-bot answer.
 pub fn classify(signals: &Signals<'_>) -> Option<JobError> {
     let mut end = signals.body.len().min(SCAN_BYTES);
     while !signals.body.is_char_boundary(end) {
         end -= 1;
     }
-    let body = signals.body[..end].to_ascii_lowercase();
+    let lowered = signals.body[..end].to_ascii_lowercase();
+    let body = if signals.html {
+        visible_markup(&lowered)
+    } else {
+        lowered
+    };
     let captcha = find_marker(&body, CAPTCHA_MARKERS);
     let challenge = find_marker(&body, CHALLENGE_MARKERS);
     let refused = matches!(signals.status, 403 | 429 | 503);
@@ -149,6 +197,15 @@ pub fn classify(signals: &Signals<'_>) -> Option<JobError> {
             "challenge",
             format!(
                 "the site answered {} with a challenge page (found {marker:?})",
+                signals.status
+            ),
+        ));
+    }
+    if matches!(signals.status, 401 | 403) {
+        return Some(blocked(
+            "refused",
+            format!(
+                "the site refused the request with {} (it may not serve automated clients)",
                 signals.status
             ),
         ));
@@ -197,6 +254,30 @@ mod tests {
         assert!(classify(&signals(200, "<h1>Welcome</h1>")).is_none());
         assert!(classify(&signals(429, "slow down")).is_none());
         assert!(classify(&signals(404, "<h1>Not found</h1>")).is_none());
+    }
+
+    #[test]
+    fn markers_in_scripts_styles_and_comments_are_not_seen() {
+        let page = r#"<html><head><title>Shop</title>
+            <script>var t = "Just a moment..."; var w = "g-recaptcha";</script>
+            <style>.cf-turnstile { display: none }</style><!-- checking your browser -->
+            </head><body><h1>Products</h1></body></html>"#;
+        assert!(classify(&signals(200, page)).is_none());
+        let shown = r#"<html><body><div class="cf-turnstile"></div></body></html>"#;
+        assert!(classify(&signals(200, shown)).is_some());
+        assert_eq!(
+            visible_markup("<p>a</p><script type=x>b</script><scripted>c"),
+            "<p>a</p><scripted>c"
+        );
+        assert_eq!(visible_markup("a<script>never closed"), "a");
+    }
+
+    #[test]
+    fn refusals_are_blocks() {
+        for status in [401, 403] {
+            let error = classify(&signals(status, "<h1>Forbidden</h1>")).expect("blocked");
+            assert_eq!(error.reason.as_deref(), Some("refused"));
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod event;
 pub mod fields;
+pub mod host_map;
 pub mod lifecycle;
 pub mod names;
 pub mod priority;

@@ -136,7 +136,7 @@ async fn rendered(s: &mut Session, payload: &NavigateExtractPayload) -> Result<E
         .or_else(|_| Url::parse(&s.attempt().url))
         .map_err(|e| JobError::new(ErrorKind::Internal, format!("bad final url: {e}")))?;
     let extracted = extract_html(html.clone(), base, payload.selectors.clone()).await?;
-    let empty = extracted.is_empty() && !html.contains("<img");
+    let empty = extracted.shows_nothing() && !html.contains("<img");
     judge_rendered(&document, &html, empty)?;
     let evaluate = match &payload.evaluate {
         Some(expression) => Some(evaluate_capped(s, expression).await?),
@@ -182,14 +182,17 @@ async fn served(run: &Run<'_>, payload: &NavigateExtractPayload) -> Result<Extra
     };
     if let Some(extracted) = &extracted {
         let judged = &fetched.body[..fetched.body.len().min(JUDGED_BYTES)];
+        let judged = String::from_utf8_lossy(judged);
+        // A script-only shell (content rendered in the browser) shows nothing over http.
+        let empty = extracted.shows_nothing() && !judged.contains("<img");
         judge::judge(&Signals {
             url: fetched.final_url.as_str(),
             status: fetched.status,
-            retry_after: None,
-            cf_mitigated: None,
-            body: &String::from_utf8_lossy(judged),
+            retry_after: fetched.retry_after.as_deref(),
+            cf_mitigated: fetched.cf_mitigated.as_deref(),
+            body: &judged,
             html: kind == ContentKind::Html,
-            empty: extracted.is_empty(),
+            empty,
         })?;
     }
     Ok(Extraction {

@@ -10,11 +10,14 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::bounded::{DEFAULT_RESULT_MAX_BYTES, bounded};
+use super::navigate_extract::NavigateExtractPayload;
 use super::{JobType, Payload};
 use crate::engine::browser::INSTALL_HINT;
+use crate::engine::options::{PageOptions, Selectors};
 use crate::engine::{Attempt, Browser, Engine};
 use crate::job::{ErrorKind, Hold, JobError, Priority, Rung, Strategy};
-use crate::memory::{Domains, Observation, Start, Verdict, decision};
+use crate::memory::choose::should_probe;
+use crate::memory::{Domains, Observation, Start, Tried, Verdict, decision};
 
 /// What one attempt produced: a result, or a typed error.
 pub type Outcome = Result<Value, JobError>;
@@ -218,11 +221,15 @@ impl Executor for Runner {
                 has_browser,
             )
             .await;
-        let climb = Climb::run(self, &payload, job, stop, &start).await;
+        let mut climb = Climb::run(self, &payload, job, stop, &start).await;
+        let probe = match start.reason {
+            Some(_) => climb.probe(self, &payload, job, stop, &start).await,
+            None => None,
+        };
         let decision = start
             .reason
             .as_deref()
-            .map(|reason| decision(start.first, &climb.tried, reason));
+            .map(|reason| decision(start.first, &climb.tried, reason, probe));
         self.domains
             .learned(&climb.observations, decision.as_ref())
             .await;
@@ -245,8 +252,22 @@ impl Executor for Runner {
 /// One attempt's climb up the ladder: each rung that is blocked hands over to the next, once.
 struct Climb {
     outcome: Outcome,
-    tried: Vec<(Rung, Option<Verdict>)>,
+    tried: Vec<Tried>,
     observations: Vec<Observation>,
+}
+
+/// What a probe loads: the job's page as a plain `navigate_extract` would (its page options
+/// when it is one), never the job's own steps, so a probe has no effect a page load has not.
+fn probe_payload(payload: &Payload) -> Payload {
+    let page = match payload {
+        Payload::NavigateExtract(own) => own.page.clone(),
+        _ => PageOptions::default(),
+    };
+    Payload::NavigateExtract(NavigateExtractPayload {
+        selectors: Selectors::new(),
+        evaluate: None,
+        page,
+    })
 }
 
 impl Climb {
@@ -264,25 +285,9 @@ impl Climb {
             observations: Vec::new(),
         };
         loop {
-            let began = Instant::now();
-            let outcome = runner.run_rung(payload, job, stop, rung).await;
-            let verdict = Verdict::of(&outcome);
-            let ran_with = runner.ran_with(rung);
-            climb.tried.push((ran_with, verdict));
-            if let Some(verdict) = verdict {
-                climb.observations.push(Observation {
-                    host: job.domain.clone(),
-                    job_id: job.id,
-                    rung: ran_with,
-                    verdict,
-                    latency_ms: u32::try_from(began.elapsed().as_millis()).unwrap_or(u32::MAX),
-                    at: chrono::Utc::now(),
-                });
-            }
-            if verdict == Some(Verdict::Throttled) {
-                let retry_after = outcome.as_ref().err().and_then(|e| e.retry_after_ms);
-                runner.domains.throttled(&job.domain, retry_after).await;
-            }
+            let (outcome, tried) = climb.try_rung(runner, payload, job, stop, rung).await;
+            climb.tried.push(tried);
+            let verdict = tried.1;
             let next = start
                 .ladder
                 .above(rung)
@@ -293,5 +298,58 @@ impl Climb {
                 _ => return climb,
             }
         }
+    }
+
+    /// Runs one rung and keeps what it taught; a throttle reaches every worker at once.
+    async fn try_rung(
+        &mut self,
+        runner: &Runner,
+        payload: &Payload,
+        job: &RunningJob,
+        stop: &CancellationToken,
+        rung: Rung,
+    ) -> (Outcome, Tried) {
+        let began = Instant::now();
+        let outcome = runner.run_rung(payload, job, stop, rung).await;
+        let verdict = Verdict::of(&outcome);
+        let ran_with = runner.ran_with(rung);
+        if let Some(verdict) = verdict {
+            self.observations.push(Observation {
+                host: job.domain.clone(),
+                job_id: job.id,
+                rung: ran_with,
+                verdict,
+                latency_ms: u32::try_from(began.elapsed().as_millis()).unwrap_or(u32::MAX),
+                at: chrono::Utc::now(),
+            });
+        }
+        if verdict == Some(Verdict::Throttled) {
+            let retry_after = outcome.as_ref().err().and_then(|e| e.retry_after_ms);
+            runner.domains.throttled(&job.domain, retry_after).await;
+        }
+        (outcome, (ran_with, verdict))
+    }
+
+    /// After a success, maybe loads the page once more on the rung below, to learn whether
+    /// the site still needs the dearer one ([`crate::memory::choose::probe_chance`]).
+    async fn probe(
+        &mut self,
+        runner: &Runner,
+        payload: &Payload,
+        job: &RunningJob,
+        stop: &CancellationToken,
+        start: &Start,
+    ) -> Option<Tried> {
+        let (rung, Some(Verdict::Success)) = *self.tried.last()? else {
+            return None;
+        };
+        let below = start.ladder.below(rung)?;
+        if stop.is_cancelled() || !should_probe(&start.evidence, below, &mut rand::rng()) {
+            return None;
+        }
+        let (_, tried) = self
+            .try_rung(runner, &probe_payload(payload), job, stop, below)
+            .await;
+        Some(tried)
     }
 }

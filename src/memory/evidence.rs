@@ -59,6 +59,8 @@ pub struct RungStats {
     pub last_success_at: Option<DateTime<Utc>>,
     /// The last block.
     pub last_block_at: Option<DateTime<Utc>>,
+    /// Blocks in a row since its last success (undiscounted).
+    pub block_streak: u32,
 }
 
 impl RungStats {
@@ -101,6 +103,7 @@ impl Evidence {
         evidence
     }
 
+    /// Newest first: a block counts towards the streak until the rung's newest success.
     fn count(&mut self, seen: &Observation, weight: f64) {
         let stats = self.rungs.entry(seen.rung).or_default();
         match seen.verdict {
@@ -111,6 +114,9 @@ impl Evidence {
             Verdict::Blocked => {
                 stats.blocks += weight;
                 stats.last_block_at = stats.last_block_at.or(Some(seen.at));
+                if stats.last_success_at.is_none() {
+                    stats.block_streak += 1;
+                }
             }
             Verdict::Throttled => stats.throttles += weight,
             Verdict::SiteError => stats.site_errors += weight,

@@ -25,7 +25,7 @@ pub use domain::registrable;
 pub use evidence::{Evidence, Observation, RungStats};
 pub use pace::{Admission, Limits, PaceView, Pacer, Seed, Throttle};
 pub use policy::DomainPolicy;
-pub use service::{Domains, RECORDS_TTL, Start, decision};
+pub use service::{Domains, RECORDS_TTL, Start, Tried, decision};
 pub use verdict::Verdict;
 
 /// Whose observations to read.

@@ -37,6 +37,8 @@ pub struct Start {
     pub first: Rung,
     /// Why (only `auto` jobs choose).
     pub reason: Option<String>,
+    /// What the choice rested on (`auto` only), for deciding whether to probe after.
+    pub evidence: Evidence,
 }
 
 #[derive(Default)]
@@ -206,13 +208,14 @@ impl Domains {
                 ),
                 first: rung,
                 reason: None,
+                evidence: Evidence::default(),
             };
         }
         let domain = registrable(host);
         let policy = self.record(&domain).await.policy.unwrap_or_default();
         let ladder = Ladder::open(needs_browser, has_browser, &policy);
         let (evidence, prior) = self.evidence(host, &domain).await;
-        let choice = choose(&ladder, &evidence, prior, &mut rand::rng());
+        let choice = choose(&ladder, &evidence, prior);
         let reason = match policy.pin {
             Some(pin) => format!("{pin} is pinned by the domain's policy"),
             None => choice.reason,
@@ -221,6 +224,7 @@ impl Domains {
             ladder,
             first: choice.rung,
             reason: Some(reason),
+            evidence,
         }
     }
 
@@ -301,11 +305,21 @@ impl Domains {
     }
 }
 
-/// The `strategy_decision` of a job's result: where it started, what it tried, and why.
-pub fn decision(first: Rung, tried: &[(Rung, Option<Verdict>)], reason: &str) -> Value {
-    let tried: Vec<Value> = tried
-        .iter()
-        .map(|(rung, verdict)| json!({"strategy": rung, "verdict": verdict}))
-        .collect();
-    json!({"chosen": first, "tried": tried, "reason": reason})
+/// One rung's try within a job: the rung and what it came to (`None`: the outcome said
+/// nothing about the site).
+pub type Tried = (Rung, Option<Verdict>);
+
+/// The `strategy_decision` of a job's result: where it started, what it tried, why, and the
+/// probe of a cheaper rung that followed, if any.
+pub fn decision(first: Rung, tried: &[Tried], reason: &str, probe: Option<Tried>) -> Value {
+    let entry = |(rung, verdict): &Tried| json!({"strategy": rung, "verdict": verdict});
+    let mut decision = json!({
+        "chosen": first,
+        "tried": tried.iter().map(entry).collect::<Vec<_>>(),
+        "reason": reason,
+    });
+    if let Some(probe) = probe {
+        decision["probe"] = entry(&probe);
+    }
+    decision
 }
