@@ -29,6 +29,7 @@ use control_plane::engine::{Browser, Engine};
 use control_plane::job::target::TargetPolicy;
 use control_plane::job::{Priority, Strategy};
 use control_plane::kinds::{Executor, JobType, Runner, RunningJob};
+use control_plane::memory::{Domains, LocalPacer};
 use control_plane::store::{JobStore, SqliteStore};
 use serde_json::json;
 
@@ -224,7 +225,9 @@ async fn main() {
     let url = site.url("/");
     let dir = common::TestDataDir::new();
     let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.0).await.expect("store"));
-    let artifacts = ArtifactStore::local(&dir.0.join("artifacts"), store).expect("artifacts");
+    let artifacts =
+        ArtifactStore::local(&dir.0.join("artifacts"), store.clone()).expect("artifacts");
+    let domains = Arc::new(Domains::new(store, Arc::new(LocalPacer::new())));
     let policy = TargetPolicy::new(true);
     let executable = common::chrome();
     println!(
@@ -232,9 +235,10 @@ async fn main() {
         executable.display()
     );
 
-    let http = Arc::new(Runner::new(Arc::new(
-        Engine::new(policy, None).expect("engine"),
-    )));
+    let http = Arc::new(Runner::new(
+        Arc::new(Engine::new(policy, None).expect("engine")),
+        domains.clone(),
+    ));
     drive(Arc::clone(&http), &url, Strategy::Http, 20, 4, None).await;
     let baseline = drive(http, &url, Strategy::Http, pages * 4, 4, None).await;
     println!(
@@ -253,9 +257,10 @@ async fn main() {
         pool.warm_up().await.expect("Chromium starts");
         let idle_mib = pss_kib(&pool.process_ids()) as f64 / 1024.0;
         let browser = Browser::new(pool.clone(), policy, artifacts.clone());
-        let engine = Arc::new(Runner::new(Arc::new(
-            Engine::new(policy, Some(browser)).expect("engine"),
-        )));
+        let engine = Arc::new(Runner::new(
+            Arc::new(Engine::new(policy, Some(browser)).expect("engine")),
+            domains.clone(),
+        ));
         drive(Arc::clone(&engine), &url, Strategy::Vanilla, 5, 1, None).await;
         let run = drive(
             engine,

@@ -201,7 +201,7 @@ fn by_host(observations: &[Observation]) -> Vec<HostStats> {
     operation_id = "get_domain",
     path = "/api/v1/domains/{domain}",
     tag = "domains",
-    params(("domain" = String, Path, max_length = 253, description = "A registrable domain (example.co.uk), or an IP address")),
+    params(("domain" = String, Path, pattern = "^[A-Za-z0-9._:-]{1,253}$", description = "A registrable domain (example.co.uk), or an IP address")),
     responses(
         (status = 200, description = "What is known of the domain", body = DomainDetail),
         (status = 404, description = "Nothing is known of it", body = Problem, content_type = "application/problem+json"),
@@ -252,7 +252,7 @@ pub async fn get(
     operation_id = "set_domain_policy",
     path = "/api/v1/domains/{domain}/policy",
     tag = "domains",
-    params(("domain" = String, Path, max_length = 253, description = "A registrable domain, or an IP address")),
+    params(("domain" = String, Path, pattern = "^[A-Za-z0-9._:-]{1,253}$", description = "A registrable domain, or an IP address")),
     request_body = DomainPolicy,
     responses((status = 200, description = "The overrides now in force", body = DomainPolicyView))
 )]
@@ -275,7 +275,7 @@ pub async fn put_policy(
     operation_id = "delete_domain_policy",
     path = "/api/v1/domains/{domain}/policy",
     tag = "domains",
-    params(("domain" = String, Path, max_length = 253, description = "A registrable domain, or an IP address")),
+    params(("domain" = String, Path, pattern = "^[A-Za-z0-9._:-]{1,253}$", description = "A registrable domain, or an IP address")),
     responses(
         (status = 204, description = "The defaults apply again"),
         (status = 404, description = "The domain had no overrides", body = Problem, content_type = "application/problem+json"),

@@ -47,6 +47,12 @@ pub trait JobKind {
     /// What one successful attempt returns: the job's result.
     type Output: Serialize + Send;
 
+    /// Whether this job needs a browser: the kind always does, or its payload asks for
+    /// what only a browser can do (`auto` then never starts it on `http`).
+    fn needs_browser(_payload: &Self::Payload) -> bool {
+        Self::NEEDS_BROWSER
+    }
+
     /// Parses the payload object, naming every bad field. `strategy` is the job's (when it
     /// parsed), for fields that only some strategies can apply.
     fn parse(fields: &mut Fields<'_>, strategy: Option<Strategy>) -> Parsed<Self::Payload>;

@@ -79,6 +79,15 @@ impl JobKind for NavigateExtract {
     type Payload = NavigateExtractPayload;
     type Output = Extraction;
 
+    fn needs_browser(payload: &NavigateExtractPayload) -> bool {
+        let page = &payload.page;
+        payload.evaluate.is_some()
+            || page.viewport.is_some()
+            || page.timezone.is_some()
+            || !page.block.is_empty()
+            || page.wait_until != Default::default()
+    }
+
     fn parse(f: &mut Fields<'_>, strategy: Option<Strategy>) -> Parsed<NavigateExtractPayload> {
         let selectors = match f.get("selectors") {
             None => Some(Selectors::new()),

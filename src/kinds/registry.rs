@@ -105,6 +105,11 @@ macro_rules! job_kinds {
                 }
             }
 
+            /// Whether this job needs a browser (its kind, or what its payload asks for).
+            pub fn needs_browser(&self) -> bool {
+                match self { $(Payload::$kind(payload) => <$module::$kind as JobKind>::needs_browser(payload)),+ }
+            }
+
             /// The payload as stored: the kind's payload in its serde form.
             pub fn to_stored(&self) -> serde_json::Value {
                 let stored = match self {

@@ -217,7 +217,7 @@ impl Executor for Runner {
             .start(
                 &job.domain,
                 job.strategy,
-                job.job_type.needs_browser(),
+                payload.needs_browser(),
                 has_browser,
             )
             .await;

@@ -23,7 +23,7 @@ use crate::store::StoreError;
 pub use choose::{Choice, Ladder};
 pub use domain::registrable;
 pub use evidence::{Evidence, Observation, RungStats};
-pub use pace::{Admission, Limits, PaceView, Pacer, Seed, Throttle};
+pub use pace::{Admission, Limits, LocalPacer, PaceView, Pacer, RedisPacer, Seed, Throttle};
 pub use policy::DomainPolicy;
 pub use service::{Domains, RECORDS_TTL, Start, Tried, decision};
 pub use verdict::Verdict;

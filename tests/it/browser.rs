@@ -107,7 +107,7 @@ async fn js_content_is_found_only_by_the_browser(backend: Backend) {
 
     let redirected = succeeded(
         &app,
-        json!({"url": site.url("/redirect/3"), "strategy": "auto"}),
+        json!({"url": site.url("/redirect/3"), "strategy": "vanilla"}),
     )
     .await;
     assert_eq!(redirected["result"]["executed_with"], "vanilla");
@@ -731,8 +731,9 @@ async fn the_browser_refuses_private_targets_unless_allowed() {
             .await
             .expect("store"),
     );
-    let artifacts = control_plane::artifact::ArtifactStore::local(&dir.0.join("artifacts"), store)
-        .expect("artifacts");
+    let artifacts =
+        control_plane::artifact::ArtifactStore::local(&dir.0.join("artifacts"), store.clone())
+            .expect("artifacts");
     let pool = BrowserPool::new(PoolConfig {
         executable: crate::common::chrome(),
         size: 1,
@@ -744,7 +745,11 @@ async fn the_browser_refuses_private_targets_unless_allowed() {
     let strict = TargetPolicy::new(false);
     let engine =
         Engine::new(strict, Some(Browser::new(pool.clone(), strict, artifacts))).expect("engine");
-    let runner = Runner::new(std::sync::Arc::new(engine));
+    let domains = control_plane::memory::Domains::new(
+        store.clone(),
+        std::sync::Arc::new(control_plane::memory::LocalPacer::new()),
+    );
+    let runner = Runner::new(std::sync::Arc::new(engine), std::sync::Arc::new(domains));
     let job = RunningJob {
         id: uuid::Uuid::now_v7(),
         domain: "127.0.0.1".into(),

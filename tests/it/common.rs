@@ -262,15 +262,32 @@ impl AssertDb {
     }
 }
 
-/// The storage a test app owns, removed when the test ends.
+/// The storage a test app owns, removed when the test ends (and kept across a restart).
 enum Storage {
     Postgres {
-        _database: TestDatabase,
-        _prefix: TestPrefix,
+        database: TestDatabase,
+        prefix: TestPrefix,
     },
     Sqlite {
-        _dir: TestDataDir,
+        dir: TestDataDir,
     },
+    /// Handed to the app that replaced this one.
+    Moved,
+}
+
+impl Storage {
+    /// A fresh database and Redis prefix, or data directory.
+    async fn create(options: &Options) -> Storage {
+        match options.backend {
+            Backend::Postgres => Storage::Postgres {
+                database: TestDatabase::create().await,
+                prefix: TestPrefix::new(),
+            },
+            Backend::Sqlite => Storage::Sqlite {
+                dir: TestDataDir::new(),
+            },
+        }
+    }
 }
 
 /// How to start a test app.
@@ -300,6 +317,8 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// Reach PostgreSQL through a TCP proxy the test can cut (`TestApp::proxy`).
     pub database_proxy: bool,
+    /// `RESOLVE` rules: fixed addresses for the fixture web's host names.
+    pub resolve: String,
 }
 
 impl Default for Options {
@@ -317,6 +336,7 @@ impl Default for Options {
             redeliver_after: Duration::from_secs(10),
             redis_url: None,
             database_proxy: false,
+            resolve: String::new(),
         }
     }
 }
@@ -349,6 +369,8 @@ impl Options {
         settings.browser_pool_size = 1;
         settings.browser_max_contexts = u16::try_from(self.max_contexts).unwrap_or(2);
         settings.browser_recycle_pages = self.recycle_pages;
+        settings.resolve = control_plane::job::host_map::HostMap::parse(&self.resolve)
+            .expect("valid RESOLVE rules");
         settings
     }
 }
@@ -404,7 +426,8 @@ pub struct TestApp {
     app: App,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
-    _storage: Storage,
+    options: Options,
+    storage: Storage,
     _artifact_dir: TestDataDir,
 }
 
@@ -427,7 +450,22 @@ impl TestApp {
     /// `control_plane::app::build` as `main` builds them.
     pub async fn spawn_with(options: Options) -> TestApp {
         init_logs();
-        let (backends, db, storage, proxy) = backends(&options).await;
+        let storage = Storage::create(&options).await;
+        TestApp::spawn_on(storage, options).await
+    }
+
+    /// Stops this app as its process would stop, and starts a new one on the same database
+    /// and Redis prefix (or data directory): what a restart keeps, the new app finds.
+    pub async fn restart(mut self) -> TestApp {
+        self.halt().await;
+        let storage = std::mem::replace(&mut self.storage, Storage::Moved);
+        let options = self.options.clone();
+        drop(self);
+        TestApp::spawn_on(storage, options).await
+    }
+
+    async fn spawn_on(storage: Storage, options: Options) -> TestApp {
+        let (backends, db, proxy) = open(&storage, &options).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -459,7 +497,8 @@ impl TestApp {
             app,
             shutdown,
             tasks: vec![api, scheduler],
-            _storage: storage,
+            options: options.clone(),
+            storage,
             _artifact_dir: artifact_dir,
         };
         for _ in 0..options.workers {
@@ -588,6 +627,10 @@ impl TestApp {
 impl TestApp {
     /// Stops workers and closes the browser pool, as a worker does at exit.
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         self.shutdown.cancel();
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
@@ -607,13 +650,11 @@ impl Drop for TestApp {
     }
 }
 
-/// The store, queue and signals of a test app, with the database assertions read and what
-/// the test owns (removed when it ends).
-async fn backends(options: &Options) -> (Backends, AssertDb, Storage, Option<TcpProxy>) {
-    match options.backend {
-        Backend::Postgres => {
-            let database = TestDatabase::create().await;
-            let prefix = TestPrefix::new();
+/// The store, queue and signals of a test app on its storage, with the database
+/// assertions read.
+async fn open(storage: &Storage, options: &Options) -> (Backends, AssertDb, Option<TcpProxy>) {
+    match storage {
+        Storage::Postgres { database, prefix } => {
             let mut proxy = None;
             let app_url = if options.database_proxy {
                 let upstream = database_server(&database.url);
@@ -639,19 +680,13 @@ async fn backends(options: &Options) -> (Backends, AssertDb, Storage, Option<Tcp
                 .connect(&database.url)
                 .await
                 .expect("assertion pool");
-            let storage = Storage::Postgres {
-                _database: database,
-                _prefix: prefix,
-            };
             (
                 Backends::production(Arc::new(store), &queue),
                 AssertDb::Postgres(pool),
-                storage,
                 proxy,
             )
         }
-        Backend::Sqlite => {
-            let dir = TestDataDir::new();
+        Storage::Sqlite { dir } => {
             let store = SqliteStore::open(&dir.0).await.expect("open SQLite store");
             let options = SqliteConnectOptions::new()
                 .filename(store.path())
@@ -664,10 +699,10 @@ async fn backends(options: &Options) -> (Backends, AssertDb, Storage, Option<Tcp
             (
                 Backends::embedded(Arc::new(store)),
                 AssertDb::Sqlite(pool),
-                Storage::Sqlite { _dir: dir },
                 None,
             )
         }
+        Storage::Moved => unreachable!("a restarted app's storage belongs to its successor"),
     }
 }
 

@@ -21,11 +21,12 @@ fn report(line: &str) {
 }
 
 /// Submits `count` noop jobs through the API, 16 at a time; returns how many were accepted.
+/// Each job names a site of its own, so pacing (a cap per domain) does not hold any back.
 async fn submit_many(client: &reqwest::Client, base: &str, count: usize, sleep_ms: u64) -> usize {
-    let body = json!({"url": "https://example.com/", "job_type": "noop", "max_attempts": 10,
-                      "payload": {"sleep_ms": sleep_ms}});
     futures::stream::iter(0..count)
-        .map(|_| {
+        .map(|n| {
+            let body = json!({"url": format!("https://site{n}.example/"), "job_type": "noop",
+                              "max_attempts": 10, "payload": {"sleep_ms": sleep_ms}});
             let request = client.post(format!("{base}/api/v1/jobs")).json(&body);
             async move {
                 match request.send().await {

@@ -1,5 +1,6 @@
 -- Admission of one job to one domain, atomically for every worker: the rule of rule.rs.
--- KEYS[1] pace hash, KEYS[2] slot leases (zset: job -> lease end, ms)
+-- KEYS[1] pace hash, KEYS[2] slot leases (zset: job -> lease end, ms),
+-- KEYS[3] reserved starts (hash: job -> ms)
 -- ARGV: job, lease_ms, cap, rate_milli, burst, min_delay_ms, hold_ms, seed_learned, seed_backoff
 -- Returns {1, 0, ''} when admitted, {0, wait_ms, reason} when deferred.
 local t = redis.call('TIME')
@@ -45,15 +46,22 @@ interval = math.max(interval, min_delay)
 local tolerance = burst * interval
 local tat = get('tat')
 
+local reservation = tonumber(redis.call('HGET', KEYS[3], job))
 local earliest, reason = nil, nil
+redis.call('PEXPIRE', KEYS[1], math.max(keep, get('backoff') - now))
+redis.call('PEXPIRE', KEYS[3], math.max(keep, get('backoff') - now))
 if get('backoff') > now then
   earliest, reason = get('backoff'), 'backoff'
 elseif redis.call('ZCARD', KEYS[2]) >= cap then
   earliest, reason = now + math.floor(hold / cap), 'cap'
+elseif reservation then
+  if reservation > now + 50 then return {0, math.max(reservation - now, 1), 'rate'} end
 elseif interval > 0 and math.max(tat, now) - now > tolerance then
-  earliest, reason = tat - tolerance, 'rate'
+  local at = tat - tolerance
+  redis.call('HSET', KEYS[1], 'tat', tat + interval)
+  redis.call('HSET', KEYS[3], job, at)
+  return {0, math.max(at - now, 1), 'rate'}
 end
-redis.call('PEXPIRE', KEYS[1], math.max(keep, get('backoff') - now))
 if earliest then
   local spacing = math.max(interval, math.floor(hold / cap), 1)
   local horizon = get('horizon')
@@ -65,7 +73,11 @@ end
 
 redis.call('ZADD', KEYS[2], now + lease, job)
 redis.call('PEXPIRE', KEYS[2], keep)
-if interval > 0 then redis.call('HSET', KEYS[1], 'tat', math.max(tat, now) + interval) end
+if reservation then
+  redis.call('HDEL', KEYS[3], job)
+elseif interval > 0 then
+  redis.call('HSET', KEYS[1], 'tat', math.max(tat, now) + interval)
+end
 local ws = get('ws')
 if now - ws >= 1000 then
   local last = 0

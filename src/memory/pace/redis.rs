@@ -50,6 +50,10 @@ impl RedisPacer {
             format!("{{{}}}:slots:{domain}", self.prefix),
         )
     }
+
+    fn reservations(&self, domain: &str) -> String {
+        format!("{{{}}}:resv:{domain}", self.prefix)
+    }
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -70,6 +74,7 @@ impl Pacer for RedisPacer {
             .admit
             .key(pace)
             .key(slots)
+            .key(self.reservations(domain))
             .arg(job.to_string())
             .arg(millis(lease))
             .arg(limits.cap)
@@ -131,6 +136,7 @@ impl Pacer for RedisPacer {
             .throttle
             .key(pace)
             .key(slots)
+            .key(self.reservations(domain))
             .arg(throttle.retry_after_ms.unwrap_or(-1))
             .arg(limits.rate_milli)
             .arg(limits.seed.learned_milli)

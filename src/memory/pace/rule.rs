@@ -19,6 +19,9 @@ pub const DEFAULT_BACKOFF_MS: i64 = 1_000;
 pub const MAX_BACKOFF_MS: i64 = 3_600_000;
 /// The expected hold of a slot when nothing is known of the domain's latency.
 pub const DEFAULT_HOLD_MS: i64 = 250;
+/// How early a job may come back for its reserved start and still take it (the scheduler
+/// rings due jobs in rounds, so a job is rarely back at the very millisecond).
+pub const RESERVATION_EARLY_MS: i64 = 50;
 
 /// What one admission must respect (the domain's policy, with defaults applied).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,8 +62,10 @@ pub struct Throttle {
 pub enum Admission {
     /// It may: it holds a slot.
     Admitted,
-    /// Not now: come back after `wait_ms` (each deferred job is promised its own time, so
-    /// a backlog comes back spread out, not all at once).
+    /// Not now: come back after `wait_ms`. A job held back by the rate has its start
+    /// reserved: the rate's emission for it is booked now, and it is admitted when it comes
+    /// back (a backlog drains at the rate, not in a scramble of retries). Other refusals
+    /// promise each deferred job its own time, so a backlog comes back spread out.
     Deferred {
         /// How long to wait.
         wait_ms: i64,
@@ -93,6 +98,7 @@ pub struct State {
     window_count: i64,
     last_window_count: i64,
     slots: HashMap<Uuid, i64>,
+    reserved: HashMap<Uuid, i64>,
 }
 
 impl State {
@@ -118,15 +124,31 @@ impl State {
         let interval = self.interval(limits);
         let tolerance = i64::from(limits.burst) * interval;
         let cap = i64::from(limits.cap.max(1));
+        let reservation = self.reserved.get(&job).copied();
         let refused = if self.backoff_until > now {
             Some((self.backoff_until, "backoff"))
         } else if self.slots.len() as i64 >= cap {
             Some((now + limits.hold_ms.max(1) / cap, "cap"))
+        } else if let Some(at) = reservation {
+            // Booked already: due (or nearly) is admitted without booking again.
+            (at > now + RESERVATION_EARLY_MS).then_some((at, "rate"))
         } else if interval > 0 && self.tat.max(now) - now > tolerance {
-            Some((self.tat - tolerance, "rate"))
+            let at = self.tat - tolerance;
+            self.tat += interval;
+            self.reserved.insert(job, at);
+            return Admission::Deferred {
+                wait_ms: (at - now).max(1),
+                reason: "rate",
+            };
         } else {
             None
         };
+        if let Some((at, "rate")) = refused {
+            return Admission::Deferred {
+                wait_ms: (at - now).max(1),
+                reason: "rate",
+            };
+        }
         if let Some((earliest, reason)) = refused {
             let spacing = interval.max(limits.hold_ms.max(1) / cap).max(1);
             let promise = if self.horizon > now {
@@ -141,7 +163,7 @@ impl State {
             };
         }
         self.slots.insert(job, now + lease_ms);
-        if interval > 0 {
+        if self.reserved.remove(&job).is_none() && interval > 0 {
             self.tat = self.tat.max(now) + interval;
         }
         self.count(now);
@@ -206,6 +228,8 @@ impl State {
         };
         self.learned = (current / 2).max(FLOOR_MILLI);
         self.clean_since = self.backoff_until;
+        // Bookings made at the old rate are void: those jobs book again when they are back.
+        self.reserved.clear();
         self.tat = self.tat.max(self.backoff_until);
         self.horizon = self.horizon.max(self.backoff_until);
     }
@@ -290,6 +314,30 @@ mod tests {
             panic!("deferred");
         };
         assert!(wait_ms >= 200, "promised after the earlier ones: {wait_ms}");
+    }
+
+    #[test]
+    fn a_reserved_start_is_admitted_when_the_job_comes_back() {
+        let mut state = State::default();
+        let l = limits(100, 5.0, 0);
+        assert_eq!(state.admit(0, job(1), 60_000, &l), Admission::Admitted);
+        let waits: Vec<i64> = (2..6)
+            .map(|n| match state.admit(0, job(n), 60_000, &l) {
+                Admission::Deferred { wait_ms, .. } => wait_ms,
+                Admission::Admitted => panic!("over the rate"),
+            })
+            .collect();
+        assert_eq!(waits, vec![200, 400, 600, 800], "booked one interval apart");
+        assert!(matches!(
+            state.admit(100, job(3), 60_000, &l),
+            Admission::Deferred { wait_ms: 300, .. }
+        ));
+        assert_eq!(state.admit(390, job(3), 60_000, &l), Admission::Admitted);
+        assert_eq!(state.admit(200, job(2), 60_000, &l), Admission::Admitted);
+        let Admission::Deferred { wait_ms, .. } = state.admit(200, job(9), 60_000, &l) else {
+            panic!("the next free start is after every booking");
+        };
+        assert_eq!(wait_ms, 800);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 -- A throttle at one domain, for every worker: back off and halve the rate (rule.rs).
--- KEYS[1] pace hash, KEYS[2] slot leases
+-- KEYS[1] pace hash, KEYS[2] slot leases, KEYS[3] reserved starts (void after a throttle)
 -- ARGV: retry_after_ms (-1: none), configured rate_milli, seed_learned, seed_backoff
 -- Returns {in_flight, backoff_until_ms, learned_milli}.
 local t = redis.call('TIME')
@@ -28,5 +28,6 @@ local learned = math.max(math.floor(current / 2), 10)
 redis.call('HSET', KEYS[1], 'backoff', backoff, 'learned', learned, 'ceiling', ceiling,
   'clean', backoff, 'tat', math.max(get('tat'), backoff), 'horizon', math.max(get('horizon'), backoff))
 redis.call('PEXPIRE', KEYS[1], math.max(3600000, backoff - now))
+redis.call('DEL', KEYS[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 return {redis.call('ZCARD', KEYS[2]), backoff, learned}
