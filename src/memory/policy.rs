@@ -21,14 +21,16 @@ pub const MAX_BURST: u32 = 1_000;
 /// The longest minimum delay a policy may set, in milliseconds (one hour).
 pub const MAX_MIN_DELAY_MS: u32 = 3_600_000;
 
-/// A domain's overrides; absent fields keep the defaults.
+/// A domain's overrides; absent (or null) fields keep the defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DomainPolicy {
     /// Always run this rung: no choice, no escalation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<Rung>,
     /// Never escalate to (or start with) stealth.
     #[serde(default)]
+    #[schema(value_type = Option<bool>)]
     pub forbid_stealth: bool,
     /// Requests in flight at once across every worker (default 4), 1 ..= 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
