@@ -76,7 +76,7 @@ pub struct JobError {
     /// (`{chosen, tried, reason}`), as a success's result shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub strategy_decision: Option<serde_json::Value>,
+    pub strategy_decision: Option<Box<serde_json::Value>>,
 }
 
 impl JobError {

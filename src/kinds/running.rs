@@ -242,7 +242,7 @@ impl Executor for Runner {
             }
             (Ok(result), None) => bounded(result, self.result_max_bytes),
             (Err(mut error), decision) => {
-                error.strategy_decision = decision;
+                error.strategy_decision = decision.map(Box::new);
                 Err(error)
             }
         }

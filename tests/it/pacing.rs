@@ -392,9 +392,8 @@ async fn a_killed_workers_slot_frees_within_the_lease() {
     )
     .await;
     println!(
-        "the slot came back {} ms after the kill (lease {} ms)",
-        killed.elapsed().as_millis(),
-        lease.as_millis()
+        "the next job to hang.test ran {} ms after the kill",
+        killed.elapsed().as_millis()
     );
     assert!(web.in_flight("hang.test") <= 1, "the cap held meanwhile");
 }

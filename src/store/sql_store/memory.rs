@@ -88,7 +88,7 @@ impl<D: Driver> MemoryIndex for SqlStore<D> {
         self.driver.writer().await?.execute(sql).await?;
         // Trimming costs a statement; one job in sixteen pays it, which keeps every host
         // within a few observations of its window.
-        if observations[0].job_id.as_u128() % 16 == 0 {
+        if observations[0].job_id.as_u128().is_multiple_of(16) {
             self.trim(&observations[0].host).await?;
         }
         Ok(())
@@ -134,7 +134,7 @@ impl<D: Driver> MemoryIndex for SqlStore<D> {
             .bind(record.at)
             .push(")");
         self.driver.writer().await?.execute(sql).await?;
-        if record.job_id.as_u128() % 16 == 0 {
+        if record.job_id.as_u128().is_multiple_of(16) {
             let mut sql = self.sql();
             sql.push("DELETE FROM domain_decisions WHERE domain = ")
                 .bind(domain)
