@@ -33,12 +33,15 @@ pub use transition::Transition;
 pub const DEFAULT_TENANT: &str = "default";
 
 /// A note that job `job_id` may be ready to run, rung on the level of its priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Doorbell {
     /// The job to look at.
     pub job_id: Uuid,
     /// The level it rings on.
     pub priority: Priority,
+    /// The host the job targets, when the ringer knew it: the worker then asks the
+    /// domain's pacer while it claims the job, not after.
+    pub host: Option<String>,
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ impl JobQueue for LocalQueue {
             for bell in doorbells {
                 let receipt = state.next_receipt;
                 state.next_receipt += 1;
-                state.levels[bell.priority.index()].push_back((receipt, *bell));
+                state.levels[bell.priority.index()].push_back((receipt, bell.clone()));
             }
         }
         self.shared.rung.notify_waiters();
@@ -244,6 +244,7 @@ mod tests {
         Doorbell {
             job_id: Uuid::now_v7(),
             priority: Priority::new(i64::from(level)).expect("level"),
+            host: Some("example.com".to_owned()),
         }
     }
 
@@ -283,9 +284,10 @@ mod tests {
         let mut consumer = queue.consumer("c").await.expect("consumer");
         let ringer = queue.clone();
         let bell = bell(3);
+        let rung = bell.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            ringer.ring(&[bell]).await
+            ringer.ring(&[rung]).await
         });
         let taken = consumer
             .take(1, Duration::from_secs(10))

@@ -22,6 +22,8 @@ pub const GROUP: &str = "workers";
 
 /// The stream field that carries the job id.
 const JOB_FIELD: &str = "job";
+/// The job's host, when the ringer knew it.
+const HOST_FIELD: &str = "host";
 
 /// Reads up to ARGV[3] new entries for consumer ARGV[2] of group ARGV[1] from the first of
 /// KEYS (levels, in the order to try) that has any: a weighted take in one round trip.
@@ -187,7 +189,11 @@ impl RedisQueue {
             for entry in stream.ids {
                 match job_id_of(&entry) {
                     Some(job_id) => deliveries.push(Delivery {
-                        doorbell: Doorbell { job_id, priority },
+                        doorbell: Doorbell {
+                            job_id,
+                            priority,
+                            host: text_field(&entry, HOST_FIELD),
+                        },
                         receipt: entry.id,
                     }),
                     None => malformed.push((level, entry.id)),
@@ -218,12 +224,16 @@ impl RedisQueue {
 /// at once, never run).
 const SWEEPER: &str = "sweeper";
 
-fn job_id_of(entry: &StreamId) -> Option<Uuid> {
-    match entry.map.get(JOB_FIELD)? {
-        redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
-        redis::Value::SimpleString(text) => text.parse().ok(),
+fn text_field(entry: &StreamId, field: &str) -> Option<String> {
+    match entry.map.get(field)? {
+        redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok().map(str::to_owned),
+        redis::Value::SimpleString(text) => Some(text.clone()),
         _ => None,
     }
+}
+
+fn job_id_of(entry: &StreamId) -> Option<Uuid> {
+    text_field(entry, JOB_FIELD)?.parse().ok()
 }
 
 #[async_trait]
@@ -243,12 +253,11 @@ impl JobQueue for RedisQueue {
         }
         let mut pipe = redis::pipe();
         for bell in doorbells {
-            pipe.xadd(
-                self.key(bell.priority),
-                "*",
-                &[(JOB_FIELD, bell.job_id.to_string())],
-            )
-            .ignore();
+            let mut fields = vec![(JOB_FIELD, bell.job_id.to_string())];
+            if let Some(host) = &bell.host {
+                fields.push((HOST_FIELD, host.clone()));
+            }
+            pipe.xadd(self.key(bell.priority), "*", &fields).ignore();
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await.map_err(classify)

@@ -65,6 +65,7 @@ impl Job {
         Doorbell {
             job_id: self.id,
             priority: self.priority,
+            host: Some(self.domain.clone()),
         }
     }
 }

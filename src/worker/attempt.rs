@@ -16,7 +16,7 @@ use crate::dispatch::Settled;
 use crate::job::{ErrorKind, JobError, Settlement};
 use crate::kinds::{Executor, Outcome, RunningJob};
 use crate::memory::Admission;
-use crate::queue::Delivery;
+use crate::queue::{Delivery, QueueError};
 use crate::store::StoreError;
 
 /// How long recording an outcome may wait for the database to come back.
@@ -28,9 +28,29 @@ pub(super) fn backoff(failures: u32) -> Duration {
     Duration::from_millis(ms.min(5_000))
 }
 
-/// Claims, runs and settles the job behind one doorbell.
+/// Claims, runs and settles the job behind one doorbell. When the doorbell names the job's
+/// host, the domain's pacer is asked while the job is claimed (one round trip off the job's
+/// path); otherwise right after.
 pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphorePermit) {
-    let Some(job) = claim(&shared, &delivery).await else {
+    let lease = shared.config.lease;
+    let job_id = delivery.doorbell.job_id;
+    let (claimed, early) = match &delivery.doorbell.host {
+        Some(host) => {
+            let (claimed, admission) = tokio::join!(
+                claim(&shared, &delivery),
+                shared.domains.admit(host, job_id, lease)
+            );
+            (claimed, Some(admission))
+        }
+        None => (claim(&shared, &delivery).await, None),
+    };
+    let Some(job) = claimed else {
+        if let Some(Ok(Admission::Admitted)) = early
+            && let Some(host) = &delivery.doorbell.host
+        {
+            // The slot was taken for a job this worker will not run.
+            shared.domains.release(host, job_id).await;
+        }
         return;
     };
     let span = info_span!(
@@ -41,22 +61,29 @@ pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: Owne
         job_type = %job.job_type,
     );
     async {
-        if admitted(&shared, &delivery, &job).await {
+        let admission = match early {
+            Some(admission) => admission,
+            None => shared.domains.admit(&job.domain, job.id, lease).await,
+        };
+        if admitted(&shared, &delivery, &job, admission).await {
             run(&shared, &delivery, &job).await;
-            shared.domains.release(&job.domain, job.id).await;
         }
     }
     .instrument(span)
     .await;
 }
 
-/// Asks the domain's pacer whether the job may start now. When it may not, the job goes back
-/// to the queue until its domain can take it, its attempt unspent, and this slot serves other
+/// Whether the domain's pacer let the job start now. When it did not, the job goes back to
+/// the queue until its domain can take it, its attempt unspent, and this slot serves other
 /// domains meanwhile. A pacer that cannot be reached admits (it costs at most a burst).
-async fn admitted(shared: &Shared, delivery: &Delivery, job: &RunningJob) -> bool {
-    let lease = shared.config.lease;
-    let (wait_ms, reason) = match shared.domains.admit(&job.domain, job.id, lease).await {
-        Ok(Admission::Admitted) => return true,
+async fn admitted(
+    shared: &Shared,
+    delivery: &Delivery,
+    job: &RunningJob,
+    admission: Result<Admission, QueueError>,
+) -> bool {
+    let (wait_ms, reason) = match admission {
+        Ok(Admission::Admitted | Admission::Holding) => return true,
         Ok(Admission::Deferred { wait_ms, reason }) => (wait_ms, reason),
         Err(e) => {
             warn!(error = %e, "the pacer cannot be reached: running without pacing");
@@ -104,7 +131,8 @@ async fn claim(shared: &Shared, delivery: &Delivery) -> Option<RunningJob> {
     }
 }
 
-/// Runs a claimed job and records its outcome.
+/// Runs a claimed (and admitted) job and records its outcome. The domain slot is given back
+/// as soon as the site is done with, while the outcome is being recorded.
 async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob) {
     let job = job.clone();
     lock(&shared.in_flight).insert(job.id, job.clone());
@@ -118,6 +146,7 @@ async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob) {
     };
     lock(&shared.stops).remove(&job.id);
     let elapsed_ms = started.elapsed().as_millis() as u64;
+    let release = shared.domains.release(&job.domain, job.id);
     let Some(outcome) = outcome else {
         // Cancelled, or the lease was lost: the executor was dropped (browser context
         // disposed) and nothing may be recorded by this worker.
@@ -126,7 +155,7 @@ async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob) {
             elapsed_ms,
             "executor stopped: the job was cancelled or its lease lost"
         );
-        shared.dispatcher.drop_delivery(delivery).await;
+        tokio::join!(release, shared.dispatcher.drop_delivery(delivery));
         return;
     };
     let settlement = shared
@@ -134,10 +163,10 @@ async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob) {
         .retry
         .settle(&job, outcome, chrono::Utc::now());
     log_settlement(&settlement, elapsed_ms);
-    let recorded = with_store_retries(SETTLE_BUDGET, || {
+    let record = with_store_retries(SETTLE_BUDGET, || {
         shared.dispatcher.settle(delivery, &job, &settlement)
-    })
-    .await;
+    });
+    let (recorded, ()) = tokio::join!(record, release);
     lock(&shared.in_flight).remove(&job.id);
     match recorded {
         Ok(Settled::Recorded) => {}

@@ -163,8 +163,9 @@ async fn a_doorbell_for_a_finished_job_is_acknowledged_and_ignored(backend: Back
     let bell = Doorbell {
         job_id: id.parse().expect("uuid"),
         priority: control_plane::job::Priority::default(),
+        host: None,
     };
-    app.queue.ring(&[bell, bell]).await.expect("ring");
+    app.queue.ring(&[bell.clone(), bell]).await.expect("ring");
     eventually(
         "duplicate doorbells to be acknowledged",
         Duration::from_secs(30),

@@ -62,8 +62,8 @@ async fn conformance(pacer: &dyn Pacer) {
             .admit(&domain, a, LEASE, &capped)
             .await
             .expect("admit"),
-        Admission::Admitted,
-        "a job that holds a slot keeps it"
+        Admission::Holding,
+        "a job that holds a slot keeps it, and is told so"
     );
     pacer.release(&domain, a).await.expect("release");
     assert_eq!(

@@ -87,8 +87,10 @@ impl Pacer for RedisPacer {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(classify)?;
-        if admitted == 1 {
-            return Ok(Admission::Admitted);
+        match admitted {
+            1 => return Ok(Admission::Admitted),
+            2 => return Ok(Admission::Holding),
+            _ => {}
         }
         let reason = match reason.as_str() {
             "backoff" => "backoff",
@@ -141,6 +143,8 @@ impl Pacer for RedisPacer {
             .arg(limits.rate_milli)
             .arg(limits.seed.learned_milli)
             .arg(limits.seed.backoff_until_ms)
+            .arg(limits.cap)
+            .arg(limits.hold_ms)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(classify)?;

@@ -60,8 +60,11 @@ pub struct Throttle {
 /// Whether a job may start now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
-    /// It may: it holds a slot.
+    /// It may: it now holds a slot.
     Admitted,
+    /// It may: it held a slot already (an attempt after its worker died, or the job running
+    /// elsewhere; so whoever asked must not give that slot back unless it runs the job).
+    Holding,
     /// Not now: come back after `wait_ms`. A job held back by the rate has its start
     /// reserved: the rate's emission for it is booked now, and it is admitted when it comes
     /// back (a backlog drains at the rate, not in a scramble of retries). Other refusals
@@ -85,6 +88,13 @@ pub struct PaceView {
     pub learned_rate: Option<f64>,
 }
 
+/// The rate a domain without one was running at when it throttled: what its cap allows at
+/// its typical latency (at least one request per second).
+fn unlimited_rate(limits: &Limits) -> i64 {
+    let per_slot = 1_000_000 / limits.hold_ms.max(1);
+    (per_slot * i64::from(limits.cap.max(1))).max(1_000)
+}
+
 /// One domain's state.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct State {
@@ -94,9 +104,6 @@ pub struct State {
     learned: i64,
     ceiling: i64,
     clean_since: i64,
-    window_start: i64,
-    window_count: i64,
-    last_window_count: i64,
     slots: HashMap<Uuid, i64>,
     reserved: HashMap<Uuid, i64>,
 }
@@ -116,15 +123,17 @@ impl State {
     pub fn admit(&mut self, now: i64, job: Uuid, lease_ms: i64, limits: &Limits) -> Admission {
         self.slots.retain(|_, until| *until > now);
         if let Some(until) = self.slots.get_mut(&job) {
-            // Already holds a slot (a new attempt after its worker died): keep it.
             *until = now + lease_ms;
-            return Admission::Admitted;
+            return Admission::Holding;
         }
         self.restore(now);
         let interval = self.interval(limits);
         let tolerance = i64::from(limits.burst) * interval;
         let cap = i64::from(limits.cap.max(1));
-        let reservation = self.reserved.get(&job).copied();
+        // Bookings matter only while there is a rate to book against.
+        let reservation = (interval > 0)
+            .then(|| self.reserved.get(&job).copied())
+            .flatten();
         let refused = if self.backoff_until > now {
             Some((self.backoff_until, "backoff"))
         } else if self.slots.len() as i64 >= cap {
@@ -166,7 +175,6 @@ impl State {
         if self.reserved.remove(&job).is_none() && interval > 0 {
             self.tat = self.tat.max(now) + interval;
         }
-        self.count(now);
         Admission::Admitted
     }
 
@@ -179,20 +187,6 @@ impl State {
         };
         let by_rate = if rate > 0 { 1_000_000 / rate } else { 0 };
         by_rate.max(limits.min_delay_ms)
-    }
-
-    /// Counts admissions per second, to know the rate a throttle interrupted.
-    fn count(&mut self, now: i64) {
-        if now - self.window_start >= 1_000 {
-            self.last_window_count = if now - self.window_start < 2_000 {
-                self.window_count
-            } else {
-                0
-            };
-            self.window_start = now;
-            self.window_count = 0;
-        }
-        self.window_count += 1;
     }
 
     /// Additive increase: one step towards the ceiling per clean period.
@@ -213,13 +207,12 @@ impl State {
             .unwrap_or(DEFAULT_BACKOFF_MS)
             .clamp(0, MAX_BACKOFF_MS);
         self.backoff_until = self.backoff_until.max(now + wait);
-        let observed = self.window_count.max(self.last_window_count) * 1_000;
         let current = if self.learned > 0 {
             self.learned
         } else if limits.rate_milli > 0 {
             limits.rate_milli
         } else {
-            observed.max(1_000)
+            unlimited_rate(limits)
         };
         self.ceiling = if limits.rate_milli > 0 {
             limits.rate_milli
@@ -324,7 +317,7 @@ mod tests {
         let waits: Vec<i64> = (2..6)
             .map(|n| match state.admit(0, job(n), 60_000, &l) {
                 Admission::Deferred { wait_ms, .. } => wait_ms,
-                Admission::Admitted => panic!("over the rate"),
+                other => panic!("over the rate: {other:?}"),
             })
             .collect();
         assert_eq!(waits, vec![200, 400, 600, 800], "booked one interval apart");
@@ -348,7 +341,7 @@ mod tests {
         let waits: Vec<i64> = (1..5)
             .map(|n| match state.admit(0, job(n), 60_000, &l) {
                 Admission::Deferred { wait_ms, .. } => wait_ms,
-                Admission::Admitted => panic!("over the cap"),
+                other => panic!("over the cap: {other:?}"),
             })
             .collect();
         assert!(waits.windows(2).all(|w| w[0] < w[1]), "{waits:?}");

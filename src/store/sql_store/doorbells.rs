@@ -77,6 +77,7 @@ impl<D: Driver> SqlStore<D> {
                 Ok(Doorbell {
                     job_id: row.id,
                     priority: priority_of(row.id, i64::from(row.priority))?,
+                    host: Some(row.domain),
                 })
             })
             .collect()
