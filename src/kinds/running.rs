@@ -340,7 +340,9 @@ impl Climb {
         stop: &CancellationToken,
         start: &Start,
     ) -> Option<Tried> {
-        let (rung, Some(Verdict::Success)) = *self.tried.last()? else {
+        // Only a job that got through on its first rung probes: one that climbed has just
+        // seen the rung below block (and has used more of its time budget).
+        let [(rung, Some(Verdict::Success))] = self.tried[..] else {
             return None;
         };
         let below = start.ladder.below(rung)?;

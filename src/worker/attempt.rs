@@ -34,7 +34,8 @@ pub(super) fn backoff(failures: u32) -> Duration {
 pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphorePermit) {
     let lease = shared.config.lease;
     let job_id = delivery.doorbell.job_id;
-    let (claimed, early) = match &delivery.doorbell.host {
+    let asked = Instant::now();
+    let (claimed, mut early) = match &delivery.doorbell.host {
         Some(host) => {
             let (claimed, admission) = tokio::join!(
                 claim(&shared, &delivery),
@@ -53,6 +54,11 @@ pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: Owne
         }
         return;
     };
+    if asked.elapsed() > lease / 3 {
+        // The claim waited out a database outage: the slot taken meanwhile may have lapsed,
+        // so ask again (a slot still held answers `Holding`).
+        early = None;
+    }
     let span = info_span!(
         "job",
         job_id = %job.id,
