@@ -189,7 +189,8 @@ mod tests {
                     None => return (first, rung),
                 }
             }
-            if let Some(below) = self.ladder.below(rung)
+            if first == rung
+                && let Some(below) = self.ladder.below(rung)
                 && should_probe(&evidence, below, &mut self.rng)
             {
                 self.observe(job, below, needed);
