@@ -119,18 +119,7 @@ fn page_query(raw: Option<&str>) -> Result<(Option<String>, u32), Problem> {
     for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let bad = |code, detail: String| Problem::bad_parameter(&key, code, detail);
         match key.as_ref() {
-            "limit" => {
-                limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| {
-                        bad(
-                            "out_of_range",
-                            format!("must be an integer from 1 to {MAX_PAGE}, not {value:?}"),
-                        )
-                    })?;
-            }
+            "limit" => limit = super::paging::limit(&value, MAX_PAGE)?,
             "after" if value.len() <= 253 => after = Some(normalize_host(&value)),
             "after" => return Err(bad("too_long", "at most 253 characters".to_owned())),
             _ => {
@@ -176,10 +165,6 @@ pub async fn list(
     }))
 }
 
-fn table(evidence: &Evidence) -> RungTable {
-    evidence.rungs.clone()
-}
-
 fn by_host(observations: &[Observation]) -> Vec<HostStats> {
     let mut hosts: BTreeMap<&str, Vec<Observation>> = BTreeMap::new();
     for seen in observations {
@@ -190,7 +175,7 @@ fn by_host(observations: &[Observation]) -> Vec<HostStats> {
         .into_iter()
         .map(|(host, seen)| HostStats {
             host: host.to_owned(),
-            strategies: table(&Evidence::weigh(&seen, now)),
+            strategies: Evidence::weigh(&seen, now).rungs,
         })
         .collect()
 }
@@ -236,7 +221,7 @@ pub async fn get(
         learned_rate: live.learned_rate,
     };
     Ok(Json(DomainDetail {
-        strategies: table(&Evidence::weigh(&observations, Utc::now())),
+        strategies: Evidence::weigh(&observations, Utc::now()).rungs,
         hosts: by_host(&observations),
         pace,
         policy,

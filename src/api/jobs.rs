@@ -359,18 +359,7 @@ fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, Problem> {
                 })?);
             }
             "domain" => query.domain = Some(crate::job::target::normalize_host(&value)),
-            "limit" => {
-                query.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| {
-                        bad(
-                            "out_of_range",
-                            format!("must be an integer from 1 to {MAX_PAGE}, not {value:?}"),
-                        )
-                    })?;
-            }
+            "limit" => query.limit = super::paging::limit(&value, MAX_PAGE)?,
             "cursor" => {
                 query.before = Some(decode_cursor(&value).ok_or_else(|| {
                     bad("invalid", "not a cursor returned by this API".to_owned())

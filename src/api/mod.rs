@@ -7,6 +7,7 @@ pub mod domains;
 pub mod hosts;
 pub mod jobs;
 pub mod openapi;
+pub mod paging;
 pub mod problem;
 pub mod schemas;
 pub mod tenants;

@@ -34,7 +34,7 @@ impl Ladder {
     /// a single rung when the policy pins one.
     pub fn open(needs_browser: bool, has_browser: bool, policy: &DomainPolicy) -> Ladder {
         if let Some(pin) = policy.pin {
-            return Ladder(vec![pin]);
+            return Ladder::single(pin);
         }
         let rungs = Rung::ALL
             .iter()
@@ -46,6 +46,11 @@ impl Ladder {
             })
             .collect();
         Ladder(rungs)
+    }
+
+    /// A ladder of one rung: a fixed strategy neither chooses nor climbs.
+    pub fn single(rung: Rung) -> Ladder {
+        Ladder(vec![rung])
     }
 
     /// The rungs, cheapest first.

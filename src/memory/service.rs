@@ -198,14 +198,7 @@ impl Domains {
     ) -> Start {
         if let Some(rung) = strategy.rung() {
             return Start {
-                ladder: Ladder::open(
-                    needs_browser,
-                    true,
-                    &DomainPolicy {
-                        pin: Some(rung),
-                        ..DomainPolicy::default()
-                    },
-                ),
+                ladder: Ladder::single(rung),
                 first: rung,
                 reason: None,
                 evidence: Evidence::default(),

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::Pacer;
 use super::rule::{Admission, Limits, PaceView, State, Throttle};
 use crate::queue::QueueError;
+use crate::store::sql::millis;
 
 /// Pacing for the workers of one process.
 #[derive(Debug, Default)]
@@ -37,10 +38,6 @@ impl LocalPacer {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[async_trait]

@@ -12,6 +12,7 @@ use super::Pacer;
 use super::rule::{Admission, Limits, PaceView, Throttle};
 use crate::queue::QueueError;
 use crate::queue::redis_streams::classify;
+use crate::store::sql::millis;
 
 const ADMIT: &str = include_str!("admit.lua");
 const THROTTLE: &str = include_str!("throttle.lua");
@@ -54,10 +55,6 @@ impl RedisPacer {
     fn reservations(&self, domain: &str) -> String {
         format!("{{{}}}:resv:{domain}", self.prefix)
     }
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
