@@ -105,7 +105,11 @@ async fn run(backends: Backends, jobs: usize, workers: usize, concurrency: usize
             JobSpec::parse(&json!({"url": url, "job_type": "noop"})).expect("spec")
         })
         .collect();
-    let dispatcher = Dispatcher::new(backends.store.clone(), backends.queue.clone());
+    let dispatcher = Dispatcher::new(
+        backends.store.clone(),
+        backends.queue.clone(),
+        backends.signals.clone(),
+    );
     let stop = CancellationToken::new();
     let mut handles = Vec::new();
     for _ in 0..workers {

@@ -256,6 +256,12 @@ pub struct Settings {
     #[arg(long, env = "ALLOWED_HOSTS", global = true, value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
 
+    /// Address of a listener serving only `/metrics` without keys, for a Prometheus scraper
+    /// (a worker has no API to serve it on) [default: none; the API serves `/metrics` to
+    /// admin keys].
+    #[arg(long, env = "METRICS_BIND", global = true)]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Directory of artifacts (screenshots, PDFs, snapshots) [default: DATA_DIR/artifacts].
     #[arg(long, env = "ARTIFACT_DIR", global = true)]
     pub artifact_dir: Option<PathBuf>,

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod job;
 pub mod kinds;
 pub mod memory;
+pub mod metrics;
 pub mod queue;
 pub mod quota;
 pub mod spec;

@@ -187,7 +187,10 @@ pub(crate) async fn existing_job(
     operation_id = "get_job",
     path = "/api/v1/jobs/{id}",
     tag = "jobs",
-    params(("id" = Uuid, Path, description = "The job's id")),
+    params(
+        ("id" = Uuid, Path, description = "The job's id"),
+        ("wait" = Option<String>, Query, description = "Answer once the job is finished or this long has passed (`30s`, `500ms`, or seconds; at most 60 s)"),
+    ),
     responses(
         (status = 200, description = "The job", body = Job),
         (status = 404, description = "No such job (or another tenant's)", body = Problem, content_type = "application/problem+json"),
@@ -197,8 +200,14 @@ pub async fn get(
     Reader(caller): Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Job>, Problem> {
     let id = parse_id(&id)?;
+    if let Some(wait) = super::live::parse_wait(raw.as_deref())? {
+        return super::live::wait_for(&state, &caller, id, wait)
+            .await
+            .map(Json);
+    }
     let job = state.dispatcher.store().get(caller.scope(), id).await?;
     job.map(Json).ok_or_else(|| no_such_job(id))
 }
@@ -231,15 +240,10 @@ pub async fn cancel(
             "cancel takes no fields: send no body or {}",
         )]));
     }
-    match state.dispatcher.store().cancel(caller.scope(), id).await? {
+    match state.dispatcher.cancel(caller.scope(), id).await? {
         CancelOutcome::Cancelled(job) => {
-            if job.worker_id.is_some() {
-                // It may be running: tell its worker to stop (the lease renewal would notice
-                // too, later).
-                if let Err(e) = state.signals.announce_cancel(id).await {
-                    tracing::warn!(job_id = %id, error = %e, "cannot announce the cancellation");
-                }
-            }
+            let (kind, strategy) = (job.job_type.as_str(), job.strategy.as_str());
+            (state.scrape.metrics).job_finished(kind, strategy, "cancelled", "");
             Ok(Json(*job))
         }
         CancelOutcome::AlreadyFinished(finished) => Err(Problem::conflict(format!(
@@ -289,15 +293,23 @@ pub struct EventsPage {
     pub events: Vec<JobEvent>,
 }
 
-/// `GET /api/v1/jobs/{id}/events`.
+/// `GET /api/v1/jobs/{id}/events`: the timeline as JSON, or, with
+/// `Accept: text/event-stream`, live as Server-Sent Events.
 #[utoipa::path(
     get,
     operation_id = "job_events",
     path = "/api/v1/jobs/{id}/events",
     tag = "jobs",
-    params(("id" = Uuid, Path, description = "The job's id")),
+    params(
+        ("id" = Uuid, Path, description = "The job's id"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "With an event stream: resume after this event"),
+    ),
     responses(
-        (status = 200, description = "The job's timeline, oldest first", body = EventsPage),
+        (status = 200, description = "The job's timeline, oldest first; with `Accept: text/event-stream`, a stream of its events (`id` = event id, `event` = kind, `data` = the event), then `end` once the job is finished", body = EventsPage,
+         content(
+             (EventsPage = "application/json"),
+             (String = "text/event-stream"),
+         )),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -305,10 +317,15 @@ pub async fn events(
     Reader(caller): Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<EventsPage>, Problem> {
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
     let id = existing_job(&state, &caller, &id).await?;
+    if super::live::wants_stream(&headers) {
+        let after = super::live::last_event_id(&headers);
+        return Ok(super::live::stream(state, caller, id, after).into_response());
+    }
     let events = state.dispatcher.store().events(id).await?;
-    Ok(Json(EventsPage { events }))
+    Ok(Json(EventsPage { events }).into_response())
 }
 
 /// One page of jobs.

@@ -6,11 +6,13 @@ pub mod body;
 pub mod domains;
 pub mod hosts;
 pub mod jobs;
+pub mod live;
 pub mod openapi;
 pub mod paging;
 pub mod problem;
 pub mod schemas;
 pub mod tenants;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +63,10 @@ pub struct AppState {
     pub quotas: Limiter,
     /// The domain memory and pacing.
     pub domains: Arc<Domains>,
+    /// Requests waiting on jobs, woken by change notices.
+    pub watchers: watch::Watchers,
+    /// This process's metrics and what a scrape reads.
+    pub scrape: crate::metrics::scrape::Sources,
 }
 
 /// Builds the router with request ids and one tracing span per request.
@@ -75,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/artifacts", get(artifacts::list))
         .route("/api/v1/jobs/{id}/artifacts/{name}", get(artifacts::get))
         .route("/api/v1/queue/stats", get(queue_stats))
+        .route("/metrics", get(metrics))
         .route("/api/v1/domains", get(domains::list))
         .route("/api/v1/domains/{domain}", get(domains::get))
         .route(
@@ -96,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/docs", get(openapi::docs))
         .merge(keyed)
+        .route_layer(middleware::from_fn_with_state(
+            state.scrape.metrics.clone(),
+            crate::metrics::http::record,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -133,12 +144,28 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
+/// `GET /metrics`: Prometheus metrics of this process (an admin key; a scraper without keys
+/// uses `METRICS_BIND`).
+async fn metrics(_: Operator, State(state): State<AppState>) -> Response {
+    crate::metrics::scrape::response(state.scrape.scrape().await)
+}
+
 /// The longest a request may take before it is answered 503 (a dependency hangs).
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Answers 503 with Retry-After instead of hanging when a dependency does not answer.
 async fn deadline(request: Request, next: axum::middleware::Next) -> Response {
-    match tokio::time::timeout(REQUEST_DEADLINE, next.run(request)).await {
+    // A request that asks to wait may take its wait on top.
+    let waits = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("wait=")));
+    let limit = if waits {
+        REQUEST_DEADLINE + live::MAX_WAIT
+    } else {
+        REQUEST_DEADLINE
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => Problem::unavailable(format!(
             "no answer within {} s: the database or the queue is not answering",

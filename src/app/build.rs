@@ -21,6 +21,8 @@ use crate::engine::browser::{Browser, BrowserPool, INSTALL_HINT, PoolConfig, fin
 use crate::job::target::TargetPolicy;
 use crate::kinds::Runner;
 use crate::memory::{Domains, MemoryIndex};
+use crate::metrics::Metrics;
+use crate::metrics::scrape::Sources;
 use crate::queue::Signals;
 use crate::quota::{Limiter, Quota, QuotaIndex};
 use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report};
@@ -33,6 +35,7 @@ pub struct App {
     engine: Arc<Engine>,
     domains: Arc<Domains>,
     browser_note: Option<String>,
+    metrics: Metrics,
     settings: Settings,
 }
 
@@ -52,11 +55,12 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
     let domains = Arc::new(Domains::new(index, backends.pacer.clone()));
     Ok(App {
         domains,
-        dispatcher: Dispatcher::new(backends.store, backends.queue),
+        dispatcher: Dispatcher::new(backends.store, backends.queue, backends.signals.clone()),
         signals: backends.signals,
         artifacts,
         engine,
         browser_note,
+        metrics: Metrics::new(),
         settings: settings.clone(),
     })
 }
@@ -81,7 +85,30 @@ impl App {
             allowed_hosts: AllowedHosts::new(&settings.allowed_hosts, bind),
             quotas: Limiter::new(defaults, quotas),
             domains: self.domains.clone(),
+            watchers: crate::api::watch::Watchers::start(self.signals.as_ref()),
+            scrape: self.scrape(true),
         }
+    }
+
+    /// What `/metrics` reads; with `backlog`, job counts and queue levels too.
+    pub fn scrape(&self, backlog: bool) -> Sources {
+        Sources {
+            metrics: self.metrics.clone(),
+            store: self.dispatcher.store().clone(),
+            queue: self.dispatcher.queue().clone(),
+            pool: self.pool(),
+            backlog,
+        }
+    }
+
+    /// The settings it was built with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The dispatcher.
@@ -126,6 +153,7 @@ impl App {
             self.domains.clone(),
             config,
         )
+        .with_metrics(&self.metrics)
     }
 
     /// The scheduler, leading (when it does) under the name `holder`.

@@ -42,8 +42,10 @@ pub enum StartError {
     #[error("Redis (REDIS_URL): {0}")]
     Queue(QueueError),
     /// The API could not listen.
-    #[error("cannot listen on {addr} (BIND): {source}")]
+    #[error("cannot listen on {addr} ({setting}): {source}")]
     Bind {
+        /// The setting that named the address.
+        setting: &'static str,
         /// The address.
         addr: std::net::SocketAddr,
         /// Why.
@@ -158,7 +160,11 @@ async fn run_until_signal(
     if let Some(addr) = api {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+            .map_err(|source| StartError::Bind {
+                setting: "BIND",
+                addr,
+                source,
+            })?;
         info!(%addr, "API listening");
         let browser_line = match (app.pool(), app.browser_note()) {
             (Some(pool), _) => format!("Chromium at {}", pool.config().executable.display()),
@@ -177,6 +183,22 @@ async fn run_until_signal(
                 warn!(error = %e, "API server stopped with an error");
             }
         });
+    }
+    if let Some(addr) = app.settings().metrics_bind {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                setting: "METRICS_BIND",
+                addr,
+                source,
+            })?;
+        // Only an API process counts the shared backlog, so it is not counted per worker.
+        let sources = app.scrape(api.is_some());
+        tasks.spawn(crate::metrics::scrape::serve(
+            listener,
+            sources,
+            shutdown.clone(),
+        ));
     }
     // The scheduler stops first (and gives its leadership up), so it does not ring the jobs
     // the worker puts back while it stops; another process's scheduler rings them.

@@ -2,8 +2,10 @@
 //! is a doorbell, and its doorbell is marked rung only once it is in the queue, so whatever
 //! stops between the two steps, the scheduler rings the job again; nothing is lost.
 //!
-//! The API submits and replays through it, the worker claims, settles and hands back through
-//! it, and the scheduler dispatches due jobs and reconciles the queue through it.
+//! The API submits, cancels and replays through it, the worker claims, settles and hands back
+//! through it, and the scheduler dispatches due jobs, reaps leases and reconciles the queue
+//! through it. Every change that adds to a job's timeline is announced ([`Signals`]), so
+//! whoever waits on the job wakes.
 
 mod confirm;
 mod reconcile;
@@ -16,9 +18,11 @@ use uuid::Uuid;
 
 use crate::job::{Doorbell, Replay, RingState, Settlement};
 use crate::kinds::RunningJob;
-use crate::queue::{Delivery, JobQueue, QueueError};
+use crate::queue::{Delivery, JobQueue, QueueError, Signals};
 use crate::spec::JobSpec;
-use crate::store::{Created, IdempotencyKey, JobStore, ReplayOutcome, StoreError, Term};
+use crate::store::{
+    CancelOutcome, Created, IdempotencyKey, JobStore, ReplayOutcome, StoreError, Term,
+};
 
 pub use reconcile::RING_GRACE;
 
@@ -53,18 +57,30 @@ pub enum Settled {
 pub struct Dispatcher {
     store: Arc<dyn JobStore>,
     queue: Arc<dyn JobQueue>,
+    signals: Arc<dyn Signals>,
     confirmer: Confirmer,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `store` and `queue` (starts the task that confirms rings).
-    pub fn new(store: Arc<dyn JobStore>, queue: Arc<dyn JobQueue>) -> Dispatcher {
+    /// A dispatcher over `store` and `queue` that announces changes on `signals` (starts the
+    /// task that confirms rings).
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        queue: Arc<dyn JobQueue>,
+        signals: Arc<dyn Signals>,
+    ) -> Dispatcher {
         let confirmer = Confirmer::start(store.clone());
         Dispatcher {
             store,
             queue,
+            signals,
             confirmer,
         }
+    }
+
+    /// Worker reports, cancel and change notices.
+    pub fn signals(&self) -> &Arc<dyn Signals> {
+        &self.signals
     }
 
     /// The store.
@@ -86,12 +102,37 @@ impl Dispatcher {
         key: Option<&IdempotencyKey>,
     ) -> Result<Created, StoreError> {
         let created = self.store.create(tenant, spec, key).await?;
-        if let Created::New(job) = &created
-            && job.ring == RingState::Ringing
-        {
-            self.ring(&[job.doorbell()]).await;
+        if let Created::New(job) = &created {
+            self.signals.announce_changes(&[job.id]);
+            if job.ring == RingState::Ringing {
+                self.ring(&[job.doorbell()]).await;
+            }
         }
         Ok(created)
+    }
+
+    /// Cancels a queued or running job; a job that may be running is announced to the
+    /// workers, so the one running it stops.
+    pub async fn cancel(&self, scope: Scope<'_>, id: Uuid) -> Result<CancelOutcome, StoreError> {
+        let outcome = self.store.cancel(scope, id).await?;
+        if let CancelOutcome::Cancelled(job) = &outcome {
+            self.signals.announce_changes(&[id]);
+            if job.worker_id.is_some()
+                && let Err(e) = self.signals.announce_cancel(id).await
+            {
+                // The lease renewal notices too, later.
+                warn!(job_id = %id, error = %e, "cannot announce the cancellation");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Returns running jobs whose lease expired to the queue (or fails them), while `term`
+    /// leads; returns how many.
+    pub async fn reap_expired(&self, term: Term, limit: u32) -> Result<usize, StoreError> {
+        let reaped = self.store.reap_expired(term, limit).await?;
+        self.signals.announce_changes(&reaped);
+        Ok(reaped.len())
     }
 
     /// Replays a failed or cancelled job and rings its doorbell.
@@ -103,6 +144,7 @@ impl Dispatcher {
     ) -> Result<ReplayOutcome, StoreError> {
         let outcome = self.store.replay(scope, id, change).await?;
         if let ReplayOutcome::Queued(job) = &outcome {
+            self.signals.announce_changes(&[id]);
             self.ring(&[job.doorbell()]).await;
         }
         Ok(outcome)
@@ -134,7 +176,9 @@ impl Dispatcher {
     ) -> Result<Option<RunningJob>, StoreError> {
         let job_id = delivery.doorbell.job_id;
         let claimed = self.store.claim(job_id, worker, lease).await?;
-        if claimed.is_none() {
+        if claimed.is_some() {
+            self.signals.announce_changes(&[job_id]);
+        } else {
             debug!(%job_id, "job not claimable (finished, cancelled, not due or taken); skipping");
             self.ack(delivery).await;
         }
@@ -150,6 +194,9 @@ impl Dispatcher {
         settlement: &Settlement,
     ) -> Result<Settled, StoreError> {
         let recorded = self.store.settle(job, settlement).await?;
+        if recorded {
+            self.signals.announce_changes(&[job.id]);
+        }
         self.ack(delivery).await;
         Ok(if recorded {
             Settled::Recorded
@@ -167,7 +214,11 @@ impl Dispatcher {
     /// Puts a running attempt back in the queue untouched (its worker is stopping); the
     /// scheduler rings it. `false` when the worker no longer held it.
     pub async fn release(&self, job: &RunningJob) -> Result<bool, StoreError> {
-        self.store.release(job).await
+        let released = self.store.release(job).await?;
+        if released {
+            self.signals.announce_changes(&[job.id]);
+        }
+        Ok(released)
     }
 
     /// Returns a doorbell this worker took but will not run, for the scheduler to ring again.
@@ -203,6 +254,7 @@ impl Dispatcher {
                 }
                 return Err(e.into());
             }
+            self.signals.announce_changes(&ids);
             rung += self.store.confirm_rung(&ids).await?;
             if due.len() < BATCH as usize {
                 return Ok(rung);

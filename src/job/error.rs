@@ -80,6 +80,16 @@ pub struct JobError {
 }
 
 impl JobError {
+    /// For an `auto` job, the strategy its attempt ended on: the last rung tried.
+    pub fn chosen_strategy(&self) -> Option<&serde_json::Value> {
+        let decision = self.strategy_decision.as_deref()?;
+        decision["tried"]
+            .as_array()
+            .and_then(|tried| tried.last())
+            .map(|last| &last["strategy"])
+            .or_else(|| decision.get("chosen"))
+    }
+
     /// An error of `kind` whose retryability is the kind's default.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         JobError {

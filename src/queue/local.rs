@@ -181,6 +181,7 @@ impl QueueConsumer for LocalConsumer {
 pub struct LocalSignals {
     reports: Mutex<HashMap<String, (Instant, Value)>>,
     cancels: tokio::sync::broadcast::Sender<uuid::Uuid>,
+    changes: tokio::sync::broadcast::Sender<super::Change>,
 }
 
 impl Default for LocalSignals {
@@ -188,6 +189,7 @@ impl Default for LocalSignals {
         LocalSignals {
             reports: Mutex::default(),
             cancels: tokio::sync::broadcast::channel(1024).0,
+            changes: tokio::sync::broadcast::channel(super::changes::NOTICE_BUFFER).0,
         }
     }
 }
@@ -232,6 +234,17 @@ impl super::Signals for LocalSignals {
 
     fn cancel_notices(&self) -> tokio::sync::broadcast::Receiver<uuid::Uuid> {
         self.cancels.subscribe()
+    }
+
+    fn announce_changes(&self, jobs: &[uuid::Uuid]) {
+        for job in jobs {
+            // No receiver (nobody waiting) is fine.
+            let _ = self.changes.send(super::Change::Job(*job));
+        }
+    }
+
+    fn change_notices(&self) -> tokio::sync::broadcast::Receiver<super::Change> {
+        self.changes.subscribe()
     }
 }
 

@@ -3,6 +3,7 @@
 //! The queue holds no truth. Losing a doorbell delays a job until the scheduler rings again;
 //! a duplicate doorbell is harmless because claiming is a guarded transition in the store.
 
+pub mod changes;
 pub mod local;
 pub mod redis_signals;
 pub mod redis_streams;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 use crate::job::Priority;
 
 pub use crate::job::Doorbell;
+pub use changes::Change;
 pub use local::{LocalQueue, LocalSignals};
 pub use redis_signals::RedisSignals;
 pub use redis_streams::RedisQueue;

@@ -1,6 +1,8 @@
-//! [`Signals`] on Redis: reports as keys with a TTL, cancel notices on a pub/sub channel.
+//! [`Signals`] on Redis: reports as keys with a TTL, cancel and change notices on pub/sub
+//! channels (changes batched: one message carries every id announced meanwhile).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,6 +11,7 @@ use redis::{AsyncCommands, RedisError};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::changes::{self, Change, MAX_IDS_PER_NOTICE, NOTICE_BUFFER};
 use super::redis_streams::classify;
 use super::{QueueError, Signals};
 
@@ -24,6 +27,17 @@ pub struct RedisSignals {
     cancel_channel: String,
     cancels: tokio::sync::broadcast::Sender<Uuid>,
     subscribed: Arc<std::sync::Once>,
+    change_channel: String,
+    changes: tokio::sync::broadcast::Sender<Change>,
+    changes_subscribed: Arc<std::sync::Once>,
+    outbox: Arc<std::sync::OnceLock<Outbox>>,
+}
+
+/// Announced changes on their way to Redis.
+struct Outbox {
+    ids: tokio::sync::mpsc::Sender<Uuid>,
+    /// Set when an id did not fit: the next message says "anything may have changed".
+    overflowed: Arc<AtomicBool>,
 }
 
 impl RedisSignals {
@@ -36,6 +50,10 @@ impl RedisSignals {
             cancel_channel: format!("{{{prefix}}}:cancel"),
             cancels: tokio::sync::broadcast::channel(1024).0,
             subscribed: Arc::new(std::sync::Once::new()),
+            change_channel: format!("{{{prefix}}}:changes"),
+            changes: tokio::sync::broadcast::channel(NOTICE_BUFFER).0,
+            changes_subscribed: Arc::new(std::sync::Once::new()),
+            outbox: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
@@ -101,26 +119,105 @@ impl Signals for RedisSignals {
     fn cancel_notices(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
         let receiver = self.cancels.subscribe();
         self.subscribed.call_once(|| {
-            tokio::spawn(forward_cancels(
+            let sender = self.cancels.clone();
+            tokio::spawn(listen(
                 self.client.clone(),
                 self.cancel_channel.clone(),
-                self.cancels.clone(),
+                move |message| match message {
+                    // A cancel missed while resubscribing is caught by the lease renewal.
+                    Heard::Subscribed => true,
+                    Heard::Message(text) => match text.parse::<Uuid>() {
+                        Ok(job) => sender.send(job).is_ok(),
+                        Err(_) => true,
+                    },
+                },
+            ));
+        });
+        receiver
+    }
+
+    fn announce_changes(&self, jobs: &[Uuid]) {
+        let outbox = self.outbox.get_or_init(|| {
+            let (ids, receiver) = tokio::sync::mpsc::channel(NOTICE_BUFFER);
+            let overflowed = Arc::new(AtomicBool::new(false));
+            tokio::spawn(publish_changes(
+                self.conn.clone(),
+                self.change_channel.clone(),
+                receiver,
+                overflowed.clone(),
+            ));
+            Outbox { ids, overflowed }
+        });
+        for job in jobs {
+            if outbox.ids.try_send(*job).is_err() {
+                outbox.overflowed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn change_notices(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        let receiver = self.changes.subscribe();
+        self.changes_subscribed.call_once(|| {
+            let sender = self.changes.clone();
+            tokio::spawn(listen(
+                self.client.clone(),
+                self.change_channel.clone(),
+                move |message| match message {
+                    // Whatever was published while not subscribed is unknown.
+                    Heard::Subscribed => sender.send(Change::Unknown).is_ok(),
+                    Heard::Message(text) => changes::decode(&text)
+                        .into_iter()
+                        .all(|change| sender.send(change).is_ok()),
+                },
             ));
         });
         receiver
     }
 }
 
-/// Forwards cancellations published on `channel` to `sender`, resubscribing after errors,
-/// until every receiver is gone.
-async fn forward_cancels(
-    client: redis::Client,
+/// Publishes announced ids in batches: one message carries every id that arrived while the
+/// previous one was being sent. A failed or overflowed batch is sent as "anything changed".
+async fn publish_changes(
+    mut conn: ConnectionManager,
     channel: String,
-    sender: tokio::sync::broadcast::Sender<Uuid>,
+    mut ids: tokio::sync::mpsc::Receiver<Uuid>,
+    overflowed: Arc<AtomicBool>,
 ) {
+    let mut batch = Vec::with_capacity(MAX_IDS_PER_NOTICE);
+    let mut lost = false;
+    while let Some(first) = ids.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_IDS_PER_NOTICE
+            && let Ok(id) = ids.try_recv()
+        {
+            batch.push(id);
+        }
+        lost |= overflowed.swap(false, Ordering::Relaxed);
+        let text = if lost {
+            "*".to_owned()
+        } else {
+            changes::encode(&batch)
+        };
+        batch.clear();
+        let sent: Result<i64, RedisError> = conn.publish(&channel, text).await;
+        lost = sent.is_err();
+    }
+}
+
+/// What a subscription heard.
+enum Heard {
+    /// It (re)subscribed: messages published before may have been missed.
+    Subscribed,
+    /// A message.
+    Message(String),
+}
+
+/// Subscribes to `channel` and hands what it hears to `heard`, resubscribing after errors,
+/// until `heard` returns `false` (nobody listens any more).
+async fn listen(client: redis::Client, channel: String, mut heard: impl FnMut(Heard) -> bool) {
     use futures::StreamExt;
     let mut failures = 0u32;
-    while sender.receiver_count() > 0 {
+    loop {
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
@@ -129,23 +226,21 @@ async fn forward_cancels(
         match subscribed.await {
             Ok(mut pubsub) => {
                 failures = 0;
+                if !heard(Heard::Subscribed) {
+                    return;
+                }
                 let mut messages = pubsub.on_message();
                 while let Some(message) = messages.next().await {
-                    let job = message
-                        .get_payload::<String>()
-                        .ok()
-                        .and_then(|p| p.parse::<Uuid>().ok());
-                    if let Some(job) = job
-                        && sender.send(job).is_err()
-                    {
+                    let text = message.get_payload::<String>().unwrap_or_default();
+                    if !heard(Heard::Message(text)) {
                         return;
                     }
                 }
-                tracing::warn!("cancel subscription ended; resubscribing");
+                tracing::warn!(%channel, "subscription ended; resubscribing");
             }
             Err(e) => {
                 failures += 1;
-                tracing::debug!(error = %e, "cannot subscribe to cancellations; retrying");
+                tracing::debug!(%channel, error = %e, "cannot subscribe; retrying");
             }
         }
         let pause = Duration::from_millis(100u64 << failures.min(5));

@@ -1,5 +1,6 @@
-//! Signals between processes that are not doorbells: workers' status reports, and notices
-//! that a job was cancelled (so the worker running it stops at once).
+//! Signals between processes that are not doorbells: workers' status reports, notices that a
+//! job was cancelled (so the worker running it stops at once), and notices that a job changed
+//! (so waiting requests and event streams wake without polling the database).
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::QueueError;
+use super::changes::Change;
 
 /// Worker reports and cancel notices, shared by every API and worker process.
 #[async_trait]
@@ -23,4 +25,12 @@ pub trait Signals: Send + Sync + 'static {
 
     /// Cancellations announced from now on, from any process.
     fn cancel_notices(&self) -> tokio::sync::broadcast::Receiver<Uuid>;
+
+    /// Tells every process that these jobs' timelines grew. Never waits: notices are sent in
+    /// the background, batched; one that cannot be sent becomes [`Change::Unknown`].
+    fn announce_changes(&self, jobs: &[Uuid]);
+
+    /// Changes announced from now on, from any process. A receiver that lags behind should
+    /// treat it as [`Change::Unknown`].
+    fn change_notices(&self) -> tokio::sync::broadcast::Receiver<Change>;
 }

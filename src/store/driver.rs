@@ -180,4 +180,18 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Begins a write transaction.
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
+
+    /// Its connections now, and the statements run so far.
+    fn usage(&self) -> DatabaseUse;
+}
+
+/// A database's connections now, and the statements run so far, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DatabaseUse {
+    /// Connections lent out.
+    pub in_use: u64,
+    /// Connections open and idle.
+    pub idle: u64,
+    /// Statements run since start (a transaction's each count).
+    pub queries: u64,
 }

@@ -45,6 +45,9 @@ pub trait JobStore:
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Its database connections now, and the statements run so far.
+    fn database_use(&self) -> driver::DatabaseUse;
+
     /// Records a new queued job and its `created` event. With an idempotency key, the first
     /// request with the key creates the job; later ones (within 24 h) get it back, or a
     /// mismatch when their request differs. A job due now is marked `ringing`: the caller
@@ -112,8 +115,8 @@ pub trait JobStore:
     async fn take_due(&self, term: Term, limit: u32) -> Result<Vec<Doorbell>, StoreError>;
 
     /// Returns running jobs whose lease expired to the queue (or fails them when their
-    /// attempts are used up), while `term` leads. Returns how many.
-    async fn reap_expired(&self, term: Term, limit: u32) -> Result<u64, StoreError>;
+    /// attempts are used up), while `term` leads. Returns their ids.
+    async fn reap_expired(&self, term: Term, limit: u32) -> Result<Vec<Uuid>, StoreError>;
 
     /// Marks queued jobs whose doorbell was lost as needing one again, while `term` leads.
     async fn unring(&self, term: Term, which: &Unring) -> Result<u64, StoreError>;

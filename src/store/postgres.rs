@@ -57,6 +57,7 @@ impl SqlStore<PgDriver> {
             .await
             .map_err(classify)?;
         Ok(SqlStore::new(SqlxDriver {
+            queries: Default::default(),
             writer: pool.clone(),
             reader: pool,
             file: None,

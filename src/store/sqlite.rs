@@ -87,6 +87,7 @@ impl SqlStore<SqliteDriver> {
             .await
             .map_err(classify)?;
         Ok(SqlStore::new(SqlxDriver {
+            queries: Default::default(),
             writer,
             reader,
             file: Some(path),

@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::ops::DerefMut;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,7 +17,7 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::StoreError;
-use super::driver::{Applied, Cell, Column, Driver, Exec, Row, Transaction};
+use super::driver::{Applied, Cell, Column, DatabaseUse, Driver, Exec, Row, Transaction};
 use super::row::JobRow;
 use super::sql::{Arg, Dialect, Sql};
 use crate::job::transition::EventRecord;
@@ -154,6 +156,8 @@ pub struct Conn<DB: Flavor, C> {
     conn: C,
     /// Whether `conn` is already inside a transaction (`apply` then needs no other).
     in_transaction: bool,
+    /// Counts the statements run, for a connection the driver handed out.
+    queries: Option<Arc<AtomicU64>>,
     flavor: std::marker::PhantomData<DB>,
 }
 
@@ -163,7 +167,22 @@ impl<DB: Flavor, C> Conn<DB, C> {
         Conn {
             conn,
             in_transaction,
+            queries: None,
             flavor: std::marker::PhantomData,
+        }
+    }
+
+    /// `conn`, counting each statement in `queries`.
+    fn counted(conn: C, in_transaction: bool, queries: &Arc<AtomicU64>) -> Conn<DB, C> {
+        Conn {
+            queries: Some(queries.clone()),
+            ..Conn::new(conn, in_transaction)
+        }
+    }
+
+    fn count(&self) {
+        if let Some(queries) = &self.queries {
+            queries.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -193,6 +212,7 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
+        self.count();
         let (text, arguments) = arguments::<DB>(sql)?;
         let done = sqlx::query_with(AssertSqlSafe(text), arguments)
             .execute(&mut *self.conn)
@@ -202,11 +222,13 @@ where
     }
 
     async fn rows(&mut self, sql: Sql, columns: &[Column]) -> Result<Vec<Row>, StoreError> {
+        self.count();
         let rows = self.fetch(sql).await?;
         rows.iter().map(|row| decode::<DB>(row, columns)).collect()
     }
 
     async fn jobs(&mut self, sql: Sql) -> Result<Vec<JobRow>, StoreError> {
+        self.count();
         let rows = self.fetch(sql).await?;
         rows.iter().map(DB::job).collect()
     }
@@ -217,6 +239,7 @@ where
         event: Option<&EventRecord>,
         rows: bool,
     ) -> Result<Applied, StoreError> {
+        self.count();
         if self.in_transaction || !DB::APPLY_IN_TRANSACTION {
             return DB::apply(&mut self.conn, change, event, rows).await;
         }
@@ -251,6 +274,8 @@ pub struct SqlxDriver<DB: Database> {
     pub reader: Pool<DB>,
     /// The database's file, when it is one.
     pub file: Option<std::path::PathBuf>,
+    /// Statements run so far.
+    pub queries: Arc<AtomicU64>,
 }
 
 #[async_trait]
@@ -271,12 +296,12 @@ where
 
     async fn writer(&self) -> Result<Box<dyn Exec>, StoreError> {
         let conn = self.writer.acquire().await.map_err(DB::classify)?;
-        Ok(Box::new(Conn::<DB, _>::new(conn, false)))
+        Ok(Box::new(Conn::<DB, _>::counted(conn, false, &self.queries)))
     }
 
     async fn reader(&self) -> Result<Box<dyn Exec>, StoreError> {
         let conn = self.reader.acquire().await.map_err(DB::classify)?;
-        Ok(Box::new(Conn::<DB, _>::new(conn, false)))
+        Ok(Box::new(Conn::<DB, _>::counted(conn, false, &self.queries)))
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
@@ -285,6 +310,21 @@ where
             .begin_with(DB::BEGIN)
             .await
             .map_err(DB::classify)?;
-        Ok(Box::new(Conn::<DB, _>::new(tx, true)))
+        Ok(Box::new(Conn::<DB, _>::counted(tx, true, &self.queries)))
+    }
+
+    fn usage(&self) -> DatabaseUse {
+        // PostgreSQL reads and writes share one pool; SQLite has two.
+        let pools: &[&Pool<DB>] = match DB::DIALECT {
+            Dialect::Postgres => &[&self.writer],
+            Dialect::Sqlite => &[&self.writer, &self.reader],
+        };
+        let open: u64 = pools.iter().map(|p| u64::from(p.size())).sum();
+        let idle: u64 = pools.iter().map(|p| p.num_idle() as u64).sum();
+        DatabaseUse {
+            in_use: open.saturating_sub(idle),
+            idle,
+            queries: self.queries.load(Ordering::Relaxed),
+        }
     }
 }

@@ -97,6 +97,8 @@ pub struct JobStats {
     pub by_state: BTreeMap<&'static str, i64>,
     /// `run_at` of the oldest queued job that is due.
     pub oldest_due_run_at: Option<DateTime<Utc>>,
+    /// Due queued jobs per priority level: (level, how many, `run_at` of the oldest).
+    pub due_by_priority: Vec<(u8, i64, Option<DateTime<Utc>>)>,
 }
 
 impl JobStats {
@@ -113,6 +115,7 @@ impl JobStats {
         Ok(JobStats {
             by_state,
             oldest_due_run_at: None,
+            due_by_priority: Vec::new(),
         })
     }
 }

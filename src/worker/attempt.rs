@@ -16,6 +16,7 @@ use crate::dispatch::Settled;
 use crate::job::{ErrorKind, JobError, Settlement};
 use crate::kinds::{Executor, Outcome, RunningJob};
 use crate::memory::Admission;
+use crate::metrics::Metrics;
 use crate::queue::{Delivery, QueueError};
 use crate::store::StoreError;
 
@@ -140,6 +141,7 @@ async fn claim(shared: &Shared, delivery: &Delivery) -> Option<RunningJob> {
 /// Runs a claimed (and admitted) job and records its outcome. The domain slot is given back
 /// as soon as the site is done with, while the outcome is being recorded.
 async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob) {
+    let _busy = shared.gauges.busy();
     let job = job.clone();
     lock(&shared.in_flight).insert(job.id, job.clone());
     let stop = CancellationToken::new();
@@ -175,13 +177,43 @@ async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob) {
     let (recorded, ()) = tokio::join!(record, release);
     lock(&shared.in_flight).remove(&job.id);
     match recorded {
-        Ok(Settled::Recorded) => {}
+        Ok(Settled::Recorded) => count(&shared.metrics, &job, &settlement, started.elapsed()),
         Ok(Settled::NotHeld) => {
             info!("job is no longer held by this worker (cancelled or lease lost); outcome dropped")
         }
         // The delivery stays pending; the job keeps its lease, and when it expires the
         // scheduler returns the job to the queue.
         Err(e) => error!(error = %e, "could not record the outcome; the lease will return the job"),
+    }
+}
+
+/// Counts a recorded attempt (and the job, when it finished) in `metrics`, under the
+/// strategy that ran it (an `auto` job's chosen rung, when its result or error says).
+fn count(metrics: &Metrics, job: &RunningJob, settlement: &Settlement, took: Duration) {
+    let job_type = job.job_type.as_str();
+    let ran_with = |decision: Option<&serde_json::Value>| {
+        decision
+            .and_then(|v| v.as_str())
+            .unwrap_or(job.strategy.as_str())
+            .to_owned()
+    };
+    let seconds = took.as_secs_f64();
+    match settlement {
+        Settlement::Succeeded(result) => {
+            let strategy = ran_with(result.get("executed_with"));
+            metrics.attempt(job_type, &strategy, "succeeded", seconds);
+            metrics.job_finished(job_type, &strategy, "succeeded", "");
+        }
+        Settlement::Retry { error, .. } => {
+            let strategy = ran_with(error.chosen_strategy());
+            metrics.attempt(job_type, &strategy, "retrying", seconds);
+        }
+        Settlement::Failed(error) => {
+            let strategy = ran_with(error.chosen_strategy());
+            metrics.attempt(job_type, &strategy, "failed", seconds);
+            metrics.job_finished(job_type, &strategy, "failed", error.kind.as_str());
+        }
+        Settlement::Deferred { .. } => {}
     }
 }
 

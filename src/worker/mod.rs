@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+
+use crate::metrics::{Metrics, WorkerGauges};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -81,6 +83,10 @@ struct Shared {
     stops: Mutex<HashMap<Uuid, CancellationToken>>,
     /// Cancelled when the worker stops taking jobs.
     stopping: CancellationToken,
+    /// Where attempts and finished jobs are counted.
+    metrics: Metrics,
+    /// This worker's running-jobs and free-slots gauges.
+    gauges: WorkerGauges,
 }
 
 /// A worker process's job loop.
@@ -99,18 +105,30 @@ impl Worker {
         domains: Arc<Domains>,
         config: WorkerConfig,
     ) -> Worker {
+        let metrics = Metrics::new();
         Worker {
             shared: Arc::new(Shared {
                 dispatcher,
                 executor,
                 signals,
                 domains,
+                gauges: metrics.worker(&config.id, config.concurrency),
+                metrics,
                 config,
                 in_flight: Mutex::new(HashMap::new()),
                 stops: Mutex::new(HashMap::new()),
                 stopping: CancellationToken::new(),
             }),
         }
+    }
+
+    /// The same worker, counting in `metrics` (the process's registry).
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Worker {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.gauges = metrics.worker(&shared.config.id, shared.config.concurrency);
+            shared.metrics = metrics.clone();
+        }
+        self
     }
 
     /// The worker's id.

@@ -128,7 +128,7 @@ impl Scheduler {
         }
         if due(chores.reaped, self.config.reap_every) {
             chores.reaped = Some(tokio::time::Instant::now());
-            match self.dispatcher.store().reap_expired(term, REAP_BATCH).await {
+            match self.dispatcher.reap_expired(term, REAP_BATCH).await {
                 Ok(0) => {}
                 Ok(n) => warn!(jobs = n, "returned jobs whose worker lease expired"),
                 Err(e) => {

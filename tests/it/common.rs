@@ -319,6 +319,10 @@ pub struct Options {
     pub database_proxy: bool,
     /// `RESOLVE` rules: fixed addresses for the fixture web's host names.
     pub resolve: String,
+    /// Run the scheduler (off: an API-only process, whose database reads are the API's).
+    pub scheduler: bool,
+    /// `WEBHOOK_SECRET`.
+    pub webhook_secret: Option<String>,
 }
 
 impl Default for Options {
@@ -337,6 +341,8 @@ impl Default for Options {
             redis_url: None,
             database_proxy: false,
             resolve: String::new(),
+            scheduler: true,
+            webhook_secret: None,
         }
     }
 }
@@ -484,7 +490,12 @@ impl TestApp {
                 let _ = serve_api(listener, state, shutdown, Duration::from_secs(5)).await;
             }
         });
-        let scheduler = tokio::spawn(app.scheduler("test-scheduler").run(shutdown.clone()));
+        let mut tasks = vec![api];
+        if options.scheduler {
+            tasks.push(tokio::spawn(
+                app.scheduler("test-scheduler").run(shutdown.clone()),
+            ));
+        }
         let mut app = TestApp {
             base,
             client: client_with_key(&admin),
@@ -496,7 +507,7 @@ impl TestApp {
             proxy,
             app,
             shutdown,
-            tasks: vec![api, scheduler],
+            tasks,
             options: options.clone(),
             storage,
             _artifact_dir: artifact_dir,

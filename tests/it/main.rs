@@ -16,6 +16,7 @@ mod hostile;
 mod leadership;
 mod leases;
 mod lifecycle;
+mod live;
 mod memory;
 mod pacing;
 mod quotas;

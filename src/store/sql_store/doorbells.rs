@@ -85,7 +85,11 @@ impl<D: Driver> SqlStore<D> {
 
     /// Takes back up to `limit` running jobs whose lease expired (every running job when
     /// `term` is `None`: a restart of the only process, which held them all).
-    pub(super) async fn reap(&self, term: Option<Term>, limit: u32) -> Result<u64, StoreError> {
+    pub(super) async fn reap(
+        &self,
+        term: Option<Term>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
         let mut sql = self.sql();
         sql.push(
             "SELECT id, attempt, max_attempts, worker_id, strategy, priority FROM jobs
@@ -105,17 +109,19 @@ impl<D: Driver> SqlStore<D> {
             Column::Int,
         ];
         let candidates = self.driver.writer().await?.rows(sql, &columns).await?;
-        let mut reaped = 0;
+        let mut reaped = Vec::new();
         for row in candidates {
             let (id, seen) = expired(row)?;
             let mut transition = seen.reap(term.map(|t| t.0));
             transition.guard.lease_expired = term.is_some();
             let change = update(self.driver.dialect(), Target::Id(id), &transition, term);
             let mut writer = self.driver.writer().await?;
-            reaped += writer
+            let applied = writer
                 .apply(change, transition.event.as_ref(), false)
-                .await?
-                .count();
+                .await?;
+            if applied.count() == 1 {
+                reaped.push(id);
+            }
         }
         Ok(reaped)
     }
@@ -196,7 +202,7 @@ impl<D: Driver> SqlStore<D> {
         const BATCH: u32 = 500;
         let mut requeued = 0;
         loop {
-            let n = self.reap(None, BATCH).await?;
+            let n = self.reap(None, BATCH).await?.len() as u64;
             requeued += n;
             if n < u64::from(BATCH) {
                 break;

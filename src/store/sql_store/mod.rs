@@ -54,6 +54,10 @@ impl<D: Driver> SqlStore<D> {
 
 #[async_trait]
 impl<D: Driver> JobStore for SqlStore<D> {
+    fn database_use(&self) -> crate::store::driver::DatabaseUse {
+        self.driver.usage()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.driver.ping().await
     }
@@ -135,7 +139,7 @@ impl<D: Driver> JobStore for SqlStore<D> {
         self.due(term, limit).await
     }
 
-    async fn reap_expired(&self, term: Term, limit: u32) -> Result<u64, StoreError> {
+    async fn reap_expired(&self, term: Term, limit: u32) -> Result<Vec<Uuid>, StoreError> {
         self.reap(Some(term), limit).await
     }
 

@@ -106,16 +106,24 @@ impl<D: Driver> SqlStore<D> {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut sql = self.sql();
-        sql.push("SELECT min(run_at) FROM jobs WHERE state = ")
+        sql.push("SELECT priority, count(*), min(run_at) FROM jobs WHERE state = ")
             .bind(JobState::Queued.as_str())
             .push(" AND run_at <= ")
-            .now();
-        let oldest = reader.rows(sql, &[Column::OptTime]).await?;
+            .now()
+            .push(" GROUP BY priority ORDER BY priority");
+        let due = reader
+            .rows(sql, &[Column::Int, Column::Int, Column::OptTime])
+            .await?;
         let mut stats = JobStats::with_counts(counts)?;
-        stats.oldest_due_run_at = match oldest.into_iter().next() {
-            Some(row) => Cells::of(row).opt_time()?,
-            None => None,
-        };
+        for row in due {
+            let mut cells = Cells::of(row);
+            let level = u8::try_from(cells.int()?)
+                .map_err(|_| StoreError::Corrupt("a priority out of range".to_owned()))?;
+            stats
+                .due_by_priority
+                .push((level, cells.int()?, cells.opt_time()?));
+        }
+        stats.oldest_due_run_at = stats.due_by_priority.iter().filter_map(|d| d.2).min();
         Ok(stats)
     }
 

@@ -1,0 +1,354 @@
+//! Prometheus metrics: one registry per process (so two apps in one test binary never share
+//! counters), rendered in the Prometheus text format at `GET /metrics`. Names follow the
+//! Prometheus conventions: a `control_plane_` prefix, base units, `_total` for counters.
+//!
+//! Counters and histograms are recorded where things happen (a settled attempt, an HTTP
+//! request); gauges of things that exist elsewhere (queue levels, job counts, the browser
+//! pool, database connections) are read when scraped ([`scrape`]).
+
+pub mod http;
+pub mod scrape;
+
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Attempt durations: from a plain fetch (tens of ms) to a page that uses its whole timeout.
+const ATTEMPT_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// API latencies: most answers take milliseconds; a `?wait=` may take a minute.
+const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0,
+];
+
+/// The process's metrics.
+#[derive(Clone)]
+pub struct Metrics(Arc<Families>);
+
+/// Every metric family, registered once.
+pub struct Families {
+    registry: Registry,
+    /// Jobs that reached a terminal state: `job_type`, `strategy`, `outcome`, `error_kind`.
+    pub jobs_finished: IntCounterVec,
+    /// Attempts run: `job_type`, `strategy`, `outcome` (`succeeded`, `retrying`, `failed`).
+    pub attempts: IntCounterVec,
+    /// Attempt durations in seconds: `job_type`, `strategy`.
+    pub attempt_seconds: HistogramVec,
+    /// Jobs by state, from the store: `state`.
+    pub jobs: IntGaugeVec,
+    /// Doorbells in a queue level (waiting plus delivered, unacknowledged): `priority`.
+    pub queue_depth: IntGaugeVec,
+    /// Doorbells delivered to a worker and not yet acknowledged: `priority`.
+    pub queue_pending: IntGaugeVec,
+    /// Queued jobs that are due now: `priority`.
+    pub queue_due: IntGaugeVec,
+    /// Age of the oldest due queued job in seconds (0 when none): `priority`.
+    pub queue_oldest_due_age: prometheus::GaugeVec,
+    /// Jobs a worker is running now: `worker`.
+    pub worker_running: IntGaugeVec,
+    /// A worker's free slots: `worker`.
+    pub worker_free_slots: IntGaugeVec,
+    /// Chromium processes alive.
+    pub browsers: IntGauge,
+    /// Browser contexts (jobs) open.
+    pub browser_contexts: IntGauge,
+    /// Browser contexts the pool may open at once.
+    pub browser_capacity: IntGauge,
+    /// Browsers replaced after a crash.
+    pub browser_restarts: IntCounter,
+    /// Browsers replaced after serving their share of pages.
+    pub browser_recycles: IntCounter,
+    /// Pages (jobs) the pool served.
+    pub browser_pages: IntCounter,
+    /// HTTP requests answered: `method`, `route`, `status`.
+    pub http_requests: IntCounterVec,
+    /// HTTP request latency in seconds: `method`, `route`.
+    pub http_seconds: HistogramVec,
+    /// Database connections: `state` (`in_use`, `idle`).
+    pub db_connections: IntGaugeVec,
+    /// Statements this process sent to the database.
+    pub db_queries: IntCounter,
+    /// Webhook delivery attempts: `outcome` (`delivered`, `failed`, `gave_up`).
+    pub webhook_deliveries: IntCounterVec,
+}
+
+/// Registers `metric` in `registry`. The names and labels are fixed in this file, so a
+/// failure is a programming error caught by every test, not something input can cause.
+fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("a metric's name and labels are valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
+fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels))
+}
+
+fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(registry, IntGaugeVec::new(Opts::new(name, help), labels))
+}
+
+fn histograms(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(registry, HistogramVec::new(opts, labels))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every family at zero.
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let families = Families {
+            jobs_finished: counters(
+                &r,
+                "control_plane_jobs_finished_total",
+                "Jobs that reached a terminal state.",
+                &["job_type", "strategy", "outcome", "error_kind"],
+            ),
+            attempts: counters(
+                &r,
+                "control_plane_attempts_total",
+                "Attempts this process ran, by how they ended.",
+                &["job_type", "strategy", "outcome"],
+            ),
+            attempt_seconds: histograms(
+                &r,
+                "control_plane_attempt_duration_seconds",
+                "How long attempts ran.",
+                &["job_type", "strategy"],
+                ATTEMPT_BUCKETS,
+            ),
+            jobs: gauges(&r, "control_plane_jobs", "Jobs by state.", &["state"]),
+            queue_depth: gauges(
+                &r,
+                "control_plane_queue_depth",
+                "Doorbells in a queue level: waiting plus delivered and unacknowledged.",
+                &["priority"],
+            ),
+            queue_pending: gauges(
+                &r,
+                "control_plane_queue_pending",
+                "Doorbells delivered to a worker and not yet acknowledged.",
+                &["priority"],
+            ),
+            queue_due: gauges(
+                &r,
+                "control_plane_queue_due_jobs",
+                "Queued jobs that are due now.",
+                &["priority"],
+            ),
+            queue_oldest_due_age: register(
+                &r,
+                prometheus::GaugeVec::new(
+                    Opts::new(
+                        "control_plane_queue_oldest_due_age_seconds",
+                        "How long the oldest due queued job has waited (0 when none).",
+                    ),
+                    &["priority"],
+                ),
+            ),
+            worker_running: gauges(
+                &r,
+                "control_plane_worker_running_jobs",
+                "Jobs a worker is running now.",
+                &["worker"],
+            ),
+            worker_free_slots: gauges(
+                &r,
+                "control_plane_worker_free_slots",
+                "Jobs a worker could start now.",
+                &["worker"],
+            ),
+            browsers: register(
+                &r,
+                IntGauge::new("control_plane_browsers", "Chromium processes alive."),
+            ),
+            browser_contexts: register(
+                &r,
+                IntGauge::new(
+                    "control_plane_browser_contexts",
+                    "Browser contexts (one per running browser job) open.",
+                ),
+            ),
+            browser_capacity: register(
+                &r,
+                IntGauge::new(
+                    "control_plane_browser_context_capacity",
+                    "Browser contexts the pool may open at once.",
+                ),
+            ),
+            browser_restarts: register(
+                &r,
+                IntCounter::new(
+                    "control_plane_browser_restarts_total",
+                    "Browsers replaced after a crash or a lost connection.",
+                ),
+            ),
+            browser_recycles: register(
+                &r,
+                IntCounter::new(
+                    "control_plane_browser_recycles_total",
+                    "Browsers replaced after serving BROWSER_RECYCLE_PAGES jobs.",
+                ),
+            ),
+            browser_pages: register(
+                &r,
+                IntCounter::new(
+                    "control_plane_browser_pages_served_total",
+                    "Jobs the browser pool served.",
+                ),
+            ),
+            http_requests: counters(
+                &r,
+                "control_plane_http_requests_total",
+                "HTTP requests answered, by route template and status.",
+                &["method", "route", "status"],
+            ),
+            http_seconds: histograms(
+                &r,
+                "control_plane_http_request_duration_seconds",
+                "How long HTTP requests took to answer (a stream: until its headers).",
+                &["method", "route"],
+                HTTP_BUCKETS,
+            ),
+            db_connections: gauges(
+                &r,
+                "control_plane_db_connections",
+                "Database connections of this process.",
+                &["state"],
+            ),
+            db_queries: register(
+                &r,
+                IntCounter::new(
+                    "control_plane_db_queries_total",
+                    "Statements this process sent to the database.",
+                ),
+            ),
+            webhook_deliveries: counters(
+                &r,
+                "control_plane_webhook_deliveries_total",
+                "Webhook delivery attempts, by how they ended.",
+                &["outcome"],
+            ),
+            registry: r,
+        };
+        Metrics(Arc::new(families))
+    }
+
+    /// The families.
+    pub fn families(&self) -> &Families {
+        &self.0
+    }
+
+    /// Everything, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into memory fails only for malformed families, which registration rules out.
+        if let Err(e) = TextEncoder::new().encode(&self.0.registry.gather(), &mut buffer) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    /// A job reached a terminal state.
+    pub fn job_finished(&self, job_type: &str, strategy: &str, outcome: &str, error_kind: &str) {
+        self.0
+            .jobs_finished
+            .with_label_values(&[job_type, strategy, outcome, error_kind])
+            .inc();
+    }
+
+    /// An attempt ran for `seconds` and ended with `outcome`.
+    pub fn attempt(&self, job_type: &str, strategy: &str, outcome: &str, seconds: f64) {
+        let f = &self.0;
+        f.attempts
+            .with_label_values(&[job_type, strategy, outcome])
+            .inc();
+        f.attempt_seconds
+            .with_label_values(&[job_type, strategy])
+            .observe(seconds);
+    }
+
+    /// The gauges of worker `id` with `slots` slots.
+    pub fn worker(&self, id: &str, slots: usize) -> WorkerGauges {
+        let free = self.0.worker_free_slots.with_label_values(&[id]);
+        free.set(i64::try_from(slots).unwrap_or(i64::MAX));
+        let running = self.0.worker_running.with_label_values(&[id]);
+        running.set(0);
+        WorkerGauges {
+            running,
+            free,
+            id: id.to_owned(),
+            metrics: self.clone(),
+        }
+    }
+}
+
+/// Raises `counter` to `total`, a count kept elsewhere that only grows.
+pub fn catch_up(counter: &IntCounter, total: u64) {
+    let seen = counter.get();
+    if total > seen {
+        counter.inc_by(total - seen);
+    }
+}
+
+/// A worker's running and free-slot gauges; dropped when the worker stops (its series go).
+pub struct WorkerGauges {
+    running: IntGauge,
+    free: IntGauge,
+    id: String,
+    metrics: Metrics,
+}
+
+impl WorkerGauges {
+    /// Marks a slot busy until the returned guard is dropped.
+    pub fn busy(&self) -> Busy {
+        self.running.inc();
+        self.free.dec();
+        Busy {
+            running: self.running.clone(),
+            free: self.free.clone(),
+        }
+    }
+}
+
+impl Drop for WorkerGauges {
+    fn drop(&mut self) {
+        let f = &self.metrics.0;
+        let _ = f.worker_running.remove_label_values(&[&self.id]);
+        let _ = f.worker_free_slots.remove_label_values(&[&self.id]);
+    }
+}
+
+/// A busy worker slot.
+pub struct Busy {
+    running: IntGauge,
+    free: IntGauge,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.running.dec();
+        self.free.inc();
+    }
+}
