@@ -18,6 +18,7 @@ mod leases;
 mod lifecycle;
 mod live;
 mod memory;
+mod metrics;
 mod pacing;
 mod quotas;
 mod rebinding;
