@@ -262,6 +262,16 @@ pub struct Settings {
     #[arg(long, env = "METRICS_BIND", global = true)]
     pub metrics_bind: Option<SocketAddr>,
 
+    /// The key webhook deliveries are signed with, `whsec_<base64 of 24 to 64 bytes>` (the
+    /// Standard Webhooks form). Without it, jobs with a `callback` are refused.
+    #[arg(long, env = "WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    pub webhook_secret: Option<crate::webhook::WebhookSecret>,
+
+    /// The wait before a failed webhook delivery is tried again; it doubles with each
+    /// attempt up to an hour, and deliveries stop a day after the job finished.
+    #[arg(long, env = "WEBHOOK_RETRY_BASE", global = true, default_value = "5s", value_parser = parse_duration)]
+    pub webhook_retry_base: Duration,
+
     /// Directory of artifacts (screenshots, PDFs, snapshots) [default: DATA_DIR/artifacts].
     #[arg(long, env = "ARTIFACT_DIR", global = true)]
     pub artifact_dir: Option<PathBuf>,

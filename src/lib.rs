@@ -23,4 +23,5 @@ pub mod spec;
 pub mod store;
 pub mod telemetry;
 pub mod ttl_cache;
+pub mod webhook;
 pub mod worker;

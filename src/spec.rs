@@ -39,6 +39,8 @@ pub struct JobSpec {
     pub timeout: Duration,
     /// When the job becomes due (`run_at`, or now + `delay_ms`); `None` means now.
     pub run_at: Option<DateTime<Utc>>,
+    /// Where the finished job is POSTed (`callback.url`), if anywhere.
+    pub callback: Option<TargetUrl>,
 }
 
 impl JobSpec {
@@ -69,6 +71,15 @@ fn fields(f: &mut Fields<'_>) -> Parsed<JobSpec> {
     let max_attempts = f.int("max_attempts", 1..=10);
     let timeout_ms = f.int("timeout_ms", 1_000..=600_000);
     let run_at = schedule(f);
+    let callback = f.object("callback", |c| {
+        let url = c.with("url", |value| {
+            as_text(value).and_then(|s| TargetUrl::parse(s).map_err(|e| ("invalid", e.to_string())))
+        })?;
+        if url.is_none() {
+            c.report("url", "missing", "callback.url is required");
+        }
+        url
+    });
     let job_type = job_type.map(|t| t.unwrap_or(JobType::NavigateExtract));
     let strategy = strategy.map(|s| s.unwrap_or(Strategy::Auto));
     if let (Some(job_type), Some(Strategy::Http)) = (job_type, strategy)
@@ -97,6 +108,7 @@ fn fields(f: &mut Fields<'_>) -> Parsed<JobSpec> {
             timeout_ms?.map_or(u64::from(DEFAULT_TIMEOUT_MS), |n| n as u64),
         ),
         run_at: run_at?,
+        callback: callback?,
     })
 }
 
@@ -259,6 +271,34 @@ mod tests {
                 "timeout_ms",
                 "url"
             ]
+        );
+    }
+
+    #[test]
+    fn a_callback_is_an_object_with_an_http_url() {
+        let spec = JobSpec::parse(
+            &json!({"url":"https://e.com","callback":{"url":"https://hooks.e.com/x"}}),
+        )
+        .expect("valid");
+        assert_eq!(
+            spec.callback.as_ref().map(TargetUrl::as_str),
+            Some("https://hooks.e.com/x")
+        );
+        assert_eq!(
+            fields(json!({"url":"https://e.com","callback":"https://x"})),
+            ["callback"]
+        );
+        assert_eq!(
+            fields(json!({"url":"https://e.com","callback":{}})),
+            ["callback.url"]
+        );
+        assert_eq!(
+            fields(json!({"url":"https://e.com","callback":{"url":"ftp://x/"}})),
+            ["callback.url"]
+        );
+        assert_eq!(
+            fields(json!({"url":"https://e.com","callback":{"url":"https://x/","secret":"s"}})),
+            ["callback.secret"]
         );
     }
 

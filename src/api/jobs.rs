@@ -76,6 +76,9 @@ pub async fn create(
                 refused.to_string(),
             )])
         })?;
+    if let Some(callback) = &spec.callback {
+        check_callback(&state, callback).await?;
+    }
     if let Err(over) = state.quotas.admit(&caller.tenant).await? {
         return Err(Problem::quota(over.to_string(), over.retry_after()));
     }
@@ -155,6 +158,28 @@ fn canonical_json(value: &Value) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// A callback needs a secret to be signed with, and must pass the target policy as job urls do.
+async fn check_callback(state: &AppState, callback: &crate::job::TargetUrl) -> Result<(), Problem> {
+    if !state.callbacks {
+        return Err(Problem::invalid_fields(vec![FieldError::new(
+            "callback",
+            "not_configured",
+            "this server has no WEBHOOK_SECRET to sign deliveries with; ask its operator to set one",
+        )]));
+    }
+    state
+        .policy
+        .check_url(callback.url())
+        .await
+        .map_err(|refused| {
+            Problem::invalid_fields(vec![FieldError::new(
+                "callback.url",
+                "forbidden_target",
+                refused.to_string(),
+            )])
+        })
 }
 
 pub(crate) fn parse_id(id: &str) -> Result<Uuid, Problem> {

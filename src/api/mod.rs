@@ -65,6 +65,8 @@ pub struct AppState {
     pub domains: Arc<Domains>,
     /// Requests waiting on jobs, woken by change notices.
     pub watchers: watch::Watchers,
+    /// Whether jobs may carry a `callback` (a `WEBHOOK_SECRET` is set to sign it with).
+    pub callbacks: bool,
     /// This process's metrics and what a scrape reads.
     pub scrape: crate::metrics::scrape::Sources,
 }

@@ -41,6 +41,21 @@ pub struct JobRequest {
     /// The job type's options (at most 256 KiB): see the README's "Job types".
     #[schema(value_type = Option<Object>)]
     pub payload: Option<Value>,
+    /// Where to POST the job once it is finished, signed with the server's WEBHOOK_SECRET
+    /// (refused when the server has none); the url passes the same policy as `url`.
+    pub callback: Option<CallbackRequest>,
+}
+
+/// A job's webhook.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackRequest {
+    /// An absolute http(s) url of at most 2048 characters.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
+    pub url: String,
 }
 
 /// `POST /api/v1/jobs/{id}/retry`: all optional; the body itself may be empty.

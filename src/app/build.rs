@@ -18,6 +18,7 @@ use crate::config::{BrowserUse, Settings};
 use crate::dispatch::Dispatcher;
 use crate::engine::Engine;
 use crate::engine::browser::{Browser, BrowserPool, INSTALL_HINT, PoolConfig, find_chrome};
+use crate::engine::http::webhook_client;
 use crate::job::target::TargetPolicy;
 use crate::kinds::Runner;
 use crate::memory::{Domains, MemoryIndex};
@@ -25,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::metrics::scrape::Sources;
 use crate::queue::Signals;
 use crate::quota::{Limiter, Quota, QuotaIndex};
+use crate::webhook::Courier;
 use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report};
 
 /// A process's parts, built once.
@@ -87,7 +89,24 @@ impl App {
             domains: self.domains.clone(),
             watchers: crate::api::watch::Watchers::start(self.signals.as_ref()),
             scrape: self.scrape(true),
+            callbacks: settings.webhook_secret.is_some(),
         }
+    }
+
+    /// The courier that delivers webhooks from this process.
+    pub fn courier(&self) -> Result<Courier, StartError> {
+        let settings = &self.settings;
+        let policy =
+            TargetPolicy::new(settings.allow_private_targets).with_hosts(settings.resolve.clone());
+        let client = webhook_client(policy).map_err(StartError::Engine)?;
+        Ok(Courier::new(
+            self.dispatcher.clone(),
+            client,
+            policy,
+            settings.webhook_secret.clone(),
+            settings.webhook_retry_base,
+            self.metrics.clone(),
+        ))
     }
 
     /// What `/metrics` reads; with `backlog`, job counts and queue levels too.

@@ -205,6 +205,7 @@ async fn run_until_signal(
     let scheduling = CancellationToken::new();
     let scheduler = work.then(|| tokio::spawn(app.scheduler(&config.id).run(scheduling.clone())));
     if work {
+        tasks.spawn(app.courier()?.run(shutdown.clone()));
         tasks.spawn(app.reports(&config.id, shutdown.clone()));
         tasks.spawn(app.worker(config).run(shutdown.clone()));
     }

@@ -103,6 +103,21 @@ impl Fetched {
     }
 }
 
+/// A client for webhook deliveries: the target policy's resolver, and no redirects (a
+/// receiver answers where it was asked; a redirect counts as a failed delivery).
+pub fn webhook_client(policy: TargetPolicy) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(redirect::Policy::none())
+        .dns_resolver(Arc::new(PolicyResolver { policy }))
+        .user_agent(concat!(
+            "control-plane-webhooks/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .connect_timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+}
+
 /// Runs plain GETs.
 #[derive(Debug, Clone)]
 pub struct HttpClient {

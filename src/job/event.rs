@@ -32,6 +32,8 @@ named_enum!(
         Retried => "retried",
         /// Claimed, but pacing held its domain back: queued again, its attempt unspent.
         Deferred => "deferred",
+        /// A webhook delivery attempt (delivered, failed and retried later, or given up).
+        Webhook => "webhook",
     }
 );
 

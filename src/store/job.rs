@@ -57,6 +57,20 @@ pub struct Job {
     #[serde(skip)]
     #[schema(ignore)]
     pub ring: RingState,
+    /// Where the job is POSTed when it finishes (signed; see the README's Webhooks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback: Option<Callback>,
+    /// Webhook delivery attempts of its current terminal state (internal: fences couriers).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub hook_attempt: u32,
+}
+
+/// A job's webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Callback {
+    /// The url the finished job is POSTed to.
+    pub url: String,
 }
 
 impl Job {

@@ -27,7 +27,7 @@ use crate::quota::QuotaIndex;
 use crate::spec::JobSpec;
 
 pub use error::StoreError;
-pub use job::Job;
+pub use job::{Callback, Job};
 pub use postgres::PgStore;
 pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
@@ -129,6 +129,20 @@ pub trait JobStore:
         lease: Duration,
         held: Option<Term>,
     ) -> Result<Option<Term>, StoreError>;
+
+    /// Claims up to `limit` due webhook deliveries for `hold`; returns their jobs, each at
+    /// the delivery attempt it now holds (`hook_attempt`).
+    async fn take_hooks(&self, limit: u32, hold: Duration) -> Result<Vec<Job>, StoreError>;
+
+    /// Records delivery attempt `attempt` of `job` with its timeline event: the next attempt
+    /// is due at `next`, or none is. `false` (nothing written) when the claim lapsed.
+    async fn settle_hook(
+        &self,
+        job: Uuid,
+        attempt: u32,
+        next: Option<chrono::DateTime<chrono::Utc>>,
+        event: &crate::job::transition::EventRecord,
+    ) -> Result<bool, StoreError>;
 
     /// Gives the leadership up, so another process takes it at once.
     async fn resign(&self, holder: &str, term: Term) -> Result<(), StoreError>;

@@ -5,7 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::job::Job;
+use super::job::{Callback, Job};
 use crate::job::{JobError, Priority, Snapshot};
 use crate::kinds::RunningJob;
 
@@ -34,6 +34,8 @@ pub struct JobRow {
     pub finished_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub doorbell: String,
+    pub callback_url: Option<String>,
+    pub hook_attempt: i32,
 }
 
 /// A row that does not read back as a job.
@@ -85,6 +87,8 @@ impl TryFrom<JobRow> for Job {
             finished_at: row.finished_at,
             updated_at: row.updated_at,
             ring: row.doorbell.parse().map_err(|e| corrupt(id, e))?,
+            callback: row.callback_url.map(|url| Callback { url }),
+            hook_attempt: count(id, i64::from(row.hook_attempt))?,
         })
     }
 }

@@ -143,6 +143,8 @@ struct SqliteJobRow {
     finished_at: Option<i64>,
     updated_at: i64,
     doorbell: String,
+    callback_url: Option<String>,
+    hook_attempt: i32,
 }
 
 impl TryFrom<SqliteJobRow> for JobRow {
@@ -175,6 +177,8 @@ impl TryFrom<SqliteJobRow> for JobRow {
             finished_at: maybe(row.finished_at)?,
             updated_at: at(row.updated_at)?,
             doorbell: row.doorbell,
+            callback_url: row.callback_url,
+            hook_attempt: row.hook_attempt,
         })
     }
 }

@@ -377,6 +377,11 @@ impl Options {
         settings.browser_recycle_pages = self.recycle_pages;
         settings.resolve = control_plane::job::host_map::HostMap::parse(&self.resolve)
             .expect("valid RESOLVE rules");
+        settings.webhook_secret = self
+            .webhook_secret
+            .as_deref()
+            .map(|secret| secret.parse().expect("a valid WEBHOOK_SECRET"));
+        settings.webhook_retry_base = Duration::from_millis(500);
         settings
     }
 }
@@ -491,6 +496,10 @@ impl TestApp {
             }
         });
         let mut tasks = vec![api];
+        if options.workers > 0 {
+            let courier = app.courier().expect("the courier");
+            tasks.push(tokio::spawn(courier.run(shutdown.clone())));
+        }
         if options.scheduler {
             tasks.push(tokio::spawn(
                 app.scheduler("test-scheduler").run(shutdown.clone()),

@@ -26,3 +26,4 @@ mod requests;
 mod site;
 mod store;
 mod web;
+mod webhooks;

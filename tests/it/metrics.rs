@@ -36,7 +36,10 @@ async fn scrape(app: &TestApp) -> String {
         .to_str()
         .unwrap_or_default()
         .to_owned();
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     response.text().await.expect("text")
 }
 
@@ -134,7 +137,10 @@ async fn counters_and_histograms_move_by_exactly_what_ran_and_promtool_agrees() 
     let durations = "control_plane_attempt_duration_seconds_count";
     assert_eq!(moved(durations, &[("job_type", "noop")]), 3.0);
     assert_eq!(
-        moved(durations, &[("job_type", "navigate_extract"), ("strategy", "http")]),
+        moved(
+            durations,
+            &[("job_type", "navigate_extract"), ("strategy", "http")]
+        ),
         1.0
     );
     assert_eq!(moved(durations, &[]), 4.0, "the cancelled job never ran");
@@ -143,7 +149,11 @@ async fn counters_and_histograms_move_by_exactly_what_ran_and_promtool_agrees() 
     assert_eq!(
         moved(
             "control_plane_http_requests_total",
-            &[("method", "POST"), ("route", "/api/v1/jobs"), ("status", "201")]
+            &[
+                ("method", "POST"),
+                ("route", "/api/v1/jobs"),
+                ("status", "201")
+            ]
         ),
         5.0
     );
@@ -154,9 +164,18 @@ async fn counters_and_histograms_move_by_exactly_what_ran_and_promtool_agrees() 
         ),
         5.0
     );
-    assert_eq!(sample(&after, "control_plane_jobs", &[("state", "succeeded")]), 3.0);
-    assert_eq!(sample(&after, "control_plane_jobs", &[("state", "failed")]), 1.0);
-    assert_eq!(sample(&after, "control_plane_jobs", &[("state", "cancelled")]), 1.0);
+    assert_eq!(
+        sample(&after, "control_plane_jobs", &[("state", "succeeded")]),
+        3.0
+    );
+    assert_eq!(
+        sample(&after, "control_plane_jobs", &[("state", "failed")]),
+        1.0
+    );
+    assert_eq!(
+        sample(&after, "control_plane_jobs", &[("state", "cancelled")]),
+        1.0
+    );
     assert!(sample(&after, "control_plane_db_queries_total", &[]) > 0.0);
     assert!(
         after.contains("control_plane_worker_free_slots{worker="),
@@ -165,7 +184,10 @@ async fn counters_and_histograms_move_by_exactly_what_ran_and_promtool_agrees() 
     assert!(after.contains("control_plane_queue_depth{priority=\"1\"}"));
 
     let complaints = promtool(&after);
-    assert!(complaints.is_empty(), "promtool check metrics: {complaints}");
+    assert!(
+        complaints.is_empty(),
+        "promtool check metrics: {complaints}"
+    );
     app.stop().await;
 }
 

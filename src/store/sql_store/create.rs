@@ -118,8 +118,8 @@ async fn insert_job(
 ) -> Result<Job, StoreError> {
     sql.push(
         "INSERT INTO jobs (id, tenant_id, domain, url, job_type, strategy, priority, payload,
-                           max_attempts, timeout_ms, state, run_at, doorbell, rung_at,
-                           created_at, updated_at) VALUES (",
+                           max_attempts, timeout_ms, callback_url, state, run_at, doorbell,
+                           rung_at, created_at, updated_at) VALUES (",
     )
     .bind(Uuid::now_v7())
     .push(", ")
@@ -140,6 +140,8 @@ async fn insert_job(
     .bind(spec.max_attempts)
     .push(", ")
     .bind(millis(spec.timeout))
+    .push(", ")
+    .bind(spec.callback.as_ref().map(|url| url.as_str().to_owned()))
     .push(", ")
     .bind(JobState::Queued.as_str())
     .push(", ");

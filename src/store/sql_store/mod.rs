@@ -1,10 +1,11 @@
 //! The job store, written once over a [`Driver`]: PostgreSQL and SQLite differ only in their
 //! drivers. Each part of the store is its own file: reads, creation, the state machine's
-//! changes, doorbells and reaping, leadership.
+//! changes, doorbells and reaping, webhook deliveries, leadership.
 
 mod changes;
 mod create;
 mod doorbells;
+mod hooks;
 mod keys;
 mod leadership;
 mod memory;
@@ -15,6 +16,7 @@ pub mod render;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::driver::Driver;
@@ -25,6 +27,7 @@ use super::{
 };
 use crate::artifact::{ArtifactIndex, ArtifactRecord, IndexError};
 use crate::auth::Scope;
+use crate::job::transition::EventRecord;
 use crate::job::{Doorbell, JobEvent, Replay, Settlement};
 use crate::kinds::RunningJob;
 use crate::spec::JobSpec;
@@ -56,6 +59,20 @@ impl<D: Driver> SqlStore<D> {
 impl<D: Driver> JobStore for SqlStore<D> {
     fn database_use(&self) -> crate::store::driver::DatabaseUse {
         self.driver.usage()
+    }
+
+    async fn take_hooks(&self, limit: u32, hold: Duration) -> Result<Vec<Job>, StoreError> {
+        self.claim_hooks(limit, hold).await
+    }
+
+    async fn settle_hook(
+        &self,
+        job: Uuid,
+        attempt: u32,
+        next: Option<DateTime<Utc>>,
+        event: &EventRecord,
+    ) -> Result<bool, StoreError> {
+        self.record_hook(job, attempt, next, event).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

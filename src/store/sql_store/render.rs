@@ -68,6 +68,7 @@ fn set(sql: &mut Sql, t: &Transition) {
     time(sql, "lease_until", t.lease_until);
     time(sql, "started_at", t.started_at);
     time(sql, "finished_at", t.finished_at);
+    hook(sql, t.finished_at);
     if let Some(ring) = t.ring {
         ring_to(sql, ring);
     }
@@ -97,6 +98,23 @@ fn set(sql: &mut Sql, t: &Transition) {
     }
     if let Some(priority) = t.priority {
         sql.push(", priority = ").bind(i64::from(priority));
+    }
+}
+
+/// A job that finishes owes its callback one delivery, due at once (and a fresh count of
+/// attempts); a job that leaves its terminal state (replayed) owes nothing until it
+/// finishes again. Written in the same statement as the state, so no finish is missed.
+fn hook(sql: &mut Sql, finished: TimeChange) {
+    match finished {
+        TimeChange::Keep => {}
+        TimeChange::Clear => {
+            sql.push(", hook_due_at = NULL, hook_attempt = 0");
+        }
+        _ => {
+            sql.push(", hook_due_at = CASE WHEN callback_url IS NULL THEN NULL ELSE ")
+                .now()
+                .push(" END, hook_attempt = 0");
+        }
     }
 }
 
