@@ -43,6 +43,25 @@ pub enum Command {
     /// Create, list or revoke API keys (in DATABASE_URL, else in DATA_DIR's SQLite database).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Client: submit a job to a running server (CONTROL_PLANE_URL); with --wait, exit 0 if
+    /// it succeeded and 1 if not.
+    Submit(crate::client::SubmitArgs),
+    /// Client: list, show, cancel or retry jobs, or follow their events, on a running server.
+    #[command(subcommand)]
+    Jobs(crate::client::JobsCommand),
+    /// Client: download a job's artifacts from a running server.
+    #[command(subcommand)]
+    Artifacts(crate::client::ArtifactsCommand),
+}
+
+impl Command {
+    /// Whether this is a client command (it talks to a running server's API).
+    pub fn is_client(&self) -> bool {
+        matches!(
+            self,
+            Command::Submit(_) | Command::Jobs(_) | Command::Artifacts(_)
+        )
+    }
 }
 
 /// What `keys` does.

@@ -1,11 +1,12 @@
-//! The `control-plane` binary: `migrate`, `serve`, `worker`, `all`, `dev` or `keys`.
+//! The `control-plane` binary: `migrate`, `serve`, `worker`, `all`, `dev` or `keys`, and the
+//! client commands `submit`, `jobs` and `artifacts`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
 use control_plane::config::{Cli, Command};
-use control_plane::{app, telemetry};
+use control_plane::{app, client, telemetry};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -23,7 +24,8 @@ fn main() -> ExitCode {
             }
         },
     };
-    let answers_on_stdout = matches!(cli.command, Command::Keys(_) | Command::Probe);
+    let answers_on_stdout =
+        cli.command.is_client() || matches!(cli.command, Command::Keys(_) | Command::Probe);
     if let Err(e) = telemetry::init(
         cli.settings.log_format,
         &cli.settings.log_filter,
@@ -43,6 +45,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match cli.command {
+        Command::Submit(args) => return runtime.block_on(client::submit(args)),
+        Command::Jobs(command) => return runtime.block_on(client::jobs(command)),
+        Command::Artifacts(command) => return runtime.block_on(client::artifacts(command)),
+        _ => {}
+    }
     match runtime.block_on(app::run(cli.command, cli.settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

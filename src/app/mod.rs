@@ -111,6 +111,9 @@ pub async fn run(command: Command, mut settings: Settings) -> Result<(), StartEr
         Command::Worker => run_production(&settings, None, true, bind).await,
         Command::All(args) => run_production(&settings, Some(args), true, bind).await,
         Command::Dev => run_embedded(&settings, bind).await,
+        Command::Submit(_) | Command::Jobs(_) | Command::Artifacts(_) => Err(StartError::Usage(
+            "client commands run through control_plane::client".to_owned(),
+        )),
     }
 }
 

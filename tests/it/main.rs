@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod browser;
 mod cli;
+mod client;
 mod common;
 mod contract;
 mod dispatch;
