@@ -24,5 +24,6 @@ pub mod spec;
 pub mod store;
 pub mod telemetry;
 pub mod ttl_cache;
+pub mod ui;
 pub mod webhook;
 pub mod worker;

@@ -2,7 +2,6 @@
 //! so a handler states what it needs in its signature and cannot forget to check it.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -17,8 +16,8 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let header = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-    match state.auth.caller(header).await {
+    let credentials = crate::ui::credentials(request.headers());
+    match state.auth.caller(credentials.as_deref()).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await

@@ -381,7 +381,7 @@ fn decode_cursor(cursor: &str) -> Option<Uuid> {
     Uuid::from_slice(&bytes).ok()
 }
 
-fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, Problem> {
+pub(crate) fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, Problem> {
     let mut query = ListQuery {
         limit: DEFAULT_PAGE,
         ..ListQuery::default()

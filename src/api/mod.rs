@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/docs", get(openapi::docs))
         .merge(keyed)
+        .merge(crate::ui::router())
         .route_layer(middleware::from_fn_with_state(
             state.scrape.metrics.clone(),
             crate::metrics::http::record,

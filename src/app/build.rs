@@ -197,6 +197,7 @@ impl App {
             id.to_owned(),
             self.engine.clone(),
             self.browser_note.clone(),
+            self.metrics.clone(),
             shutdown,
         )
     }
@@ -208,6 +209,7 @@ impl App {
             id,
             &self.engine,
             self.browser_note.as_deref(),
+            &self.metrics,
         )
         .await;
     }

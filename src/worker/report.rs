@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::engine::Engine;
+use crate::metrics::Metrics;
 use crate::queue::Signals;
 
 /// How often a worker publishes its report.
@@ -16,8 +17,8 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a report stays visible without being renewed.
 pub const REPORT_TTL: Duration = Duration::from_secs(15);
 
-/// This worker's report now: its id and its browser's status and pool counters.
-pub fn snapshot(worker: &str, engine: &Engine, note: Option<&str>) -> Value {
+/// This worker's report now: its id, its slots, and its browser's status and pool counters.
+pub fn snapshot(worker: &str, engine: &Engine, note: Option<&str>, metrics: &Metrics) -> Value {
     let browser = match engine.browser() {
         Some(runner) => json!({
             "status": "ready",
@@ -29,12 +30,23 @@ pub fn snapshot(worker: &str, engine: &Engine, note: Option<&str>) -> Value {
             "detail": note,
         }),
     };
-    json!({"worker": worker, "browser": browser})
+    let families = metrics.families();
+    let slots = json!({
+        "running": families.worker_running.with_label_values(&[worker]).get(),
+        "free": families.worker_free_slots.with_label_values(&[worker]).get(),
+    });
+    json!({"worker": worker, "slots": slots, "browser": browser})
 }
 
 /// Publishes this worker's report once.
-pub async fn publish(signals: &dyn Signals, worker: &str, engine: &Engine, note: Option<&str>) {
-    let report = snapshot(worker, engine, note);
+pub async fn publish(
+    signals: &dyn Signals,
+    worker: &str,
+    engine: &Engine,
+    note: Option<&str>,
+    metrics: &Metrics,
+) {
+    let report = snapshot(worker, engine, note, metrics);
     if let Err(e) = signals.report(worker, &report, REPORT_TTL).await {
         debug!(error = %e, "cannot publish the worker report");
     }
@@ -46,10 +58,11 @@ pub async fn run(
     worker: String,
     engine: Arc<Engine>,
     note: Option<String>,
+    metrics: Metrics,
     shutdown: CancellationToken,
 ) {
     loop {
-        publish(signals.as_ref(), &worker, &engine, note.as_deref()).await;
+        publish(signals.as_ref(), &worker, &engine, note.as_deref(), &metrics).await;
         crate::app::beat();
         tokio::select! {
             () = shutdown.cancelled() => return,
