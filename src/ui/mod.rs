@@ -55,7 +55,11 @@ async fn styles() -> Response {
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "max-age=300")], body).into_response()
+    (
+        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "max-age=300")],
+        body,
+    )
+        .into_response()
 }
 
 /// Adds the headers every dashboard response carries.
@@ -131,7 +135,11 @@ fn render(status: StatusCode, page: &impl askama::Template) -> Response {
         Ok(body) => (status, pages::html(body)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot render a dashboard page");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
         }
     }
 }

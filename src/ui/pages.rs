@@ -28,7 +28,11 @@ fn redirect(to: &str) -> Response {
 }
 
 /// `GET /ui/jobs`: newest first, filtered by state, type and domain, paged by cursor.
-pub async fn jobs(viewer: Viewer, State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+pub async fn jobs(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     // The filter form sends empty fields for "any".
     let given: Vec<(String, String)> =
         url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
@@ -64,7 +68,12 @@ pub async fn jobs(viewer: Viewer, State(state): State<AppState>, RawQuery(raw): 
     };
     let limit = query.limit as usize;
     query.limit += 1;
-    match state.dispatcher.store().list(viewer.caller.scope(), &query).await {
+    match state
+        .dispatcher
+        .store()
+        .list(viewer.caller.scope(), &query)
+        .await
+    {
         Ok(mut jobs) => {
             if jobs.len() > limit {
                 jobs.truncate(limit);
@@ -88,7 +97,11 @@ pub async fn jobs(viewer: Viewer, State(state): State<AppState>, RawQuery(raw): 
 }
 
 /// `GET /ui/jobs/{id}`: the job, its result or error, artifacts and live timeline.
-pub async fn job(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn job(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
     let Ok(id) = id.parse::<uuid::Uuid>() else {
         return (StatusCode::NOT_FOUND, "no such job").into_response();
     };
@@ -144,7 +157,12 @@ pub async fn queue(viewer: Viewer, State(state): State<AppState>) -> Response {
                     let level = levels.iter().find(|l| l.priority == *p);
                     let oldest = due.and_then(|d| d.2).map_or_else(
                         || "—".to_owned(),
-                        |t| format!("{:.1} s ago", (Utc::now() - t).num_milliseconds() as f64 / 1000.0),
+                        |t| {
+                            format!(
+                                "{:.1} s ago",
+                                (Utc::now() - t).num_milliseconds() as f64 / 1000.0
+                            )
+                        },
                     );
                     LevelView {
                         priority: p.get(),

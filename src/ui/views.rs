@@ -37,7 +37,14 @@ impl From<&Job> for JobLine {
     fn from(job: &Job) -> JobLine {
         let id = job.id.to_string();
         JobLine {
-            short_id: id.chars().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect(),
+            short_id: id
+                .chars()
+                .rev()
+                .take(12)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect(),
             id,
             state: job.state.to_string(),
             job_type: job.job_type.to_string(),
@@ -181,7 +188,9 @@ impl JobPage {
             error: job.error.as_ref().map(|e| ErrorView {
                 kind: e.kind.to_string(),
                 message: e.message.clone(),
-                details: serde_json::to_value(e).map(|v| pretty(&v)).unwrap_or_default(),
+                details: serde_json::to_value(e)
+                    .map(|v| pretty(&v))
+                    .unwrap_or_default(),
             }),
             artifacts: artifacts.iter().map(ArtifactView::from).collect(),
             events: events.iter().map(EventView::from).collect(),
@@ -222,9 +231,16 @@ impl From<&Value> for WorkerView {
             id: report["worker"].as_str().unwrap_or("?").to_owned(),
             running: number(&report["slots"]["running"]),
             free: number(&report["slots"]["free"]),
-            browser: report["browser"]["status"].as_str().unwrap_or("?").to_owned(),
+            browser: report["browser"]["status"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned(),
             browsers: number(&pool["browsers"]),
-            contexts: format!("{} of {}", number(&pool["contexts"]), number(&pool["capacity"])),
+            contexts: format!(
+                "{} of {}",
+                number(&pool["contexts"]),
+                number(&pool["capacity"])
+            ),
             pages: number(&pool["pages_served"]),
             restarts: number(&pool["restarts"]),
         }

@@ -62,7 +62,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     loop {
-        publish(signals.as_ref(), &worker, &engine, note.as_deref(), &metrics).await;
+        publish(
+            signals.as_ref(),
+            &worker,
+            &engine,
+            note.as_deref(),
+            &metrics,
+        )
+        .await;
         crate::app::beat();
         tokio::select! {
             () = shutdown.cancelled() => return,

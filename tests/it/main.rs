@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod common;
 mod contract;
+mod dashboard;
 mod dispatch;
 mod embedded;
 mod faults;

@@ -103,6 +103,7 @@ impl Site {
             .route("/hostile/wide", get(|| async { Html(WIDE) }))
             .route("/hostile/tall", get(|| async { Html(TALL) }))
             .route("/hostile/nested", get(|| async { Html(nested_page()) }))
+            .route("/hostile/markup", get(|| async { Html(MARKUP) }))
             .route(
                 "/hostile/nul",
                 get(|| async { ([(header::CONTENT_TYPE, "text/plain")], NUL_TEXT) }),
@@ -231,6 +232,13 @@ pub const LATE: &str = r#"<!doctype html>
 </body></html>"#;
 
 /// A captcha page answered with 200.
+/// A page whose visible text is markup: what a dashboard must show as text, never run.
+pub const MARKUP: &str = r#"<!doctype html>
+<html><head><title>markup as text</title></head><body>
+<h1>&lt;script&gt;window.pwned=1&lt;/script&gt;</h1>
+<p>&quot;&gt;&lt;img src=x onerror=&quot;window.pwned=2&quot;&gt;</p>
+</body></html>"#;
+
 const CAPTCHA: &str = r#"<!doctype html>
 <html><head><title>Verify you are human</title></head>
 <body><form><div class="g-recaptcha" data-sitekey="test"></div><button>Continue</button></form></body></html>"#;
