@@ -16,6 +16,7 @@ RUN mkdir -p src benches migrations \
     && cargo build --release --locked --bin control-plane \
     && rm -rf src benches
 COPY src src
+COPY templates templates
 COPY migrations migrations
 COPY benches benches
 RUN touch src/main.rs src/lib.rs build.rs \

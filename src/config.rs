@@ -282,9 +282,16 @@ pub struct Settings {
     pub metrics_bind: Option<SocketAddr>,
 
     /// The key webhook deliveries are signed with, `whsec_<base64 of 24 to 64 bytes>` (the
-    /// Standard Webhooks form). Without it, jobs with a `callback` are refused.
-    #[arg(long, env = "WEBHOOK_SECRET", global = true, hide_env_values = true)]
-    pub webhook_secret: Option<crate::webhook::WebhookSecret>,
+    /// Standard Webhooks form). Without it (or empty), jobs with a `callback` are refused.
+    #[arg(
+        long,
+        env = "WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true,
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub webhook_secret: crate::webhook::SecretSetting,
 
     /// The wait before a failed webhook delivery is tried again; it doubles with each
     /// attempt up to an hour, and deliveries stop a day after the job finished.

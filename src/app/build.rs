@@ -89,7 +89,7 @@ impl App {
             domains: self.domains.clone(),
             watchers: crate::api::watch::Watchers::start(self.signals.as_ref()),
             scrape: self.scrape(true),
-            callbacks: settings.webhook_secret.is_some(),
+            callbacks: settings.webhook_secret.0.is_some(),
         }
     }
 
@@ -103,7 +103,7 @@ impl App {
             self.dispatcher.clone(),
             client,
             policy,
-            settings.webhook_secret.clone(),
+            settings.webhook_secret.0.clone(),
             settings.webhook_retry_base,
             self.metrics.clone(),
         ))

@@ -252,6 +252,10 @@ impl Metrics {
             ),
             registry: r,
         };
+        // Series that exist from the start read 0 rather than "no data".
+        for outcome in ["delivered", "failed", "gave_up"] {
+            families.webhook_deliveries.with_label_values(&[outcome]);
+        }
         Metrics(Arc::new(families))
     }
 

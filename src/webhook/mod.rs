@@ -7,4 +7,4 @@ pub mod schedule;
 pub mod sign;
 
 pub use courier::{Courier, DELIVERY_TIMEOUT};
-pub use sign::WebhookSecret;
+pub use sign::{SecretSetting, WebhookSecret};

@@ -45,6 +45,22 @@ impl std::str::FromStr for WebhookSecret {
     }
 }
 
+/// The `WEBHOOK_SECRET` setting: a secret, or none when unset or empty (so a deployment can
+/// pass the variable through empty, as compose does).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretSetting(pub Option<WebhookSecret>);
+
+impl std::str::FromStr for SecretSetting {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SecretSetting, String> {
+        if text.trim().is_empty() {
+            return Ok(SecretSetting(None));
+        }
+        text.parse().map(|secret| SecretSetting(Some(secret)))
+    }
+}
+
 impl WebhookSecret {
     /// The `webhook-signature` header of a delivery.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {

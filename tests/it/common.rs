@@ -377,10 +377,11 @@ impl Options {
         settings.browser_recycle_pages = self.recycle_pages;
         settings.resolve = control_plane::job::host_map::HostMap::parse(&self.resolve)
             .expect("valid RESOLVE rules");
-        settings.webhook_secret = self
-            .webhook_secret
-            .as_deref()
-            .map(|secret| secret.parse().expect("a valid WEBHOOK_SECRET"));
+        settings.webhook_secret = control_plane::webhook::SecretSetting(
+            self.webhook_secret
+                .as_deref()
+                .map(|secret| secret.parse().expect("a valid WEBHOOK_SECRET")),
+        );
         settings.webhook_retry_base = Duration::from_millis(500);
         settings
     }

@@ -29,6 +29,18 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// The metric names `text` mentions.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.match_indices("control_plane_")
+        .map(|(at, _)| {
+            text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .collect()
+}
+
 async fn scrape(app: &TestApp) -> String {
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
@@ -182,6 +194,19 @@ async fn counters_and_histograms_move_by_exactly_what_ran_and_promtool_agrees() 
         "worker gauges are exported"
     );
     assert!(after.contains("control_plane_queue_depth{priority=\"1\"}"));
+
+    // The example Grafana dashboard asks only for metrics that exist.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana/control-plane.json"
+    ))
+    .expect("the Grafana dashboard");
+    for name in metric_names(&dashboard) {
+        assert!(
+            after.contains(&format!("\n{name}{{")) || after.contains(&format!("\n{name} ")),
+            "the dashboard's {name} is not exported"
+        );
+    }
 
     let complaints = promtool(&after);
     assert!(
