@@ -2,6 +2,8 @@
 //! so a handler states what it needs in its signature and cannot forget to check it.
 
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::HeaderMap;
+use axum::http::header::{self, AUTHORIZATION};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -16,7 +18,7 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let credentials = crate::ui::credentials(request.headers());
+    let credentials = credentials(request.headers());
     match state.auth.caller(credentials.as_deref()).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
@@ -24,6 +26,30 @@ pub async fn authenticate(
         }
         Err(e) => Problem::from(e).into_response(),
     }
+}
+
+/// The cookie that holds the key a browser signed in to the dashboard with.
+pub const COOKIE: &str = "cp_key";
+
+/// The key a request carries: its `Authorization` header, else the dashboard's cookie (as a
+/// bearer header), so the dashboard's own calls to the API are authenticated like any other.
+pub fn credentials(headers: &HeaderMap) -> Option<Vec<u8>> {
+    if let Some(header) = headers.get(AUTHORIZATION) {
+        return Some(header.as_bytes().to_vec());
+    }
+    cookie(headers).map(|key| format!("Bearer {key}").into_bytes())
+}
+
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|value| !value.is_empty())
 }
 
 /// The caller of a request that passed [`authenticate`], if it may do `action`.

@@ -214,7 +214,8 @@ pub(crate) async fn existing_job(
     tag = "jobs",
     params(
         ("id" = Uuid, Path, description = "The job's id"),
-        ("wait" = Option<String>, Query, description = "Answer once the job is finished or this long has passed (`30s`, `500ms`, or seconds; at most 60 s)"),
+        ("wait" = Option<String>, Query, pattern = r"^((60|[1-5]?[0-9])s?|([0-9]{1,4}|[1-5][0-9]{4}|60000)ms)$",
+         description = "Answer once the job is finished or this long has passed (`30s`, `500ms`, or seconds; at most 60 s)"),
     ),
     responses(
         (status = 200, description = "The job", body = Job),
@@ -327,7 +328,7 @@ pub struct EventsPage {
     tag = "jobs",
     params(
         ("id" = Uuid, Path, description = "The job's id"),
-        ("Last-Event-ID" = Option<i64>, Header, description = "With an event stream: resume after this event"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0, description = "With an event stream: resume after this event"),
     ),
     responses(
         (status = 200, description = "The job's timeline, oldest first; with `Accept: text/event-stream`, a stream of its events (`id` = event id, `event` = kind, `data` = the event), then `end` once the job is finished", body = EventsPage,
@@ -344,9 +345,9 @@ pub async fn events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    let after = super::live::last_event_id(&headers)?;
     let id = existing_job(&state, &caller, &id).await?;
     if super::live::wants_stream(&headers) {
-        let after = super::live::last_event_id(&headers);
         return Ok(super::live::stream(state, caller, id, after).into_response());
     }
     let events = state.dispatcher.store().events(id).await?;

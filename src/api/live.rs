@@ -88,13 +88,24 @@ pub async fn wait_for(
     }
 }
 
-/// The event id a reconnecting client saw last (`Last-Event-ID`), 0 for none.
-pub fn last_event_id(headers: &HeaderMap) -> i64 {
-    headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+/// The event id a reconnecting client saw last (`Last-Event-ID`), 0 for none; a value that
+/// is not an event id is a 400 naming the header.
+pub fn last_event_id(headers: &HeaderMap) -> Result<i64, Problem> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(0);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|id| *id >= 0)
+        .ok_or_else(|| {
+            Problem::bad_parameter(
+                "Last-Event-ID",
+                "invalid",
+                "must be the id of an event (a non-negative integer)",
+            )
+        })
 }
 
 /// Whether the client asked for an event stream.

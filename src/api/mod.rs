@@ -71,8 +71,9 @@ pub struct AppState {
     pub scrape: crate::metrics::scrape::Sources,
 }
 
-/// Builds the router with request ids and one tracing span per request.
-pub fn router(state: AppState) -> Router {
+/// Builds the router, with `pages` (the dashboard's routes) under the same checks, request
+/// ids and one tracing span per request.
+pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     let keyed = Router::new()
         .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
@@ -105,7 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/docs", get(openapi::docs))
         .merge(keyed)
-        .merge(crate::ui::router())
+        .merge(pages)
         .route_layer(middleware::from_fn_with_state(
             state.scrape.metrics.clone(),
             crate::metrics::http::record,

@@ -33,7 +33,7 @@ pub async fn serve_api(
     shutdown: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let router = api::router(state);
+    let router = api::router(state, crate::ui::router());
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());

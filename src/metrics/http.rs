@@ -13,6 +13,19 @@ use super::Metrics;
 /// The route of a request no route matched: one series for every unknown path.
 const UNMATCHED: &str = "unmatched";
 
+/// Runs `done` when dropped.
+fn scopeguard(done: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(done) = self.0.take() {
+                done();
+            }
+        }
+    }
+    Guard(Some(done))
+}
+
 /// A method label from a fixed set, so made-up methods cannot add series.
 fn method_label(method: &axum::http::Method) -> &'static str {
     match method.as_str() {
@@ -36,8 +49,12 @@ pub async fn record(State(metrics): State<Metrics>, request: Request, next: Next
         .get::<MatchedPath>()
         .map_or(UNMATCHED, MatchedPath::as_str)
         .to_owned();
-    let response = next.run(request).await;
     let families = metrics.families();
+    let in_flight = families.http_in_flight.with_label_values(&[&route]);
+    in_flight.inc();
+    // Dropped with the request even when the client goes away mid-answer.
+    let _answering = scopeguard(move || in_flight.dec());
+    let response = next.run(request).await;
     families
         .http_requests
         .with_label_values(&[method, &route, response.status().as_str()])

@@ -68,6 +68,8 @@ pub struct Families {
     pub http_requests: IntCounterVec,
     /// HTTP request latency in seconds: `method`, `route`.
     pub http_seconds: HistogramVec,
+    /// HTTP requests being answered now (a `?wait=` or an event stream stays in): `route`.
+    pub http_in_flight: IntGaugeVec,
     /// Database connections: `state` (`in_use`, `idle`).
     pub db_connections: IntGaugeVec,
     /// Statements this process sent to the database.
@@ -230,6 +232,12 @@ impl Metrics {
                 "How long HTTP requests took to answer (a stream: until its headers).",
                 &["method", "route"],
                 HTTP_BUCKETS,
+            ),
+            http_in_flight: gauges(
+                &r,
+                "control_plane_http_requests_in_flight",
+                "HTTP requests being answered now (waits and event streams included).",
+                &["route"],
             ),
             db_connections: gauges(
                 &r,

@@ -9,8 +9,8 @@ mod views;
 use axum::Router;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE as COOKIE_HEADER, LOCATION,
-    REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -19,10 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::api::AppState;
+use crate::api::auth::credentials;
 use crate::auth::{AuthMode, Caller};
-
-/// The cookie that holds a signed-in browser's key.
-pub const COOKIE: &str = "cp_key";
 
 /// Only this site's own script and styles; no inline script, no frames, no plugins. Even a
 /// value that escaped escaping could not run.
@@ -74,27 +72,6 @@ async fn harden(request: Request, next: Next) -> Response {
         .entry(CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
-}
-
-/// The key a request carries: its `Authorization` header, else the dashboard's cookie (as a
-/// bearer header), so the dashboard's own calls to the API are authenticated like any other.
-pub fn credentials(headers: &HeaderMap) -> Option<Vec<u8>> {
-    if let Some(header) = headers.get(axum::http::header::AUTHORIZATION) {
-        return Some(header.as_bytes().to_vec());
-    }
-    cookie(headers).map(|key| format!("Bearer {key}").into_bytes())
-}
-
-fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE_HEADER)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .filter(|value| !value.is_empty())
 }
 
 /// Whether the browser reached us over https (directly or through a proxy that says so).

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use super::views::{
     JobLine, JobPage, JobsPage, LevelView, LoginPage, QueuePage, WorkerView, choices,
 };
-use super::{COOKIE, Viewer, render};
+use super::{Viewer, render};
 use crate::api::AppState;
+use crate::api::auth::COOKIE;
 use crate::api::jobs::{encode_cursor, parse_list_query};
 use crate::auth::{Action, AuthMode};
 use crate::job::JobState;

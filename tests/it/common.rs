@@ -554,6 +554,11 @@ impl TestApp {
         self.tasks.pop().expect("the worker task")
     }
 
+    /// The app's metrics.
+    pub fn metrics(&self) -> &control_plane::metrics::Metrics {
+        self.app.metrics()
+    }
+
     /// The URL of an API path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

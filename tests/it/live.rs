@@ -212,16 +212,26 @@ async fn a_thousand_waiting_clients_cost_no_database_queries_while_nothing_chang
             tokio::spawn(async move { request.send().await.map(|r| r.status()) })
         })
         .collect();
-    // Every wait has read the job once (and its key once, cached).
-    eventually(
-        "every wait read the job",
-        Duration::from_secs(30),
-        || async { (queries() >= before + 1000).then_some(()) },
-    )
+    // Every wait is in, and has read the job (and its key, cached) once.
+    let waiting = app
+        .metrics()
+        .families()
+        .http_in_flight
+        .with_label_values(&["/api/v1/jobs/{id}"]);
+    eventually("every wait is in", Duration::from_secs(60), || async {
+        (waiting.get() == 1000 && queries() >= before + 1000).then_some(())
+    })
     .await;
-    let settled = queries();
-    eventually("the reads settle", Duration::from_secs(10), || async {
-        (queries() == settled).then_some(())
+    let mut last = queries();
+    let mut stable_since = Instant::now();
+    eventually("the first reads are done", Duration::from_secs(30), || {
+        let now = queries();
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        }
+        let stable = stable_since.elapsed() >= Duration::from_millis(500);
+        async move { stable.then_some(()) }
     })
     .await;
     let waiting_from = queries();
