@@ -243,7 +243,7 @@ fn print_banner(addr: SocketAddr, database: &Path, browser: &str, auth: AuthMode
     let url = format!("http://{host}");
     println!(
         "\ncontrol-plane {version} is running\n  \
-         url:   {url}\n  \
+         url:   {url}  (dashboard: {url}/ui)\n  \
          mode:  embedded: SQLite at {db}, in-process queue\n  \
          browser: {browser}\n  \
          auth:  {auth}\n  \
