@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::jobs::no_such_job;
 use super::problem::Problem;
-use crate::auth::Caller;
+use crate::auth::{Caller, Scope};
 use crate::store::Job;
 
 /// The longest `?wait=` a request may ask for.
@@ -72,11 +72,16 @@ pub async fn wait_for(
     let mut watch = state.watchers.watch(id);
     let deadline = Instant::now() + wait;
     loop {
-        let job = state
-            .dispatcher
-            .store()
-            .get(caller.scope(), id)
-            .await?
+        // One read per change, however many requests wait on the job; the caller's scope is
+        // checked on the job read.
+        let read = watch
+            .read(|| async {
+                let store = state.dispatcher.store();
+                store.get(Scope::All, id).await.map_err(Problem::from)
+            })
+            .await?;
+        let job = read
+            .filter(|job| caller.scope().includes(&job.tenant_id))
             .ok_or_else(|| no_such_job(id))?;
         if job.state.is_terminal() || Instant::now() >= deadline {
             return Ok(job);

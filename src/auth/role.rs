@@ -77,6 +77,16 @@ pub enum Scope<'a> {
     All,
 }
 
+impl Scope<'_> {
+    /// Whether a job of `tenant` is in this scope.
+    pub fn includes(self, tenant: &str) -> bool {
+        match self {
+            Scope::Tenant(own) => own == tenant,
+            Scope::All => true,
+        }
+    }
+}
+
 /// Who a request acts as: its tenant and role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {

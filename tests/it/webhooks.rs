@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::cli::{Process, fetch_json, submit, wait_healthy};
-use crate::common::{Options, TestApp, TestDatabase, TestPrefix, eventually, redis_url};
+use crate::common::{Backend, Options, TestApp, TestDatabase, TestPrefix, eventually, redis_url};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -113,9 +113,19 @@ fn noop_with_callback(url: &str) -> Value {
 }
 
 #[tokio::test]
-async fn each_job_is_delivered_once_signed_after_two_failures() {
+async fn each_job_is_delivered_once_signed_after_two_failures_on_postgres() {
+    delivered_once_after_two_failures(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn each_job_is_delivered_once_signed_after_two_failures_on_sqlite() {
+    delivered_once_after_two_failures(Backend::Sqlite).await;
+}
+
+async fn delivered_once_after_two_failures(backend: Backend) {
     let receiver = Receiver::start(2).await;
     let app = TestApp::spawn_with(Options {
+        backend,
         webhook_secret: Some(SECRET.to_owned()),
         ..Options::default()
     })
