@@ -68,7 +68,8 @@ pub struct Families {
     pub http_requests: IntCounterVec,
     /// HTTP request latency in seconds: `method`, `route`.
     pub http_seconds: HistogramVec,
-    /// HTTP requests being answered now (a `?wait=` or an event stream stays in): `route`.
+    /// HTTP requests being answered now (a `?wait=` until it answers; an event stream until
+    /// its headers): `route`.
     pub http_in_flight: IntGaugeVec,
     /// Database connections: `state` (`in_use`, `idle`).
     pub db_connections: IntGaugeVec,
@@ -236,7 +237,7 @@ impl Metrics {
             http_in_flight: gauges(
                 &r,
                 "control_plane_http_requests_in_flight",
-                "HTTP requests being answered now (waits and event streams included).",
+                "HTTP requests being answered now (a wait until it answers, a stream until its headers).",
                 &["route"],
             ),
             db_connections: gauges(
