@@ -65,17 +65,7 @@ pub async fn create(
 ) -> Result<Response, Problem> {
     let key = idempotency_key(&headers, &body)?;
     let spec = JobSpec::parse(&body).map_err(Problem::invalid_fields)?;
-    state
-        .policy
-        .check_url(spec.url.url())
-        .await
-        .map_err(|refused| {
-            Problem::invalid_fields(vec![FieldError::new(
-                "url",
-                "forbidden_target",
-                refused.to_string(),
-            )])
-        })?;
+    permitted_target(&state, "url", &spec.url).await?;
     if let Some(callback) = &spec.callback {
         check_callback(&state, callback).await?;
     }
@@ -169,17 +159,22 @@ async fn check_callback(state: &AppState, callback: &crate::job::TargetUrl) -> R
             "this server has no WEBHOOK_SECRET to sign deliveries with; ask its operator to set one",
         )]));
     }
-    state
-        .policy
-        .check_url(callback.url())
-        .await
-        .map_err(|refused| {
-            Problem::invalid_fields(vec![FieldError::new(
-                "callback.url",
-                "forbidden_target",
-                refused.to_string(),
-            )])
-        })
+    permitted_target(state, "callback.url", callback).await
+}
+
+/// `url` (the request's `field`) passes the target policy, or a 422 naming the field.
+async fn permitted_target(
+    state: &AppState,
+    field: &str,
+    url: &crate::job::TargetUrl,
+) -> Result<(), Problem> {
+    state.policy.check_url(url.url()).await.map_err(|refused| {
+        Problem::invalid_fields(vec![FieldError::new(
+            field,
+            "forbidden_target",
+            refused.to_string(),
+        )])
+    })
 }
 
 pub(crate) fn parse_id(id: &str) -> Result<Uuid, Problem> {

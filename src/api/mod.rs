@@ -307,7 +307,7 @@ async fn queue_stats(_: Operator, State(state): State<AppState>) -> Result<Json<
     );
     let jobs = jobs?;
     let oldest_due_age_ms = jobs
-        .oldest_due_run_at
+        .oldest_due_run_at()
         .map(|at| (Utc::now() - at).num_milliseconds().max(0));
     let (levels, queue_error) = match levels {
         Ok(levels) => (json!(levels), Value::Null),

@@ -44,8 +44,7 @@ pub struct App {
 /// Builds the parts of a process on `backends`. With `work`, the process runs jobs: its
 /// engine gets Chromium when one is found (unless `BROWSER=off`).
 pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Result<App, StartError> {
-    let policy =
-        TargetPolicy::new(settings.allow_private_targets).with_hosts(settings.resolve.clone());
+    let policy = target_policy(settings);
     let artifacts = ArtifactStore::local(&settings.artifact_dir(), backends.store.clone())?;
     let (browser, browser_note) = if work {
         start_browser(settings, policy, &artifacts).await?
@@ -80,8 +79,7 @@ impl App {
         AppState {
             dispatcher: self.dispatcher.clone(),
             signals: self.signals.clone(),
-            policy: TargetPolicy::new(settings.allow_private_targets)
-                .with_hosts(settings.resolve.clone()),
+            policy: target_policy(settings),
             artifacts: self.artifacts.clone(),
             auth: Authenticator::new(settings.auth.unwrap_or(AuthMode::Keys), index),
             allowed_hosts: AllowedHosts::new(&settings.allowed_hosts, bind),
@@ -96,8 +94,7 @@ impl App {
     /// The courier that delivers webhooks from this process.
     pub fn courier(&self) -> Result<Courier, StartError> {
         let settings = &self.settings;
-        let policy =
-            TargetPolicy::new(settings.allow_private_targets).with_hosts(settings.resolve.clone());
+        let policy = target_policy(settings);
         let client = webhook_client(policy).map_err(StartError::Engine)?;
         Ok(Courier::new(
             self.dispatcher.clone(),
@@ -213,6 +210,11 @@ impl App {
         )
         .await;
     }
+}
+
+/// Where jobs and callbacks may go: ALLOW_PRIVATE_TARGETS, with RESOLVE's fixed addresses.
+fn target_policy(settings: &Settings) -> TargetPolicy {
+    TargetPolicy::new(settings.allow_private_targets).with_hosts(settings.resolve.clone())
 }
 
 /// Finds and starts Chromium for a worker. Without one, browser jobs fall back or fail

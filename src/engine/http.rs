@@ -311,7 +311,8 @@ fn request_error(error: reqwest::Error) -> JobError {
     }
 }
 
-fn error_chain(error: &dyn StdError) -> String {
+/// An error with its causes, each said once.
+pub fn error_chain(error: &dyn StdError) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -13,17 +13,20 @@ use super::Metrics;
 /// The route of a request no route matched: one series for every unknown path.
 const UNMATCHED: &str = "unmatched";
 
-/// Runs `done` when dropped.
-fn scopeguard(done: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(done) = self.0.take() {
-                done();
-            }
-        }
+/// A request being answered: counted in its route's in-flight gauge until dropped.
+struct Answering(prometheus::IntGauge);
+
+impl Answering {
+    fn new(gauge: prometheus::IntGauge) -> Answering {
+        gauge.inc();
+        Answering(gauge)
     }
-    Guard(Some(done))
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// A method label from a fixed set, so made-up methods cannot add series.
@@ -50,10 +53,8 @@ pub async fn record(State(metrics): State<Metrics>, request: Request, next: Next
         .map_or(UNMATCHED, MatchedPath::as_str)
         .to_owned();
     let families = metrics.families();
-    let in_flight = families.http_in_flight.with_label_values(&[&route]);
-    in_flight.inc();
     // Dropped with the request even when the client goes away mid-answer.
-    let _answering = scopeguard(move || in_flight.dec());
+    let _answering = Answering::new(families.http_in_flight.with_label_values(&[&route]));
     let response = next.run(request).await;
     families
         .http_requests

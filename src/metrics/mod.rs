@@ -305,7 +305,7 @@ impl Metrics {
     /// The gauges of worker `id` with `slots` slots.
     pub fn worker(&self, id: &str, slots: usize) -> WorkerGauges {
         let free = self.0.worker_free_slots.with_label_values(&[id]);
-        free.set(i64::try_from(slots).unwrap_or(i64::MAX));
+        free.set(gauge(slots as u64));
         let running = self.0.worker_running.with_label_values(&[id]);
         running.set(0);
         WorkerGauges {
@@ -315,6 +315,11 @@ impl Metrics {
             metrics: self.clone(),
         }
     }
+}
+
+/// A count as a gauge's value (saturating).
+pub fn gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Raises `counter` to `total`, a count kept elsewhere that only grows.

@@ -14,7 +14,7 @@ use chrono::Utc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Metrics, catch_up};
+use super::{Metrics, catch_up, gauge};
 use crate::engine::browser::BrowserPool;
 use crate::queue::JobQueue;
 use crate::store::JobStore;
@@ -108,10 +108,6 @@ impl Sources {
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the queue"),
         }
     }
-}
-
-fn gauge(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The `/metrics` response.

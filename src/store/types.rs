@@ -95,13 +95,16 @@ pub enum Unring {
 pub struct JobStats {
     /// Number of jobs in each state (every state present, zero when none).
     pub by_state: BTreeMap<&'static str, i64>,
-    /// `run_at` of the oldest queued job that is due.
-    pub oldest_due_run_at: Option<DateTime<Utc>>,
     /// Due queued jobs per priority level: (level, how many, `run_at` of the oldest).
     pub due_by_priority: Vec<(u8, i64, Option<DateTime<Utc>>)>,
 }
 
 impl JobStats {
+    /// `run_at` of the oldest queued job that is due, at any priority.
+    pub fn oldest_due_run_at(&self) -> Option<DateTime<Utc>> {
+        self.due_by_priority.iter().filter_map(|d| d.2).min()
+    }
+
     /// Stats from `(state, count)` rows; states without rows count zero.
     pub fn with_counts(counts: Vec<(String, i64)>) -> Result<JobStats, StoreError> {
         let mut by_state: BTreeMap<&'static str, i64> =
@@ -114,7 +117,6 @@ impl JobStats {
         }
         Ok(JobStats {
             by_state,
-            oldest_due_run_at: None,
             due_by_priority: Vec::new(),
         })
     }

@@ -109,7 +109,7 @@ impl FromRequestParts<AppState> for Viewer {
 /// Renders `page` with `status`.
 fn render(status: StatusCode, page: &impl askama::Template) -> Response {
     match page.render() {
-        Ok(body) => (status, pages::html(body)).into_response(),
+        Ok(body) => (status, axum::response::Html(body)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot render a dashboard page");
             (

@@ -4,7 +4,7 @@ use axum::Form;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
 
@@ -115,11 +115,8 @@ pub async fn job(
     let (events, artifacts) = tokio::join!(store.events(id), state.artifacts.list(id));
     let events = events.unwrap_or_default();
     let artifacts = artifacts.unwrap_or_default();
-    let mut page = JobPage::new(&job, &events, &artifacts, viewer.signed_in);
-    if !viewer.caller.role.allows(Action::Write) {
-        page.can_cancel = false;
-        page.can_retry = false;
-    }
+    let may_change = viewer.caller.role.allows(Action::Write);
+    let page = JobPage::new(&job, &events, &artifacts, viewer.signed_in, may_change);
     render(StatusCode::OK, &page)
 }
 
@@ -242,9 +239,4 @@ pub async fn logout() -> Response {
         [(LOCATION, "/ui/login".to_owned()), (SET_COOKIE, cookie)],
     )
         .into_response()
-}
-
-/// A page as HTML.
-pub fn html(body: String) -> Html<String> {
-    Html(body)
 }

@@ -37,14 +37,7 @@ impl From<&Job> for JobLine {
     fn from(job: &Job) -> JobLine {
         let id = job.id.to_string();
         JobLine {
-            short_id: id
-                .chars()
-                .rev()
-                .take(12)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect(),
+            short_id: id[id.len().saturating_sub(12)..].to_owned(),
             id,
             state: job.state.to_string(),
             job_type: job.job_type.to_string(),
@@ -169,12 +162,14 @@ pub struct JobPage {
 }
 
 impl JobPage {
-    /// The page of `job` with its `events` and `artifacts`.
+    /// The page of `job` with its `events` and `artifacts`; with `may_change`, its cancel or
+    /// retry button.
     pub fn new(
         job: &Job,
         events: &[JobEvent],
         artifacts: &[ArtifactRecord],
         signed_in: bool,
+        may_change: bool,
     ) -> JobPage {
         use crate::job::JobState;
         JobPage {
@@ -196,8 +191,8 @@ impl JobPage {
             events: events.iter().map(EventView::from).collect(),
             last_event: events.last().map_or(0, |e| e.id),
             finished_now: job.state.is_terminal(),
-            can_cancel: matches!(job.state, JobState::Queued | JobState::Running),
-            can_retry: matches!(job.state, JobState::Failed | JobState::Cancelled),
+            can_cancel: may_change && matches!(job.state, JobState::Queued | JobState::Running),
+            can_retry: may_change && matches!(job.state, JobState::Failed | JobState::Cancelled),
         }
     }
 }

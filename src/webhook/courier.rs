@@ -15,6 +15,7 @@ use url::Url;
 use super::schedule::next_attempt;
 use super::sign::WebhookSecret;
 use crate::dispatch::Dispatcher;
+use crate::engine::http::error_chain;
 use crate::job::EventKind;
 use crate::job::target::TargetPolicy;
 use crate::job::transition::EventRecord;
@@ -186,15 +187,4 @@ fn envelope(job: &Job) -> (String, i64, Vec<u8>) {
         now.timestamp(),
         serde_json::to_vec(&body).unwrap_or_default(),
     )
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

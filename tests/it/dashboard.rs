@@ -67,6 +67,17 @@ async fn until(page: &Page, what: &str, script: &str) {
     .await;
 }
 
+/// Runs `script` on `page` for its effect (a click, a form filled and sent).
+async fn act(page: &Page, script: &str) {
+    eval::<Value>(page, &format!("{script}; true")).await;
+}
+
+/// Opens `url` and waits until `ready` holds.
+async fn visit(page: &Page, url: String, what: &str, ready: &str) {
+    page.goto(url).await.expect("goto");
+    until(page, what, ready).await;
+}
+
 async fn save(page: &Page, name: &str) -> PathBuf {
     let png = page
         .screenshot(ScreenshotParams::builder().full_page(true).build())
@@ -134,18 +145,18 @@ async fn the_dashboard_lists_filters_shows_and_retries_jobs_in_chromium() {
     )
     .await;
     let key = serde_json::to_string(&app.key).expect("key");
-    eval::<Value>(
+    act(
         &page,
-        &format!("document.querySelector('#key').value = {key}; document.querySelector('form.login').submit(); true"),
+        &format!("document.querySelector('#key').value = {key}; document.querySelector('form.login').submit()"),
     )
     .await;
     until(&page, "the jobs list", "location.pathname === '/ui/jobs' && document.querySelectorAll('table.jobs tbody tr').length === 3").await;
     save(&page, "jobs.png").await;
 
     // Filter by state.
-    eval::<Value>(
+    act(
         &page,
-        "document.querySelector('#filter-state').value = 'failed'; document.querySelector('#apply-filters').click(); true",
+        "document.querySelector('#filter-state').value = 'failed'; document.querySelector('#apply-filters').click()",
     )
     .await;
     until(
@@ -162,7 +173,7 @@ async fn the_dashboard_lists_filters_shows_and_retries_jobs_in_chromium() {
     assert_eq!(states, ["failed"]);
 
     // Open the failed job and retry it: the page follows it to its new end.
-    eval::<Value>(&page, "document.querySelector('a.job-link').click(); true").await;
+    act(&page, "document.querySelector('a.job-link').click()").await;
     until(
         &page,
         "the job page",
@@ -170,9 +181,9 @@ async fn the_dashboard_lists_filters_shows_and_retries_jobs_in_chromium() {
     )
     .await;
     save(&page, "job-failed.png").await;
-    eval::<Value>(
+    act(
         &page,
-        "document.querySelector('button[data-action=retry]').click(); true",
+        "document.querySelector('button[data-action=retry]').click()",
     )
     .await;
     until(
@@ -193,11 +204,9 @@ async fn the_dashboard_lists_filters_shows_and_retries_jobs_in_chromium() {
     );
 
     // The screenshot job shows its screenshot.
-    page.goto(app.url(&format!("/ui/jobs/{shot}")))
-        .await
-        .expect("goto");
-    until(
+    visit(
         &page,
+        app.url(&format!("/ui/jobs/{shot}")),
         "the screenshot to load",
         "(() => { const img = document.querySelector('img.artifact-image'); return !!img && img.complete && img.naturalWidth > 0; })()",
     )
@@ -205,19 +214,22 @@ async fn the_dashboard_lists_filters_shows_and_retries_jobs_in_chromium() {
     save(&page, "job-screenshot.png").await;
 
     // Markup from a job is text: nothing of it runs, on its page or in the list.
-    page.goto(app.url(&format!("/ui/jobs/{hostile}")))
-        .await
-        .expect("goto");
-    until(
+    visit(
         &page,
+        app.url(&format!("/ui/jobs/{hostile}")),
         "the hostile job's page",
         "document.querySelector('#result') !== null",
     )
     .await;
     save(&page, "job-markup.png").await;
+    let text: String = eval(&page, "document.querySelector('#result').textContent").await;
+    assert!(text.contains("<script>window.pwned=1</script>"), "{text}");
+    assert!(text.contains(r#""><img src=x onerror="#), "{text}");
+    let url: String = eval(&page, "document.querySelector('dd.url').textContent").await;
+    assert!(url.contains("hostile/markup?q="), "{url}");
     for path in [format!("/ui/jobs/{hostile}"), "/ui/jobs".to_owned()] {
-        page.goto(app.url(&path)).await.expect("goto");
-        until(&page, "the page", "document.readyState === 'complete'").await;
+        let ready = "document.readyState === 'complete'";
+        visit(&page, app.url(&path), "the page", ready).await;
         let pwned: bool = eval(&page, "typeof window.pwned !== 'undefined'").await;
         assert!(!pwned, "{path}: a job's markup ran");
         let injected: usize = eval(
@@ -227,21 +239,6 @@ async fn the_dashboard_lists_filters_shows_and_retries_jobs_in_chromium() {
         .await;
         assert_eq!(injected, 0, "{path}: a job's markup became elements");
     }
-    page.goto(app.url(&format!("/ui/jobs/{hostile}")))
-        .await
-        .expect("goto");
-    until(
-        &page,
-        "the hostile job's page",
-        "document.querySelector('#result') !== null",
-    )
-    .await;
-    let text: String = eval(&page, "document.querySelector('#result').textContent").await;
-    assert!(text.contains("<script>window.pwned=1</script>"), "{text}");
-    assert!(text.contains(r#""><img src=x onerror="#), "{text}");
-    let url: String = eval(&page, "document.querySelector('dd.url').textContent").await;
-    assert!(url.contains("hostile/markup?q="), "{url}");
-
     drop(page);
     drop(browser);
     app.stop().await;

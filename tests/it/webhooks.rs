@@ -174,17 +174,19 @@ async fn delivered_once_after_two_failures(backend: Backend) {
     app.stop().await;
 }
 
+/// Submits a job with `callback`, asserting a 422; returns the problem.
+async fn refused(app: &TestApp, callback: &str) -> Value {
+    let response = app
+        .post_json("/api/v1/jobs", &noop_with_callback(callback))
+        .await;
+    assert_eq!(response.status(), 422);
+    response.json().await.expect("json")
+}
+
 #[tokio::test]
 async fn a_callback_needs_a_secret_and_a_permitted_target() {
     let unsigned = TestApp::spawn().await;
-    let response = unsigned
-        .post_json(
-            "/api/v1/jobs",
-            &noop_with_callback("https://hooks.example.com/x"),
-        )
-        .await;
-    assert_eq!(response.status(), 422);
-    let problem: Value = response.json().await.expect("json");
+    let problem = refused(&unsigned, "https://hooks.example.com/x").await;
     assert_eq!(problem["errors"][0]["field"], "callback", "{problem}");
     unsigned.stop().await;
 
@@ -194,14 +196,7 @@ async fn a_callback_needs_a_secret_and_a_permitted_target() {
         ..Options::default()
     })
     .await;
-    let response = strict
-        .post_json(
-            "/api/v1/jobs",
-            &noop_with_callback("http://127.0.0.1:9/hook"),
-        )
-        .await;
-    assert_eq!(response.status(), 422);
-    let problem: Value = response.json().await.expect("json");
+    let problem = refused(&strict, "http://127.0.0.1:9/hook").await;
     assert_eq!(problem["errors"][0]["field"], "callback.url", "{problem}");
     assert_eq!(strict.job_rows().await, 0, "nothing stored");
     strict.stop().await;

@@ -123,7 +123,6 @@ impl<D: Driver> SqlStore<D> {
                 .due_by_priority
                 .push((level, cells.int()?, cells.opt_time()?));
         }
-        stats.oldest_due_run_at = stats.due_by_priority.iter().filter_map(|d| d.2).min();
         Ok(stats)
     }
 
