@@ -34,12 +34,12 @@ const DRAIN_LIMIT: usize = 8 * MAX_BODY_BYTES;
 /// How long throwing away an unwanted body may take.
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
-fn too_large() -> Problem {
+fn too_large(limit: usize) -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
         "Body too large",
-        format!("the request body exceeds {MAX_BODY_BYTES} bytes"),
+        format!("the request body exceeds {limit} bytes"),
     )
 }
 
@@ -99,11 +99,30 @@ fn too_slow() -> Problem {
 #[derive(Debug, Clone)]
 pub struct OptionalJsonBody(pub Value);
 
+/// The largest batch body accepted: a thousand jobs of up to 16 KiB each.
+pub const MAX_BATCH_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// A batch's body: as [`JsonBody`], up to [`MAX_BATCH_BODY_BYTES`].
+#[derive(Debug, Clone)]
+pub struct BatchBody(pub Value);
+
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = Problem;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Problem> {
-        read_json(request, false).await.map(JsonBody)
+        read_json(request, false, MAX_BODY_BYTES)
+            .await
+            .map(JsonBody)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for BatchBody {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Problem> {
+        read_json(request, false, MAX_BATCH_BODY_BYTES)
+            .await
+            .map(BatchBody)
     }
 }
 
@@ -111,7 +130,7 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
     type Rejection = Problem;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Problem> {
-        let value = read_json(request, true).await?;
+        let value = read_json(request, true, MAX_BODY_BYTES).await?;
         Ok(OptionalJsonBody(if value.is_null() {
             Value::Object(Default::default())
         } else {
@@ -121,7 +140,7 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
 }
 
 /// Reads a JSON body: its content type, size, time and syntax, then refuses NULs in it.
-async fn read_json(request: Request, optional: bool) -> Result<Value, Problem> {
+async fn read_json(request: Request, optional: bool, limit: usize) -> Result<Value, Problem> {
     let (parts, body) = request.into_parts();
     let mut body = body.into_data_stream();
     let content_type = parts
@@ -149,15 +168,15 @@ async fn read_json(request: Request, optional: bool) -> Result<Value, Problem> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Err(after_draining(body, too_large()).await);
+    if declared.is_some_and(|len| len > limit) {
+        return Err(after_draining(body, too_large(limit)).await);
     }
     let mut bytes = Vec::with_capacity(declared.unwrap_or_default());
     let read = tokio::time::timeout(BODY_READ_TIMEOUT, async {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(unreadable)?;
-            if bytes.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(too_large());
+            if bytes.len() + chunk.len() > limit {
+                return Err(too_large(limit));
             }
             bytes.extend_from_slice(&chunk);
         }

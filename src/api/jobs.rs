@@ -94,7 +94,7 @@ pub async fn create(
 }
 
 /// A `Location` header pointing at a job.
-fn location(id: Uuid) -> HeaderMap {
+pub(super) fn location(id: Uuid) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/jobs/{id}")) {
         headers.insert(header::LOCATION, location);
@@ -103,12 +103,16 @@ fn location(id: Uuid) -> HeaderMap {
 }
 
 /// The header that marks an answer replayed for an idempotency key.
-const REPLAYED: header::HeaderName = header::HeaderName::from_static("idempotent-replayed");
+pub(super) const REPLAYED: header::HeaderName =
+    header::HeaderName::from_static("idempotent-replayed");
 /// The longest idempotency key.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// The request's `Idempotency-Key` and the hash of its body, when it has one.
-fn idempotency_key(headers: &HeaderMap, body: &Value) -> Result<Option<IdempotencyKey>, Problem> {
+pub(super) fn idempotency_key(
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<Option<IdempotencyKey>, Problem> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -151,7 +155,10 @@ fn canonical_json(value: &Value) -> String {
 }
 
 /// A callback needs a secret to be signed with, and must pass the target policy as job urls do.
-async fn check_callback(state: &AppState, callback: &crate::job::TargetUrl) -> Result<(), Problem> {
+pub(super) async fn check_callback(
+    state: &AppState,
+    callback: &crate::job::TargetUrl,
+) -> Result<(), Problem> {
     if !state.callbacks {
         return Err(Problem::invalid_fields(vec![FieldError::new(
             "callback",
@@ -163,7 +170,7 @@ async fn check_callback(state: &AppState, callback: &crate::job::TargetUrl) -> R
 }
 
 /// `url` (the request's `field`) passes the target policy, or a 422 naming the field.
-async fn permitted_target(
+pub(super) async fn permitted_target(
     state: &AppState,
     field: &str,
     url: &crate::job::TargetUrl,

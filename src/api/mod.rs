@@ -2,6 +2,7 @@
 
 pub mod artifacts;
 pub mod auth;
+pub mod batch;
 pub mod body;
 pub mod domains;
 pub mod hosts;
@@ -77,6 +78,7 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     let keyed = Router::new()
         .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
+        .route("/api/v1/jobs/batch", post(batch::create_batch))
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/v1/jobs/{id}/retry", post(jobs::retry))

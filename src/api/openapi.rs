@@ -24,6 +24,7 @@ use super::problem::Problem;
     ),
     paths(
         super::jobs::create,
+        super::batch::create_batch,
         super::jobs::list,
         super::jobs::get,
         super::jobs::cancel,

@@ -75,6 +75,23 @@ impl Problem {
         problem
     }
 
+    /// The same 422 about a part of a larger request: each field named under `prefix`
+    /// (`jobs[3].`); any other problem as it is.
+    pub fn within(self, prefix: &str) -> Self {
+        if self.errors.is_empty() || self.status != 422 {
+            return self;
+        }
+        let errors = self
+            .errors
+            .into_iter()
+            .map(|mut error| {
+                error.field = format!("{prefix}{}", error.field);
+                error
+            })
+            .collect();
+        Problem::invalid_fields(errors)
+    }
+
     /// 400: a path or query parameter is malformed.
     pub fn bad_parameter(field: &str, code: &'static str, detail: impl Into<String>) -> Self {
         let detail = detail.into();

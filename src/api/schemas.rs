@@ -46,6 +46,15 @@ pub struct JobRequest {
     pub callback: Option<CallbackRequest>,
 }
 
+/// A batch of jobs, stored all or none.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// 1 to 1,000 jobs, each as for `POST /api/v1/jobs`.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub jobs: Vec<JobRequest>,
+}
+
 /// A job's webhook.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]

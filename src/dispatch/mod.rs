@@ -7,6 +7,8 @@
 //! through it. Every change that adds to a job's timeline is announced ([`Signals`]), so
 //! whoever waits on the job wakes.
 
+mod bells;
+mod coalesce;
 mod confirm;
 mod reconcile;
 
@@ -21,12 +23,13 @@ use crate::kinds::RunningJob;
 use crate::queue::{Delivery, JobQueue, QueueError, Signals};
 use crate::spec::JobSpec;
 use crate::store::{
-    CancelOutcome, Created, IdempotencyKey, JobStore, ReplayOutcome, StoreError, Term,
+    CancelOutcome, Created, IdempotencyKey, Job, JobStore, NewJob, ReplayOutcome, StoreError, Term,
 };
 
 pub use reconcile::RING_GRACE;
 
-use confirm::Confirmer;
+use bells::Bells;
+use coalesce::Coalescer;
 
 /// Due jobs rung per store round trip.
 const BATCH: u32 = 500;
@@ -58,23 +61,26 @@ pub struct Dispatcher {
     store: Arc<dyn JobStore>,
     queue: Arc<dyn JobQueue>,
     signals: Arc<dyn Signals>,
-    confirmer: Confirmer,
+    bells: Bells,
+    coalescer: Coalescer,
 }
 
 impl Dispatcher {
     /// A dispatcher over `store` and `queue` that announces changes on `signals` (starts the
-    /// task that confirms rings).
+    /// tasks that coalesce submissions and confirm rings).
     pub fn new(
         store: Arc<dyn JobStore>,
         queue: Arc<dyn JobQueue>,
         signals: Arc<dyn Signals>,
     ) -> Dispatcher {
-        let confirmer = Confirmer::start(store.clone());
+        let bells = Bells::new(store.clone(), queue.clone(), signals.clone());
+        let coalescer = Coalescer::start(store.clone(), bells.clone());
         Dispatcher {
             store,
             queue,
             signals,
-            confirmer,
+            bells,
+            coalescer,
         }
     }
 
@@ -94,21 +100,71 @@ impl Dispatcher {
     }
 
     /// Records a job and rings its doorbell when it is due now; a scheduled job is rung by
-    /// the scheduler when due.
+    /// the scheduler when due. Jobs submitted at once share their commit (see `coalesce`);
+    /// one with an idempotency key is written alone. Either way the write and the ring run to
+    /// the end even if the caller stops waiting.
     pub async fn submit(
         &self,
         tenant: &str,
         spec: &JobSpec,
         key: Option<&IdempotencyKey>,
     ) -> Result<Created, StoreError> {
-        let created = self.store.create(tenant, spec, key).await?;
-        if let Created::New(job) = &created {
-            self.signals.announce_changes(&[job.id]);
-            if job.ring == RingState::Ringing {
-                self.ring(&[job.doorbell()]).await;
+        let Some(key) = key else {
+            let job = self.coalescer.submit(tenant, spec).await?;
+            return Ok(Created::New(Box::new(job)));
+        };
+        let (store, bells) = (self.store.clone(), self.bells.clone());
+        let (tenant, spec, key) = (tenant.to_owned(), spec.clone(), key.clone());
+        detached(async move {
+            let created = store.create(&tenant, &spec, Some(&key)).await?;
+            if let Created::New(job) = &created {
+                bells.announce(&[job.id]);
+                if job.ring == RingState::Ringing {
+                    bells.ring(&[job.doorbell()]).await;
+                }
             }
-        }
-        Ok(created)
+            Ok(created)
+        })
+        .await
+    }
+
+    /// Records a batch of one tenant's jobs in one commit, all or none, and rings those due
+    /// now in one round trip; with an idempotency key, a repeated batch answers the same jobs.
+    pub async fn submit_batch(
+        &self,
+        tenant: &str,
+        specs: Vec<JobSpec>,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Created<Vec<Job>>, StoreError> {
+        let (store, bells) = (self.store.clone(), self.bells.clone());
+        let tenant = tenant.to_owned();
+        detached(async move {
+            let created = match &key {
+                Some(key) => store.create_batch_once(&tenant, &specs, key).await?,
+                None => {
+                    let jobs: Vec<NewJob<'_>> = specs
+                        .iter()
+                        .map(|spec| NewJob {
+                            tenant: &tenant,
+                            spec,
+                        })
+                        .collect();
+                    Created::New(store.create_many(&jobs).await?)
+                }
+            };
+            if let Created::New(jobs) = &created {
+                let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
+                bells.announce(&ids);
+                let due: Vec<Doorbell> = jobs
+                    .iter()
+                    .filter(|job| job.ring == RingState::Ringing)
+                    .map(Job::doorbell)
+                    .collect();
+                bells.ring(&due).await;
+            }
+            Ok(created)
+        })
+        .await
     }
 
     /// Cancels a queued or running job; a job that may be running is announced to the
@@ -144,26 +200,10 @@ impl Dispatcher {
     ) -> Result<ReplayOutcome, StoreError> {
         let outcome = self.store.replay(scope, id, change).await?;
         if let ReplayOutcome::Queued(job) = &outcome {
-            self.signals.announce_changes(&[id]);
-            self.ring(&[job.doorbell()]).await;
+            self.bells.announce(&[id]);
+            self.bells.ring(&[job.doorbell()]).await;
         }
         Ok(outcome)
-    }
-
-    /// Rings doorbells of jobs marked `ringing` and has them confirmed; when the queue is
-    /// down, leaves them to the scheduler (marked `needed`).
-    async fn ring(&self, bells: &[Doorbell]) {
-        let ids: Vec<Uuid> = bells.iter().map(|bell| bell.job_id).collect();
-        match self.queue.ring(bells).await {
-            Ok(()) => self.confirmer.confirm(&ids),
-            Err(e) => {
-                warn!(jobs = ids.len(), error = %e, "could not ring; the scheduler will");
-                if let Err(e) = self.store.mark_needed(&ids, None).await {
-                    // Left `ringing`: the scheduler rings them once the grace has passed.
-                    warn!(error = %e, "could not hand the doorbells to the scheduler");
-                }
-            }
-        }
     }
 
     /// Claims the job behind a delivery for `worker`; a delivery whose job is not claimable
@@ -261,4 +301,14 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// Runs `work` in a task of its own and waits for it: if the caller stops waiting (a client
+/// hung up), the work still runs to the end, so a committed job is never left unrung.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| StoreError::Database(format!("a submission stopped: {e}")))?
 }

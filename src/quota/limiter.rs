@@ -101,6 +101,18 @@ impl Limiter {
 
     /// Takes one submission from `tenant`'s quota, or says why it cannot.
     pub async fn admit(&self, tenant: &str) -> Result<Result<(), OverQuota>, StoreError> {
+        self.admit_jobs(tenant, 1).await
+    }
+
+    /// Admits `jobs` jobs submitted together (a batch): refused when the queued cap would
+    /// be passed. The rate admits a batch when a token is there and takes one per job, going
+    /// into debt for a batch larger than the bucket, so the tenant's next submission waits
+    /// until the batch is paid for.
+    pub async fn admit_jobs(
+        &self,
+        tenant: &str,
+        jobs: u64,
+    ) -> Result<Result<(), OverQuota>, StoreError> {
         let fresh = self
             .tenants
             .lock()
@@ -135,17 +147,17 @@ impl Limiter {
             state.queued = queued;
             state.read_at = now;
         }
-        Ok(state.take(now))
+        Ok(state.take(now, jobs))
     }
 }
 
 impl TenantState {
-    fn take(&mut self, now: Instant) -> Result<(), OverQuota> {
+    fn take(&mut self, now: Instant, jobs: u64) -> Result<(), OverQuota> {
         let rate = f64::from(self.quota.submit_rate);
         let elapsed = now.duration_since(self.filled_at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate).min(rate.max(1.0));
         self.filled_at = now;
-        if self.queued >= self.quota.max_queued {
+        if self.queued.saturating_add(jobs) > self.quota.max_queued {
             return Err(OverQuota::Queued {
                 max_queued: self.quota.max_queued,
             });
@@ -155,8 +167,8 @@ impl TenantState {
                 per_second: self.quota.submit_rate,
             });
         }
-        self.tokens -= 1.0;
-        self.queued += 1;
+        self.tokens -= jobs as f64;
+        self.queued += jobs;
         Ok(())
     }
 }
@@ -184,18 +196,36 @@ mod tests {
     fn the_rate_allows_a_second_of_burst_then_refills() {
         let (mut tenant, now) = state(1_000, 5, 0);
         for _ in 0..5 {
-            assert_eq!(tenant.take(now), Ok(()));
+            assert_eq!(tenant.take(now, 1), Ok(()));
         }
-        assert_eq!(tenant.take(now), Err(OverQuota::Rate { per_second: 5 }));
-        assert_eq!(tenant.take(now + Duration::from_millis(250)), Ok(()));
+        assert_eq!(tenant.take(now, 1), Err(OverQuota::Rate { per_second: 5 }));
+        assert_eq!(tenant.take(now + Duration::from_millis(250), 1), Ok(()));
     }
 
     #[test]
     fn the_queue_cap_counts_submissions_since_the_last_reading() {
         let (mut tenant, now) = state(2, 100, 1);
-        assert_eq!(tenant.take(now), Ok(()));
-        assert_eq!(tenant.take(now), Err(OverQuota::Queued { max_queued: 2 }));
+        assert_eq!(tenant.take(now, 1), Ok(()));
+        assert_eq!(
+            tenant.take(now, 1),
+            Err(OverQuota::Queued { max_queued: 2 })
+        );
         let (mut suspended, now) = state(10, 0, 0);
-        assert!(suspended.take(now).is_err());
+        assert!(suspended.take(now, 1).is_err());
+    }
+
+    #[test]
+    fn a_batch_takes_a_token_per_job_and_its_debt_delays_the_next() {
+        let (mut tenant, now) = state(1_000, 100, 0);
+        assert_eq!(tenant.take(now, 300), Ok(()));
+        assert_eq!(
+            tenant.take(now + Duration::from_secs(1), 1),
+            Err(OverQuota::Rate { per_second: 100 })
+        );
+        assert_eq!(tenant.take(now + Duration::from_secs(3), 1), Ok(()));
+        assert_eq!(
+            tenant.take(now + Duration::from_secs(4), 800),
+            Err(OverQuota::Queued { max_queued: 1_000 })
+        );
     }
 }

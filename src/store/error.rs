@@ -3,7 +3,7 @@
 use crate::artifact::IndexError;
 
 /// What can go wrong talking to the store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached right now; the caller may retry later.
     #[error("database unavailable: {0}")]

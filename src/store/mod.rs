@@ -32,8 +32,8 @@ pub use postgres::PgStore;
 pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    CancelOutcome, Created, IDEMPOTENCY_TTL, IdempotencyKey, JobStats, ListQuery, ReplayOutcome,
-    Term, Unring,
+    CancelOutcome, Created, IDEMPOTENCY_TTL, IdempotencyKey, JobStats, ListQuery, NewJob,
+    ReplayOutcome, Term, Unring,
 };
 
 /// Storage of jobs and their timelines. Every change is a guarded transition decided by the
@@ -58,6 +58,20 @@ pub trait JobStore:
         spec: &JobSpec,
         key: Option<&IdempotencyKey>,
     ) -> Result<Created, StoreError>;
+
+    /// Records new queued jobs, of one tenant or several, and their `created` events: all in
+    /// one commit, or none. Jobs due now are marked `ringing`, as by [`JobStore::create`].
+    async fn create_many(&self, jobs: &[NewJob<'_>]) -> Result<Vec<Job>, StoreError>;
+
+    /// Records a batch of one tenant's jobs under an idempotency key: the first request with
+    /// the key creates them all (in one commit); later ones within 24 hours get the same jobs
+    /// back, in the same order, or a mismatch when their request differs.
+    async fn create_batch_once(
+        &self,
+        tenant: &str,
+        specs: &[JobSpec],
+        key: &IdempotencyKey,
+    ) -> Result<Created<Vec<Job>>, StoreError>;
 
     /// Reads one job in scope.
     async fn get(&self, scope: Scope<'_>, id: Uuid) -> Result<Option<Job>, StoreError>;

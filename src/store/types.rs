@@ -10,6 +10,7 @@ use super::Job;
 use super::StoreError;
 use crate::job::{JobState, Priority};
 use crate::kinds::JobType;
+use crate::spec::JobSpec;
 
 /// Filters and page position for listing jobs, newest first.
 #[derive(Debug, Clone, Default)]
@@ -60,15 +61,35 @@ pub struct IdempotencyKey {
     pub request_hash: String,
 }
 
-/// The answer to a submission.
+/// The answer to a submission: of one job (`Created`) or of a batch (`Created<Vec<Job>>`).
 #[derive(Debug)]
-pub enum Created {
-    /// A new job.
-    New(Box<Job>),
-    /// The job the idempotency key created earlier.
-    Replayed(Box<Job>),
+pub enum Created<T = Box<Job>> {
+    /// New jobs.
+    New(T),
+    /// What the idempotency key created earlier.
+    Replayed(T),
     /// The idempotency key was used with a different request.
     KeyMismatch,
+}
+
+impl<T> Created<T> {
+    /// The same answer about `f` of what was created.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Created<U> {
+        match self {
+            Created::New(made) => Created::New(f(made)),
+            Created::Replayed(made) => Created::Replayed(f(made)),
+            Created::KeyMismatch => Created::KeyMismatch,
+        }
+    }
+}
+
+/// A job to create and the tenant it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct NewJob<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
+    /// The job.
+    pub spec: &'a JobSpec,
 }
 
 /// The scheduler's leadership term: it rises each time another process takes over, and

@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod batch;
 mod browser;
 mod cli;
 mod client;
@@ -25,6 +26,7 @@ mod pacing;
 mod quotas;
 mod rebinding;
 mod requests;
+mod saturation;
 mod site;
 mod store;
 mod web;

@@ -22,8 +22,8 @@ use uuid::Uuid;
 use super::driver::Driver;
 use super::sql::Sql;
 use super::{
-    CancelOutcome, Created, IdempotencyKey, Job, JobStats, JobStore, ListQuery, ReplayOutcome,
-    StoreError, Term, Unring,
+    CancelOutcome, Created, IdempotencyKey, Job, JobStats, JobStore, ListQuery, NewJob,
+    ReplayOutcome, StoreError, Term, Unring,
 };
 use crate::artifact::{ArtifactIndex, ArtifactRecord, IndexError};
 use crate::auth::Scope;
@@ -90,8 +90,26 @@ impl<D: Driver> JobStore for SqlStore<D> {
                 .insert(tenant, spec)
                 .await
                 .map(|job| Created::New(Box::new(job))),
-            Some(key) => self.insert_once(tenant, spec, key).await,
+            Some(key) => {
+                let created = self
+                    .insert_once(tenant, std::slice::from_ref(spec), key)
+                    .await?;
+                Ok(created.map(|mut jobs| Box::new(jobs.remove(0))))
+            }
         }
+    }
+
+    async fn create_many(&self, jobs: &[NewJob<'_>]) -> Result<Vec<Job>, StoreError> {
+        self.insert_many(jobs).await
+    }
+
+    async fn create_batch_once(
+        &self,
+        tenant: &str,
+        specs: &[JobSpec],
+        key: &IdempotencyKey,
+    ) -> Result<Created<Vec<Job>>, StoreError> {
+        self.insert_once(tenant, specs, key).await
     }
 
     async fn get(&self, scope: Scope<'_>, id: Uuid) -> Result<Option<Job>, StoreError> {

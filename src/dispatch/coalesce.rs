@@ -1,0 +1,135 @@
+//! Coalescing concurrent submissions: the jobs of every request that arrives while earlier
+//! ones are being written go to the database together, one multi-row insert in one commit,
+//! and to the queue in one pipeline. Each request is still answered only after its job is
+//! committed. Nothing lingers: a lone request is written at once; under load the batches grow
+//! by themselves (group commit).
+//!
+//! The work runs in tasks of its own, not in the requests: a client that hangs up after its
+//! job is committed cannot stop that job's doorbell from being rung.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::warn;
+
+use super::Bells;
+use crate::job::{Doorbell, RingState};
+use crate::spec::JobSpec;
+use crate::store::{Job, JobStore, NewJob, StoreError};
+
+/// The most jobs written in one batch.
+const MAX_BATCH: usize = 500;
+/// Batches written at once: enough to keep the database busy while the next one gathers,
+/// few enough to leave connections for everything else.
+const IN_FLIGHT: usize = 3;
+
+/// One waiting submission.
+struct Submission {
+    tenant: String,
+    spec: JobSpec,
+    answer: oneshot::Sender<Result<Job, StoreError>>,
+}
+
+/// Hands submissions to the coalescing task.
+#[derive(Clone)]
+pub(super) struct Coalescer {
+    sender: mpsc::UnboundedSender<Submission>,
+}
+
+impl Coalescer {
+    /// Starts the task that writes submissions to `store` and rings them with `bells`; it
+    /// ends when every sender is gone.
+    pub(super) fn start(store: Arc<dyn JobStore>, bells: Bells) -> Coalescer {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(gather(store, bells, receiver));
+        Coalescer { sender }
+    }
+
+    /// Records `spec` for `tenant` with whatever else is being submitted, rings it when due,
+    /// and answers the stored job.
+    pub(super) async fn submit(&self, tenant: &str, spec: &JobSpec) -> Result<Job, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let submission = Submission {
+            tenant: tenant.to_owned(),
+            spec: spec.clone(),
+            answer,
+        };
+        let gone = || StoreError::Unavailable("the process is shutting down".into());
+        self.sender.send(submission).map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())?
+    }
+}
+
+/// Takes every submission waiting, up to a batch, and writes it while fewer than
+/// [`IN_FLIGHT`] batches are being written.
+async fn gather(
+    store: Arc<dyn JobStore>,
+    bells: Bells,
+    mut receiver: mpsc::UnboundedReceiver<Submission>,
+) {
+    let writers = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = receiver.recv().await {
+        let Ok(permit) = writers.clone().acquire_owned().await else {
+            return;
+        };
+        // Whatever arrived while waiting for a writer joins this batch.
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (store, bells) = (store.clone(), bells.clone());
+        tokio::spawn(async move {
+            write(store.as_ref(), &bells, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Writes a batch, rings its due jobs, then answers each submission.
+async fn write(store: &dyn JobStore, bells: &Bells, batch: Vec<Submission>) {
+    let jobs: Vec<NewJob<'_>> = batch
+        .iter()
+        .map(|s| NewJob {
+            tenant: &s.tenant,
+            spec: &s.spec,
+        })
+        .collect();
+    let written = match store.create_many(&jobs).await {
+        Ok(made) => made.into_iter().map(Ok).collect(),
+        Err(e) if batch.len() > 1 && !matches!(e, StoreError::Unavailable(_)) => {
+            // One job the database refuses must not fail the others: write each alone.
+            warn!(jobs = batch.len(), error = %e, "a coalesced insert failed; inserting one by one");
+            one_by_one(store, &jobs).await
+        }
+        Err(e) => vec![Err(e); batch.len()],
+    };
+    drop(jobs);
+    let due: Vec<Doorbell> = written
+        .iter()
+        .flatten()
+        .filter(|job| job.ring == RingState::Ringing)
+        .map(Job::doorbell)
+        .collect();
+    let ids: Vec<uuid::Uuid> = written.iter().flatten().map(|job| job.id).collect();
+    bells.announce(&ids);
+    bells.ring(&due).await;
+    for (submission, result) in batch.into_iter().zip(written) {
+        // The client may have hung up; its job stands.
+        let _ = submission.answer.send(result);
+    }
+}
+
+async fn one_by_one(store: &dyn JobStore, jobs: &[NewJob<'_>]) -> Vec<Result<Job, StoreError>> {
+    let mut written = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let one = store.create_many(std::slice::from_ref(job)).await;
+        written.push(one.and_then(|mut made| {
+            made.pop()
+                .ok_or_else(|| StoreError::Database("the new job was not returned".into()))
+        }));
+    }
+    written
+}
