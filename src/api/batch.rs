@@ -41,6 +41,7 @@ pub struct BatchCreated {
         (status = 201, description = "Every job, stored and queued, in the order given", body = BatchCreated),
         (status = 200, description = "The jobs this Idempotency-Key created earlier", body = BatchCreated,
          headers(("Idempotent-Replayed" = String, description = "true"))),
+        (status = 413, description = "The body is over 16 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "A quota of the tenant is used up (see Retry-After)", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -1,0 +1,454 @@
+//! The queue as a user sees it: `serve` and `worker` processes on PostgreSQL and Redis, driven
+//! over HTTP, beside the limits of the parts measured in the same run (the machines are shared
+//! and noisy; ratios travel, seconds don't).
+//!
+//! Run: `cargo bench --bench e2e` (PostgreSQL, Redis and `pgbench`; Node.js and npm for the
+//! BullMQ peer, skipped without them). `scripts/bench` runs this and the browser benchmark.
+//! `BENCH_SECONDS` (default 10) sets each load's length.
+//!
+//! - baseline: a durable job's life done directly on PostgreSQL by `pgbench`: three
+//!   single-row commits (insert, claim, finish) per job, at 8 and at 32 clients.
+//! - submit alone: 32 connections posting `noop` jobs to `POST /api/v1/jobs` as fast as they
+//!   are answered, no worker running: requests/s and latency.
+//! - end to end: the same load with one worker process (32 slots) running them; the rate is
+//!   jobs / (last finished − first created), and every start delay (`started_at −
+//!   created_at`) is read back, with the jobs rung again by the scheduler (none expected).
+//! - steady: 1,000 requests/s at a constant rate while the worker runs; latency from each
+//!   request's intended start (so a stall counts against every request it delays).
+//! - batch: `POST /api/v1/jobs/batch` of 1,000 jobs, 4 at a time: jobs created per second.
+//! - peer: BullMQ (`benches/bullmq`, installed from npm at bench time) on the same Redis, 32
+//!   producers and a worker of concurrency 32, nothing durable.
+
+#[allow(dead_code, unused_macros, unused_imports)]
+#[path = "../tests/it/common.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+
+const BIN: &str = env!("CARGO_BIN_EXE_control-plane");
+
+fn seconds() -> u64 {
+    std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
+/// Latencies in milliseconds, sorted, and how many requests failed.
+#[derive(Default)]
+struct Latencies {
+    ms: Vec<f64>,
+    failed: usize,
+}
+
+impl Latencies {
+    fn percentile(&self, p: f64) -> f64 {
+        let last = self.ms.len().saturating_sub(1);
+        self.ms
+            .get(((last as f64) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, {} failed",
+            self.percentile(0.5),
+            self.percentile(0.99),
+            self.percentile(0.999),
+            self.failed
+        )
+    }
+}
+
+/// A database and Redis prefix of their own, with `serve` (and optionally a worker) on them.
+struct Stack {
+    db: common::TestDatabase,
+    _prefix: common::TestPrefix,
+    pool: PgPool,
+    base: String,
+    key: String,
+    serve: Child,
+    worker: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn process(stack_env: &[(&str, String)], args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    for (name, value) in stack_env {
+        command.env(name, value);
+    }
+    command
+        .env("AUTH", "keys")
+        .env("QUOTA_SUBMIT_RATE", "1000000")
+        .env("QUOTA_MAX_QUEUED", "100000000")
+        .env("ALLOW_PRIVATE_TARGETS", "true")
+        .env("BROWSER", "off")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+impl Stack {
+    async fn start(worker: bool) -> Stack {
+        let db = common::TestDatabase::create().await;
+        let prefix = common::TestPrefix::new();
+        let port = free_port();
+        let env = vec![
+            ("DATABASE_URL", db.url.clone()),
+            ("REDIS_URL", common::redis_url()),
+            ("QUEUE_PREFIX", prefix.0.clone()),
+        ];
+        let migrated = process(&env, &["migrate"]).status().expect("migrate");
+        assert!(migrated.success(), "migrate failed");
+        let out = process(
+            &env,
+            &["keys", "create", "--tenant", "bench", "--role", "admin"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()
+        .expect("create a key");
+        let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let serve = process(&env, &["serve", "--no-migrate"])
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .spawn()
+            .expect("serve");
+        let worker = worker.then(|| {
+            process(&env, &["worker"])
+                .env("WORKER_CONCURRENCY", "32")
+                .env("BIND", format!("127.0.0.1:{}", free_port()))
+                .spawn()
+                .expect("worker")
+        });
+        let pool = PgPool::connect(&db.url).await.expect("pool");
+        let stack = Stack {
+            db,
+            _prefix: prefix,
+            pool,
+            base: format!("http://127.0.0.1:{port}"),
+            key,
+            serve,
+            worker,
+        };
+        stack.wait_ready().await;
+        stack
+    }
+
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if let Ok(r) = client.get(format!("{}/health", self.base)).send().await
+                && r.status() == 200
+            {
+                // One domain for every job: its pace must not be what is measured.
+                let set = self
+                    .client()
+                    .put(format!("{}/api/v1/domains/example.com/policy", self.base))
+                    .json(&json!({"cap": 1000}))
+                    .send()
+                    .await
+                    .expect("policy");
+                assert_eq!(set.status(), 200, "set the domain's policy");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("serve did not become healthy");
+    }
+
+    fn client(&self) -> reqwest::Client {
+        common::client_with_key(&self.key)
+    }
+
+    /// Waits until every job is finished.
+    async fn drained(&self) {
+        let until = Instant::now() + Duration::from_secs(600);
+        loop {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .expect("count");
+            if left == 0 {
+                return;
+            }
+            assert!(Instant::now() < until, "{left} jobs never finished");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for child in [Some(&mut self.serve), self.worker.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = &self.db;
+    }
+}
+
+fn noop_body() -> Value {
+    json!({"url": "https://example.com/", "job_type": "noop"})
+}
+
+/// `connections` clients posting one job after another for `length`: requests/s, latencies.
+async fn closed_loop(stack: &Stack, connections: usize, length: Duration) -> (f64, Latencies) {
+    let url = format!("{}/api/v1/jobs", stack.base);
+    let all = Arc::new(Mutex::new(Latencies::default()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, url, all) = (stack.client(), url.clone(), all.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Latencies::default();
+            while started.elapsed() < length {
+                let asked = Instant::now();
+                match client.post(&url).json(&noop_body()).send().await {
+                    Ok(r) if r.status() == 201 => {
+                        mine.ms.push(asked.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    _ => mine.failed += 1,
+                }
+            }
+            let mut all = all.lock().await;
+            all.ms.extend(mine.ms);
+            all.failed += mine.failed;
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut all = std::mem::take(&mut *all.lock().await);
+    all.ms.sort_by(f64::total_cmp);
+    (all.ms.len() as f64 / elapsed, all)
+}
+
+/// `rate` requests a second for `length`, each timed from when it was due to start.
+async fn open_loop(stack: &Stack, rate: u32, length: Duration) -> Latencies {
+    let url = format!("{}/api/v1/jobs", stack.base);
+    let client = stack.client();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let total = (length.as_secs_f64() * f64::from(rate)) as u32;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        let due = started + interval * n;
+        tokio::time::sleep_until(due.into()).await;
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let answered = client.post(&url).json(&noop_body()).send().await;
+            let ok = matches!(answered, Ok(ref r) if r.status() == 201);
+            (ok, due.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let mut all = Latencies::default();
+    for task in tasks {
+        match task.await {
+            Ok((true, ms)) => all.ms.push(ms),
+            _ => all.failed += 1,
+        }
+    }
+    all.ms.sort_by(f64::total_cmp);
+    all
+}
+
+/// Jobs/s, start delays (ms, sorted) and jobs rung again by the scheduler, read back.
+async fn end_to_end(pool: &PgPool) -> (f64, Vec<f64>, i64) {
+    let (rate,): (f64,) = sqlx::query_as(
+        "SELECT count(*) / greatest(extract(epoch FROM max(finished_at) - min(created_at)), 0.001)::float8
+         FROM jobs",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("rate");
+    let mut delays: Vec<f64> = sqlx::query_scalar(
+        "SELECT (extract(epoch FROM started_at - created_at) * 1000)::float8 FROM jobs",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("delays");
+    delays.sort_by(f64::total_cmp);
+    let rescued: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM job_events WHERE kind = 'dispatched'")
+            .fetch_one(pool)
+            .await
+            .expect("rescued");
+    (rate, delays, rescued)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let last = sorted.len().saturating_sub(1);
+    sorted
+        .get(((last as f64) * p).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// `pgbench`'s job life (insert, claim, finish: three commits) at `clients`: jobs/s.
+fn pgbench(url: &str, clients: u32, length: Duration) -> f64 {
+    let script = std::env::temp_dir().join(format!("cp-bench-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "INSERT INTO bench_jobs (state) VALUES ('queued') RETURNING id \\gset\n\
+         UPDATE bench_jobs SET state = 'running', attempt = attempt + 1 WHERE id = :id AND state = 'queued';\n\
+         UPDATE bench_jobs SET state = 'succeeded' WHERE id = :id AND state = 'running';\n",
+    )
+    .expect("script");
+    let out = Command::new("pgbench")
+        .args(["-n", "-j", "2", "-c", &clients.to_string()])
+        .args(["-T", &length.as_secs().to_string(), "-f"])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .expect("pgbench (Debian: postgresql-client)");
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix("tps = ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("pgbench printed no tps: {text}"))
+}
+
+async fn batches(stack: &Stack, batches: usize, size: usize) -> (f64, usize) {
+    let url = format!("{}/api/v1/jobs/batch", stack.base);
+    let body = json!({"jobs": vec![noop_body(); size]});
+    let client = stack.client();
+    let started = Instant::now();
+    let failed = futures::stream::iter(0..batches)
+        .map(|_| {
+            let request = client.post(&url).json(&body).send();
+            async move { !matches!(request.await, Ok(r) if r.status() == 201) }
+        })
+        .buffer_unordered(4)
+        .filter(|failed| futures::future::ready(*failed))
+        .count()
+        .await;
+    let rate = ((batches - failed) * size) as f64 / started.elapsed().as_secs_f64();
+    (rate, failed)
+}
+
+use futures::StreamExt;
+
+/// BullMQ end to end on the same Redis: jobs/s, or why it was skipped.
+fn bullmq(seconds: u64) -> Result<f64, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/bullmq");
+    let npm = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--silent"])
+        .current_dir(&dir)
+        .status()
+        .map_err(|e| format!("npm: {e}"))?;
+    if !npm.success() {
+        return Err("npm ci failed".into());
+    }
+    let out = Command::new("node")
+        .arg("bench.mjs")
+        .current_dir(&dir)
+        .env("REDIS_URL", common::redis_url())
+        .env("BENCH_SECONDS", seconds.to_string())
+        .output()
+        .map_err(|e| format!("node: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("jobs_per_second ")?.trim().parse().ok())
+        .ok_or_else(|| format!("bench.mjs printed no rate: {text}"))
+}
+
+#[tokio::main]
+async fn main() {
+    let length = Duration::from_secs(seconds());
+    println!(
+        "e2e benchmark: {} s per load, 2 cores shared by everything",
+        length.as_secs()
+    );
+
+    let scratch = common::TestDatabase::create().await;
+    let pool = PgPool::connect(&scratch.url).await.expect("scratch");
+    sqlx::query("CREATE TABLE bench_jobs (id bigserial PRIMARY KEY, state text NOT NULL, attempt int NOT NULL DEFAULT 0)")
+        .execute(&pool)
+        .await
+        .expect("scratch table");
+    let raw8 = pgbench(&scratch.url, 8, length);
+    let raw32 = pgbench(&scratch.url, 32, length);
+    println!(
+        "baseline  pgbench job life (3 commits)   8 clients {raw8:>7.0} jobs/s   32 clients {raw32:>7.0} jobs/s"
+    );
+
+    let alone = Stack::start(false).await;
+    let (rps, latency) = closed_loop(&alone, 32, length).await;
+    println!(
+        "submit    POST alone, 32 connections      {rps:>7.0} req/s ({:.2}x the 32-client job life); {}",
+        rps / raw32,
+        latency.summary()
+    );
+    let (created, failed) = batches(&alone, 50, 1_000).await;
+    println!(
+        "batch     POST /jobs/batch × 1,000, 4 at once {created:>7.0} jobs/s created ({:.1}x the 32-client job life); {failed} failed",
+        created / raw32
+    );
+    drop(alone);
+
+    let full = Stack::start(true).await;
+    let (rps, latency) = closed_loop(&full, 32, length).await;
+    full.drained().await;
+    let (rate, delays, rescued) = end_to_end(&full.pool).await;
+    println!(
+        "e2e       32 connections, 1 worker × 32  {rate:>7.0} jobs/s = {:.2}x the 32-client job life ({:.2}x 8-client); POST {rps:.0} req/s, {}",
+        rate / raw32,
+        rate / raw8,
+        latency.summary()
+    );
+    println!(
+        "          start delay (queue wait included) p50 {:.0} ms, p99.9 {:.0} ms, max {:.0} ms; rung again by the scheduler: {rescued}",
+        percentile(&delays, 0.5),
+        percentile(&delays, 0.999),
+        delays.last().copied().unwrap_or(f64::NAN),
+    );
+    drop(full);
+
+    let steady = Stack::start(true).await;
+    let latency = open_loop(&steady, 1_000, length).await;
+    steady.drained().await;
+    let (_, delays, rescued) = end_to_end(&steady.pool).await;
+    println!(
+        "steady    1,000 req/s constant, worker on  POST {}",
+        latency.summary()
+    );
+    println!(
+        "          start delay p50 {:.0} ms, p99.9 {:.0} ms, max {:.0} ms; rung again by the scheduler: {rescued}",
+        percentile(&delays, 0.5),
+        percentile(&delays, 0.999),
+        delays.last().copied().unwrap_or(f64::NAN),
+    );
+    drop(steady);
+
+    match bullmq(length.as_secs()) {
+        Ok(peer) => println!("peer      BullMQ end to end (Redis only)   {peer:>7.0} jobs/s"),
+        Err(why) => println!("peer      BullMQ skipped: {why}"),
+    }
+}
