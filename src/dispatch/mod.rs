@@ -225,6 +225,37 @@ impl Dispatcher {
         Ok(claimed)
     }
 
+    /// Claims the jobs behind several deliveries in one round trip, each answer in the order
+    /// of `deliveries`; deliveries whose job is not claimable (or that repeat one) are
+    /// acknowledged and answered `None`.
+    pub async fn claim_many(
+        &self,
+        deliveries: &[Delivery],
+        worker: &str,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Option<RunningJob>>, StoreError> {
+        let ids: Vec<Uuid> = deliveries.iter().map(|d| d.doorbell.job_id).collect();
+        let mut claimed: std::collections::HashMap<Uuid, RunningJob> = self
+            .store
+            .claim_many(&ids, worker, lease)
+            .await?
+            .into_iter()
+            .map(|job| (job.id, job))
+            .collect();
+        let ids: Vec<Uuid> = claimed.keys().copied().collect();
+        self.bells.announce(&ids);
+        let mut answers = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let job = claimed.remove(&delivery.doorbell.job_id);
+            if job.is_none() {
+                debug!(job_id = %delivery.doorbell.job_id, "job not claimable; skipping");
+                self.ack(delivery).await;
+            }
+            answers.push(job);
+        }
+        Ok(answers)
+    }
+
     /// Records an attempt's outcome, then acknowledges its delivery. An outcome that could
     /// not be recorded leaves the delivery pending: the job's lease returns it.
     pub async fn settle(

@@ -103,6 +103,16 @@ pub trait JobStore:
         lease: Duration,
     ) -> Result<Option<RunningJob>, StoreError>;
 
+    /// Claims, in one round trip, those of `ids` that are due and queued, for `worker` with
+    /// a lease of `lease`; the others (not queued, not yet due, gone, or repeated) are left
+    /// out of the answer.
+    async fn claim_many(
+        &self,
+        ids: &[Uuid],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<RunningJob>, StoreError>;
+
     /// Extends a running attempt's lease; `false` when the worker no longer holds it.
     async fn renew(&self, job: &RunningJob, lease: Duration) -> Result<bool, StoreError>;
 

@@ -60,6 +60,40 @@ pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: Owne
         // so ask again (a slot still held answers `Holding`).
         early = None;
     }
+    start(&shared, &delivery, &job, early).await;
+}
+
+/// Claims the jobs behind several doorbells in one round trip, then runs each claimed one
+/// in its slot (concurrently); the slots of jobs not claimed free at once.
+pub(super) async fn process_many(
+    shared: Arc<Shared>,
+    batch: Vec<(Delivery, OwnedSemaphorePermit)>,
+) {
+    let (deliveries, slots): (Vec<Delivery>, Vec<OwnedSemaphorePermit>) = batch.into_iter().unzip();
+    let claimed = claim_many(&shared, &deliveries).await;
+    let shared = &shared;
+    let runs = deliveries
+        .iter()
+        .zip(claimed)
+        .zip(slots)
+        .filter_map(|((delivery, job), slot)| {
+            let job = job?;
+            Some(async move {
+                let _slot = slot;
+                start(shared, delivery, &job, None).await;
+            })
+        });
+    futures::future::join_all(runs).await;
+}
+
+/// Admits a claimed job by its domain's pace (unless `early` already asked) and runs it.
+async fn start(
+    shared: &Shared,
+    delivery: &Delivery,
+    job: &RunningJob,
+    early: Option<Result<Admission, QueueError>>,
+) {
+    let lease = shared.config.lease;
     let span = info_span!(
         "job",
         job_id = %job.id,
@@ -72,8 +106,8 @@ pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: Owne
             Some(admission) => admission,
             None => shared.domains.admit(&job.domain, job.id, lease).await,
         };
-        if admitted(&shared, &delivery, &job, admission).await {
-            run(&shared, &delivery, &job).await;
+        if admitted(shared, delivery, job, admission).await {
+            run(shared, delivery, job).await;
         }
     }
     .instrument(span)
@@ -108,6 +142,36 @@ async fn admitted(
         error!(error = %e, "could not defer the job; the lease will return it");
     }
     false
+}
+
+/// Claims the jobs behind `deliveries` as [`claim`] claims one: an outage is waited out; any
+/// other failure leaves them all unclaimed (their doorbells pending for this consumer).
+async fn claim_many(shared: &Shared, deliveries: &[Delivery]) -> Vec<Option<RunningJob>> {
+    let (worker, lease) = (&shared.config.id, shared.config.lease);
+    let mut failures = 0;
+    loop {
+        match shared
+            .dispatcher
+            .claim_many(deliveries, worker, lease)
+            .await
+        {
+            Err(StoreError::Unavailable(e)) if !shared.stopping.is_cancelled() => {
+                failures += 1;
+                if failures == 1 {
+                    warn!(jobs = deliveries.len(), error = %e, "database unavailable: waiting to claim");
+                }
+                tokio::select! {
+                    () = shared.stopping.cancelled() => {}
+                    () = tokio::time::sleep(backoff(failures)) => {}
+                }
+            }
+            Ok(claimed) => return claimed,
+            Err(e) => {
+                error!(jobs = deliveries.len(), error = %e, "could not claim jobs");
+                return vec![None; deliveries.len()];
+            }
+        }
+    }
 }
 
 /// Claims the job; while the database is down the claim waits (holding its slot, so the

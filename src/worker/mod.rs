@@ -207,11 +207,24 @@ async fn take_and_run(
                 }
             }
         }
-        match buffer.pop_front() {
-            Some(delivery) => {
-                tasks.spawn(attempt::process(shared.clone(), delivery, permit));
+        let Some(delivery) = buffer.pop_front() else {
+            drop(permit);
+            continue;
+        };
+        // Every doorbell taken that a free slot can start now is claimed in one round trip.
+        let mut batch = vec![(delivery, permit)];
+        while !buffer.is_empty() {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
+            };
+            if let Some(delivery) = buffer.pop_front() {
+                batch.push((delivery, permit));
             }
-            None => drop(permit),
+        }
+        if batch.len() > 1 {
+            tasks.spawn(attempt::process_many(shared.clone(), batch));
+        } else if let Some((delivery, permit)) = batch.pop() {
+            tasks.spawn(attempt::process(shared.clone(), delivery, permit));
         }
     }
     (tasks, buffer)

@@ -181,6 +181,66 @@ async fn of_concurrent_claims_exactly_one_wins(store: Arc<dyn JobStore>) {
     );
 }
 
+async fn claiming_many_takes_only_the_due_queued_ones_once(store: Arc<dyn JobStore>) {
+    let (a, b) = (create(&store, &noop()).await, create(&store, &noop()).await);
+    let later = create(
+        &store,
+        &spec(json!({"job_type": "noop", "delay_ms": 60_000})),
+    )
+    .await;
+    let taken = create(&store, &noop()).await;
+    claimed(&store, taken, "other").await;
+    let ids = [a, later, b, a, taken, Uuid::now_v7()];
+    let won = store.claim_many(&ids, "w", LEASE).await.expect("claim");
+    let mut got: Vec<Uuid> = won.iter().map(|job| job.id).collect();
+    got.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(got, want, "the due queued ones, each once");
+    for job in &won {
+        assert_eq!((job.attempt, job.worker_id.as_str()), (1, "w"));
+        assert_eq!(kinds(&store, job.id).await, ["created", "started"]);
+    }
+    assert_eq!(state(&store, later).await, JobState::Queued);
+    assert!(
+        store
+            .claim_many(&ids, "w2", LEASE)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+}
+
+async fn a_batch_is_created_in_order_in_one_commit(store: Arc<dyn JobStore>) {
+    use control_plane::store::NewJob;
+    let specs: Vec<JobSpec> = (0..1_200)
+        .map(|i| {
+            let body = json!({"job_type": "noop", "priority": i % 5 + 1,
+                              "url": format!("https://example.com/{i}")});
+            JobSpec::parse(&body).expect("a valid spec")
+        })
+        .collect();
+    let jobs: Vec<NewJob<'_>> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| NewJob {
+            tenant: if i % 2 == 0 { "even" } else { "odd" },
+            spec,
+        })
+        .collect();
+    let made = store.create_many(&jobs).await.expect("create");
+    assert_eq!(made.len(), 1_200);
+    for (i, job) in made.iter().enumerate() {
+        assert_eq!(
+            job.url,
+            format!("https://example.com/{i}"),
+            "in the order given"
+        );
+        assert_eq!(job.tenant_id, if i % 2 == 0 { "even" } else { "odd" });
+    }
+    assert_eq!(kinds(&store, made[1_199].id).await, ["created"]);
+}
+
 async fn a_scheduled_job_is_not_claimable_before_it_is_due(store: Arc<dyn JobStore>) {
     let id = create(&store, &spec(json!({"job_type": "noop", "delay_ms": 2000}))).await;
     assert!(store.claim(id, "w", LEASE).await.expect("claim").is_none());
@@ -573,6 +633,8 @@ async fn doorbells_are_marked_rung_only_once_confirmed(store: Arc<dyn JobStore>)
 on_both_stores!(
     a_created_job_reads_back_with_its_timeline,
     of_concurrent_claims_exactly_one_wins,
+    claiming_many_takes_only_the_due_queued_ones_once,
+    a_batch_is_created_in_order_in_one_commit,
     a_scheduled_job_is_not_claimable_before_it_is_due,
     only_the_holder_of_an_attempt_writes_about_it,
     a_retry_requeues_until_its_time_and_a_failure_finishes,

@@ -45,6 +45,27 @@ impl<D: Driver> SqlStore<D> {
         }
     }
 
+    /// Claims those of `ids` that are due and queued for `worker`, in one statement.
+    pub(super) async fn claim_jobs(
+        &self,
+        ids: &[Uuid],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<RunningJob>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let claim = lifecycle::claim(worker, lease);
+        let change = update(self.driver.dialect(), Target::Ids(ids), &claim, None);
+        let mut writer = self.driver.writer().await?;
+        let applied = writer.apply(change, claim.event.as_ref(), true).await?;
+        applied
+            .into_rows()
+            .into_iter()
+            .map(|row| Ok(Job::try_from(row)?.claimed(worker)))
+            .collect()
+    }
+
     /// Applies a transition of the attempt `job` holds; `false` when it no longer holds it.
     pub(super) async fn held(&self, job: &RunningJob, t: &Transition) -> Result<bool, StoreError> {
         let change = update(self.driver.dialect(), Target::Id(job.id), t, None);

@@ -146,6 +146,15 @@ impl<D: Driver> JobStore for SqlStore<D> {
         self.claim_job(id, worker, lease).await
     }
 
+    async fn claim_many(
+        &self,
+        ids: &[Uuid],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<RunningJob>, StoreError> {
+        self.claim_jobs(ids, worker, lease).await
+    }
+
     async fn renew(&self, job: &RunningJob, lease: Duration) -> Result<bool, StoreError> {
         self.held(job, &job.hold().renew(lease)).await
     }
