@@ -297,6 +297,17 @@ async fn end_to_end(pool: &PgPool) -> (f64, Vec<f64>, i64) {
             .fetch_one(pool)
             .await
             .expect("rescued");
+    if rescued > 0 {
+        let timelines: Vec<String> = sqlx::query_scalar(
+            "SELECT string_agg(kind || '@' || to_char(at, 'HH24:MI:SS.MS') || coalesce(' ' || detail::text, ''), ', ' ORDER BY id)
+             FROM job_events WHERE job_id IN (SELECT job_id FROM job_events WHERE kind = 'dispatched' LIMIT 3)
+             GROUP BY job_id",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+        println!("          rung again: {timelines:#?}");
+    }
     (rate, delays, rescued)
 }
 

@@ -167,8 +167,14 @@ async fn claim_many(shared: &Shared, deliveries: &[Delivery]) -> Vec<Option<Runn
             }
             Ok(claimed) => return claimed,
             Err(e) => {
-                error!(jobs = deliveries.len(), error = %e, "could not claim jobs");
-                return vec![None; deliveries.len()];
+                // A statement over several rows can lose a deadlock the one-row claim cannot:
+                // claim them one by one rather than leave their doorbells pending.
+                warn!(jobs = deliveries.len(), error = %e, "could not claim jobs together; claiming each");
+                let mut claimed = Vec::with_capacity(deliveries.len());
+                for delivery in deliveries {
+                    claimed.push(claim(shared, delivery).await);
+                }
+                return claimed;
             }
         }
     }

@@ -43,11 +43,18 @@ impl<D: Driver> SqlStore<D> {
         if ids.is_empty() {
             return Ok(0);
         }
+        // Rows locked meanwhile are being claimed (or cancelled): they are skipped, never
+        // waited for, so confirming a thousand rows cannot deadlock with a worker claiming a
+        // few of them in another order. A skipped job still queued stays `ringing` and is
+        // rung again after the grace: a duplicate doorbell at worst.
         let mut sql = self.ring_update(RingState::Rung);
-        sql.push(" WHERE id IN ").ids(ids);
+        sql.push(" WHERE id IN (SELECT id FROM jobs WHERE id IN ")
+            .ids(ids);
         queued(&mut sql)
             .push(" AND doorbell = ")
-            .bind(RingState::Ringing.as_str());
+            .bind(RingState::Ringing.as_str())
+            .skip_locked()
+            .push(")");
         self.driver.writer().await?.execute(sql).await
     }
 
