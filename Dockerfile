@@ -12,7 +12,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 RUN mkdir -p src benches migrations \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && echo 'fn main() {}' > benches/throughput.rs && cp benches/throughput.rs benches/browser.rs \
+    && for bench in $(sed -n '/^\[\[bench\]\]/,/^name/s/^name = "\(.*\)"/\1/p' Cargo.toml); do \
+           echo 'fn main() {}' > "benches/$bench.rs"; done \
     && cargo build --release --locked --bin control-plane \
     && rm -rf src benches
 COPY src src
