@@ -28,6 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::Mutex;
@@ -50,11 +51,7 @@ struct Latencies {
 
 impl Latencies {
     fn percentile(&self, p: f64) -> f64 {
-        let last = self.ms.len().saturating_sub(1);
-        self.ms
-            .get(((last as f64) * p).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
+        percentile(&self.ms, p)
     }
 
     fn summary(&self) -> String {
@@ -70,7 +67,7 @@ impl Latencies {
 
 /// A database and Redis prefix of their own, with `serve` (and optionally a worker) on them.
 struct Stack {
-    db: common::TestDatabase,
+    _db: common::TestDatabase,
     _prefix: common::TestPrefix,
     pool: PgPool,
     base: String,
@@ -139,7 +136,7 @@ impl Stack {
         });
         let pool = PgPool::connect(&db.url).await.expect("pool");
         let stack = Stack {
-            db,
+            _db: db,
             _prefix: prefix,
             pool,
             base: format!("http://127.0.0.1:{port}"),
@@ -206,7 +203,6 @@ impl Drop for Stack {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = &self.db;
     }
 }
 
@@ -319,6 +315,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Start delays (sorted, ms) and the jobs rung again, as printed.
+fn starts(delays: &[f64], rescued: i64) -> String {
+    format!(
+        "p50 {:.0} ms, p99.9 {:.0} ms, max {:.0} ms; rung again by the scheduler: {rescued}",
+        percentile(delays, 0.5),
+        percentile(delays, 0.999),
+        delays.last().copied().unwrap_or(f64::NAN),
+    )
+}
+
 /// `pgbench`'s job life (insert, claim, finish: three commits) at `clients`: jobs/s.
 fn pgbench(url: &str, clients: u32, length: Duration) -> f64 {
     let script = std::env::temp_dir().join(format!("cp-bench-{}.sql", std::process::id()));
@@ -363,8 +369,6 @@ async fn batches(stack: &Stack, batches: usize, size: usize) -> (f64, usize) {
     let rate = ((batches - failed) * size) as f64 / started.elapsed().as_secs_f64();
     (rate, failed)
 }
-
-use futures::StreamExt;
 
 /// BullMQ end to end on the same Redis: jobs/s, or why it was skipped.
 fn bullmq(seconds: u64) -> Result<f64, String> {
@@ -435,10 +439,8 @@ async fn main() {
         latency.summary()
     );
     println!(
-        "          start delay (queue wait included) p50 {:.0} ms, p99.9 {:.0} ms, max {:.0} ms; rung again by the scheduler: {rescued}",
-        percentile(&delays, 0.5),
-        percentile(&delays, 0.999),
-        delays.last().copied().unwrap_or(f64::NAN),
+        "          start delay (queue wait included) {}",
+        starts(&delays, rescued)
     );
     drop(full);
 
@@ -450,12 +452,7 @@ async fn main() {
         "steady    1,000 req/s constant, worker on  POST {}",
         latency.summary()
     );
-    println!(
-        "          start delay p50 {:.0} ms, p99.9 {:.0} ms, max {:.0} ms; rung again by the scheduler: {rescued}",
-        percentile(&delays, 0.5),
-        percentile(&delays, 0.999),
-        delays.last().copied().unwrap_or(f64::NAN),
-    );
+    println!("          start delay {}", starts(&delays, rescued));
     drop(steady);
 
     match bullmq(length.as_secs()) {

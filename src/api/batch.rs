@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::Writer;
 use super::body::BatchBody;
-use super::jobs::{REPLAYED, check_callback, idempotency_key, permitted_target};
+use super::jobs::{REPLAYED, check_callback, idempotency_key, key_reused, permitted_target};
 use super::problem::Problem;
 use super::schemas::BatchRequest;
 use crate::job::FieldError;
@@ -79,11 +79,7 @@ pub async fn create_batch(
             headers.insert(REPLAYED, HeaderValue::from_static("true"));
             Ok((StatusCode::OK, headers, Json(BatchCreated { jobs })).into_response())
         }
-        Created::KeyMismatch => Err(Problem::invalid_fields(vec![FieldError::new(
-            "Idempotency-Key",
-            "reused",
-            "this key was used with a different request in the last 24 hours",
-        )])),
+        Created::KeyMismatch => Err(key_reused()),
     }
 }
 

@@ -85,12 +85,17 @@ pub async fn create(
             headers.insert(REPLAYED, HeaderValue::from_static("true"));
             Ok((StatusCode::OK, headers, Json(*job)).into_response())
         }
-        Created::KeyMismatch => Err(Problem::invalid_fields(vec![FieldError::new(
-            "Idempotency-Key",
-            "reused",
-            "this key was used with a different request in the last 24 hours",
-        )])),
+        Created::KeyMismatch => Err(key_reused()),
     }
+}
+
+/// 422: the `Idempotency-Key` was used with another request.
+pub(super) fn key_reused() -> Problem {
+    Problem::invalid_fields(vec![FieldError::new(
+        "Idempotency-Key",
+        "reused",
+        "this key was used with a different request in the last 24 hours",
+    )])
 }
 
 /// A `Location` header pointing at a job.

@@ -7,9 +7,9 @@ use tracing::warn;
 use uuid::Uuid;
 
 use super::confirm::Confirmer;
-use crate::job::Doorbell;
+use crate::job::{Doorbell, RingState};
 use crate::queue::{JobQueue, Signals};
-use crate::store::JobStore;
+use crate::store::{Job, JobStore};
 
 /// Rings, confirms and announces for the dispatcher and its coalescer.
 #[derive(Clone)]
@@ -33,6 +33,17 @@ impl Bells {
             queue,
             signals,
         }
+    }
+
+    /// Announces jobs just created or replayed and rings those marked `ringing` (due now).
+    pub(super) async fn publish<'a>(&self, jobs: impl Iterator<Item = &'a Job> + Clone) {
+        let ids: Vec<Uuid> = jobs.clone().map(|job| job.id).collect();
+        self.announce(&ids);
+        let due: Vec<Doorbell> = jobs
+            .filter(|job| job.ring == RingState::Ringing)
+            .map(Job::doorbell)
+            .collect();
+        self.ring(&due).await;
     }
 
     /// Announces that these jobs changed.

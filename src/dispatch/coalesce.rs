@@ -13,7 +13,6 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::warn;
 
 use super::Bells;
-use crate::job::{Doorbell, RingState};
 use crate::spec::JobSpec;
 use crate::store::{Job, JobStore, NewJob, StoreError};
 
@@ -107,15 +106,7 @@ async fn write(store: &dyn JobStore, bells: &Bells, batch: Vec<Submission>) {
         Err(e) => vec![Err(e); batch.len()],
     };
     drop(jobs);
-    let due: Vec<Doorbell> = written
-        .iter()
-        .flatten()
-        .filter(|job| job.ring == RingState::Ringing)
-        .map(Job::doorbell)
-        .collect();
-    let ids: Vec<uuid::Uuid> = written.iter().flatten().map(|job| job.id).collect();
-    bells.announce(&ids);
-    bells.ring(&due).await;
+    bells.publish(written.iter().flatten()).await;
     for (submission, result) in batch.into_iter().zip(written) {
         // The client may have hung up; its job stands.
         let _ = submission.answer.send(result);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tracing::{debug, error, warn};
 use uuid::Uuid;
 
-use crate::job::{Doorbell, Replay, RingState, Settlement};
+use crate::job::{Replay, Settlement};
 use crate::kinds::RunningJob;
 use crate::queue::{Delivery, JobQueue, QueueError, Signals};
 use crate::spec::JobSpec;
@@ -118,10 +118,7 @@ impl Dispatcher {
         detached(async move {
             let created = store.create(&tenant, &spec, Some(&key)).await?;
             if let Created::New(job) = &created {
-                bells.announce(&[job.id]);
-                if job.ring == RingState::Ringing {
-                    bells.ring(&[job.doorbell()]).await;
-                }
+                bells.publish(std::iter::once(job.as_ref())).await;
             }
             Ok(created)
         })
@@ -153,14 +150,7 @@ impl Dispatcher {
                 }
             };
             if let Created::New(jobs) = &created {
-                let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
-                bells.announce(&ids);
-                let due: Vec<Doorbell> = jobs
-                    .iter()
-                    .filter(|job| job.ring == RingState::Ringing)
-                    .map(Job::doorbell)
-                    .collect();
-                bells.ring(&due).await;
+                bells.publish(jobs.iter()).await;
             }
             Ok(created)
         })
