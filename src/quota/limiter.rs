@@ -60,6 +60,8 @@ struct TenantState {
     quota: Quota,
     queued: u64,
     read_at: Instant,
+    /// A submission is reading the quota and queued count now.
+    reading: bool,
     tokens: f64,
     filled_at: Instant,
 }
@@ -113,18 +115,18 @@ impl Limiter {
         tenant: &str,
         jobs: u64,
     ) -> Result<Result<(), OverQuota>, StoreError> {
-        let fresh = self
-            .tenants
-            .lock()
-            .ok()
-            .and_then(|t| t.get(tenant).map(|s| s.read_at.elapsed() < REFRESH))
-            .unwrap_or(false);
-        let reading = if fresh {
-            None
-        } else {
-            let (quota, queued) =
-                tokio::try_join!(self.effective(tenant), self.index.queued(tenant))?;
-            Some((quota, queued))
+        // Dropped when the submission is done with, however it ends (a failed reading, a
+        // client that hung up), so the next one reads again.
+        let reader = self.must_read(tenant).then(|| Reader {
+            limiter: self,
+            tenant,
+        });
+        let reading = match &reader {
+            Some(_) => Some(tokio::try_join!(
+                self.effective(tenant),
+                self.index.queued(tenant)
+            )?),
+            None => None,
         };
         let now = Instant::now();
         let Ok(mut tenants) = self.tenants.lock() else {
@@ -139,6 +141,7 @@ impl Limiter {
                 quota: self.defaults,
                 queued: 0,
                 read_at: now,
+                reading: false,
                 tokens: f64::from(self.defaults.submit_rate),
                 filled_at: now,
             });
@@ -148,6 +151,41 @@ impl Limiter {
             state.read_at = now;
         }
         Ok(state.take(now, jobs))
+    }
+
+    /// Whether this submission reads `tenant`'s quota and queued count: when nothing is
+    /// known of the tenant, or what is known is older than [`REFRESH`] and no other
+    /// submission is reading it already. The others go on with what is known, so a busy
+    /// tenant costs one count a second, not one per request waiting at that moment.
+    fn must_read(&self, tenant: &str) -> bool {
+        let Ok(mut tenants) = self.tenants.lock() else {
+            return true;
+        };
+        match tenants.get_mut(tenant) {
+            None => true,
+            Some(state) if state.reading || state.read_at.elapsed() < REFRESH => false,
+            Some(state) => {
+                state.reading = true;
+                true
+            }
+        }
+    }
+
+}
+
+/// The submission reading a tenant's quota and queued count.
+struct Reader<'a> {
+    limiter: &'a Limiter,
+    tenant: &'a str,
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut tenants) = self.limiter.tenants.lock()
+            && let Some(state) = tenants.get_mut(self.tenant)
+        {
+            state.reading = false;
+        }
     }
 }
 
@@ -186,6 +224,7 @@ mod tests {
             },
             queued,
             read_at: now,
+            reading: false,
             tokens: f64::from(submit_rate),
             filled_at: now,
         };
