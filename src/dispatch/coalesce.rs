@@ -1,18 +1,16 @@
 //! Coalescing concurrent submissions: the jobs of every request that arrives while earlier
 //! ones are being written go to the database together, one multi-row insert in one commit,
-//! and to the queue in one pipeline. Each request is still answered only after its job is
-//! committed. Nothing lingers: a lone request is written at once; under load the batches grow
-//! by themselves (group commit).
-//!
-//! The work runs in tasks of its own, not in the requests: a client that hangs up after its
-//! job is committed cannot stop that job's doorbell from being rung.
+//! and to the queue in one pipeline (see [`super::group`]). Each request is still answered
+//! only after its job is committed, and a client that hangs up after its job is committed
+//! cannot stop that job's doorbell from being rung.
 
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::Bells;
+use super::group::Group;
 use crate::spec::JobSpec;
 use crate::store::{Job, JobStore, NewJob, StoreError};
 
@@ -32,16 +30,18 @@ struct Submission {
 /// Hands submissions to the coalescing task.
 #[derive(Clone)]
 pub(super) struct Coalescer {
-    sender: mpsc::UnboundedSender<Submission>,
+    group: Group<Submission>,
 }
 
 impl Coalescer {
     /// Starts the task that writes submissions to `store` and rings them with `bells`; it
     /// ends when every sender is gone.
     pub(super) fn start(store: Arc<dyn JobStore>, bells: Bells) -> Coalescer {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(gather(store, bells, receiver));
-        Coalescer { sender }
+        let group = Group::start(MAX_BATCH, IN_FLIGHT, move |batch| {
+            let (store, bells) = (store.clone(), bells.clone());
+            async move { write(store.as_ref(), &bells, batch).await }
+        });
+        Coalescer { group }
     }
 
     /// Records `spec` for `tenant` with whatever else is being submitted, rings it when due,
@@ -54,36 +54,8 @@ impl Coalescer {
             answer,
         };
         let gone = || StoreError::Unavailable("the process is shutting down".into());
-        self.sender.send(submission).map_err(|_| gone())?;
+        self.group.send(submission).map_err(|_| gone())?;
         answered.await.map_err(|_| gone())?
-    }
-}
-
-/// Takes every submission waiting, up to a batch, and writes it while fewer than
-/// [`IN_FLIGHT`] batches are being written.
-async fn gather(
-    store: Arc<dyn JobStore>,
-    bells: Bells,
-    mut receiver: mpsc::UnboundedReceiver<Submission>,
-) {
-    let writers = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = receiver.recv().await {
-        let Ok(permit) = writers.clone().acquire_owned().await else {
-            return;
-        };
-        // Whatever arrived while waiting for a writer joins this batch.
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        let (store, bells) = (store.clone(), bells.clone());
-        tokio::spawn(async move {
-            write(store.as_ref(), &bells, batch).await;
-            drop(permit);
-        });
     }
 }
 

@@ -9,8 +9,10 @@
 
 mod bells;
 mod coalesce;
+mod group;
 mod confirm;
 mod reconcile;
+mod settle;
 
 use crate::auth::Scope;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub use reconcile::RING_GRACE;
 
 use bells::Bells;
 use coalesce::Coalescer;
+use settle::Settler;
 
 /// Due jobs rung per store round trip.
 const BATCH: u32 = 500;
@@ -63,11 +66,12 @@ pub struct Dispatcher {
     signals: Arc<dyn Signals>,
     bells: Bells,
     coalescer: Coalescer,
+    settler: Settler,
 }
 
 impl Dispatcher {
     /// A dispatcher over `store` and `queue` that announces changes on `signals` (starts the
-    /// tasks that coalesce submissions and confirm rings).
+    /// tasks that coalesce submissions, confirm rings and record outcomes together).
     pub fn new(
         store: Arc<dyn JobStore>,
         queue: Arc<dyn JobQueue>,
@@ -75,12 +79,14 @@ impl Dispatcher {
     ) -> Dispatcher {
         let bells = Bells::new(store.clone(), queue.clone(), signals.clone());
         let coalescer = Coalescer::start(store.clone(), bells.clone());
+        let settler = Settler::start(store.clone(), queue.clone(), signals.clone());
         Dispatcher {
             store,
             queue,
             signals,
             bells,
             coalescer,
+            settler,
         }
     }
 
@@ -246,24 +252,16 @@ impl Dispatcher {
         Ok(answers)
     }
 
-    /// Records an attempt's outcome, then acknowledges its delivery. An outcome that could
-    /// not be recorded leaves the delivery pending: the job's lease returns it.
+    /// Records an attempt's outcome, then acknowledges its delivery; outcomes recorded at
+    /// once share their commit (see `settle`). An outcome that could not be recorded leaves
+    /// the delivery pending: the job's lease returns it.
     pub async fn settle(
         &self,
         delivery: &Delivery,
         job: &RunningJob,
         settlement: &Settlement,
     ) -> Result<Settled, StoreError> {
-        let recorded = self.store.settle(job, settlement).await?;
-        if recorded {
-            self.signals.announce_changes(&[job.id]);
-        }
-        self.ack(delivery).await;
-        Ok(if recorded {
-            Settled::Recorded
-        } else {
-            Settled::NotHeld
-        })
+        self.settler.settle(delivery, job, settlement).await
     }
 
     /// Acknowledges a delivery whose attempt stopped without an outcome (cancelled, lease
@@ -292,9 +290,7 @@ impl Dispatcher {
     }
 
     async fn ack(&self, delivery: &Delivery) {
-        if let Err(e) = self.queue.ack(delivery).await {
-            warn!(job_id = %delivery.doorbell.job_id, error = %e, "could not acknowledge a doorbell");
-        }
+        settle::acknowledge(self.queue.as_ref(), delivery).await;
     }
 
     /// Rings every due job that needs a doorbell, while `term` leads; returns how many.

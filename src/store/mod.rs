@@ -120,6 +120,13 @@ pub trait JobStore:
     /// holds the job.
     async fn settle(&self, job: &RunningJob, settlement: &Settlement) -> Result<bool, StoreError>;
 
+    /// Records several attempts' outcomes in one commit, all or none, answering in order as
+    /// [`JobStore::settle`] answers each.
+    async fn settle_many(
+        &self,
+        outcomes: &[(&RunningJob, &Settlement)],
+    ) -> Result<Vec<bool>, StoreError>;
+
     /// Puts a running attempt back in the queue untouched (the worker is shutting down).
     async fn release(&self, job: &RunningJob) -> Result<bool, StoreError>;
 

@@ -32,7 +32,7 @@ pub(super) fn backoff(failures: u32) -> Duration {
 /// Claims, runs and settles the job behind one doorbell. When the doorbell names the job's
 /// host, the domain's pacer is asked while the job is claimed (one round trip off the job's
 /// path); otherwise right after.
-pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: OwnedSemaphorePermit) {
+pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, slot: OwnedSemaphorePermit) {
     let lease = shared.config.lease;
     let job_id = delivery.doorbell.job_id;
     let asked = Instant::now();
@@ -60,7 +60,7 @@ pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, _slot: Owne
         // so ask again (a slot still held answers `Holding`).
         early = None;
     }
-    start(&shared, &delivery, &job, early).await;
+    start(&shared, &delivery, &job, early, slot).await;
 }
 
 /// Claims the jobs behind several doorbells in one round trip, then runs each claimed one
@@ -79,19 +79,20 @@ pub(super) async fn process_many(
         .filter_map(|((delivery, job), slot)| {
             let job = job?;
             Some(async move {
-                let _slot = slot;
-                start(shared, delivery, &job, None).await;
+                start(shared, delivery, &job, None, slot).await;
             })
         });
     futures::future::join_all(runs).await;
 }
 
-/// Admits a claimed job by its domain's pace (unless `early` already asked) and runs it.
+/// Admits a claimed job by its domain's pace (unless `early` already asked) and runs it in
+/// `slot`.
 async fn start(
     shared: &Shared,
     delivery: &Delivery,
     job: &RunningJob,
     early: Option<Result<Admission, QueueError>>,
+    slot: OwnedSemaphorePermit,
 ) {
     let lease = shared.config.lease;
     let span = info_span!(
@@ -107,7 +108,7 @@ async fn start(
             None => shared.domains.admit(&job.domain, job.id, lease).await,
         };
         if admitted(shared, delivery, job, admission).await {
-            run(shared, delivery, job).await;
+            run(shared, delivery, job, slot).await;
         }
     }
     .instrument(span)
@@ -208,9 +209,11 @@ async fn claim(shared: &Shared, delivery: &Delivery) -> Option<RunningJob> {
     }
 }
 
-/// Runs a claimed (and admitted) job and records its outcome. The domain slot is given back
-/// as soon as the site is done with, while the outcome is being recorded.
-async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob) {
+/// Runs a claimed (and admitted) job and records its outcome. The worker's slot and the
+/// domain's are given back as soon as the executor is done, while the outcome is being
+/// recorded: the next job starts meanwhile (the take loop stops taking only while claims
+/// wait for the database, so outcomes waiting for it do not pile up without bound).
+async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob, slot: OwnedSemaphorePermit) {
     let _busy = shared.gauges.busy();
     let job = job.clone();
     lock(&shared.in_flight).insert(job.id, job.clone());
@@ -223,6 +226,7 @@ async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob) {
         () = heartbeat(shared, &job, &stop) => None,
     };
     lock(&shared.stops).remove(&job.id);
+    drop(slot);
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let release = shared.domains.release(&job.domain, job.id);
     let Some(outcome) = outcome else {

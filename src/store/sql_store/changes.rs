@@ -74,6 +74,22 @@ impl<D: Driver> SqlStore<D> {
         Ok(applied.count() == 1)
     }
 
+    /// Applies transitions of attempts this worker holds in one transaction (one commit,
+    /// however many jobs): whether each still held its job.
+    pub(super) async fn held_many(
+        &self,
+        changes: &[(&RunningJob, Transition)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.driver.begin().await?;
+        let mut held = Vec::with_capacity(changes.len());
+        for (job, t) in changes {
+            let change = update(self.driver.dialect(), Target::Id(job.id), t, None);
+            held.push(tx.apply(change, t.event.as_ref(), false).await?.count() == 1);
+        }
+        tx.commit().await?;
+        Ok(held)
+    }
+
     /// Cancels a queued or running job in scope.
     pub(super) async fn cancel_job(
         &self,

@@ -27,7 +27,7 @@ use super::{
 };
 use crate::artifact::{ArtifactIndex, ArtifactRecord, IndexError};
 use crate::auth::Scope;
-use crate::job::transition::EventRecord;
+use crate::job::transition::{EventRecord, Transition};
 use crate::job::{Doorbell, JobEvent, Replay, Settlement};
 use crate::kinds::RunningJob;
 use crate::spec::JobSpec;
@@ -161,6 +161,17 @@ impl<D: Driver> JobStore for SqlStore<D> {
 
     async fn settle(&self, job: &RunningJob, settlement: &Settlement) -> Result<bool, StoreError> {
         self.held(job, &job.hold().settle(settlement)).await
+    }
+
+    async fn settle_many(
+        &self,
+        outcomes: &[(&RunningJob, &Settlement)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let changes: Vec<(&RunningJob, Transition)> = outcomes
+            .iter()
+            .map(|(job, settlement)| (*job, job.hold().settle(settlement)))
+            .collect();
+        self.held_many(&changes).await
     }
 
     async fn release(&self, job: &RunningJob) -> Result<bool, StoreError> {

@@ -1,0 +1,78 @@
+//! Group commit without lingering: work handed in while earlier batches are being written
+//! waits and is then written together, up to a batch, with a few batches in flight. A lone
+//! item is written at once; under load batches grow by themselves. Used for submissions
+//! (one multi-row insert) and for outcomes (one commit for many settlements).
+//!
+//! The writing runs in tasks of its own, not in the callers: a caller that stops waiting
+//! cannot stop a write half-way (a committed job is still rung, a recorded outcome still
+//! acknowledged).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc};
+
+/// Hands items to the task that writes them in batches.
+pub(super) struct Group<T> {
+    sender: mpsc::UnboundedSender<T>,
+}
+
+impl<T> Clone for Group<T> {
+    fn clone(&self) -> Self {
+        Group {
+            sender: self.sender.clone(),
+        }
+    }
+}
+
+impl<T: Send + 'static> Group<T> {
+    /// Starts the task that gathers items and runs `write` on batches of up to `max_batch`,
+    /// at most `in_flight` at once; it ends when every sender is gone.
+    pub(super) fn start<W, F>(max_batch: usize, in_flight: usize, write: W) -> Group<T>
+    where
+        W: Fn(Vec<T>) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(gather(receiver, max_batch, in_flight, write));
+        Group { sender }
+    }
+
+    /// Hands `item` in; gives it back when the task is gone (the runtime is shutting down).
+    pub(super) fn send(&self, item: T) -> Result<(), T> {
+        self.sender.send(item).map_err(|e| e.0)
+    }
+}
+
+/// Takes every item waiting, up to a batch, and writes it while fewer than `in_flight`
+/// batches are being written.
+async fn gather<T, W, F>(
+    mut receiver: mpsc::UnboundedReceiver<T>,
+    max_batch: usize,
+    in_flight: usize,
+    write: W,
+) where
+    T: Send + 'static,
+    W: Fn(Vec<T>) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let writers = Arc::new(Semaphore::new(in_flight));
+    while let Some(first) = receiver.recv().await {
+        let Ok(permit) = writers.clone().acquire_owned().await else {
+            return;
+        };
+        // Whatever arrived while waiting for a writer joins this batch.
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let written = write(batch);
+        tokio::spawn(async move {
+            written.await;
+            drop(permit);
+        });
+    }
+}
