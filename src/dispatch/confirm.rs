@@ -1,7 +1,10 @@
-//! Confirming rings started at submission in batches: under load the API writes one
-//! confirmation per batch, not one per job. A confirmation that is never written (the
-//! process stopped, the store failed) leaves its job `ringing`, and the scheduler rings it
-//! again after [`super::RING_GRACE`]: a duplicate doorbell at worst, which is harmless.
+//! Confirming rings started at submission in batches, late: a confirmation is written
+//! [`CONFIRM_AFTER`] after its ring, by when a worker that keeps up has long claimed the job,
+//! and a claimed job needs no confirmation (the statement finds it no longer queued and
+//! writes nothing). So under load a job costs no extra row version for its doorbell; only
+//! jobs still waiting in the queue are marked `rung`. A confirmation that is never written
+//! (the process stopped, the store failed) leaves its job `ringing`, and the scheduler rings
+//! it again after [`super::RING_GRACE`]: a duplicate doorbell at worst, which is harmless.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +15,9 @@ use uuid::Uuid;
 
 use crate::store::JobStore;
 
-/// How long the first confirmation of a batch waits for others to join it.
-const LINGER: Duration = Duration::from_millis(20);
-/// The most confirmations written at once.
+/// How long after its ring a confirmation is written: well within [`super::RING_GRACE`].
+const CONFIRM_AFTER: Duration = Duration::from_secs(2);
+/// The most confirmations written in one statement.
 const MAX_BATCH: usize = 1_000;
 
 /// Sends confirmations to the batching task.
@@ -41,22 +44,26 @@ impl Confirmer {
 }
 
 async fn run(store: Arc<dyn JobStore>, mut receiver: mpsc::UnboundedReceiver<Uuid>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut batch = Vec::new();
     while let Some(first) = receiver.recv().await {
         batch.push(first);
-        let linger = tokio::time::sleep(LINGER);
-        tokio::pin!(linger);
-        while batch.len() < MAX_BATCH {
+        // Every ring that comes while the first waits joins it: each waits at least
+        // CONFIRM_AFTER from when it is taken here.
+        let ripe = tokio::time::sleep(CONFIRM_AFTER);
+        tokio::pin!(ripe);
+        loop {
             tokio::select! {
                 next = receiver.recv() => match next {
                     Some(id) => batch.push(id),
                     None => break,
                 },
-                () = &mut linger => break,
+                () = &mut ripe => break,
             }
         }
-        if let Err(e) = store.confirm_rung(&batch).await {
-            warn!(jobs = batch.len(), error = %e, "could not confirm rings; they will be rung again");
+        for chunk in batch.chunks(MAX_BATCH) {
+            if let Err(e) = store.confirm_rung(chunk).await {
+                warn!(jobs = chunk.len(), error = %e, "could not confirm rings; they will be rung again");
+            }
         }
         batch.clear();
     }
