@@ -11,6 +11,25 @@ use crate::job::{Doorbell, RingState};
 use crate::queue::{JobQueue, Signals};
 use crate::store::{Job, JobStore};
 
+/// What publishing new jobs needs of them, taken before they are handed on.
+pub(super) struct News {
+    ids: Vec<Uuid>,
+    due: Vec<Doorbell>,
+}
+
+impl News {
+    /// The jobs to announce, and the doorbells of those marked `ringing` (due now).
+    pub(super) fn of<'a>(jobs: impl Iterator<Item = &'a Job> + Clone) -> News {
+        News {
+            ids: jobs.clone().map(|job| job.id).collect(),
+            due: jobs
+                .filter(|job| job.ring == RingState::Ringing)
+                .map(Job::doorbell)
+                .collect(),
+        }
+    }
+}
+
 /// Rings, confirms and announces for the dispatcher and its coalescer.
 #[derive(Clone)]
 pub(super) struct Bells {
@@ -37,13 +56,13 @@ impl Bells {
 
     /// Announces jobs just created or replayed and rings those marked `ringing` (due now).
     pub(super) async fn publish<'a>(&self, jobs: impl Iterator<Item = &'a Job> + Clone) {
-        let ids: Vec<Uuid> = jobs.clone().map(|job| job.id).collect();
-        self.announce(&ids);
-        let due: Vec<Doorbell> = jobs
-            .filter(|job| job.ring == RingState::Ringing)
-            .map(Job::doorbell)
-            .collect();
-        self.ring(&due).await;
+        self.spread(News::of(jobs)).await;
+    }
+
+    /// Announces and rings what [`News::of`] took from jobs that may be gone by now.
+    pub(super) async fn spread(&self, news: News) {
+        self.announce(&news.ids);
+        self.ring(&news.due).await;
     }
 
     /// Announces that these jobs changed.

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::Bells;
+use super::bells::News;
 use super::group::Group;
 use crate::spec::JobSpec;
 use crate::store::{Job, JobStore, NewJob, StoreError};
@@ -78,11 +79,15 @@ async fn write(store: &dyn JobStore, bells: &Bells, batch: Vec<Submission>) {
         Err(e) => vec![Err(e); batch.len()],
     };
     drop(jobs);
-    bells.publish(written.iter().flatten()).await;
+    // Answered once committed, rung right after: the ring is this task's to finish, not
+    // the request's to wait for (a job is durable, and rung again if this process stops
+    // first).
+    let news = News::of(written.iter().flatten());
     for (submission, result) in batch.into_iter().zip(written) {
         // The client may have hung up; its job stands.
         let _ = submission.answer.send(result);
     }
+    bells.spread(news).await;
 }
 
 async fn one_by_one(store: &dyn JobStore, jobs: &[NewJob<'_>]) -> Vec<Result<Job, StoreError>> {

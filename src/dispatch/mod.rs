@@ -9,8 +9,8 @@
 
 mod bells;
 mod coalesce;
-mod group;
 mod confirm;
+mod group;
 mod reconcile;
 mod settle;
 

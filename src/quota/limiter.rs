@@ -170,7 +170,6 @@ impl Limiter {
             }
         }
     }
-
 }
 
 /// The submission reading a tenant's quota and queued count.
