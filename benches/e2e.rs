@@ -15,7 +15,9 @@
 //!   created_at`) is read back, with the jobs rung again by the scheduler (none expected).
 //! - steady: 1,000 requests/s at a constant rate while the worker runs; latency from each
 //!   request's intended start (so a stall counts against every request it delays).
-//! - batch: `POST /api/v1/jobs/batch` of 1,000 jobs, 4 at a time: jobs created per second.
+//! - batch: `POST /api/v1/jobs/batch` of 1,000 jobs, 4 at a time: jobs created per second,
+//!   beside its own limit: pgbench inserting 1,000 job rows and their events per statement
+//!   into the same migrated schema, 4 clients.
 //! - peer: BullMQ (`benches/bullmq`, installed from npm at bench time) on the same Redis, 32
 //!   producers and a worker of concurrency 32, nothing durable.
 
@@ -67,7 +69,7 @@ impl Latencies {
 
 /// A database and Redis prefix of their own, with `serve` (and optionally a worker) on them.
 struct Stack {
-    _db: common::TestDatabase,
+    db: common::TestDatabase,
     _prefix: common::TestPrefix,
     pool: PgPool,
     base: String,
@@ -136,7 +138,7 @@ impl Stack {
         });
         let pool = PgPool::connect(&db.url).await.expect("pool");
         let stack = Stack {
-            _db: db,
+            db,
             _prefix: prefix,
             pool,
             base: format!("http://127.0.0.1:{port}"),
@@ -338,29 +340,55 @@ fn starts(delays: &[f64], rescued: i64) -> String {
 
 /// `pgbench`'s job life (insert, claim, finish: three commits) at `clients`: jobs/s.
 fn pgbench(url: &str, clients: u32, length: Duration) -> f64 {
-    let script = std::env::temp_dir().join(format!("cp-bench-{}.sql", std::process::id()));
-    std::fs::write(
-        &script,
+    pgbench_script(
+        url,
         "INSERT INTO bench_jobs (state) VALUES ('queued') RETURNING id \\gset\n\
          UPDATE bench_jobs SET state = 'running', attempt = attempt + 1 WHERE id = :id AND state = 'queued';\n\
          UPDATE bench_jobs SET state = 'succeeded' WHERE id = :id AND state = 'running';\n",
+        clients,
+        length,
     )
-    .expect("script");
+}
+
+/// The batch route's limit on this machine: `size` jobs rows and their `created` events in
+/// one statement, straight into a migrated control-plane database (every index, the event
+/// table and its foreign key), at 4 clients like the batches: jobs/s.
+fn pgbench_batch_insert(url: &str, size: usize, length: Duration) -> f64 {
+    let row = "(lpad(to_hex(nextval('bench_ids')), 32, '0')::uuid, 'raw', 'example.com', \
+               'https://example.com/', 'noop', 'http', 3, 3, 30000, 'ringing', now())";
+    let script = format!(
+        "WITH j AS (INSERT INTO jobs (id, tenant_id, domain, url, job_type, strategy, priority, \
+         max_attempts, timeout_ms, doorbell, rung_at) VALUES {} RETURNING id) \
+         INSERT INTO job_events (job_id, kind, attempt, detail) SELECT id, 'created', 0, '{{}}' FROM j;\n",
+        vec![row; size].join(", ")
+    );
+    pgbench_script(url, &script, 4, length) * size as f64
+}
+
+/// Runs `script` under `pgbench` at `clients`: its transactions per second.
+fn pgbench_script(url: &str, script: &str, clients: u32, length: Duration) -> f64 {
+    let file = std::env::temp_dir().join(format!("cp-bench-{}.sql", std::process::id()));
+    std::fs::write(&file, script).expect("script");
     let out = Command::new("pgbench")
         .args(["-n", "-j", "2", "-c", &clients.to_string()])
         .args(["-T", &length.as_secs().to_string(), "-f"])
-        .arg(&script)
+        .arg(&file)
         .arg(url)
         .output()
         .expect("pgbench (Debian: postgresql-client)");
-    let _ = std::fs::remove_file(&script);
+    let _ = std::fs::remove_file(&file);
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .find_map(|line| {
             let rest = line.strip_prefix("tps = ")?;
             rest.split_whitespace().next()?.parse().ok()
         })
-        .unwrap_or_else(|| panic!("pgbench printed no tps: {text}"))
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench printed no tps: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
 }
 
 async fn batches(stack: &Stack, batches: usize, size: usize) -> (f64, usize) {
@@ -433,9 +461,18 @@ async fn main() {
         latency.summary()
     );
     let (created, failed) = batches(&alone, 50, 1_000).await;
+    sqlx::query("CREATE SEQUENCE bench_ids")
+        .execute(&alone.pool)
+        .await
+        .expect("a sequence for raw ids");
+    let raw_batch = pgbench_batch_insert(&alone.db.url, 1_000, length);
     println!(
-        "batch     POST /jobs/batch × 1,000, 4 at once {created:>7.0} jobs/s created ({:.1}x the 32-client job life); {failed} failed",
-        created / raw32
+        "batch     POST /jobs/batch × 1,000, 4 at once {created:>7.0} jobs/s created ({:.1}x the 32-client job life, {:.2}x raw inserts); {failed} failed",
+        created / raw32,
+        created / raw_batch
+    );
+    println!(
+        "baseline  raw INSERT of 1,000 jobs + events per statement, 4 clients, same schema {raw_batch:>7.0} jobs/s"
     );
     drop(alone);
 
