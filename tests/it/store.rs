@@ -211,6 +211,53 @@ async fn claiming_many_takes_only_the_due_queued_ones_once(store: Arc<dyn JobSto
     );
 }
 
+async fn outcomes_settled_together_are_each_recorded_only_by_their_holder(
+    store: Arc<dyn JobStore>,
+) {
+    let (a, b, c) = (
+        create(&store, &noop()).await,
+        create(&store, &noop()).await,
+        create(&store, &noop()).await,
+    );
+    let (a, b, c) = (
+        claimed(&store, a, "w").await,
+        claimed(&store, b, "w").await,
+        claimed(&store, c, "w").await,
+    );
+    // `b` was taken back (its lease lapsed and another worker holds it now).
+    let taken_back = RunningJob {
+        worker_id: "other".into(),
+        ..b.clone()
+    };
+    let done = Settlement::Succeeded(json!({"n": 1}));
+    let failed = Settlement::Failed(failure());
+    let held = store
+        .settle_many(&[(&a, &done), (&taken_back, &done), (&c, &failed)])
+        .await
+        .expect("settle");
+    assert_eq!(held, [true, false, true], "answered in order");
+    assert_eq!(state(&store, a.id).await, JobState::Succeeded);
+    assert_eq!(state(&store, b.id).await, JobState::Running, "untouched");
+    assert_eq!(state(&store, c.id).await, JobState::Failed);
+    assert_eq!(
+        kinds(&store, a.id).await,
+        ["created", "started", "succeeded"]
+    );
+    assert_eq!(kinds(&store, b.id).await, ["created", "started"]);
+    assert_eq!(kinds(&store, c.id).await, ["created", "started", "failed"]);
+    let result = store
+        .get(Scope::Tenant(TENANT), a.id)
+        .await
+        .expect("get")
+        .expect("a");
+    assert_eq!(result.result, Some(json!({"n": 1})));
+    assert_eq!(
+        store.settle_many(&[(&a, &done)]).await.expect("settle"),
+        [false],
+        "recorded once"
+    );
+}
+
 async fn a_batch_is_created_in_order_in_one_commit(store: Arc<dyn JobStore>) {
     use control_plane::store::NewJob;
     let specs: Vec<JobSpec> = (0..1_200)
@@ -634,6 +681,7 @@ on_both_stores!(
     a_created_job_reads_back_with_its_timeline,
     of_concurrent_claims_exactly_one_wins,
     claiming_many_takes_only_the_due_queued_ones_once,
+    outcomes_settled_together_are_each_recorded_only_by_their_holder,
     a_batch_is_created_in_order_in_one_commit,
     a_scheduled_job_is_not_claimable_before_it_is_due,
     only_the_holder_of_an_attempt_writes_about_it,
