@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo bench --bench e2e` (PostgreSQL, Redis and `pgbench`; Node.js and npm for the
 //! BullMQ peer, skipped without them). `scripts/bench` runs this and the browser benchmark.
-//! `BENCH_SECONDS` (default 10) sets each load's length.
+//! `BENCH_SECONDS` (default 10) sets each load's length; `BENCH_ONLY` picks loads by name
+//! (`submit`, `e2e`, `steady`, `bullmq`, comma-separated; all by default).
 //!
 //! - baseline: a durable job's life done directly on PostgreSQL by `pgbench`: three
 //!   single-row commits (insert, claim, finish) per job, at 8 and at 32 clients.
@@ -433,14 +434,13 @@ fn bullmq(seconds: u64) -> Result<f64, String> {
         .ok_or_else(|| format!("bench.mjs printed no rate: {text}"))
 }
 
-#[tokio::main]
-async fn main() {
-    let length = Duration::from_secs(seconds());
-    println!(
-        "e2e benchmark: {} s per load, 2 cores shared by everything",
-        length.as_secs()
-    );
+/// Whether `load` is to run: every load unless `BENCH_ONLY` names some (`steady,e2e`).
+fn wants(load: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|l| l.trim() == load))
+}
 
+/// pgbench's job life at 8 and 32 clients, in a scratch database.
+async fn job_life(length: Duration) -> (f64, f64) {
     let scratch = common::TestDatabase::create().await;
     let pool = PgPool::connect(&scratch.url).await.expect("scratch");
     sqlx::query("CREATE TABLE bench_jobs (id bigserial PRIMARY KEY, state text NOT NULL, attempt int NOT NULL DEFAULT 0)")
@@ -452,7 +452,11 @@ async fn main() {
     println!(
         "baseline  pgbench job life (3 commits)   8 clients {raw8:>7.0} jobs/s   32 clients {raw32:>7.0} jobs/s"
     );
+    (raw8, raw32)
+}
 
+/// `POST /api/v1/jobs` alone, then batches beside their raw inserts.
+async fn submissions(length: Duration, raw32: f64) {
     let alone = Stack::start(false).await;
     let (rps, latency) = closed_loop(&alone, 32, length).await;
     println!(
@@ -474,8 +478,10 @@ async fn main() {
     println!(
         "baseline  raw INSERT of 1,000 jobs + events per statement, 4 clients, same schema {raw_batch:>7.0} jobs/s"
     );
-    drop(alone);
+}
 
+/// 32 connections submitting while one worker runs the jobs.
+async fn end_to_end_load(length: Duration, (raw8, raw32): (f64, f64)) {
     let full = Stack::start(true).await;
     let (rps, latency) = closed_loop(&full, 32, length).await;
     full.drained().await;
@@ -490,8 +496,10 @@ async fn main() {
         "          start delay (queue wait included) {}",
         starts(&delays, rescued)
     );
-    drop(full);
+}
 
+/// 1,000 requests/s at a constant rate while one worker runs the jobs.
+async fn steady_load(length: Duration) {
     let steady = Stack::start(true).await;
     let latency = open_loop(&steady, 1_000, length).await;
     steady.drained().await;
@@ -501,10 +509,34 @@ async fn main() {
         latency.summary()
     );
     println!("          start delay {}", starts(&delays, rescued));
-    drop(steady);
+}
 
-    match bullmq(length.as_secs()) {
-        Ok(peer) => println!("peer      BullMQ end to end (Redis only)   {peer:>7.0} jobs/s"),
-        Err(why) => println!("peer      BullMQ skipped: {why}"),
+#[tokio::main]
+async fn main() {
+    let length = Duration::from_secs(seconds());
+    println!(
+        "e2e benchmark: {} s per load, 2 cores shared by everything",
+        length.as_secs()
+    );
+    let needs_baseline = ["submit", "e2e"].iter().any(|load| wants(load));
+    let raw = if needs_baseline {
+        job_life(length).await
+    } else {
+        (f64::NAN, f64::NAN)
+    };
+    if wants("submit") {
+        submissions(length, raw.1).await;
+    }
+    if wants("e2e") {
+        end_to_end_load(length, raw).await;
+    }
+    if wants("steady") {
+        steady_load(length).await;
+    }
+    if wants("bullmq") {
+        match bullmq(length.as_secs()) {
+            Ok(peer) => println!("peer      BullMQ end to end (Redis only)   {peer:>7.0} jobs/s"),
+            Err(why) => println!("peer      BullMQ skipped: {why}"),
+        }
     }
 }

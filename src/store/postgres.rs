@@ -14,6 +14,9 @@ use super::sqlx_driver::{Conn, Flavor, SqlxDriver};
 use super::{SqlStore, StoreError};
 use crate::job::transition::EventRecord;
 
+/// Connections a pool keeps open even when idle.
+const WARM_CONNECTIONS: u32 = 4;
+
 /// The embedded PostgreSQL migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -48,6 +51,9 @@ impl SqlStore<PgDriver> {
             .map_err(|e| StoreError::Config(format!("DATABASE_URL is not valid: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            // Connections kept open while idle, so the first burst after a start or a quiet
+            // spell does not wait for TCP, TLS and authentication.
+            .min_connections(max_connections.min(WARM_CONNECTIONS))
             .acquire_timeout(acquire_timeout)
             .connect_with(
                 options
