@@ -48,15 +48,13 @@ impl Coalescer {
     /// Records `spec` for `tenant` with whatever else is being submitted, rings it when due,
     /// and answers the stored job.
     pub(super) async fn submit(&self, tenant: &str, spec: &JobSpec) -> Result<Job, StoreError> {
-        let (answer, answered) = oneshot::channel();
-        let submission = Submission {
-            tenant: tenant.to_owned(),
-            spec: spec.clone(),
-            answer,
-        };
-        let gone = || StoreError::Unavailable("the process is shutting down".into());
-        self.group.send(submission).map_err(|_| gone())?;
-        answered.await.map_err(|_| gone())?
+        self.group
+            .ask(|answer| Submission {
+                tenant: tenant.to_owned(),
+                spec: spec.clone(),
+                answer,
+            })
+            .await
     }
 }
 

@@ -10,7 +10,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::store::StoreError;
 
 /// Hands items to the task that writes them in batches.
 pub(super) struct Group<T> {
@@ -38,9 +40,16 @@ impl<T: Send + 'static> Group<T> {
         Group { sender }
     }
 
-    /// Hands `item` in; gives it back when the task is gone (the runtime is shutting down).
-    pub(super) fn send(&self, item: T) -> Result<(), T> {
-        self.sender.send(item).map_err(|e| e.0)
+    /// Hands in the item `make` builds around its answer's sender, and waits for the
+    /// answer; when the task is gone (the runtime is shutting down) the store is unavailable.
+    pub(super) async fn ask<R>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<R, StoreError>>) -> T,
+    ) -> Result<R, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let gone = || StoreError::Unavailable("the process is shutting down".into());
+        self.sender.send(make(answer)).map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())?
     }
 }
 

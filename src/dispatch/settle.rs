@@ -69,16 +69,14 @@ impl Settler {
         job: &RunningJob,
         settlement: &Settlement,
     ) -> Result<Settled, StoreError> {
-        let (answer, answered) = oneshot::channel();
-        let outcome = Outcome {
-            delivery: delivery.clone(),
-            job: job.clone(),
-            settlement: settlement.clone(),
-            answer,
-        };
-        let gone = || StoreError::Unavailable("the process is shutting down".into());
-        self.group.send(outcome).map_err(|_| gone())?;
-        answered.await.map_err(|_| gone())?
+        self.group
+            .ask(|answer| Outcome {
+                delivery: delivery.clone(),
+                job: job.clone(),
+                settlement: settlement.clone(),
+                answer,
+            })
+            .await
     }
 }
 

@@ -145,38 +145,25 @@ async fn admitted(
     false
 }
 
-/// Claims the jobs behind `deliveries` as [`claim`] claims one: an outage is waited out; any
-/// other failure leaves them all unclaimed (their doorbells pending for this consumer).
+/// Claims the jobs behind `deliveries` as [`claim`] claims one: an outage is waited out; a
+/// statement over several rows can lose a deadlock the one-row claim cannot, so on any other
+/// failure they are claimed one by one rather than left pending.
 async fn claim_many(shared: &Shared, deliveries: &[Delivery]) -> Vec<Option<RunningJob>> {
     let (worker, lease) = (&shared.config.id, shared.config.lease);
-    let mut failures = 0;
-    loop {
-        match shared
-            .dispatcher
-            .claim_many(deliveries, worker, lease)
-            .await
-        {
-            Err(StoreError::Unavailable(e)) if !shared.stopping.is_cancelled() => {
-                failures += 1;
-                if failures == 1 {
-                    warn!(jobs = deliveries.len(), error = %e, "database unavailable: waiting to claim");
-                }
-                tokio::select! {
-                    () = shared.stopping.cancelled() => {}
-                    () = tokio::time::sleep(backoff(failures)) => {}
-                }
+    let what = format!("{} jobs", deliveries.len());
+    let claimed = through_outages(shared, &what, || {
+        shared.dispatcher.claim_many(deliveries, worker, lease)
+    })
+    .await;
+    match claimed {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            warn!(jobs = deliveries.len(), error = %e, "could not claim jobs together; claiming each");
+            let mut claimed = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                claimed.push(claim(shared, delivery).await);
             }
-            Ok(claimed) => return claimed,
-            Err(e) => {
-                // A statement over several rows can lose a deadlock the one-row claim cannot:
-                // claim them one by one rather than leave their doorbells pending.
-                warn!(jobs = deliveries.len(), error = %e, "could not claim jobs together; claiming each");
-                let mut claimed = Vec::with_capacity(deliveries.len());
-                for delivery in deliveries {
-                    claimed.push(claim(shared, delivery).await);
-                }
-                return claimed;
-            }
+            claimed
         }
     }
 }
@@ -186,25 +173,42 @@ async fn claim_many(shared: &Shared, deliveries: &[Delivery]) -> Vec<Option<Runn
 async fn claim(shared: &Shared, delivery: &Delivery) -> Option<RunningJob> {
     let job_id = delivery.doorbell.job_id;
     let (worker, lease) = (&shared.config.id, shared.config.lease);
+    let what = format!("job {job_id}");
+    let claimed = through_outages(shared, &what, || {
+        shared.dispatcher.claim(delivery, worker, lease)
+    })
+    .await;
+    claimed.unwrap_or_else(|e| {
+        // Left unacknowledged: the doorbell stays pending for this consumer.
+        error!(%job_id, error = %e, "could not claim job");
+        None
+    })
+}
+
+/// Calls `claim` until the database answers (backing off meanwhile) or the worker stops.
+async fn through_outages<T, F, Fut>(
+    shared: &Shared,
+    what: &str,
+    mut claim: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
     let mut failures = 0;
     loop {
-        match shared.dispatcher.claim(delivery, worker, lease).await {
+        match claim().await {
             Err(StoreError::Unavailable(e)) if !shared.stopping.is_cancelled() => {
                 failures += 1;
                 if failures == 1 {
-                    warn!(%job_id, error = %e, "database unavailable: waiting to claim");
+                    warn!(claiming = what, error = %e, "database unavailable: waiting to claim");
                 }
                 tokio::select! {
                     () = shared.stopping.cancelled() => {}
                     () = tokio::time::sleep(backoff(failures)) => {}
                 }
             }
-            Ok(job) => return job,
-            Err(e) => {
-                // Left unacknowledged: the doorbell stays pending for this consumer.
-                error!(%job_id, error = %e, "could not claim job");
-                return None;
-            }
+            other => return other,
         }
     }
 }
