@@ -52,7 +52,7 @@ pub async fn create_batch(
     BatchBody(body): BatchBody,
 ) -> Result<Response, Problem> {
     // The batch's key never answers a single submission, nor the other way round.
-    let key = idempotency_key(&headers, &json!({ "batch": &body }))?;
+    let key = idempotency_key(&headers, || json!({ "batch": &body }))?;
     let specs = parse(&body).map_err(Problem::invalid_fields)?;
     for (index, spec) in specs.iter().enumerate() {
         permitted_target(&state, &format!("jobs[{index}].url"), &spec.url).await?;
