@@ -125,7 +125,26 @@ impl Site {
                 "/consistency/frame",
                 get(|| async { Html(CONSISTENCY_FRAME) }),
             )
-            .route("/consistency/worker.js", get(consistency_worker))
+            .route(
+                "/consistency/probe.js",
+                get(|| async { javascript(CONSISTENCY_PROBE) }),
+            )
+            .route(
+                "/consistency/worker.js",
+                get(|| async {
+                    javascript("importScripts('/consistency/probe.js'); postMessage(probe());")
+                }),
+            )
+            .route(
+                "/consistency/shared.js",
+                get(|| async {
+                    javascript("importScripts('/consistency/probe.js'); onconnect = e => e.ports[0].postMessage(probe());")
+                }),
+            )
+            .route(
+                "/consistency-service.js",
+                get(|| async { javascript(CONSISTENCY_SERVICE) }),
+            )
             .route("/botd", get(|| async { Html(BOTD_PAGE) }))
             .route(
                 "/botd/botd.esm.js",
@@ -255,35 +274,109 @@ const FORM: &str = r#"<!doctype html>
   <p id="bottom">the end</p>
 </body></html>"#;
 
-/// Reports navigator properties in the main frame, a same-origin iframe and a worker.
+/// Reports what a detector compares, from the main frame, a same-origin iframe, and a
+/// dedicated, a shared and a service worker (`/consistency/probe.js` is the one probe every
+/// place runs).
 const CONSISTENCY: &str = r#"<!doctype html>
-<html><head><title>Consistency</title></head>
+<html><head><title>Consistency</title><script src="/consistency/probe.js"></script></head>
 <body>
   <iframe id="frame" src="/consistency/frame"></iframe>
   <pre id="result"></pre>
   <script>
-    const probe = () => ({ ua: navigator.userAgent, webdriver: navigator.webdriver === true, platform: navigator.platform, languages: navigator.languages.join(',') });
+    const within = (ms, promise) => Promise.race([promise, new Promise(r => setTimeout(() => r({ error: 'no answer while ' + stage }), ms))]);
+    const dedicated = () => new Promise(resolve => {
+      const w = new Worker('/consistency/worker.js');
+      w.onmessage = e => resolve(e.data);
+    });
+    const shared = () => new Promise(resolve => {
+      const w = new SharedWorker('/consistency/shared.js');
+      w.port.onmessage = e => resolve(e.data);
+    });
+    // The service worker answers a request of the page it controls with its own probe.
+    let stage = 'not started';
+    const service = async () => {
+      stage = 'registering';
+      await navigator.serviceWorker.register('/consistency-service.js');
+      stage = 'waiting for an active worker';
+      await navigator.serviceWorker.ready;
+      if (!navigator.serviceWorker.controller) {
+        stage = 'waiting to be controlled';
+        await new Promise(r => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true }));
+      }
+      stage = 'asking';
+      return (await fetch('/consistency/from-service')).json();
+    };
     window.addEventListener('load', async () => {
-      const frame = document.getElementById('frame').contentWindow.probe();
-      const worker = await new Promise(resolve => {
-        const w = new Worker('/consistency/worker.js');
-        w.onmessage = e => resolve(e.data);
-      });
-      document.getElementById('result').textContent = JSON.stringify({ main: probe(), frame, worker });
+      const seen = { main: probe(), frame: document.getElementById('frame').contentWindow.probe() };
+      for (const [place, start] of Object.entries({ dedicated, shared, service })) {
+        try { seen[place] = await within(30000, start()); } catch (e) { seen[place] = { error: String(e) }; }
+      }
+      document.getElementById('result').textContent = JSON.stringify(seen);
     });
   </script>
 </body></html>"#;
 
-const CONSISTENCY_FRAME: &str = r#"<!doctype html><html><body><script>
-  window.probe = () => ({ ua: navigator.userAgent, webdriver: navigator.webdriver === true, platform: navigator.platform, languages: navigator.languages.join(',') });
-</script></body></html>"#;
+const CONSISTENCY_FRAME: &str = r#"<!doctype html><html><head><script src="/consistency/probe.js"></script></head><body></body></html>"#;
 
-async fn consistency_worker() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript")],
-        "postMessage({ ua: navigator.userAgent, webdriver: navigator.webdriver === true, platform: navigator.platform, languages: navigator.languages.join(',') });",
-    )
-        .into_response()
+/// The probe: navigator, `Intl`, WebGL (a canvas, or an `OffscreenCanvas` in workers), and
+/// in windows the screen and whether replaced functions look native.
+const CONSISTENCY_PROBE: &str = r#"
+self.probe = () => {
+  const seen = {
+    ua: navigator.userAgent,
+    webdriver: navigator.webdriver === true,
+    platform: navigator.platform,
+    language: navigator.language,
+    languages: navigator.languages.join(','),
+    timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
+    intl_locale: Intl.DateTimeFormat().resolvedOptions().locale,
+    eval_length: eval.toString().length,
+  };
+  try {
+    const canvas = typeof document === 'undefined' ? new OffscreenCanvas(1, 1) : document.createElement('canvas');
+    const gl = canvas.getContext('webgl');
+    const info = gl && gl.getExtension('WEBGL_debug_renderer_info');
+    seen.webgl = info ? gl.getParameter(info.UNMASKED_VENDOR_WEBGL) + ' / ' + gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : 'none';
+  } catch (e) { seen.webgl = 'error: ' + e; }
+  if (typeof window !== 'undefined') {
+    seen.screen = { width: screen.width, height: screen.height, avail_width: screen.availWidth,
+      avail_height: screen.availHeight, outer_width: top.outerWidth, outer_height: top.outerHeight,
+      inner_width: top.innerWidth, inner_height: top.innerHeight, pixel_ratio: devicePixelRatio };
+    const source = Function.prototype.toString;
+    const accessor = (owner, name) => (Object.getOwnPropertyDescriptor(owner, name) || {}).get;
+    const functions = {
+      'Function.prototype.toString': Function.prototype.toString,
+      'navigator.webdriver': accessor(Navigator.prototype, 'webdriver'),
+      'Permissions.prototype.query': Permissions.prototype.query,
+      'WebGLRenderingContext.prototype.getParameter': WebGLRenderingContext.prototype.getParameter,
+      'window.outerWidth': accessor(window, 'outerWidth'),
+    };
+    seen.not_native = Object.entries(functions).filter(([, fn]) => typeof fn === 'function').flatMap(([name, fn]) => {
+      const problems = [];
+      if (source.call(fn) !== `function ${fn.name}() { [native code] }`) problems.push(`${name}: source ${source.call(fn)}`);
+      if (Object.prototype.hasOwnProperty.call(fn, 'prototype')) problems.push(`${name}: has a prototype`);
+      if (!fn.name) problems.push(`${name}: no name`);
+      return problems;
+    });
+  }
+  return seen;
+};
+"#;
+
+/// The service worker: takes the page at once and answers `/consistency/from-service`. Served
+/// from the root so that its scope (its script's directory) holds `/consistency`.
+const CONSISTENCY_SERVICE: &str = r#"importScripts('/consistency/probe.js');
+addEventListener('install', () => skipWaiting());
+addEventListener('activate', e => e.waitUntil(clients.claim()));
+addEventListener('fetch', e => {
+  if (e.request.url.endsWith('/from-service')) {
+    e.respondWith(new Response(JSON.stringify(probe()), { headers: { 'content-type': 'application/json' } }));
+  }
+});
+"#;
+
+fn javascript(body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript")], body).into_response()
 }
 
 /// Runs botd (served from the npm package the test fetched) and writes its verdict.

@@ -9,6 +9,7 @@ pub mod egress;
 mod intercept;
 pub mod navigate;
 mod page;
+mod persona;
 pub mod pool;
 pub mod process;
 pub mod session;

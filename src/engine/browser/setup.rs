@@ -11,8 +11,10 @@ use chromiumoxide::cdp::browser_protocol::network::{
     CookieParam, Headers, SetCookiesParams, SetExtraHttpHeadersParams, SetUserAgentOverrideParams,
 };
 use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
+use chromiumoxide::cdp::browser_protocol::target::SetAutoAttachParams;
 use serde_json::{Map, Value};
 
+use super::persona::{Persona, languages};
 use super::session::{Session, cdp_error};
 use super::stealth;
 use crate::job::{ErrorKind, JobError, Strategy};
@@ -22,11 +24,23 @@ impl Session {
     pub(super) async fn prepare(
         &mut self,
     ) -> Result<Option<tokio::task::JoinHandle<()>>, JobError> {
+        self.leave_workers_alone().await?;
         self.identity().await?;
         self.emulate().await?;
         self.extra_headers().await?;
         self.cookies().await?;
         self.intercept().await
+    }
+
+    /// Stops the DevTools client from attaching to the page's workers. It attached to each
+    /// one paused and resumed it, nothing more, and a service worker's registration could
+    /// wait on that for good when the machine was busy.
+    async fn leave_workers_alone(&self) -> Result<(), JobError> {
+        self.page()
+            .execute(SetAutoAttachParams::new(false, false))
+            .await
+            .map_err(|e| cdp_error("leaving workers alone", e))?;
+        Ok(())
     }
 
     /// The browser's own user agent, asked once per browser runner.
@@ -56,9 +70,14 @@ impl Session {
             (None, true, Some(ua)) => Some(stealth::clean_user_agent(ua)),
             _ => None,
         };
-        if user_agent.is_some() || self.options.locale.is_some() {
+        let languages = match (stealth, &self.options.locale) {
+            (true, _) => Some(Persona::of(&self.options).languages()),
+            (false, Some(locale)) => Some(languages(locale)),
+            (false, None) => None,
+        };
+        if user_agent.is_some() || languages.is_some() {
             let ua = user_agent.or(browser_ua).unwrap_or_default();
-            self.override_user_agent(ua, stealth).await?;
+            self.override_user_agent(ua, languages, stealth).await?;
         }
         if stealth {
             self.page()
@@ -76,12 +95,18 @@ impl Session {
         Ok(())
     }
 
-    /// Sets the user agent (which also reaches workers), the locale's `Accept-Language` and,
-    /// under stealth, client hints that match the user agent.
-    async fn override_user_agent(&self, ua: String, stealth: bool) -> Result<(), JobError> {
+    /// Sets the user agent (which also reaches dedicated workers), the languages
+    /// (`navigator.languages`, and `Accept-Language` made from them) and, under stealth,
+    /// client hints that match the user agent.
+    async fn override_user_agent(
+        &self,
+        ua: String,
+        languages: Option<String>,
+        stealth: bool,
+    ) -> Result<(), JobError> {
         let mut params = SetUserAgentOverrideParams::builder().user_agent(ua.clone());
-        if let Some(locale) = &self.options.locale {
-            params = params.accept_language(accept_language(locale));
+        if let Some(languages) = languages {
+            params = params.accept_language(languages);
         }
         if stealth {
             let major = stealth::major_version(&ua).unwrap_or_else(|| "156".into());
@@ -113,20 +138,27 @@ impl Session {
         Ok(())
     }
 
-    /// Viewport, locale and time zone. A locale or time zone the browser refuses is the
-    /// payload's fault, not the browser's.
+    /// Viewport, locale and time zone: the job's, and under stealth the whole persona (a
+    /// screen that holds the window, and a locale and time zone even when the job names
+    /// none). A locale or time zone the browser refuses is the payload's fault, not the
+    /// browser's.
     async fn emulate(&self) -> Result<(), JobError> {
         let viewport = self.options.viewport();
+        let (width, height) = (i64::from(viewport.width), i64::from(viewport.height));
+        let mut metrics = SetDeviceMetricsOverrideParams::new(width, height, 1.0, false);
+        let (locale, timezone) = if self.strategy == Strategy::Stealth {
+            let persona = Persona::of(&self.options);
+            metrics.screen_width = Some(i64::from(persona.screen.0));
+            metrics.screen_height = Some(i64::from(persona.screen.1));
+            (Some(persona.locale), Some(persona.timezone))
+        } else {
+            (self.options.locale.clone(), self.options.timezone.clone())
+        };
         self.page()
-            .execute(SetDeviceMetricsOverrideParams::new(
-                i64::from(viewport.width),
-                i64::from(viewport.height),
-                1.0,
-                false,
-            ))
+            .execute(metrics)
             .await
             .map_err(|e| cdp_error("setting the viewport", e))?;
-        if let Some(locale) = &self.options.locale {
+        if let Some(locale) = &locale {
             let params = SetLocaleOverrideParams::builder()
                 .locale(locale.replace('-', "_"))
                 .build();
@@ -136,7 +168,7 @@ impl Session {
                 ))
             })?;
         }
-        if let Some(timezone) = &self.options.timezone {
+        if let Some(timezone) = &timezone {
             self.page()
                 .execute(SetTimezoneOverrideParams::new(timezone.clone()))
                 .await
@@ -199,13 +231,4 @@ impl Session {
 
 fn refused_option(message: String) -> JobError {
     JobError::new(ErrorKind::InvalidPayload, message)
-}
-
-/// An `Accept-Language` value for a locale: `fr-FR` → `fr-FR,fr;q=0.9`.
-fn accept_language(locale: &str) -> String {
-    let locale = locale.replace('_', "-");
-    match locale.split_once('-') {
-        Some((language, _)) => format!("{locale},{language};q=0.9"),
-        None => locale,
-    }
 }

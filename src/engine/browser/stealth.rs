@@ -2,19 +2,28 @@
 //! and a script run in every frame before any page script.
 
 /// Evasions injected with `Page.addScriptToEvaluateOnNewDocument` (every frame, before page
-/// scripts). Patched functions keep native-looking `toString` output.
+/// scripts). Patched functions look native (source, name, length, no `prototype`).
 pub const EVASIONS_JS: &str = r#"(() => {
+  // Every replacement looks native: its source reads `[native code]`, it has the native's
+  // name and length, and, being a method or an accessor, no `prototype` of its own.
   const native = new WeakMap();
   const toString = Function.prototype.toString;
-  const patchedToString = function toString() {
-    if (native.has(this)) return native.get(this);
-    return toString.call(this);
+  const method = (name, length, impl) => {
+    const fn = { [name](...args) { return impl.apply(this, args); } }[name];
+    Object.defineProperty(fn, 'length', { value: length, configurable: true });
+    native.set(fn, `function ${name}() { [native code] }`);
+    return fn;
   };
-  native.set(patchedToString, 'function toString() { [native code] }');
-  Function.prototype.toString = patchedToString;
-  const disguise = (fn, name) => { native.set(fn, `function ${name}() { [native code] }`); return fn; };
+  Function.prototype.toString = method('toString', 0, function () {
+    return native.has(this) ? native.get(this) : toString.call(this);
+  });
+  const accessor = (prop, get) => {
+    const fn = Object.getOwnPropertyDescriptor({ get [prop]() { return get.call(this); } }, prop).get;
+    native.set(fn, `function get ${prop}() { [native code] }`);
+    return fn;
+  };
   const getter = (obj, prop, value) => {
-    const get = disguise(function () { return value; }, `get ${prop}`);
+    const get = accessor(prop, typeof value === 'function' ? value : () => value);
     try { Object.defineProperty(obj, prop, { get, configurable: true, enumerable: true }); } catch (_) {}
   };
 
@@ -30,19 +39,19 @@ pub const EVASIONS_JS: &str = r#"(() => {
   if (window.Notification && Notification.permission === 'denied') {
     try {
       Object.defineProperty(Notification, 'permission', {
-        get: disguise(function () { return 'default'; }, 'get permission'), configurable: true,
+        get: accessor('permission', () => 'default'), configurable: true, enumerable: true,
       });
     } catch (_) {}
   }
   if (navigator.permissions && navigator.permissions.query) {
     const query = navigator.permissions.query.bind(navigator.permissions);
-    const patched = disguise(function query(parameters) {
+    const patched = method('query', 1, function (parameters) {
       if (parameters && parameters.name === 'notifications') {
         const state = window.Notification ? (Notification.permission === 'granted' ? 'granted' : 'prompt') : 'prompt';
         return Promise.resolve(Object.setPrototypeOf({ state, name: 'notifications', onchange: null }, PermissionStatus.prototype));
       }
       return query(parameters);
-    }, 'query');
+    });
     try { Object.defineProperty(Permissions.prototype, 'query', { value: patched, configurable: true, writable: true }); } catch (_) {}
   }
 
@@ -57,20 +66,19 @@ pub const EVASIONS_JS: &str = r#"(() => {
   for (const proto of [window.WebGLRenderingContext, window.WebGL2RenderingContext].filter(Boolean).map(c => c.prototype)) {
     const getParameter = proto.getParameter;
     Object.defineProperty(proto, 'getParameter', {
-      value: disguise(function getParameter(p) {
+      value: method('getParameter', 1, function (p) {
         if (p === 37445) return vendor;
         if (p === 37446) return renderer;
         return getParameter.call(this, p);
-      }, 'getParameter'),
-      configurable: true, writable: true,
+      }),
+      configurable: true, writable: true, enumerable: true,
     });
   }
 
-  // Window sizes: outer dimensions never zero, and a little larger than the viewport.
-  if (window.outerWidth === 0 || window.outerHeight === 0) {
-    getter(window, 'outerWidth', window.innerWidth);
-    getter(window, 'outerHeight', window.innerHeight + 85);
-  }
+  // The window around the page: as wide as the viewport and taller by the browser's bars
+  // (headless reports a fixed 800 × 600 window, smaller than the viewport it holds).
+  getter(window, 'outerWidth', () => window.innerWidth);
+  getter(window, 'outerHeight', () => window.innerHeight + 85); // persona::WINDOW_BARS
 
   // chrome.runtime, as in a desktop Chrome.
   if (!window.chrome) {
@@ -80,8 +88,8 @@ pub const EVASIONS_JS: &str = r#"(() => {
     window.chrome.runtime = {
       OnInstalledReason: { CHROME_UPDATE: 'chrome_update', INSTALL: 'install', SHARED_MODULE_UPDATE: 'shared_module_update', UPDATE: 'update' },
       PlatformOs: { ANDROID: 'android', CROS: 'cros', LINUX: 'linux', MAC: 'mac', OPENBSD: 'openbsd', WIN: 'win' },
-      connect: disguise(function connect() { throw new TypeError('Error in invocation of runtime.connect'); }, 'connect'),
-      sendMessage: disguise(function sendMessage() { throw new TypeError('Error in invocation of runtime.sendMessage'); }, 'sendMessage'),
+      connect: method('connect', 0, () => { throw new TypeError('Error in invocation of runtime.connect'); }),
+      sendMessage: method('sendMessage', 0, () => { throw new TypeError('Error in invocation of runtime.sendMessage'); }),
       id: undefined,
     };
   }
