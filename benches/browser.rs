@@ -8,6 +8,7 @@
 //! - control-plane: the engine's browser runner with one browser and `BROWSER_MAX_CONTEXTS`
 //!   equal to the concurrency; memory is the sum of PSS of every Chromium process of the pool,
 //!   sampled every 100 ms (peak and mean).
+//!   At concurrency 1 the same jobs also run under `stealth`, printed beside `vanilla`.
 //! - http baseline: the same jobs with the `http` strategy (no browser) at concurrency 4.
 //! - peer: Playwright (`playwright-core` from npm, driving the same Chromium binary), a new
 //!   context and page per job, `goto` then `content()`, at the same concurrency levels.
@@ -262,6 +263,7 @@ async fn main() {
             domains.clone(),
         ));
         drive(Arc::clone(&engine), &url, Strategy::Vanilla, 5, 1, None).await;
+        let engine_again = Arc::clone(&engine);
         let run = drive(
             engine,
             &url,
@@ -282,6 +284,17 @@ async fn main() {
             run.mean_mib,
         );
         ours.push(run.pages_per_s);
+        if concurrency == 1 {
+            // What the stealth persona costs a page (evasions, persona, held workers).
+            let stealth = drive(engine_again, &url, Strategy::Stealth, pages, 1, None).await;
+            println!(
+                "control-plane stealth, concurrency 1: {:.2} pages/s (stealth / vanilla = {:.2}), p50 {} ms, p95 {} ms",
+                stealth.pages_per_s,
+                stealth.pages_per_s / run.pages_per_s,
+                stealth.p50_ms,
+                stealth.p95_ms,
+            );
+        }
         pool.shutdown().await;
     }
 

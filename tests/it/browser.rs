@@ -214,6 +214,15 @@ async fn a_script_fills_a_form_and_reports_each_step() {
         {"goto": site.url("/products/2")},
         {"extract": {"product": "h1"}},
     ]);
+    // Stealth pages run scripts alike (the Runtime domain off, their workers held).
+    let stealth = succeeded(
+        &app,
+        json!({"url": site.url("/form"), "job_type": "script", "strategy": "stealth",
+               "payload": {"steps": steps}}),
+    )
+    .await;
+    assert_eq!(stealth["result"]["data"]["greeting"], "Hello, Ada");
+    assert_eq!(stealth["result"]["data"]["product"], "Product 2");
     let job = succeeded(
         &app,
         json!({"url": site.url("/form"), "job_type": "script", "payload": {"steps": steps}}),
@@ -474,7 +483,7 @@ fn inconsistencies(seen: &Value) -> Vec<String> {
     if main["timezone"] == "UTC" {
         found.push("the time zone is UTC".into());
     }
-    for place in ["main", "frame", "dedicated"] {
+    for place in PLACES {
         let here = &seen[place];
         if here["ua"].as_str().unwrap_or_default().contains("Headless") {
             found.push(format!("{place}: a headless user agent"));
@@ -486,6 +495,16 @@ fn inconsistencies(seen: &Value) -> Vec<String> {
         }
         if here["languages"].as_str().unwrap_or_default().contains(';') {
             found.push(format!("{place}: quality values in navigator.languages"));
+        }
+        if here["webgl"] != main["webgl"] {
+            found.push(format!("{place}: WebGL differs from the page's"));
+        }
+        if here["webgl"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SwiftShader")
+        {
+            found.push(format!("{place}: a software WebGL renderer"));
         }
     }
     for place in ["main", "frame"] {
@@ -507,7 +526,9 @@ fn inconsistencies(seen: &Value) -> Vec<String> {
                 "{place}: screen, window and viewport disagree: {screen}"
             ));
         }
-        for problem in here["not_native"].as_array().into_iter().flatten() {
+    }
+    for place in PLACES {
+        for problem in seen[place]["not_native"].as_array().into_iter().flatten() {
             found.push(format!("{place}: {problem}"));
         }
     }
@@ -537,13 +558,14 @@ async fn stealth_tells_one_story_in_every_frame_and_worker_and_vanilla_does_not(
     let found = inconsistencies(&seen);
     assert!(found.is_empty(), "stealth: {found:?}");
 
-    // A job's locale chooses the persona: languages, Intl and a time zone that fits.
+    // A job's locale chooses the persona: languages, Intl and a time zone that fits, told
+    // the same way everywhere.
     let seen = seen_everywhere(&app, &site, "stealth", json!({"locale": "fr-FR"})).await;
-    for place in ["main", "frame"] {
+    let found = inconsistencies(&seen);
+    assert!(found.is_empty(), "stealth in French: {found:?}");
+    for place in PLACES {
         assert_eq!(seen[place]["languages"], "fr-FR,fr", "{place}: {seen}");
         assert_eq!(seen[place]["intl_locale"], "fr-FR", "{place}: {seen}");
-    }
-    for place in PLACES {
         assert_eq!(seen[place]["timezone"], "Europe/Paris", "{place}: {seen}");
     }
 }

@@ -342,23 +342,29 @@ self.probe = () => {
     seen.screen = { width: screen.width, height: screen.height, avail_width: screen.availWidth,
       avail_height: screen.availHeight, outer_width: top.outerWidth, outer_height: top.outerHeight,
       inner_width: top.innerWidth, inner_height: top.innerHeight, pixel_ratio: devicePixelRatio };
-    const source = Function.prototype.toString;
-    const accessor = (owner, name) => (Object.getOwnPropertyDescriptor(owner, name) || {}).get;
-    const functions = {
-      'Function.prototype.toString': Function.prototype.toString,
-      'navigator.webdriver': accessor(Navigator.prototype, 'webdriver'),
-      'Permissions.prototype.query': Permissions.prototype.query,
-      'WebGLRenderingContext.prototype.getParameter': WebGLRenderingContext.prototype.getParameter,
-      'window.outerWidth': accessor(window, 'outerWidth'),
-    };
-    seen.not_native = Object.entries(functions).filter(([, fn]) => typeof fn === 'function').flatMap(([name, fn]) => {
-      const problems = [];
-      if (source.call(fn) !== `function ${fn.name}() { [native code] }`) problems.push(`${name}: source ${source.call(fn)}`);
-      if (Object.prototype.hasOwnProperty.call(fn, 'prototype')) problems.push(`${name}: has a prototype`);
-      if (!fn.name) problems.push(`${name}: no name`);
-      return problems;
-    });
   }
+  // Whether functions a stealth browser replaces look native here.
+  const source = Function.prototype.toString;
+  const accessor = (owner, name) => owner && (Object.getOwnPropertyDescriptor(owner, name) || {}).get;
+  const functions = {
+    'Function.prototype.toString': Function.prototype.toString,
+    'WebGLRenderingContext.prototype.getParameter': self.WebGLRenderingContext && WebGLRenderingContext.prototype.getParameter,
+  };
+  if (typeof window !== 'undefined') {
+    functions['navigator.webdriver'] = accessor(Navigator.prototype, 'webdriver');
+    functions['Permissions.prototype.query'] = Permissions.prototype.query;
+    functions['window.outerWidth'] = accessor(window, 'outerWidth');
+  } else {
+    functions['navigator.userAgent'] = accessor(self.WorkerNavigator && WorkerNavigator.prototype, 'userAgent');
+    functions['navigator.languages'] = accessor(self.WorkerNavigator && WorkerNavigator.prototype, 'languages');
+  }
+  seen.not_native = Object.entries(functions).filter(([, fn]) => typeof fn === 'function').flatMap(([name, fn]) => {
+    const problems = [];
+    if (source.call(fn) !== `function ${fn.name}() { [native code] }`) problems.push(`${name}: source ${source.call(fn)}`);
+    if (Object.prototype.hasOwnProperty.call(fn, 'prototype')) problems.push(`${name}: has a prototype`);
+    if (!fn.name) problems.push(`${name}: no name`);
+    return problems;
+  });
   return seen;
 };
 "#;

@@ -15,6 +15,7 @@ pub mod process;
 pub mod session;
 mod setup;
 pub mod stealth;
+mod warden;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -109,6 +110,7 @@ impl Browser {
             deadline,
             refusals,
             artifacts: Vec::new(),
+            taught: None,
         };
         let prepared = tokio::select! {
             prepared = session.prepare() => prepared,

@@ -10,6 +10,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, warn};
 
 use super::pool::{BrowserPool, CLOSE_TIMEOUT, LiveBrowser};
+use super::warden::Warden;
 
 /// A job's hold on one browser: returned to the pool on drop.
 pub(super) struct Lease {
@@ -36,6 +37,18 @@ impl JobPage {
     pub fn page(&self) -> &Page {
         // Present until `close` or drop, which consume or end `self`.
         self.page.as_ref().expect("page present until closed")
+    }
+
+    /// The warden of the browser serving this page.
+    pub(super) fn warden(&self) -> Option<Arc<Warden>> {
+        self.lease
+            .as_ref()
+            .map(|lease| Arc::clone(&lease.live.warden))
+    }
+
+    /// The page's own browser context.
+    pub(super) fn context(&self) -> Option<&BrowserContextId> {
+        self.context.as_ref()
     }
 
     /// Resolves when the browser serving this page dies.

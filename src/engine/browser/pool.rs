@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use super::egress::GuardedPorts;
 use super::page::{JobPage, Lease};
 use super::process::{kill_leftovers, launch, processes_with_arg, sweep_orphans};
+use super::warden::Warden;
 
 /// How long a browser may take to close before it is killed.
 pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -84,6 +85,8 @@ pub(super) struct LiveBrowser {
     generation: u64,
     /// The port of its DevTools endpoint, guarded while it lives.
     devtools_port: Option<u16>,
+    /// Holds its workers at their first line (see [`Warden`]).
+    pub(super) warden: Arc<Warden>,
     guarded: GuardedPorts,
 }
 
@@ -400,6 +403,19 @@ impl BrowserPool {
                 executable: inner.config.executable.display().to_string(),
                 detail,
             })?;
+        let warden = match Warden::connect(launched.browser.websocket_address()).await {
+            Ok(warden) => Arc::new(warden),
+            Err(detail) => {
+                launched.handler.abort();
+                let mut browser = launched.browser;
+                let _ = browser.kill().await;
+                let _ = std::fs::remove_dir_all(&user_data_dir);
+                return Err(PoolError::Launch {
+                    executable: inner.config.executable.display().to_string(),
+                    detail,
+                });
+            }
+        };
         info!(generation, executable = %inner.config.executable.display(), "browser started");
         let devtools_port = url::Url::parse(launched.browser.websocket_address())
             .ok()
@@ -409,6 +425,7 @@ impl BrowserPool {
         }
         Ok(Arc::new(LiveBrowser {
             devtools_port,
+            warden,
             guarded: inner.guarded.clone(),
             browser: RwLock::new(Some(launched.browser)),
             handler: launched.handler,

@@ -13,6 +13,7 @@ use tracing::warn;
 use super::Browser;
 use super::capture::{ImageFormat, ScreenshotOptions};
 use super::page::JobPage;
+use super::warden::Taught;
 use crate::artifact::ArtifactRecord;
 use crate::engine::Attempt;
 use crate::engine::options::PageOptions;
@@ -64,6 +65,8 @@ pub struct Session {
     pub(super) deadline: tokio::time::Instant,
     pub(super) refusals: Arc<Mutex<Refusals>>,
     pub(super) artifacts: Vec<ArtifactRecord>,
+    /// What this page's workers are told while it lives (stealth).
+    pub(super) taught: Option<Taught>,
 }
 
 impl Session {

@@ -12,6 +12,7 @@ use chromiumoxide::cdp::browser_protocol::network::{
 };
 use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
 use chromiumoxide::cdp::browser_protocol::target::SetAutoAttachParams;
+use chromiumoxide::cdp::js_protocol::runtime;
 use serde_json::{Map, Value};
 
 use super::persona::{Persona, languages};
@@ -25,7 +26,9 @@ impl Session {
         &mut self,
     ) -> Result<Option<tokio::task::JoinHandle<()>>, JobError> {
         self.leave_workers_alone().await?;
-        self.identity().await?;
+        if let Some((user_agent, languages)) = self.identity().await? {
+            self.teach_workers(&user_agent, &languages).await?;
+        }
         self.emulate().await?;
         self.extra_headers().await?;
         self.cookies().await?;
@@ -41,6 +44,20 @@ impl Session {
             .await
             .map_err(|e| cdp_error("leaving workers alone", e))?;
         Ok(())
+    }
+
+    /// Has the browser's warden tell this page's workers (dedicated, shared, service) the
+    /// persona before their own code runs, as the evasions tell its frames.
+    async fn teach_workers(&mut self, user_agent: &str, languages: &str) -> Result<(), JobError> {
+        let (Some(warden), Some(context)) = (self.page.warden(), self.page.context()) else {
+            return Ok(());
+        };
+        let script = stealth::worker_evasions(user_agent, languages);
+        self.taught = Some(warden.teach(context.inner(), script));
+        warden
+            .watch(self.page().target_id().inner())
+            .await
+            .map_err(|e| JobError::new(ErrorKind::BrowserCrashed, e))
     }
 
     /// The browser's own user agent, asked once per browser runner.
@@ -60,9 +77,10 @@ impl Session {
     }
 
     /// `stealth`: a user agent and client hints without headless markers, and the evasions
-    /// script in every frame before page scripts. `vanilla`: `navigator.webdriver` back on,
-    /// as Chromium under automation reports it.
-    async fn identity(&self) -> Result<(), JobError> {
+    /// script in every frame before page scripts; returns the user agent and languages the
+    /// page says, for its workers to say too. `vanilla`: `navigator.webdriver` back on, as
+    /// Chromium under automation reports it.
+    async fn identity(&self) -> Result<Option<(String, String)>, JobError> {
         let stealth = self.strategy == Strategy::Stealth;
         let browser_ua = self.browser_user_agent().await;
         let user_agent = match (&self.options.user_agent, stealth, &browser_ua) {
@@ -75,24 +93,33 @@ impl Session {
             (false, Some(locale)) => Some(languages(locale)),
             (false, None) => None,
         };
-        if user_agent.is_some() || languages.is_some() {
-            let ua = user_agent.or(browser_ua).unwrap_or_default();
-            self.override_user_agent(ua, languages, stealth).await?;
+        let overridden = user_agent.is_some() || languages.is_some();
+        let ua = user_agent.or(browser_ua).unwrap_or_default();
+        if overridden {
+            self.override_user_agent(ua.clone(), languages.clone(), stealth)
+                .await?;
         }
-        if stealth {
-            self.page()
-                .execute(AddScriptToEvaluateOnNewDocumentParams::new(
-                    stealth::EVASIONS_JS,
-                ))
-                .await
-                .map_err(|e| cdp_error("installing the stealth evasions", e))?;
-        } else {
+        if !stealth {
             self.page()
                 .execute(SetAutomationOverrideParams::new(true))
                 .await
                 .map_err(|e| cdp_error("setting the automation flag", e))?;
+            return Ok(None);
         }
-        Ok(())
+        self.page()
+            .execute(AddScriptToEvaluateOnNewDocumentParams::new(
+                stealth::EVASIONS_JS,
+            ))
+            .await
+            .map_err(|e| cdp_error("installing the stealth evasions", e))?;
+        // The DevTools client enables the Runtime domain on every page, which reports each
+        // console call back to it: a page could tell it is watched. Evaluations here name
+        // no execution context and need none of its events.
+        self.page()
+            .execute(runtime::DisableParams::default())
+            .await
+            .map_err(|e| cdp_error("disabling the Runtime domain", e))?;
+        Ok(Some((ua, languages.unwrap_or_default())))
     }
 
     /// Sets the user agent (which also reaches dedicated workers), the languages

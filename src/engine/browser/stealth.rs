@@ -95,6 +95,61 @@ pub const EVASIONS_JS: &str = r#"(() => {
   }
 })();"#;
 
+/// The persona told to a worker's scope before its own code runs (workers have no frames,
+/// so the frame evasions never reach them): its user agent and languages, and the same
+/// WebGL as the frames say, each replacement native-looking as there.
+const WORKER_EVASIONS_JS: &str = r#"((persona) => {
+  const native = new WeakMap();
+  const toString = Function.prototype.toString;
+  const method = (name, length, impl) => {
+    const fn = { [name](...args) { return impl.apply(this, args); } }[name];
+    Object.defineProperty(fn, 'length', { value: length, configurable: true });
+    native.set(fn, `function ${name}() { [native code] }`);
+    return fn;
+  };
+  Function.prototype.toString = method('toString', 0, function () {
+    return native.has(this) ? native.get(this) : toString.call(this);
+  });
+  const getter = (owner, prop, value) => {
+    const get = Object.getOwnPropertyDescriptor({ get [prop]() { return value; } }, prop).get;
+    native.set(get, `function get ${prop}() { [native code] }`);
+    try { Object.defineProperty(owner, prop, { get, configurable: true, enumerable: true }); } catch (_) {}
+  };
+  const nav = self.WorkerNavigator && WorkerNavigator.prototype;
+  if (nav) {
+    getter(nav, 'userAgent', persona.userAgent);
+    getter(nav, 'appVersion', persona.userAgent.replace(/^Mozilla\//, ''));
+    getter(nav, 'language', persona.languages[0]);
+    getter(nav, 'languages', Object.freeze(persona.languages.slice()));
+  }
+  for (const context of [self.WebGLRenderingContext, self.WebGL2RenderingContext].filter(Boolean)) {
+    const getParameter = context.prototype.getParameter;
+    Object.defineProperty(context.prototype, 'getParameter', {
+      value: method('getParameter', 1, function (p) {
+        if (p === 37445) return persona.webglVendor;
+        if (p === 37446) return persona.webglRenderer;
+        return getParameter.call(this, p);
+      }),
+      configurable: true, writable: true, enumerable: true,
+    });
+  }
+})"#;
+
+/// The WebGL vendor and renderer `stealth` reports everywhere: a common desktop GPU instead
+/// of the software renderer.
+const WEBGL: (&str, &str) = ("Intel Inc.", "Intel Iris OpenGL Engine");
+
+/// The worker evasions for a page that says `user_agent` and `languages` (`fr-FR,fr`).
+pub fn worker_evasions(user_agent: &str, languages: &str) -> String {
+    let persona = serde_json::json!({
+        "userAgent": user_agent,
+        "languages": languages.split(',').collect::<Vec<_>>(),
+        "webglVendor": WEBGL.0,
+        "webglRenderer": WEBGL.1,
+    });
+    format!("{WORKER_EVASIONS_JS}({persona})")
+}
+
 /// The browser's user agent with its headless markers removed.
 pub fn clean_user_agent(user_agent: &str) -> String {
     user_agent.replace("HeadlessChrome", "Chrome")
