@@ -528,6 +528,9 @@ fn inconsistencies(seen: &Value) -> Vec<String> {
         }
     }
     for place in PLACES {
+        if seen[place]["console_heard"] != false {
+            found.push(format!("{place}: a DevTools client hears its console"));
+        }
         for problem in seen[place]["not_native"].as_array().into_iter().flatten() {
             found.push(format!("{place}: {problem}"));
         }
@@ -545,6 +548,7 @@ async fn stealth_tells_one_story_in_every_frame_and_worker_and_vanilla_does_not(
     for expected in [
         "the time zone is UTC",
         "main: navigator.webdriver",
+        "main: a DevTools client hears its console",
         "main: screen",
     ] {
         assert!(

@@ -343,6 +343,13 @@ self.probe = () => {
       avail_height: screen.availHeight, outer_width: top.outerWidth, outer_height: top.outerHeight,
       inner_width: top.innerWidth, inner_height: top.innerHeight, pixel_ratio: devicePixelRatio };
   }
+  // Whether a DevTools client hears this scope's console: it has V8 format each logged
+  // error's stack, which runs a page's `Error.prepareStackTrace`.
+  let heard = false;
+  const prepare = Error.prepareStackTrace;
+  Error.prepareStackTrace = (error, frames) => { heard = true; return prepare ? prepare(error, frames) : String(error); };
+  try { console.log(new Error('')); } finally { Error.prepareStackTrace = prepare; }
+  seen.console_heard = heard;
   // Whether functions a stealth browser replaces look native here.
   const source = Function.prototype.toString;
   const accessor = (owner, name) => owner && (Object.getOwnPropertyDescriptor(owner, name) || {}).get;
