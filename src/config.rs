@@ -253,6 +253,15 @@ pub struct Settings {
     #[arg(long, env = "BROWSER_RECYCLE_PAGES", global = true, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     pub browser_recycle_pages: u64,
 
+    /// The locale of the `stealth` persona when a job names none (BCP 47, e.g. en-GB).
+    #[arg(long, env = "STEALTH_LOCALE", global = true, default_value = crate::engine::browser::DEFAULT_LOCALE, value_parser = crate::kinds::page::parse_locale)]
+    pub stealth_locale: String,
+
+    /// The time zone of the `stealth` persona when a job names none (IANA, e.g. Europe/London)
+    /// [default: the one that fits the locale].
+    #[arg(long, env = "STEALTH_TIMEZONE", global = true, value_parser = crate::kinds::page::parse_timezone)]
+    pub stealth_timezone: Option<String>,
+
     /// The largest job result kept, in bytes of JSON; a bigger one fails the job (`too_large`).
     #[arg(long, env = "RESULT_MAX_BYTES", global = true, default_value_t = crate::kinds::DEFAULT_RESULT_MAX_BYTES, value_parser = parse_result_cap)]
     pub result_max_bytes: usize,

@@ -17,7 +17,9 @@ use crate::auth::{AuthMode, Authenticator, KeyIndex};
 use crate::config::{BrowserUse, Settings};
 use crate::dispatch::Dispatcher;
 use crate::engine::Engine;
-use crate::engine::browser::{Browser, BrowserPool, INSTALL_HINT, PoolConfig, find_chrome};
+use crate::engine::browser::{
+    Browser, BrowserPool, INSTALL_HINT, PersonaDefaults, PoolConfig, find_chrome,
+};
 use crate::engine::http::webhook_client;
 use crate::job::target::TargetPolicy;
 use crate::kinds::Runner;
@@ -248,7 +250,12 @@ async fn start_browser(
     match pool.warm_up().await {
         Ok(()) => {
             info!(executable = %executable.display(), "browser pool ready");
-            Ok((Some(Browser::new(pool, policy, artifacts.clone())), None))
+            let persona = PersonaDefaults {
+                locale: settings.stealth_locale.clone(),
+                timezone: settings.stealth_timezone.clone(),
+            };
+            let browser = Browser::new(pool, policy, artifacts.clone()).with_persona(persona);
+            Ok((Some(browser), None))
         }
         Err(e) => {
             pool.shutdown().await;

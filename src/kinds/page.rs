@@ -64,6 +64,16 @@ fn header_value(value: &Value) -> Result<String, (&'static str, String)> {
         .map_err(|_| ("invalid", "not a valid header value".to_owned()))
 }
 
+/// Checks a locale setting (as a job's `locale` is checked).
+pub(crate) fn parse_locale(text: &str) -> Result<String, String> {
+    locale(&Value::String(text.to_owned())).map_err(|(_, why)| why)
+}
+
+/// Checks a time zone setting (as a job's `timezone` is checked).
+pub(crate) fn parse_timezone(text: &str) -> Result<String, String> {
+    timezone(&Value::String(text.to_owned())).map_err(|(_, why)| why)
+}
+
 fn locale(value: &Value) -> Result<String, (&'static str, String)> {
     let locale = as_text(value)?;
     let mut parts = locale.split(['-', '_']);

@@ -438,7 +438,8 @@ async fn botd_reports_no_bot_under_stealth() {
 async fn seen_everywhere(app: &TestApp, site: &Site, strategy: &str, options: Value) -> Value {
     let mut payload = json!({
         "wait_until": {"selector": "#result:not(:empty)"},
-        "selectors": {"result": "#result"}});
+        "selectors": {"result": "#result"},
+        "evaluate": "window.__looks"});
     if let (Some(payload), Some(options)) = (payload.as_object_mut(), options.as_object()) {
         payload.extend(options.clone());
     }
@@ -447,9 +448,11 @@ async fn seen_everywhere(app: &TestApp, site: &Site, strategy: &str, options: Va
         json!({"url": site.url("/consistency"), "strategy": strategy, "payload": payload}),
     )
     .await;
-    let seen: Value =
+    let mut seen: Value =
         serde_json::from_str(job["result"]["data"]["result"].as_str().expect("result"))
             .expect("json");
+    // How often the page saw the toolkit call its `document.querySelector`.
+    seen["looks_seen"] = job["result"]["evaluate"].clone();
     println!("{strategy} {options}: {seen:#}");
     for place in PLACES {
         assert!(
@@ -479,6 +482,12 @@ fn inconsistencies(seen: &Value) -> Vec<String> {
         if here["webdriver"] != false {
             found.push(format!("{place}: navigator.webdriver"));
         }
+    }
+    if seen["looks_seen"] != 0 {
+        found.push(format!(
+            "the page saw the toolkit look: {}",
+            seen["looks_seen"]
+        ));
     }
     if main["timezone"] == "UTC" {
         found.push("the time zone is UTC".into());
@@ -549,6 +558,7 @@ async fn stealth_tells_one_story_in_every_frame_and_worker_and_vanilla_does_not(
         "the time zone is UTC",
         "main: navigator.webdriver",
         "main: a DevTools client hears its console",
+        "the page saw the toolkit look",
         "main: screen",
     ] {
         assert!(

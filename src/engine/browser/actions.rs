@@ -56,7 +56,7 @@ impl Session {
             "(() => {{ const e = document.querySelector({}); if (!e) return false; e.focus(); return true; }})()",
             json!(css)
         );
-        if self.evaluate(&focus).await? != Value::Bool(true) {
+        if self.inspect(&focus).await? != Value::Bool(true) {
             return Err(JobError::new(
                 ErrorKind::Script,
                 format!("no element matches {css:?}"),
@@ -76,7 +76,7 @@ impl Session {
                 .to_owned(),
             Some(pixels) => format!("window.scrollBy(0, {pixels}); window.scrollY"),
         };
-        self.evaluate(&expression).await
+        self.inspect(&expression).await
     }
 
     /// Reads each named selector from the live page: the text (or attribute) of the first
@@ -84,7 +84,7 @@ impl Session {
     pub async fn select(&self, selectors: &Selectors) -> Result<Map<String, Value>, JobError> {
         let mut found = Map::new();
         for (name, spec) in selectors {
-            let value = self.evaluate(&select_expression(spec)).await?;
+            let value = self.inspect(&select_expression(spec)).await?;
             found.insert(name.clone(), value);
         }
         Ok(found)

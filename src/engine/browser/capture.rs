@@ -214,7 +214,7 @@ impl Session {
             "(() => {{ const e = document.querySelector({}); if (!e) return null; e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect(); return {{x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height}}; }})()",
             json!(css)
         );
-        let rect = self.evaluate(&probe).await?;
+        let rect = self.inspect(&probe).await?;
         let number = |key: &str| rect.get(key).and_then(Value::as_f64);
         let (Some(x), Some(y), Some(width), Some(height)) =
             (number("x"), number("y"), number("width"), number("height"))

@@ -16,6 +16,7 @@ pub mod session;
 mod setup;
 pub mod stealth;
 mod warden;
+mod world;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ pub use capture::{ImageFormat, Paper, PdfOptions, ScreenshotOptions};
 pub use egress::{Egress, GuardedPorts};
 pub use navigate::{DocumentResponse, judge_rendered};
 pub use page::JobPage;
+pub use persona::{DEFAULT_LOCALE, PersonaDefaults};
 pub use pool::{BrowserPool, PoolConfig, PoolError, PoolStats};
 pub use process::{INSTALL_HINT, LAUNCH_ARGS, find_chrome};
 pub use session::{ArtifactRef, Session};
@@ -46,6 +48,8 @@ pub struct Browser {
     policy: TargetPolicy,
     artifacts: ArtifactStore,
     user_agent: Arc<OnceLock<String>>,
+    /// The stealth persona's settings.
+    persona: Arc<PersonaDefaults>,
 }
 
 impl Browser {
@@ -56,7 +60,14 @@ impl Browser {
             policy,
             artifacts,
             user_agent: Arc::new(OnceLock::new()),
+            persona: Arc::new(PersonaDefaults::default()),
         }
+    }
+
+    /// The same toolkit, whose stealth pages take `persona` for what jobs leave out.
+    pub fn with_persona(mut self, persona: PersonaDefaults) -> Browser {
+        self.persona = Arc::new(persona);
+        self
     }
 
     /// The pool.
@@ -111,6 +122,7 @@ impl Browser {
             refusals,
             artifacts: Vec::new(),
             taught: None,
+            own_world: Default::default(),
         };
         let prepared = tokio::select! {
             prepared = session.prepare() => prepared,

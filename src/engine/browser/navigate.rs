@@ -94,7 +94,7 @@ impl Session {
             }
         }
         if let Ok(Some(href)) = self
-            .evaluate("location.href")
+            .inspect("location.href")
             .await
             .map(|v| v.as_str().map(str::to_owned))
         {

@@ -58,6 +58,25 @@ const ZONES: &[(&str, &str)] = &[
     ("he", "Asia/Jerusalem"),
 ];
 
+/// The persona's parts a job may leave out, as the settings give them (`STEALTH_LOCALE`,
+/// `STEALTH_TIMEZONE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonaDefaults {
+    /// The locale of a job that names none.
+    pub locale: String,
+    /// The time zone of a job that names none (else the one that fits its locale).
+    pub timezone: Option<String>,
+}
+
+impl Default for PersonaDefaults {
+    fn default() -> Self {
+        PersonaDefaults {
+            locale: DEFAULT_LOCALE.to_owned(),
+            timezone: None,
+        }
+    }
+}
+
 /// Who a `stealth` page says it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Persona {
@@ -70,18 +89,20 @@ pub struct Persona {
 }
 
 impl Persona {
-    /// The persona of a job's page: its locale (or [`DEFAULT_LOCALE`]), its time zone (or
-    /// the locale's), and a screen that holds its window.
-    pub fn of(options: &PageOptions) -> Persona {
+    /// The persona of a job's page: its locale (or the default's), its time zone (or, when
+    /// it names its locale, the one that fits it; else the default's), and a screen that
+    /// holds its window.
+    pub fn of(options: &PageOptions, defaults: &PersonaDefaults) -> Persona {
         let locale = options
             .locale
             .as_deref()
-            .map(|l| l.replace('_', "-"))
-            .unwrap_or_else(|| DEFAULT_LOCALE.to_owned());
-        let timezone = options
-            .timezone
-            .clone()
-            .unwrap_or_else(|| zone_for(&locale).to_owned());
+            .unwrap_or(&defaults.locale)
+            .replace('_', "-");
+        let timezone = match (&options.timezone, &options.locale, &defaults.timezone) {
+            (Some(zone), _, _) => zone.clone(),
+            (None, None, Some(zone)) => zone.clone(),
+            _ => zone_for(&locale).to_owned(),
+        };
         Persona {
             screen: screen_for(options.viewport()),
             locale,
@@ -147,9 +168,39 @@ mod tests {
         }
     }
 
+    fn of(options: &PageOptions) -> Persona {
+        Persona::of(options, &PersonaDefaults::default())
+    }
+
+    #[test]
+    fn settings_choose_the_persona_of_jobs_that_name_nothing() {
+        let british = PersonaDefaults {
+            locale: "en-GB".into(),
+            timezone: None,
+        };
+        let persona = Persona::of(&options(None, None, None), &british);
+        assert_eq!(
+            (persona.locale.as_str(), persona.timezone.as_str()),
+            ("en-GB", "Europe/London")
+        );
+        let abroad = PersonaDefaults {
+            locale: "en-GB".into(),
+            timezone: Some("Asia/Singapore".into()),
+        };
+        assert_eq!(
+            Persona::of(&options(None, None, None), &abroad).timezone,
+            "Asia/Singapore"
+        );
+        // A job that names its locale gets the zone that fits it, not the setting's.
+        assert_eq!(
+            Persona::of(&options(Some("de-DE"), None, None), &abroad).timezone,
+            "Europe/Berlin"
+        );
+    }
+
     #[test]
     fn a_job_that_names_nothing_is_a_new_yorker_on_a_full_hd_screen() {
-        let persona = Persona::of(&options(None, None, None));
+        let persona = of(&options(None, None, None));
         assert_eq!(persona.locale, "en-US");
         assert_eq!(persona.timezone, "America/New_York");
         assert_eq!(persona.screen, (1920, 1080));
@@ -159,18 +210,18 @@ mod tests {
     #[test]
     fn the_time_zone_follows_the_locale_unless_the_job_names_one() {
         assert_eq!(
-            Persona::of(&options(Some("fr-FR"), None, None)).timezone,
+            of(&options(Some("fr-FR"), None, None)).timezone,
             "Europe/Paris"
         );
         assert_eq!(
-            Persona::of(&options(Some("pt_BR"), None, None)).timezone,
+            of(&options(Some("pt_BR"), None, None)).timezone,
             "America/Sao_Paulo"
         );
         assert_eq!(
-            Persona::of(&options(Some("sw-KE"), None, None)).timezone,
+            of(&options(Some("sw-KE"), None, None)).timezone,
             "America/New_York"
         );
-        let named = Persona::of(&options(Some("fr-FR"), Some("Asia/Tokyo"), None));
+        let named = of(&options(Some("fr-FR"), Some("Asia/Tokyo"), None));
         assert_eq!(named.timezone, "Asia/Tokyo");
         assert_eq!(named.languages(), "fr-FR,fr");
     }
@@ -178,11 +229,11 @@ mod tests {
     #[test]
     fn the_screen_holds_the_window() {
         assert_eq!(
-            Persona::of(&options(None, None, Some((1920, 1080)))).screen,
+            of(&options(None, None, Some((1920, 1080)))).screen,
             (2560, 1440)
         );
         assert_eq!(
-            Persona::of(&options(None, None, Some((9000, 9000)))).screen,
+            of(&options(None, None, Some((9000, 9000)))).screen,
             (9000, 9085)
         );
     }

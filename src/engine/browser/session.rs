@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::cdp::js_protocol::runtime::{EvaluateParams, ExecutionContextId};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::warn;
@@ -14,6 +14,7 @@ use super::Browser;
 use super::capture::{ImageFormat, ScreenshotOptions};
 use super::page::JobPage;
 use super::warden::Taught;
+use super::world::OwnWorld;
 use crate::artifact::ArtifactRecord;
 use crate::engine::Attempt;
 use crate::engine::options::PageOptions;
@@ -67,6 +68,8 @@ pub struct Session {
     pub(super) artifacts: Vec<ArtifactRecord>,
     /// What this page's workers are told while it lives (stealth).
     pub(super) taught: Option<Taught>,
+    /// Where the toolkit looks at the page from (stealth).
+    pub(super) own_world: OwnWorld,
 }
 
 impl Session {
@@ -90,15 +93,27 @@ impl Session {
         self.artifacts.iter().map(ArtifactRef::from).collect()
     }
 
-    /// Evaluates `expression` (awaiting promises) and returns its JSON value.
+    /// Evaluates `expression` in the page's world (awaiting promises) and returns its JSON
+    /// value: what a job's own `evaluate` sees. The toolkit's looks go through
+    /// [`Session::inspect`].
     pub async fn evaluate(&self, expression: &str) -> Result<Value, JobError> {
-        let params = EvaluateParams::builder()
+        self.evaluate_in(expression, None).await
+    }
+
+    /// Evaluates `expression` in `world` (the page's main world when none).
+    pub(super) async fn evaluate_in(
+        &self,
+        expression: &str,
+        world: Option<ExecutionContextId>,
+    ) -> Result<Value, JobError> {
+        let mut params = EvaluateParams::builder()
             .expression(expression)
             .return_by_value(true)
             .await_promise(true)
             .user_gesture(true)
             .build()
             .map_err(|e| cdp_error("building an evaluation", e))?;
+        params.context_id = world;
         let evaluated = self
             .page()
             .execute(params)
@@ -122,7 +137,7 @@ impl Session {
     /// The document as HTML, doctype included.
     pub async fn html(&self) -> Result<String, JobError> {
         let value = self
-            .evaluate(
+            .inspect(
                 "(document.doctype ? new XMLSerializer().serializeToString(document.doctype) : '') + (document.documentElement ? document.documentElement.outerHTML : '')",
             )
             .await?;
@@ -133,7 +148,7 @@ impl Session {
     pub async fn wait_for_selector(&self, css: &str) -> Result<(), JobError> {
         let probe = format!("document.querySelector({}) !== null", json!(css));
         loop {
-            if self.evaluate(&probe).await? == Value::Bool(true) {
+            if self.inspect(&probe).await? == Value::Bool(true) {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= self.deadline {

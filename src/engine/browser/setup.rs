@@ -89,7 +89,7 @@ impl Session {
             _ => None,
         };
         let languages = match (stealth, &self.options.locale) {
-            (true, _) => Some(Persona::of(&self.options).languages()),
+            (true, _) => Some(Persona::of(&self.options, &self.browser.persona).languages()),
             (false, Some(locale)) => Some(languages(locale)),
             (false, None) => None,
         };
@@ -167,14 +167,14 @@ impl Session {
 
     /// Viewport, locale and time zone: the job's, and under stealth the whole persona (a
     /// screen that holds the window, and a locale and time zone even when the job names
-    /// none). A locale or time zone the browser refuses is the payload's fault, not the
-    /// browser's.
+    /// none). A locale or time zone the browser refuses is the payload's fault when the job
+    /// named it, else the settings'.
     async fn emulate(&self) -> Result<(), JobError> {
         let viewport = self.options.viewport();
         let (width, height) = (i64::from(viewport.width), i64::from(viewport.height));
         let mut metrics = SetDeviceMetricsOverrideParams::new(width, height, 1.0, false);
         let (locale, timezone) = if self.strategy == Strategy::Stealth {
-            let persona = Persona::of(&self.options);
+            let persona = Persona::of(&self.options, &self.browser.persona);
             metrics.screen_width = Some(i64::from(persona.screen.0));
             metrics.screen_height = Some(i64::from(persona.screen.1));
             (Some(persona.locale), Some(persona.timezone))
@@ -190,8 +190,9 @@ impl Session {
                 .locale(locale.replace('-', "_"))
                 .build();
             self.page().execute(params).await.map_err(|e| {
+                let source = self.source_of("locale", self.options.locale.is_some());
                 refused_option(format!(
-                    "payload.locale {locale:?} was refused by the browser: {e}"
+                    "{source} {locale:?} was refused by the browser: {e}"
                 ))
             })?;
         }
@@ -200,12 +201,25 @@ impl Session {
                 .execute(SetTimezoneOverrideParams::new(timezone.clone()))
                 .await
                 .map_err(|e| {
+                    let source = self.source_of("timezone", self.options.timezone.is_some());
                     refused_option(format!(
-                        "payload.timezone {timezone:?} was refused by the browser: {e}"
+                        "{source} {timezone:?} was refused by the browser: {e}"
                     ))
                 })?;
         }
         Ok(())
+    }
+
+    /// Where a persona's `part` came from: the job's payload, or the stealth settings.
+    fn source_of(&self, part: &str, named_by_job: bool) -> String {
+        if named_by_job {
+            format!("payload.{part}")
+        } else {
+            format!(
+                "the stealth persona's {part} (STEALTH_{})",
+                part.to_uppercase()
+            )
+        }
     }
 
     async fn extra_headers(&self) -> Result<(), JobError> {
