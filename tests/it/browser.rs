@@ -497,6 +497,20 @@ fn inconsistencies(seen: &Value) -> Vec<String> {
         if here["ua"].as_str().unwrap_or_default().contains("Headless") {
             found.push(format!("{place}: a headless user agent"));
         }
+        if here["brands"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Headless")
+        {
+            found.push(format!(
+                "{place}: a headless brand in navigator.userAgentData"
+            ));
+        }
+        if here["brands"] != main["brands"] {
+            found.push(format!(
+                "{place}: navigator.userAgentData differs from the page's"
+            ));
+        }
         if here["ua"] != main["ua"] || here["languages"] != main["languages"] {
             found.push(format!(
                 "{place}: user agent or languages differ from the page's"
@@ -571,6 +585,17 @@ async fn stealth_tells_one_story_in_every_frame_and_worker_and_vanilla_does_not(
     let seen = seen_everywhere(&app, &site, "stealth", json!({})).await;
     let found = inconsistencies(&seen);
     assert!(found.is_empty(), "stealth: {found:?}");
+
+    // A job's own user agent is told everywhere, client hints included.
+    let older = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    let seen = seen_everywhere(&app, &site, "stealth", json!({"user_agent": older})).await;
+    let found = inconsistencies(&seen);
+    assert!(found.is_empty(), "stealth as Chrome 120: {found:?}");
+    for place in PLACES {
+        assert_eq!(seen[place]["ua"], older, "{place}: {seen}");
+        let brands = seen[place]["brands"].as_str().unwrap_or_default();
+        assert!(brands.contains("Chromium 120"), "{place}: {brands}");
+    }
 
     // A job's locale chooses the persona: languages, Intl and a time zone that fits, told
     // the same way everywhere.

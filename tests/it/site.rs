@@ -335,6 +335,7 @@ self.probe = () => {
     timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
     intl_locale: Intl.DateTimeFormat().resolvedOptions().locale,
     eval_length: eval.toString().length,
+    brands: navigator.userAgentData ? navigator.userAgentData.brands.map(b => b.brand + ' ' + b.version).join(', ') : 'none',
   };
   try {
     const canvas = typeof document === 'undefined' ? new OffscreenCanvas(1, 1) : document.createElement('canvas');

@@ -136,11 +136,10 @@ impl Session {
             params = params.accept_language(languages);
         }
         if stealth {
-            let major = stealth::major_version(&ua).unwrap_or_else(|| "156".into());
-            let brands = vec![
-                UserAgentBrandVersion::new("Chromium", major),
-                UserAgentBrandVersion::new("Not_A Brand", "24"),
-            ];
+            let brands = stealth::brands_of(&ua)
+                .into_iter()
+                .map(|(brand, version)| UserAgentBrandVersion::new(brand, version))
+                .collect::<Vec<_>>();
             let metadata = UserAgentMetadata::builder()
                 .brands(brands)
                 .platform("Linux")

@@ -122,6 +122,10 @@ const WORKER_EVASIONS_JS: &str = r#"((persona) => {
     getter(nav, 'language', persona.languages[0]);
     getter(nav, 'languages', Object.freeze(persona.languages.slice()));
   }
+  if (self.NavigatorUAData) {
+    const brands = persona.brands.map(([brand, version]) => ({ brand, version }));
+    getter(NavigatorUAData.prototype, 'brands', Object.freeze(brands));
+  }
   for (const context of [self.WebGLRenderingContext, self.WebGL2RenderingContext].filter(Boolean)) {
     const getParameter = context.prototype.getParameter;
     Object.defineProperty(context.prototype, 'getParameter', {
@@ -141,8 +145,10 @@ const WEBGL: (&str, &str) = ("Intel Inc.", "Intel Iris OpenGL Engine");
 
 /// The worker evasions for a page that says `user_agent` and `languages` (`fr-FR,fr`).
 pub fn worker_evasions(user_agent: &str, languages: &str) -> String {
+    let brands = brands_of(user_agent);
     let persona = serde_json::json!({
         "userAgent": user_agent,
+        "brands": brands,
         "languages": languages.split(',').collect::<Vec<_>>(),
         "webglVendor": WEBGL.0,
         "webglRenderer": WEBGL.1,
@@ -156,13 +162,38 @@ pub fn clean_user_agent(user_agent: &str) -> String {
 }
 
 /// The major version in a user agent (`Chrome/156.0.0.0` → `156`).
-pub fn major_version(user_agent: &str) -> Option<String> {
+pub fn major_version(user_agent: &str) -> Option<u32> {
     let at = user_agent.find("Chrome/")? + "Chrome/".len();
     let major: String = user_agent[at..]
         .chars()
         .take_while(|c| c.is_ascii_digit())
         .collect();
-    (!major.is_empty()).then_some(major)
+    major.parse().ok()
+}
+
+/// The client-hint brands of the Chromium a user agent names (156, this project's, when it
+/// names none).
+pub fn brands_of(user_agent: &str) -> Vec<(String, String)> {
+    chromium_brands(major_version(user_agent).unwrap_or(156))
+}
+
+/// The client-hint brands Chromium of `major` reports by itself (as its workers, which no
+/// override reaches, report them): Chromium and a GREASE brand, placed and spelled from
+/// the major version as Chromium's `GenerateBrandVersionList` does.
+pub fn chromium_brands(major: u32) -> Vec<(String, String)> {
+    const CHARS: [&str; 11] = [" ", "(", ":", "-", ".", "/", ")", ";", "=", "?", "_"];
+    const VERSIONS: [&str; 3] = ["8", "99", "24"];
+    let seed = major as usize;
+    let grease = (
+        format!("Not{}A{}Brand", CHARS[seed % 11], CHARS[(seed + 1) % 11]),
+        VERSIONS[seed % 3].to_owned(),
+    );
+    let chromium = ("Chromium".to_owned(), major.to_string());
+    if seed.is_multiple_of(2) {
+        vec![grease, chromium]
+    } else {
+        vec![chromium, grease]
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +205,25 @@ mod tests {
         let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36";
         let clean = clean_user_agent(ua);
         assert!(!clean.contains("Headless"));
-        assert_eq!(major_version(&clean).as_deref(), Some("156"));
+        assert_eq!(major_version(&clean), Some(156));
+    }
+
+    #[test]
+    fn brands_are_spelled_as_chromium_spells_them() {
+        // As Chromium 156 reports them in a worker no override reaches.
+        let brands = chromium_brands(156);
+        assert_eq!(
+            brands,
+            vec![
+                ("Not:A-Brand".to_owned(), "8".to_owned()),
+                ("Chromium".to_owned(), "156".to_owned())
+            ]
+        );
+        assert_eq!(chromium_brands(157)[0].0, "Chromium");
+    }
+
+    #[test]
+    fn frames_and_workers_report_one_webgl() {
+        assert!(EVASIONS_JS.contains(WEBGL.0) && EVASIONS_JS.contains(WEBGL.1));
     }
 }
