@@ -127,10 +127,13 @@ impl Warden {
             waiting.insert(id, answer);
         }
         let _ = self.outbox.send(command(id, session, method, params));
-        let reply = tokio::time::timeout(ANSWER_WITHIN, answered)
-            .await
-            .map_err(|_| format!("the browser did not answer {method}"))?
-            .map_err(|_| "the worker warden's connection ended".to_owned())?;
+        let Ok(reply) = tokio::time::timeout(ANSWER_WITHIN, answered).await else {
+            if let Ok(mut waiting) = self.shared.waiting.lock() {
+                waiting.remove(&id);
+            }
+            return Err(format!("the browser did not answer {method}"));
+        };
+        let reply = reply.map_err(|_| "the worker warden's connection ended".to_owned())?;
         match reply.get("error") {
             Some(error) => Err(format!("{method}: {error}")),
             None => Ok(reply["result"].clone()),
