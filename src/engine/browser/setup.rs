@@ -108,7 +108,7 @@ impl Session {
         }
         self.page()
             .execute(AddScriptToEvaluateOnNewDocumentParams::new(
-                stealth::EVASIONS_JS,
+                stealth::frame_evasions(),
             ))
             .await
             .map_err(|e| cdp_error("installing the stealth evasions", e))?;

@@ -1,11 +1,10 @@
 //! The `stealth` strategy's evasions: a user agent and client hints without headless markers,
 //! and a script run in every frame before any page script.
 
-/// Evasions injected with `Page.addScriptToEvaluateOnNewDocument` (every frame, before page
-/// scripts). Patched functions look native (source, name, length, no `prototype`).
-pub const EVASIONS_JS: &str = r#"(() => {
-  // Every replacement looks native: its source reads `[native code]`, it has the native's
-  // name and length, and, being a method or an accessor, no `prototype` of its own.
+/// What both scripts start with: helpers whose replacements look native (their source reads
+/// `[native code]`, they have the native's name and length, and, being methods or accessors,
+/// no `prototype` of their own), and the persona's WebGL vendor and renderer.
+const NATIVE_LOOKING_JS: &str = r#"
   const native = new WeakMap();
   const toString = Function.prototype.toString;
   const method = (name, length, impl) => {
@@ -26,7 +25,23 @@ pub const EVASIONS_JS: &str = r#"(() => {
     const get = accessor(prop, typeof value === 'function' ? value : () => value);
     try { Object.defineProperty(obj, prop, { get, configurable: true, enumerable: true }); } catch (_) {}
   };
+  const reportWebgl = () => {
+    for (const context of [self.WebGLRenderingContext, self.WebGL2RenderingContext].filter(Boolean)) {
+      const getParameter = context.prototype.getParameter;
+      Object.defineProperty(context.prototype, 'getParameter', {
+        value: method('getParameter', 1, function (p) {
+          if (p === 37445) return persona.webglVendor;
+          if (p === 37446) return persona.webglRenderer;
+          return getParameter.call(this, p);
+        }),
+        configurable: true, writable: true, enumerable: true,
+      });
+    }
+  };
+"#;
 
+/// The frame evasions, after [`NATIVE_LOOKING_JS`].
+const FRAME_EVASIONS_JS: &str = r#"
   // navigator.webdriver: false, as in a browser nobody drives.
   getter(Navigator.prototype, 'webdriver', false);
 
@@ -61,19 +76,7 @@ pub const EVASIONS_JS: &str = r#"(() => {
   }
 
   // WebGL: a common desktop GPU instead of the software renderer.
-  const vendor = 'Intel Inc.';
-  const renderer = 'Intel Iris OpenGL Engine';
-  for (const proto of [window.WebGLRenderingContext, window.WebGL2RenderingContext].filter(Boolean).map(c => c.prototype)) {
-    const getParameter = proto.getParameter;
-    Object.defineProperty(proto, 'getParameter', {
-      value: method('getParameter', 1, function (p) {
-        if (p === 37445) return vendor;
-        if (p === 37446) return renderer;
-        return getParameter.call(this, p);
-      }),
-      configurable: true, writable: true, enumerable: true,
-    });
-  }
+  reportWebgl();
 
   // The window around the page: as wide as the viewport and taller by the browser's bars
   // (headless reports a fixed 800 × 600 window, smaller than the viewport it holds).
@@ -93,28 +96,12 @@ pub const EVASIONS_JS: &str = r#"(() => {
       id: undefined,
     };
   }
-})();"#;
+"#;
 
 /// The persona told to a worker's scope before its own code runs (workers have no frames,
-/// so the frame evasions never reach them): its user agent and languages, and the same
-/// WebGL as the frames say, each replacement native-looking as there.
-const WORKER_EVASIONS_JS: &str = r#"((persona) => {
-  const native = new WeakMap();
-  const toString = Function.prototype.toString;
-  const method = (name, length, impl) => {
-    const fn = { [name](...args) { return impl.apply(this, args); } }[name];
-    Object.defineProperty(fn, 'length', { value: length, configurable: true });
-    native.set(fn, `function ${name}() { [native code] }`);
-    return fn;
-  };
-  Function.prototype.toString = method('toString', 0, function () {
-    return native.has(this) ? native.get(this) : toString.call(this);
-  });
-  const getter = (owner, prop, value) => {
-    const get = Object.getOwnPropertyDescriptor({ get [prop]() { return value; } }, prop).get;
-    native.set(get, `function get ${prop}() { [native code] }`);
-    try { Object.defineProperty(owner, prop, { get, configurable: true, enumerable: true }); } catch (_) {}
-  };
+/// so the frame evasions never reach them): its user agent, languages and client hints, and
+/// the same WebGL as the frames say. After [`NATIVE_LOOKING_JS`].
+const WORKER_EVASIONS_JS: &str = r#"
   const nav = self.WorkerNavigator && WorkerNavigator.prototype;
   if (nav) {
     getter(nav, 'userAgent', persona.userAgent);
@@ -126,34 +113,38 @@ const WORKER_EVASIONS_JS: &str = r#"((persona) => {
     const brands = persona.brands.map(([brand, version]) => ({ brand, version }));
     getter(NavigatorUAData.prototype, 'brands', Object.freeze(brands));
   }
-  for (const context of [self.WebGLRenderingContext, self.WebGL2RenderingContext].filter(Boolean)) {
-    const getParameter = context.prototype.getParameter;
-    Object.defineProperty(context.prototype, 'getParameter', {
-      value: method('getParameter', 1, function (p) {
-        if (p === 37445) return persona.webglVendor;
-        if (p === 37446) return persona.webglRenderer;
-        return getParameter.call(this, p);
-      }),
-      configurable: true, writable: true, enumerable: true,
-    });
-  }
-})"#;
+  reportWebgl();
+"#;
 
 /// The WebGL vendor and renderer `stealth` reports everywhere: a common desktop GPU instead
 /// of the software renderer.
 const WEBGL: (&str, &str) = ("Intel Inc.", "Intel Iris OpenGL Engine");
 
+/// `body` run with `persona` in scope, after the native-looking helpers.
+fn script(body: &str, persona: serde_json::Value) -> String {
+    format!("((persona) => {{{NATIVE_LOOKING_JS}{body}}})({persona})")
+}
+
+/// Evasions injected with `Page.addScriptToEvaluateOnNewDocument` (every frame, before page
+/// scripts), made once.
+pub fn frame_evasions() -> &'static str {
+    static SCRIPT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let persona = serde_json::json!({"webglVendor": WEBGL.0, "webglRenderer": WEBGL.1});
+        script(FRAME_EVASIONS_JS, persona)
+    });
+    &SCRIPT
+}
+
 /// The worker evasions for a page that says `user_agent` and `languages` (`fr-FR,fr`).
 pub fn worker_evasions(user_agent: &str, languages: &str) -> String {
-    let brands = brands_of(user_agent);
     let persona = serde_json::json!({
         "userAgent": user_agent,
-        "brands": brands,
+        "brands": brands_of(user_agent),
         "languages": languages.split(',').collect::<Vec<_>>(),
         "webglVendor": WEBGL.0,
         "webglRenderer": WEBGL.1,
     });
-    format!("{WORKER_EVASIONS_JS}({persona})")
+    script(WORKER_EVASIONS_JS, persona)
 }
 
 /// The browser's user agent with its headless markers removed.
@@ -224,6 +215,10 @@ mod tests {
 
     #[test]
     fn frames_and_workers_report_one_webgl() {
-        assert!(EVASIONS_JS.contains(WEBGL.0) && EVASIONS_JS.contains(WEBGL.1));
+        let worker = worker_evasions("Chrome/156.0.0.0", "en-US,en");
+        for script in [frame_evasions(), worker.as_str()] {
+            assert!(script.contains(WEBGL.0) && script.contains(WEBGL.1));
+            assert!(script.contains("reportWebgl();"));
+        }
     }
 }
