@@ -5,7 +5,8 @@
 //! Run: `cargo bench --bench e2e` (PostgreSQL, Redis and `pgbench`; Node.js and npm for the
 //! BullMQ peer, skipped without them). `scripts/bench` runs this and the browser benchmark.
 //! `BENCH_SECONDS` (default 10) sets each load's length; `BENCH_ONLY` picks loads by name
-//! (`submit`, `batch`, `e2e`, `steady`, `bullmq`, comma-separated; all by default).
+//! (`submit`, `batch`, `e2e`, `steady`, `scale`, `batch16k`, `bullmq`, comma-separated; all
+//! by default).
 //!
 //! - baseline: a durable job's life done directly on PostgreSQL by `pgbench`: three
 //!   single-row commits (insert, claim, finish) per job, at 8 and at 32 clients.
@@ -20,6 +21,11 @@
 //!   jobs created per second,
 //!   beside its own limit: pgbench having PostgreSQL make 1,000 job rows and their events
 //!   per statement (`generate_series`) in the same migrated schema, 4 clients.
+//! - scale: the end-to-end load with 1, 2 and 4 worker processes sharing 32 slots: jobs/s,
+//!   and per job PostgreSQL's commits (`pg_stat_database`) and CPU (every `postgres`
+//!   process, from `/proc`), and the CPU of `serve` and the workers.
+//! - batch16k: batches of 1,000 jobs whose payloads are 16 KiB each (incompressible), one at
+//!   a time, beside PostgreSQL making the same rows and events in one statement (1 client).
 //! - peer: BullMQ (`benches/bullmq`, installed from npm at bench time) on the same Redis, 32
 //!   producers and a worker of concurrency 32, nothing durable.
 
@@ -68,7 +74,7 @@ impl Latencies {
     }
 }
 
-/// A database and Redis prefix of their own, with `serve` (and optionally a worker) on them.
+/// A database and Redis prefix of their own, with `serve` (and worker processes) on them.
 struct Stack {
     db: common::TestDatabase,
     _prefix: common::TestPrefix,
@@ -76,7 +82,7 @@ struct Stack {
     base: String,
     key: String,
     serve: Child,
-    worker: Option<Child>,
+    workers: Vec<Child>,
 }
 
 fn free_port() -> u16 {
@@ -106,7 +112,8 @@ fn process(stack_env: &[(&str, String)], args: &[&str]) -> Command {
 }
 
 impl Stack {
-    async fn start(worker: bool) -> Stack {
+    /// `serve` and `workers` worker processes of `slots` slots each.
+    async fn start(workers: usize, slots: usize) -> Stack {
         let db = common::TestDatabase::create().await;
         let prefix = common::TestPrefix::new();
         let port = free_port();
@@ -130,13 +137,15 @@ impl Stack {
             .env("BIND", format!("127.0.0.1:{port}"))
             .spawn()
             .expect("serve");
-        let worker = worker.then(|| {
-            process(&env, &["worker"])
-                .env("WORKER_CONCURRENCY", "32")
-                .env("BIND", format!("127.0.0.1:{}", free_port()))
-                .spawn()
-                .expect("worker")
-        });
+        let workers = (0..workers)
+            .map(|_| {
+                process(&env, &["worker"])
+                    .env("WORKER_CONCURRENCY", slots.to_string())
+                    .env("BIND", format!("127.0.0.1:{}", free_port()))
+                    .spawn()
+                    .expect("worker")
+            })
+            .collect();
         let pool = PgPool::connect(&db.url).await.expect("pool");
         let stack = Stack {
             db,
@@ -145,7 +154,7 @@ impl Stack {
             base: format!("http://127.0.0.1:{port}"),
             key,
             serve,
-            worker,
+            workers,
         };
         stack.wait_ready().await;
         stack
@@ -199,10 +208,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        for child in [Some(&mut self.serve), self.worker.as_mut()]
-            .into_iter()
-            .flatten()
-        {
+        for child in std::iter::once(&mut self.serve).chain(self.workers.iter_mut()) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -482,7 +488,7 @@ async fn job_life(length: Duration) -> (f64, f64) {
 
 /// `POST /api/v1/jobs` alone.
 async fn submissions(length: Duration, raw32: f64) {
-    let alone = Stack::start(false).await;
+    let alone = Stack::start(0, 0).await;
     let (rps, latency) = closed_loop(&alone, 32, length).await;
     println!(
         "submit    POST alone, 32 connections      {rps:>7.0} req/s ({:.2}x the 32-client job life); {}",
@@ -493,7 +499,7 @@ async fn submissions(length: Duration, raw32: f64) {
 
 /// Batches on a stack of their own, beside raw inserts into its schema.
 async fn batch_load(length: Duration, raw32: f64) {
-    let stack = Stack::start(false).await;
+    let stack = Stack::start(0, 0).await;
     let (created, failed) = batches(&stack, 1_000, length).await;
     sqlx::query("CREATE SEQUENCE bench_ids")
         .execute(&stack.pool)
@@ -512,7 +518,7 @@ async fn batch_load(length: Duration, raw32: f64) {
 
 /// 32 connections submitting while one worker runs the jobs.
 async fn end_to_end_load(length: Duration, (raw8, raw32): (f64, f64)) {
-    let full = Stack::start(true).await;
+    let full = Stack::start(1, 32).await;
     let (rps, latency) = closed_loop(&full, 32, length).await;
     full.drained().await;
     let (rate, delays, rescued) = end_to_end(&full.pool).await;
@@ -528,9 +534,214 @@ async fn end_to_end_load(length: Duration, (raw8, raw32): (f64, f64)) {
     );
 }
 
+/// CPU seconds (user and system, with those of reaped children) of the process `pid`.
+fn cpu_of(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command's closing parenthesis, from the state (field 3) on:
+    // utime, stime, cutime, cstime are fields 14 to 17.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse::<f64>().ok())
+        .sum();
+    ticks / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    *TICKS
+}
+
+/// CPU seconds of every PostgreSQL server process on the machine (exited backends are in
+/// the postmaster's reaped-children times).
+fn postgres_cpu() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .map(cpu_of)
+        .sum()
+}
+
+/// What a stack has used so far: its database's commits, and CPU seconds.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    commits: f64,
+    postgres: f64,
+    serve: f64,
+    workers: f64,
+}
+
+impl Stack {
+    async fn usage(&self) -> Usage {
+        let commits: i64 = sqlx::query_scalar(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .expect("commits");
+        Usage {
+            commits: commits as f64,
+            postgres: postgres_cpu(),
+            serve: cpu_of(self.serve.id()),
+            workers: self.workers.iter().map(|w| cpu_of(w.id())).sum(),
+        }
+    }
+}
+
+/// 1, 2 and 4 worker processes at the same 32 slots in all, each under the e2e load:
+/// jobs/s, and per job PostgreSQL's commits and CPU, and the processes' own CPU.
+async fn scale_load(length: Duration, raw32: f64) {
+    for workers in [1, 2, 4] {
+        let stack = Stack::start(workers, 32 / workers).await;
+        let before = stack.usage().await;
+        let (_, latency) = closed_loop(&stack, 32, length).await;
+        stack.drained().await;
+        // PostgreSQL publishes a backend's counters within a second of its last commit.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let after = stack.usage().await;
+        let (rate, _, rescued) = end_to_end(&stack.pool).await;
+        let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(&stack.pool)
+            .await
+            .expect("jobs");
+        let per_job = |a: f64, b: f64| (a - b) / jobs.max(1) as f64;
+        println!(
+            "scale     {workers} worker(s) × {:>2} slots  {rate:>7.0} jobs/s ({:.2}x the 32-client job life); per job: PostgreSQL {:.3} commits, {:.0} µs CPU; serve {:.0} µs, workers {:.0} µs; POST p99 {:.1} ms; rung again {rescued}",
+            32 / workers,
+            rate / raw32,
+            per_job(after.commits, before.commits),
+            per_job(after.postgres, before.postgres) * 1e6,
+            per_job(after.serve, before.serve) * 1e6,
+            per_job(after.workers, before.workers) * 1e6,
+            latency.percentile(0.99),
+        );
+    }
+}
+
+/// A 16 KiB payload that does not compress (hex of random bytes), as a string expression.
+fn payload_16k() -> Value {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let hex: String = (0..8_192)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect();
+    json!({"evaluate": format!("'{hex}'")})
+}
+
+/// Batches of 1,000 jobs with 16 KiB payloads, beside PostgreSQL making the same rows.
+async fn batch_16k_load(length: Duration) {
+    let stack = Stack::start(0, 0).await;
+    let url = format!("{}/api/v1/jobs/batch", stack.base);
+    let jobs: Vec<Value> = (0..1_000)
+        .map(|_| json!({"url": "https://example.com/", "job_type": "navigate_extract", "strategy": "vanilla", "payload": payload_16k()}))
+        .collect();
+    let body = bytes::Bytes::from(serde_json::to_vec(&json!({ "jobs": jobs })).expect("body"));
+    let client = stack.client();
+    let started = Instant::now();
+    let (mut created, mut failed, mut took) = (0usize, 0usize, Vec::new());
+    while started.elapsed() < length {
+        let asked = Instant::now();
+        let answer = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        let stored = match answer {
+            Ok(r) if r.status() == 201 => r.bytes().await.is_ok(),
+            _ => false,
+        };
+        if stored {
+            created += 1_000;
+            took.push(asked.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            failed += 1;
+        }
+    }
+    let rate = created as f64 / started.elapsed().as_secs_f64();
+    took.sort_by(f64::total_cmp);
+    sqlx::query("CREATE SEQUENCE bench_ids")
+        .execute(&stack.pool)
+        .await
+        .expect("a sequence for raw ids");
+    // The same rows made by PostgreSQL itself: a 16 KiB payload of random hex as a literal
+    // (as incompressible as the requests'), 1,000 rows and their events per statement.
+    let literal = payload_16k().to_string().replace('\'', "''");
+    let script = format!(
+        "WITH j AS (INSERT INTO jobs (id, tenant_id, domain, url, job_type, strategy, \
+         priority, payload, max_attempts, timeout_ms, doorbell, rung_at) \
+         SELECT lpad(to_hex(nextval('bench_ids')), 32, '0')::uuid, 'raw', 'example.com', \
+         'https://example.com/', 'navigate_extract', 'vanilla', 3, '{literal}'::jsonb, \
+         3, 30000, 'ringing', now() FROM generate_series(1, 1000) RETURNING id) \
+         INSERT INTO job_events (job_id, kind, attempt, detail) SELECT id, 'created', 0, '{{}}' FROM j;\n"
+    );
+    let raw = pgbench_script(&stack.db.url, &script, 1, length) * 1_000.0;
+    println!(
+        "batch16k  POST /jobs/batch × 1,000 jobs of 16 KiB, one at a time {rate:>7.0} jobs/s ({:.2}x PostgreSQL alone), one batch p50 {:.0} ms, max {:.0} ms; {failed} failed",
+        rate / raw,
+        percentile(&took, 0.5),
+        took.last().copied().unwrap_or(f64::NAN),
+    );
+    println!(
+        "baseline  PostgreSQL alone making the same 1,000 rows + events per statement, 1 client {raw:>7.0} jobs/s"
+    );
+    // One job at a time: a 16 KiB payload beside a small one, one request after another.
+    let url = format!("{}/api/v1/jobs", stack.base);
+    let latency = |job: Value| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let body = bytes::Bytes::from(serde_json::to_vec(&job).expect("body"));
+            let mut took = Vec::new();
+            for _ in 0..200 {
+                let asked = Instant::now();
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                if matches!(answer, Ok(ref r) if r.status() == 201) {
+                    took.push(asked.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            took.sort_by(f64::total_cmp);
+            took
+        }
+    };
+    let small = latency(json!({"url": "https://example.com/", "job_type": "navigate_extract", "strategy": "vanilla", "payload": {"evaluate": "1"}})).await;
+    let large = latency(json!({"url": "https://example.com/", "job_type": "navigate_extract", "strategy": "vanilla", "payload": payload_16k()})).await;
+    println!(
+        "single16k one job of 16 KiB, one request at a time: p50 {:.1} ms, p99 {:.1} ms; beside one of a few bytes: p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&large, 0.5),
+        percentile(&large, 0.99),
+        percentile(&small, 0.5),
+        percentile(&small, 0.99),
+    );
+}
+
 /// 1,000 requests/s at a constant rate while one worker runs the jobs.
 async fn steady_load(length: Duration) {
-    let steady = Stack::start(true).await;
+    let steady = Stack::start(1, 32).await;
     let latency = open_loop(&steady, 1_000, length).await;
     steady.drained().await;
     let (_, delays, rescued) = end_to_end(&steady.pool).await;
@@ -548,7 +759,9 @@ async fn main() {
         "e2e benchmark: {} s per load, 2 cores shared by everything",
         length.as_secs()
     );
-    let needs_baseline = ["submit", "batch", "e2e"].iter().any(|load| wants(load));
+    let needs_baseline = ["submit", "batch", "e2e", "scale"]
+        .iter()
+        .any(|load| wants(load));
     let raw = if needs_baseline {
         job_life(length).await
     } else {
@@ -565,6 +778,12 @@ async fn main() {
     }
     if wants("steady") {
         steady_load(length).await;
+    }
+    if wants("scale") {
+        scale_load(length, raw.1).await;
+    }
+    if wants("batch16k") {
+        batch_16k_load(length).await;
     }
     if wants("bullmq") {
         match bullmq(length.as_secs()) {

@@ -124,17 +124,40 @@ async fn run(backends: Backends, jobs: usize, workers: usize, concurrency: usize
         );
         handles.push(tokio::spawn(worker.run(stop.clone())));
     }
+    // Submissions are admitted by the tenant's quota, as the API admits them (without
+    // limits: what is measured is the queue).
+    let quota = control_plane::quota::Quota {
+        max_queued: control_plane::quota::MAX_QUEUED_CAP,
+        submit_rate: control_plane::quota::MAX_SUBMIT_RATE,
+    };
+    let limiter =
+        control_plane::quota::Limiter::new(quota, backends.store.clone(), backends.ledger.clone());
     let create_errors = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut create_ms: Vec<f64> = futures::stream::iter(0..jobs)
         .map(|n| {
-            let (dispatcher, spec, errors) =
-                (dispatcher.clone(), specs[n].clone(), create_errors.clone());
+            let (dispatcher, spec, errors, limiter) = (
+                dispatcher.clone(),
+                specs[n].clone(),
+                create_errors.clone(),
+                limiter.clone(),
+            );
             async move {
                 // A client retries a failed submission, as a real one would.
                 let asked = Instant::now();
                 loop {
-                    match dispatcher.submit("default", &spec, None).await {
+                    let Ok(Ok(permit)) = limiter.admit("default").await else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let admitted = control_plane::dispatch::Admitted {
+                        tenant: "default".to_owned(),
+                        permit,
+                        write_by: control_plane::dispatch::WriteBy::at(
+                            (Instant::now() + Duration::from_secs(15)).into(),
+                        ),
+                    };
+                    match dispatcher.submit(admitted, &spec, None).await {
                         Ok(_) => return asked.elapsed().as_secs_f64() * 1000.0,
                         Err(_) => {
                             errors.fetch_add(1, Ordering::Relaxed);
@@ -175,9 +198,12 @@ async fn main() {
     let db = common::TestDatabase::create().await;
     let prefix = common::TestPrefix::new();
     let pg = Arc::new(
-        PgStore::connect(&db.url, 20, Duration::from_secs(5))
-            .await
-            .expect("store"),
+        PgStore::connect(
+            &db.url,
+            control_plane::store::PgPools::new(20, Duration::from_secs(5)),
+        )
+        .await
+        .expect("store"),
     );
     pg.migrate().await.expect("migrate");
     let redis = RedisQueue::connect(&common::redis_url(), &prefix.0)

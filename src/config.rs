@@ -270,10 +270,20 @@ pub struct Settings {
     #[arg(long, env = "QUOTA_MAX_QUEUED", global = true, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(0..=crate::quota::MAX_QUEUED_CAP))]
     pub quota_max_queued: u64,
 
-    /// Submissions per second a tenant may make, per API process, unless an admin set its
-    /// own quota (0 suspends).
+    /// Submissions per second a tenant may make, across every API process, unless an admin
+    /// set its own quota (0 suspends).
     #[arg(long, env = "QUOTA_SUBMIT_RATE", global = true, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::quota::MAX_SUBMIT_RATE)))]
     pub quota_submit_rate: u32,
+
+    /// Requests one key may have waiting on jobs (`?wait=`) or streaming their events at once,
+    /// per API process; more are answered 429.
+    #[arg(long, env = "WAIT_MAX_PER_KEY", global = true, default_value_t = crate::api::holds::DEFAULT_PER_KEY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    pub wait_max_per_key: usize,
+
+    /// Requests one tenant may have waiting on jobs or streaming their events at once, per
+    /// API process; more are answered 429.
+    #[arg(long, env = "WAIT_MAX_PER_TENANT", global = true, default_value_t = crate::api::holds::DEFAULT_PER_TENANT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    pub wait_max_per_tenant: usize,
 
     /// Whether `/api` asks for keys: keys or off [default: keys; off for dev bound to loopback].
     #[arg(long, env = "AUTH", global = true, value_enum)]

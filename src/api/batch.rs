@@ -2,7 +2,7 @@
 //! stored in one commit (all or none) and rung in one round trip.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::Writer;
 use super::body::BatchBody;
-use super::jobs::{REPLAYED, check_callback, idempotency_key, key_reused, permitted_target};
+use super::deadline::Deadline;
+use super::jobs::{REPLAYED, admit, check_callback, idempotency_key, key_reused, permitted_target};
 use super::problem::Problem;
 use super::schemas::BatchRequest;
 use crate::job::FieldError;
@@ -48,6 +49,7 @@ pub struct BatchCreated {
 pub async fn create_batch(
     Writer(caller): Writer,
     State(state): State<AppState>,
+    Extension(deadline): Extension<Deadline>,
     headers: HeaderMap,
     BatchBody(body): BatchBody,
 ) -> Result<Response, Problem> {
@@ -62,14 +64,8 @@ pub async fn create_batch(
                 .map_err(|problem| problem.within(&format!("jobs[{index}].")))?;
         }
     }
-    let count = specs.len() as u64;
-    if let Err(over) = state.quotas.admit_jobs(&caller.tenant, count).await? {
-        return Err(Problem::quota(over.to_string(), over.retry_after()));
-    }
-    let created = state
-        .dispatcher
-        .submit_batch(&caller.tenant, specs, key)
-        .await?;
+    let admitted = admit(&state, &caller, specs.len() as u64, deadline).await?;
+    let created = state.dispatcher.submit_batch(admitted, specs, key).await?;
     match created {
         Created::New(jobs) => {
             Ok((StatusCode::CREATED, Json(BatchCreated { jobs })).into_response())

@@ -1,7 +1,7 @@
 //! `/api/v1/jobs`: submit, read, list, cancel jobs and read their timelines.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -13,9 +13,11 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::{Reader, Writer};
 use super::body::{JsonBody, OptionalJsonBody};
+use super::deadline::Deadline;
 use super::problem::Problem;
 use super::schemas::{CancelRequest, JobRequest, RetryRequest};
 use crate::auth::Caller;
+use crate::dispatch::{Admitted, WriteBy};
 use crate::job::JobState;
 use crate::job::{FieldError, JobEvent, Replay};
 use crate::kinds::JobType;
@@ -60,6 +62,7 @@ pub const MAX_PAGE: u32 = 500;
 pub async fn create(
     Writer(caller): Writer,
     State(state): State<AppState>,
+    Extension(deadline): Extension<Deadline>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
@@ -69,12 +72,10 @@ pub async fn create(
     if let Some(callback) = &spec.callback {
         check_callback(&state, callback).await?;
     }
-    if let Err(over) = state.quotas.admit(&caller.tenant).await? {
-        return Err(Problem::quota(over.to_string(), over.retry_after()));
-    }
+    let admitted = admit(&state, &caller, 1, deadline).await?;
     let created = state
         .dispatcher
-        .submit(&caller.tenant, &spec, key.as_ref())
+        .submit(admitted, &spec, key.as_ref())
         .await?;
     match created {
         Created::New(job) => {
@@ -86,6 +87,24 @@ pub async fn create(
             Ok((StatusCode::OK, headers, Json(*job)).into_response())
         }
         Created::KeyMismatch => Err(key_reused()),
+    }
+}
+
+/// Takes `jobs` submissions from the caller's tenant's quota, to be written by `deadline`;
+/// 429 with `Retry-After` when a quota is used up.
+pub(super) async fn admit(
+    state: &AppState,
+    caller: &Caller,
+    jobs: u64,
+    deadline: Deadline,
+) -> Result<Admitted, Problem> {
+    match state.quotas.admit_jobs(&caller.tenant, jobs).await? {
+        Ok(permit) => Ok(Admitted {
+            tenant: caller.tenant.clone(),
+            permit,
+            write_by: WriteBy::at(deadline.0),
+        }),
+        Err(over) => Err(Problem::quota(over.to_string(), over.retry_after())),
     }
 }
 
@@ -238,6 +257,7 @@ pub async fn get(
 ) -> Result<Json<Job>, Problem> {
     let id = parse_id(&id)?;
     if let Some(wait) = super::live::parse_wait(raw.as_deref())? {
+        let _hold = state.holds.take(&caller)?;
         return super::live::wait_for(&state, &caller, id, wait)
             .await
             .map(Json);
@@ -356,7 +376,8 @@ pub async fn events(
     let after = super::live::last_event_id(&headers)?;
     let id = existing_job(&state, &caller, &id).await?;
     if super::live::wants_stream(&headers) {
-        return Ok(super::live::stream(state, caller, id, after).into_response());
+        let hold = state.holds.take(&caller)?;
+        return Ok(super::live::stream(state, caller, id, after, hold).into_response());
     }
     let events = state.dispatcher.store().events(id).await?;
     Ok(Json(EventsPage { events }).into_response())

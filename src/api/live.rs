@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::AppState;
+use super::holds::Hold;
 use super::jobs::no_such_job;
 use super::problem::Problem;
 use crate::auth::{Caller, Scope};
@@ -129,9 +130,14 @@ pub fn stream(
     caller: Caller,
     id: Uuid,
     after: i64,
+    hold: Hold,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (sender, mut receiver) = mpsc::channel(64);
-    tokio::spawn(follow(state, caller, id, after, sender));
+    tokio::spawn(async move {
+        follow(state, caller, id, after, sender).await;
+        // The stream's place is given back once it ends, however it ends.
+        drop(hold);
+    });
     let events = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
     Sse::new(futures::StreamExt::map(events, Ok)).keep_alive(KeepAlive::default())
 }

@@ -4,7 +4,9 @@ pub mod artifacts;
 pub mod auth;
 pub mod batch;
 pub mod body;
+pub mod deadline;
 pub mod domains;
+pub mod holds;
 pub mod hosts;
 pub mod jobs;
 pub mod live;
@@ -66,6 +68,8 @@ pub struct AppState {
     pub domains: Arc<Domains>,
     /// Requests waiting on jobs, woken by change notices.
     pub watchers: watch::Watchers,
+    /// Caps on open waits and event streams per key and per tenant.
+    pub holds: holds::Holds,
     /// Whether jobs may carry a `callback` (a `WEBHOOK_SECRET` is set to sign it with).
     pub callbacks: bool,
     /// This process's metrics and what a scrape reads.
@@ -120,7 +124,7 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
             hosts::check_origin,
         ))
         .with_state(state)
-        .layer(middleware::from_fn(deadline))
+        .layer(middleware::from_fn(deadline::deadline))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -154,31 +158,6 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
 /// uses `METRICS_BIND`).
 async fn metrics(_: Operator, State(state): State<AppState>) -> Response {
     crate::metrics::scrape::response(state.scrape.scrape().await)
-}
-
-/// The longest a request may take before it is answered 503 (a dependency hangs).
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(15);
-
-/// Answers 503 with Retry-After instead of hanging when a dependency does not answer.
-async fn deadline(request: Request, next: axum::middleware::Next) -> Response {
-    // A request that asks to wait may take its wait on top.
-    let waits = request
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p.starts_with("wait=")));
-    let limit = if waits {
-        REQUEST_DEADLINE + live::MAX_WAIT
-    } else {
-        REQUEST_DEADLINE
-    };
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => Problem::unavailable(format!(
-            "no answer within {} s: the database or the queue is not answering",
-            REQUEST_DEADLINE.as_secs()
-        ))
-        .into_response(),
-    }
 }
 
 #[utoipa::path(

@@ -134,6 +134,20 @@ impl Problem {
         problem
     }
 
+    /// 429: too many requests of the caller wait on jobs or stream their events; retry in a
+    /// second. The connection is closed, so a refused waiter holds none.
+    pub fn too_many_waits(detail: impl Into<String>) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-waits",
+            "Too many open waits",
+            detail,
+        );
+        problem.retry_after = Some(1);
+        problem.close_connection = true;
+        problem
+    }
+
     /// 404: no such resource.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
@@ -150,6 +164,18 @@ impl Problem {
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "Service unavailable",
+            detail,
+        );
+        problem.retry_after = Some(RETRY_AFTER_SECS);
+        problem
+    }
+
+    /// 503: the database stopped answering during a commit: what it stored is unknown.
+    pub fn outcome_unknown(detail: impl Into<String>) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outcome-unknown",
+            "Outcome unknown",
             detail,
         );
         problem.retry_after = Some(RETRY_AFTER_SECS);
@@ -196,6 +222,10 @@ impl From<StoreError> for Problem {
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %error, "database unavailable");
                 Problem::unavailable("the database is unavailable; retry later")
+            }
+            StoreError::TimedOut(detail) => {
+                tracing::warn!(error = %detail, "a statement ran out of time");
+                Problem::unavailable(detail)
             }
             other => {
                 tracing::error!(error = %other, "store error");

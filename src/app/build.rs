@@ -27,13 +27,14 @@ use crate::memory::{Domains, MemoryIndex};
 use crate::metrics::Metrics;
 use crate::metrics::scrape::Sources;
 use crate::queue::Signals;
-use crate::quota::{Limiter, Quota, QuotaIndex};
+use crate::quota::{Ledger, Limiter, Quota, QuotaIndex};
 use crate::webhook::Courier;
 use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report};
 
 /// A process's parts, built once.
 pub struct App {
     dispatcher: Dispatcher,
+    ledger: Arc<dyn Ledger>,
     signals: Arc<dyn Signals>,
     artifacts: ArtifactStore,
     engine: Arc<Engine>,
@@ -58,6 +59,7 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
     let domains = Arc::new(Domains::new(index, backends.pacer.clone()));
     Ok(App {
         domains,
+        ledger: backends.ledger.clone(),
         dispatcher: Dispatcher::new(backends.store, backends.queue, backends.signals.clone()),
         signals: backends.signals,
         artifacts,
@@ -85,9 +87,13 @@ impl App {
             artifacts: self.artifacts.clone(),
             auth: Authenticator::new(settings.auth.unwrap_or(AuthMode::Keys), index),
             allowed_hosts: AllowedHosts::new(&settings.allowed_hosts, bind),
-            quotas: Limiter::new(defaults, quotas),
+            quotas: Limiter::new(defaults, quotas, self.ledger.clone()),
             domains: self.domains.clone(),
             watchers: crate::api::watch::Watchers::start(self.signals.as_ref()),
+            holds: crate::api::holds::Holds::new(
+                settings.wait_max_per_key,
+                settings.wait_max_per_tenant,
+            ),
             scrape: self.scrape(true),
             callbacks: settings.webhook_secret.0.is_some(),
         }

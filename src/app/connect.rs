@@ -11,7 +11,8 @@ use super::StartError;
 use crate::config::Settings;
 use crate::memory::pace::{LocalPacer, Pacer};
 use crate::queue::{JobQueue, LocalQueue, LocalSignals, QueueError, RedisQueue, Signals};
-use crate::store::{JobStore, PgStore, SqliteStore, StoreError};
+use crate::quota::{Ledger, LocalLedger};
+use crate::store::{JobStore, PgPools, PgStore, SqliteStore, StoreError};
 
 /// How long acquiring a database connection may wait before the caller gets "unavailable".
 const DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,6 +30,8 @@ pub struct Backends {
     pub signals: Arc<dyn Signals>,
     /// Pacing per domain, shared by every worker.
     pub pacer: Arc<dyn Pacer>,
+    /// The books of tenants' quotas, shared by every API process.
+    pub ledger: Arc<dyn Ledger>,
 }
 
 impl Backends {
@@ -38,6 +41,7 @@ impl Backends {
             store,
             signals: Arc::new(queue.signals()),
             pacer: Arc::new(queue.pacer()),
+            ledger: Arc::new(queue.ledger()),
             queue: Arc::new(queue.clone()),
         }
     }
@@ -49,6 +53,7 @@ impl Backends {
             queue: Arc::new(LocalQueue::new()),
             signals: Arc::new(LocalSignals::new()),
             pacer: Arc::new(LocalPacer::new()),
+            ledger: Arc::new(LocalLedger::new()),
         }
     }
 }
@@ -91,9 +96,11 @@ pub async fn open_store(settings: &Settings, prepare: bool) -> Result<Arc<PgStor
             if prepare && PgStore::create_database_if_missing(url).await? {
                 info!("created the database DATABASE_URL names");
             }
-            let store =
-                PgStore::connect(url, settings.database_max_connections, DB_ACQUIRE_TIMEOUT)
-                    .await?;
+            let pools = PgPools {
+                leader_statement_timeout: settings.leader_lease / 2,
+                ..PgPools::new(settings.database_max_connections, DB_ACQUIRE_TIMEOUT)
+            };
+            let store = PgStore::connect(url, pools).await?;
             if prepare {
                 store.migrate().await?;
                 info!("migrations applied");

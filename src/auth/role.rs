@@ -94,6 +94,8 @@ pub struct Caller {
     pub tenant: String,
     /// What the caller may do.
     pub role: Role,
+    /// The id of the key it presented (none on an API without keys).
+    pub key: Option<String>,
 }
 
 impl Caller {
@@ -103,6 +105,7 @@ impl Caller {
         Caller {
             tenant: DEFAULT_TENANT.to_owned(),
             role: Role::Admin,
+            key: None,
         }
     }
 

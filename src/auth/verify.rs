@@ -89,6 +89,7 @@ impl Authenticator {
         Ok(Caller {
             tenant: record.tenant,
             role: record.role,
+            key: Some(key.id().to_string()),
         })
     }
 

@@ -13,6 +13,7 @@ mod confirm;
 mod group;
 mod reconcile;
 mod settle;
+mod write_by;
 
 use crate::auth::Scope;
 use std::sync::Arc;
@@ -23,12 +24,14 @@ use uuid::Uuid;
 use crate::job::{Replay, Settlement};
 use crate::kinds::RunningJob;
 use crate::queue::{Delivery, JobQueue, QueueError, Signals};
+use crate::quota::Outcome;
 use crate::spec::JobSpec;
 use crate::store::{
     CancelOutcome, Created, IdempotencyKey, Job, JobStore, NewJob, ReplayOutcome, StoreError, Term,
 };
 
-pub use reconcile::RING_GRACE;
+pub use reconcile::{RING_GRACE, Recovery};
+pub use write_by::{Admitted, WriteBy};
 
 use bells::Bells;
 use coalesce::Coalescer;
@@ -36,6 +39,9 @@ use settle::Settler;
 
 /// Due jobs rung per store round trip.
 const BATCH: u32 = 500;
+/// Round trips of due jobs per look, so one look of the scheduler stays short however
+/// large the backlog (the next look goes on).
+const BATCHES_PER_LOOK: u32 = 20;
 
 /// Why the scheduler's dispatch or reconciliation stopped short.
 #[derive(Debug, thiserror::Error)]
@@ -107,22 +113,31 @@ impl Dispatcher {
 
     /// Records a job and rings its doorbell when it is due now; a scheduled job is rung by
     /// the scheduler when due. Jobs submitted at once share their commit (see `coalesce`);
-    /// one with an idempotency key is written alone. Either way the write and the ring run to
-    /// the end even if the caller stops waiting.
+    /// one with an idempotency key is written alone. Either way the write runs to the end
+    /// even if the caller stops waiting, starts only before the submission's deadline and
+    /// ends by it (else nothing is stored), and its quota permit is settled once it is done.
     pub async fn submit(
         &self,
-        tenant: &str,
+        admitted: Admitted,
         spec: &JobSpec,
         key: Option<&IdempotencyKey>,
     ) -> Result<Created, StoreError> {
         let Some(key) = key else {
-            let job = self.coalescer.submit(tenant, spec).await?;
+            let job = self.coalescer.submit(admitted, spec).await?;
             return Ok(Created::New(Box::new(job)));
         };
         let (store, bells) = (self.store.clone(), self.bells.clone());
-        let (tenant, spec, key) = (tenant.to_owned(), spec.clone(), key.clone());
+        let (spec, key) = (spec.clone(), key.clone());
         detached(async move {
-            let created = store.create(&tenant, &spec, Some(&key)).await?;
+            let Admitted {
+                tenant,
+                permit,
+                write_by,
+            } = admitted;
+            let within = write_by.budget()?;
+            let created = store.create(&tenant, &spec, Some(&key), Some(within)).await;
+            permit.settle(outcome(&created)).await;
+            let created = created?;
             if let Created::New(job) = &created {
                 bells.publish(std::iter::once(job.as_ref())).await;
             }
@@ -132,18 +147,30 @@ impl Dispatcher {
     }
 
     /// Records a batch of one tenant's jobs in one commit, all or none, and rings those due
-    /// now in one round trip; with an idempotency key, a repeated batch answers the same jobs.
+    /// now in one round trip; with an idempotency key, a repeated batch answers the same
+    /// jobs. Like a single submission, the batch is written only before its deadline and
+    /// its write ends by it: the answer says what was stored, and nothing is stored when it
+    /// says otherwise.
     pub async fn submit_batch(
         &self,
-        tenant: &str,
+        admitted: Admitted,
         specs: Vec<JobSpec>,
         key: Option<IdempotencyKey>,
     ) -> Result<Created<Vec<Job>>, StoreError> {
         let (store, bells) = (self.store.clone(), self.bells.clone());
-        let tenant = tenant.to_owned();
         detached(async move {
+            let Admitted {
+                tenant,
+                permit,
+                write_by,
+            } = admitted;
+            let within = write_by.budget()?;
             let created = match &key {
-                Some(key) => store.create_batch_once(&tenant, &specs, key).await?,
+                Some(key) => {
+                    store
+                        .create_batch_once(&tenant, &specs, key, Some(within))
+                        .await
+                }
                 None => {
                     let jobs: Vec<NewJob<'_>> = specs
                         .iter()
@@ -152,9 +179,14 @@ impl Dispatcher {
                             spec,
                         })
                         .collect();
-                    Created::New(store.create_many(&jobs).await?)
+                    store
+                        .create_many(&jobs, Some(within))
+                        .await
+                        .map(Created::New)
                 }
             };
+            permit.settle(outcome(&created)).await;
+            let created = created?;
             if let Created::New(jobs) = &created {
                 bells.publish(jobs.iter()).await;
             }
@@ -293,13 +325,14 @@ impl Dispatcher {
         settle::acknowledge(self.queue.as_ref(), delivery).await;
     }
 
-    /// Rings every due job that needs a doorbell, while `term` leads; returns how many.
+    /// Rings due jobs that need a doorbell (up to a bounded number per call), while `term`
+    /// leads; returns how many.
     pub async fn dispatch_due(&self, term: Term) -> Result<u64, DispatchError> {
         // While the queue is down nothing is taken, so an outage does not record a
         // `dispatched` event per job per look.
         self.queue.ping().await?;
         let mut rung = 0;
-        loop {
+        for _ in 0..BATCHES_PER_LOOK {
             let due = self.store.take_due(term, BATCH).await?;
             if due.is_empty() {
                 return Ok(rung);
@@ -317,6 +350,17 @@ impl Dispatcher {
                 return Ok(rung);
             }
         }
+        Ok(rung)
+    }
+}
+
+/// What a write's quota permit reports: the jobs count as queued unless the write surely
+/// stored nothing new (a replayed or mismatched key). A failed write counts too, until the
+/// next count of the tenant's queued jobs (within a second): it may have committed.
+fn outcome<T>(created: &Result<Created<T>, StoreError>) -> Outcome {
+    match created {
+        Ok(Created::Replayed(_) | Created::KeyMismatch) => Outcome::Dropped,
+        Ok(Created::New(_)) | Err(_) => Outcome::Committed,
     }
 }
 

@@ -86,7 +86,7 @@ async fn record(parts: &Parts, batch: Vec<Outcome>) {
         batch.iter().map(|o| (&o.job, &o.settlement)).collect();
     let written: Vec<Result<bool, StoreError>> = match parts.store.settle_many(&pairs).await {
         Ok(held) => held.into_iter().map(Ok).collect(),
-        Err(e) if batch.len() > 1 && !matches!(e, StoreError::Unavailable(_)) => {
+        Err(e) if batch.len() > 1 && !e.is_outage() => {
             // One outcome the database refuses must not fail the others: record each alone.
             warn!(outcomes = batch.len(), error = %e, "a grouped settlement failed; recording one by one");
             let mut each = Vec::with_capacity(pairs.len());

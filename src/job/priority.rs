@@ -47,6 +47,11 @@ impl Priority {
         self.0
     }
 
+    /// The next less urgent level, if any.
+    pub fn less_urgent(self) -> Option<Priority> {
+        Priority::new(i64::from(self.0) + 1)
+    }
+
     /// The zero-based index of the level (0 for priority 1).
     pub fn index(self) -> usize {
         usize::from(self.0 - 1)

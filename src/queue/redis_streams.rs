@@ -129,6 +129,11 @@ impl RedisQueue {
         crate::memory::pace::RedisPacer::new(self.conn.clone(), &self.prefix)
     }
 
+    /// The quota books on the same Redis, under the same prefix.
+    pub fn ledger(&self) -> crate::quota::RedisLedger {
+        crate::quota::RedisLedger::new(self.conn.clone(), &self.prefix)
+    }
+
     /// The stream key of a priority level.
     pub fn key(&self, priority: Priority) -> &str {
         &self.keys[priority.index()]

@@ -1,14 +1,22 @@
 //! Quotas per tenant: how many jobs it may have queued at once and how many it may submit
 //! per second. Defaults come from the settings; an admin may set a tenant's own.
 
+mod ledger;
 mod limiter;
+mod local;
+mod redis;
+pub mod rule;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::store::StoreError;
 
-pub use limiter::{Limiter, OverQuota};
+pub use ledger::{ADMISSION_TTL_MS, Ledger, RECOUNT_MS, Report};
+pub use limiter::{Limiter, OverQuota, Permit};
+pub use local::LocalLedger;
+pub use redis::RedisLedger;
+pub use rule::Outcome;
 
 /// The most jobs a quota may allow queued at once.
 pub const MAX_QUEUED_CAP: u64 = 100_000_000;

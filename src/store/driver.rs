@@ -2,6 +2,8 @@
 //! rows back, and apply a transition with its timeline event atomically. PostgreSQL and
 //! SQLite each implement this; everything else in the store is shared.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -178,8 +180,16 @@ pub trait Driver: Send + Sync + 'static {
     /// A connection for reads (SQLite: a read-only one that never blocks the writer).
     async fn reader(&self) -> Result<Box<dyn Exec>, StoreError>;
 
+    /// A connection for the scheduler's leader, whose statements end within a share of its
+    /// lease (PostgreSQL: a pool of its own with a statement timeout; SQLite: the writer).
+    async fn leader(&self) -> Result<Box<dyn Exec>, StoreError>;
+
     /// Begins a write transaction.
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
+
+    /// Begins a write transaction whose statements the database ends once they have run for
+    /// `within` (PostgreSQL's `statement_timeout`; SQLite's one writer waits for nobody).
+    async fn begin_within(&self, within: Duration) -> Result<Box<dyn Transaction>, StoreError>;
 
     /// Its connections now, and the statements run so far.
     fn usage(&self) -> DatabaseUse;

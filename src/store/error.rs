@@ -8,6 +8,10 @@ pub enum StoreError {
     /// The database cannot be reached right now; the caller may retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A statement ran out of its time (a write past its request's deadline, a scheduler
+    /// statement past its share of the leadership): the database rolled it back.
+    #[error("{0}")]
+    TimedOut(String),
     /// The store is configured wrongly (a malformed URL); retrying cannot help.
     #[error("{0}")]
     Config(String),
@@ -28,15 +32,24 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StoreError::Unavailable(_) | StoreError::NotMigrated | StoreError::Database(_)
+            StoreError::Unavailable(_)
+                | StoreError::TimedOut(_)
+                | StoreError::NotMigrated
+                | StoreError::Database(_)
         )
+    }
+
+    /// Whether the database is out of reach or out of time: writing the same jobs one by
+    /// one would fail the same way.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::TimedOut(_))
     }
 }
 
 impl From<StoreError> for IndexError {
     fn from(error: StoreError) -> IndexError {
         IndexError {
-            unavailable: matches!(error, StoreError::Unavailable(_)),
+            unavailable: error.is_outage(),
             message: error.to_string(),
         }
     }

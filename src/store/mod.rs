@@ -5,6 +5,7 @@
 pub mod driver;
 mod error;
 mod job;
+mod nodelay;
 pub mod postgres;
 mod row;
 pub mod sql;
@@ -28,12 +29,12 @@ use crate::spec::JobSpec;
 
 pub use error::StoreError;
 pub use job::{Callback, Job};
-pub use postgres::PgStore;
+pub use postgres::{PgPools, PgStore};
 pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 pub use types::{
-    CancelOutcome, Created, IDEMPOTENCY_TTL, IdempotencyKey, JobStats, ListQuery, NewJob,
-    ReplayOutcome, Term, Unring,
+    CancelOutcome, Created, IDEMPOTENCY_TTL, IdempotencyKey, JobStats, ListQuery, LostPage, NewJob,
+    QueuePosition, ReplayOutcome, Term, Unring,
 };
 
 /// Storage of jobs and their timelines. Every change is a guarded transition decided by the
@@ -51,17 +52,25 @@ pub trait JobStore:
     /// Records a new queued job and its `created` event. With an idempotency key, the first
     /// request with the key creates the job; later ones (within 24 h) get it back, or a
     /// mismatch when their request differs. A job due now is marked `ringing`: the caller
-    /// rings its doorbell next and confirms it.
+    /// rings its doorbell next and confirms it. With `within`, each statement of the write
+    /// ends within it, or the write fails and nothing is stored (see [`Driver::begin_within`]).
+    ///
+    /// [`Driver::begin_within`]: driver::Driver::begin_within
     async fn create(
         &self,
         tenant: &str,
         spec: &JobSpec,
         key: Option<&IdempotencyKey>,
+        within: Option<Duration>,
     ) -> Result<Created, StoreError>;
 
     /// Records new queued jobs, of one tenant or several, and their `created` events: all in
     /// one commit, or none. Jobs due now are marked `ringing`, as by [`JobStore::create`].
-    async fn create_many(&self, jobs: &[NewJob<'_>]) -> Result<Vec<Job>, StoreError>;
+    async fn create_many(
+        &self,
+        jobs: &[NewJob<'_>],
+        within: Option<Duration>,
+    ) -> Result<Vec<Job>, StoreError>;
 
     /// Records a batch of one tenant's jobs under an idempotency key: the first request with
     /// the key creates them all (in one commit); later ones within 24 hours get the same jobs
@@ -71,6 +80,7 @@ pub trait JobStore:
         tenant: &str,
         specs: &[JobSpec],
         key: &IdempotencyKey,
+        within: Option<Duration>,
     ) -> Result<Created<Vec<Job>>, StoreError>;
 
     /// Reads one job in scope.
@@ -149,8 +159,30 @@ pub trait JobStore:
     /// attempts are used up), while `term` leads. Returns their ids.
     async fn reap_expired(&self, term: Term, limit: u32) -> Result<Vec<Uuid>, StoreError>;
 
-    /// Marks queued jobs whose doorbell was lost as needing one again, while `term` leads.
-    async fn unring(&self, term: Term, which: &Unring) -> Result<u64, StoreError>;
+    /// Marks up to `limit` queued jobs whose doorbell was lost as needing one again, while
+    /// `term` leads; returns how many.
+    async fn unring(&self, term: Term, which: &Unring, limit: u32) -> Result<u64, StoreError>;
+
+    /// Reads the page of up to `limit` due queued jobs from `from` in queue order (a level,
+    /// then due time and id), for the leader re-dispatching a queue that lost its
+    /// doorbells: those rung before `lost_before`, and where the next page starts. A
+    /// backlog of any size is gone through a bounded statement at a time.
+    async fn lost_page(
+        &self,
+        lost_before: chrono::DateTime<chrono::Utc>,
+        from: QueuePosition,
+        limit: u32,
+    ) -> Result<LostPage, StoreError>;
+
+    /// Marks jobs whose doorbell was just rung again after the loss as rung, each with a
+    /// `dispatched` event naming the term, while `term` leads (those claimed, or rung since,
+    /// meanwhile are left alone); returns how many.
+    async fn rung_again(
+        &self,
+        term: Term,
+        ids: &[Uuid],
+        lost_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError>;
 
     /// Takes the scheduler's leadership for `lease` (or renews `held`); the term it holds,
     /// or `None` when another process leads (or `held` was lost).

@@ -31,41 +31,90 @@ const SESSION: &[(&str, &str)] = &[
     ("idle_in_transaction_session_timeout", "30s"),
 ];
 
-/// The PostgreSQL driver: one pool for reads and writes.
+/// How the scheduler leader's connections are named in `pg_stat_activity`.
+pub const LEADER_APPLICATION: &str = "control-plane scheduler";
+
+/// The PostgreSQL driver: one pool for reads and writes, one for the scheduler's leader.
 pub type PgDriver = SqlxDriver<sqlx::Postgres>;
 
 /// The job store on PostgreSQL.
 pub type PgStore = SqlStore<PgDriver>;
 
+/// How a process connects to PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+pub struct PgPools {
+    /// Connections of the main pool at most.
+    pub max_connections: u32,
+    /// How long acquiring a connection may wait before the caller gets "unavailable".
+    pub acquire_timeout: Duration,
+    /// How long a statement of the scheduler's leader may run before the database ends it:
+    /// shorter than the leadership's lease, so a leader that lost its term leaves nothing
+    /// running behind it.
+    pub leader_statement_timeout: Duration,
+}
+
+impl PgPools {
+    /// `max_connections` waiting at most `acquire_timeout`; the leader's statements end
+    /// within half the default leadership lease.
+    pub fn new(max_connections: u32, acquire_timeout: Duration) -> PgPools {
+        PgPools {
+            max_connections,
+            acquire_timeout,
+            leader_statement_timeout: Duration::from_millis(2_500),
+        }
+    }
+}
+
+/// Connections of the leader's pool: the scheduler's statements and its leadership renewals
+/// (and, in a process running several schedulers, as the tests do, their bids).
+const LEADER_CONNECTIONS: u32 = 3;
+
 impl SqlStore<PgDriver> {
-    /// Connects a pool of at most `max_connections` to `url`. Acquiring a connection waits at
-    /// most `acquire_timeout`, so callers fail fast (the API answers 503) while the database
-    /// is unreachable.
-    pub async fn connect(
-        url: &str,
-        max_connections: u32,
-        acquire_timeout: Duration,
-    ) -> Result<PgStore, StoreError> {
+    /// Connects to `url`: a main pool, and a small pool of the scheduler's leader whose
+    /// statements time out (named `control-plane scheduler` in `pg_stat_activity`).
+    /// Acquiring a connection waits at most `acquire_timeout`, so callers fail fast (the API
+    /// answers 503) while the database is unreachable.
+    pub async fn connect(url: &str, pools: PgPools) -> Result<PgStore, StoreError> {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| StoreError::Config(format!("DATABASE_URL is not valid: {e}")))?;
+        let nodelay = nodelay_hook(database_peers(&options).await);
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(pools.max_connections)
             // Connections kept open while idle, so the first burst after a start or a quiet
             // spell does not wait for TCP, TLS and authentication.
-            .min_connections(max_connections.min(WARM_CONNECTIONS))
-            .acquire_timeout(acquire_timeout)
+            .min_connections(pools.max_connections.min(WARM_CONNECTIONS))
+            .acquire_timeout(pools.acquire_timeout)
+            .after_connect(nodelay.clone())
             .connect_with(
                 options
+                    .clone()
                     .application_name("control-plane")
                     .options(SESSION.iter().copied()),
             )
             .await
             .map_err(classify)?;
+        let timeout = pools
+            .leader_statement_timeout
+            .as_millis()
+            .max(1)
+            .to_string();
+        let leader = PgPoolOptions::new()
+            .max_connections(LEADER_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(pools.acquire_timeout)
+            .after_connect(nodelay)
+            .connect_lazy_with(
+                options
+                    .application_name(LEADER_APPLICATION)
+                    .options(SESSION.iter().copied())
+                    .options([("statement_timeout", timeout.as_str())]),
+            );
         Ok(SqlStore::new(SqlxDriver {
             queries: Default::default(),
             writer: pool.clone(),
             reader: pool,
+            leader,
             file: None,
         }))
     }
@@ -120,6 +169,40 @@ impl SqlStore<PgDriver> {
     }
 }
 
+/// The addresses of the database's host, whose connections get `TCP_NODELAY` (none for a
+/// Unix socket, or when the name does not resolve now: then connections keep the default).
+async fn database_peers(options: &PgConnectOptions) -> std::sync::Arc<Vec<std::net::SocketAddr>> {
+    if options.get_socket().is_some() {
+        return Default::default();
+    }
+    let host = options.get_host().trim_matches(['[', ']']);
+    let peers = tokio::net::lookup_host((host, options.get_port()))
+        .await
+        .map(|addresses| addresses.collect())
+        .unwrap_or_default();
+    std::sync::Arc::new(peers)
+}
+
+/// What a pool runs on each new connection: `TCP_NODELAY` on it (see [`super::nodelay`]).
+fn nodelay_hook(
+    peers: std::sync::Arc<Vec<std::net::SocketAddr>>,
+) -> impl for<'c> Fn(
+    &'c mut sqlx::PgConnection,
+    sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |_, _| {
+        let peers = peers.clone();
+        Box::pin(async move {
+            super::nodelay::towards(&peers);
+            Ok(())
+        })
+    }
+}
+
 /// Maps a sqlx error to "unavailable" (retry later) or a database error.
 fn classify(error: sqlx::Error) -> StoreError {
     match error {
@@ -140,6 +223,14 @@ fn classify(error: sqlx::Error) -> StoreError {
         {
             StoreError::Unavailable(error.to_string())
         }
+        // query_canceled: the statement ran out of its statement_timeout (a write's deadline,
+        // a scheduler statement's share of the lease); the database rolled it back.
+        sqlx::Error::Database(ref db) if db.code().as_deref() == Some("57014") => {
+            StoreError::TimedOut(
+                "the statement did not finish in time: the database rolled it back (nothing it would have written was stored)"
+                    .into(),
+            )
+        }
         other => StoreError::Database(other.to_string()),
     }
 }
@@ -147,6 +238,11 @@ fn classify(error: sqlx::Error) -> StoreError {
 impl Flavor for sqlx::Postgres {
     const DIALECT: Dialect = Dialect::Postgres;
     const BEGIN: &'static str = "BEGIN";
+
+    fn begin_within(ms: u64) -> String {
+        // One round trip: the simple protocol runs both.
+        format!("BEGIN; SET LOCAL statement_timeout = {ms}")
+    }
     const APPLY_IN_TRANSACTION: bool = false;
     type Time = DateTime<Utc>;
 

@@ -138,6 +138,22 @@ impl Sql {
         self.push(")")
     }
 
+    /// Appends `id` in the ids the subquery `pick` writes, so that the subquery runs once
+    /// whatever the planner thinks of the table: PostgreSQL gets `id = ANY(ARRAY(…))` (an
+    /// init plan, then an index scan of the primary key), never a semi-join that could run a
+    /// locking subquery again for each row; SQLite gets `id IN (…)`.
+    pub fn id_in(&mut self, pick: impl FnOnce(&mut Sql)) -> &mut Sql {
+        match self.dialect {
+            Dialect::Postgres => self.push("id = ANY(ARRAY("),
+            Dialect::Sqlite => self.push("id IN ("),
+        };
+        pick(self);
+        match self.dialect {
+            Dialect::Postgres => self.push("))"),
+            Dialect::Sqlite => self.push(")"),
+        }
+    }
+
     /// Appends the row lock that lets concurrent schedulers skip each other's rows
     /// (SQLite has one writer and needs none).
     pub fn skip_locked(&mut self) -> &mut Sql {
@@ -223,5 +239,13 @@ mod tests {
         pg.push("SELECT ")
             .now_offset(Duration::from_millis(5), true);
         assert_eq!(pg.text(), "SELECT (now() - $1 * interval '1 millisecond')");
+        let mut picked = Sql::new(Dialect::Postgres);
+        picked.push("UPDATE jobs SET x = 1 WHERE ").id_in(|sql| {
+            sql.push("SELECT id FROM jobs LIMIT ").bind(5_i64);
+        });
+        assert_eq!(
+            picked.text(),
+            "UPDATE jobs SET x = 1 WHERE id = ANY(ARRAY(SELECT id FROM jobs LIMIT $1))"
+        );
     }
 }

@@ -88,6 +88,7 @@ impl SqlStore<SqliteDriver> {
             .map_err(classify)?;
         Ok(SqlStore::new(SqlxDriver {
             queries: Default::default(),
+            leader: writer.clone(),
             writer,
             reader,
             file: Some(path),
@@ -187,6 +188,11 @@ impl Flavor for sqlx::Sqlite {
     const DIALECT: Dialect = Dialect::Sqlite;
     // The write lock is taken up front, so a transaction never has to upgrade to it.
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
+
+    fn begin_within(_ms: u64) -> String {
+        // One writer connection: a statement never waits for another's lock.
+        Self::BEGIN.to_owned()
+    }
     const APPLY_IN_TRANSACTION: bool = true;
     type Time = i64;
 

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::ops::DerefMut;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -28,6 +29,9 @@ pub trait Flavor: Native {
     const DIALECT: Dialect;
     /// How a write transaction begins.
     const BEGIN: &'static str;
+
+    /// How a write transaction begins whose statements end within `ms` milliseconds.
+    fn begin_within(ms: u64) -> String;
     /// Whether applying a change with its event needs a transaction around it (SQLite), or
     /// is one statement already (PostgreSQL's data-modifying CTE).
     const APPLY_IN_TRANSACTION: bool;
@@ -272,6 +276,9 @@ pub struct SqlxDriver<DB: Database> {
     pub writer: Pool<DB>,
     /// Reads.
     pub reader: Pool<DB>,
+    /// The scheduler leader's statements (PostgreSQL: a pool whose statements time out;
+    /// SQLite: the writer).
+    pub leader: Pool<DB>,
     /// The database's file, when it is one.
     pub file: Option<std::path::PathBuf>,
     /// Statements run so far.
@@ -304,6 +311,11 @@ where
         Ok(Box::new(Conn::<DB, _>::counted(conn, false, &self.queries)))
     }
 
+    async fn leader(&self) -> Result<Box<dyn Exec>, StoreError> {
+        let conn = self.leader.acquire().await.map_err(DB::classify)?;
+        Ok(Box::new(Conn::<DB, _>::counted(conn, false, &self.queries)))
+    }
+
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
         let tx = self
             .writer
@@ -313,10 +325,21 @@ where
         Ok(Box::new(Conn::<DB, _>::counted(tx, true, &self.queries)))
     }
 
+    async fn begin_within(&self, within: Duration) -> Result<Box<dyn Transaction>, StoreError> {
+        let ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX).max(1);
+        let tx = self
+            .writer
+            .begin_with(AssertSqlSafe(DB::begin_within(ms)))
+            .await
+            .map_err(DB::classify)?;
+        Ok(Box::new(Conn::<DB, _>::counted(tx, true, &self.queries)))
+    }
+
     fn usage(&self) -> DatabaseUse {
-        // PostgreSQL reads and writes share one pool; SQLite has two.
+        // PostgreSQL reads and writes share one pool, beside the leader's; SQLite has two
+        // (its leader uses the writer).
         let pools: &[&Pool<DB>] = match DB::DIALECT {
-            Dialect::Postgres => &[&self.writer],
+            Dialect::Postgres => &[&self.writer, &self.leader],
             Dialect::Sqlite => &[&self.writer, &self.reader],
         };
         let open: u64 = pools.iter().map(|p| u64::from(p.size())).sum();

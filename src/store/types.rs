@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::Job;
 use super::StoreError;
-use crate::job::{JobState, Priority};
+use crate::job::{Doorbell, JobState, Priority};
 use crate::kinds::JobType;
 use crate::spec::JobSpec;
 
@@ -101,14 +101,39 @@ pub struct Term(pub i64);
 /// Which lost doorbells to mark as needed again.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Unring {
-    /// Every due queued job rung before this time: the queue lost its doorbells (flushed
-    /// or restarted) and holds only those rung since it was created again.
-    LostBefore(DateTime<Utc>),
     /// Rings started longer ago than this and never confirmed (the ringer died between
     /// marking and ringing).
     Unconfirmed(Duration),
     /// Rung longer ago than this, on levels with nothing waiting (the queue dropped them).
     Stale(Duration, Vec<Priority>),
+}
+
+/// Where a look through the queue stands: a priority level, and the last job looked at in
+/// it (in queue order: due time, then id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePosition {
+    /// The level.
+    pub priority: Priority,
+    /// The last job looked at (its due time and id); `None` at the level's start.
+    pub last: Option<(DateTime<Utc>, Uuid)>,
+}
+
+impl QueuePosition {
+    /// The start of the queue: the most urgent level's first job.
+    pub const START: QueuePosition = QueuePosition {
+        priority: Priority::HIGHEST,
+        last: None,
+    };
+}
+
+/// One page of the queue read after the queue lost its doorbells: the due queued jobs in it
+/// whose doorbell was rung before the loss, and where the next page starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LostPage {
+    /// Doorbells to ring again.
+    pub lost: Vec<Doorbell>,
+    /// Where the next page starts, while the queue goes on.
+    pub next: Option<QueuePosition>,
 }
 
 /// Job counts by state and the age of the backlog, for queue stats.

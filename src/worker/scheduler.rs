@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::leadership::Leadership;
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, Recovery};
 use crate::store::Term;
 
 /// Expired leases taken back per store round trip.
@@ -61,11 +61,12 @@ pub struct Scheduler {
     config: SchedulerConfig,
 }
 
-/// When each periodic chore last ran.
+/// When each periodic chore last ran, and a recovery under way.
 #[derive(Default)]
 struct Chores {
     reaped: Option<tokio::time::Instant>,
     reconciled: Option<tokio::time::Instant>,
+    recovery: Option<Recovery>,
     failing: bool,
 }
 
@@ -96,6 +97,7 @@ impl Scheduler {
             if term != led {
                 // A new term starts with a reconciliation: the last leader may have left work.
                 chores.reconciled = None;
+                chores.recovery = None;
                 led = term;
             }
             if let Some(term) = term {
@@ -113,13 +115,32 @@ impl Scheduler {
         let mut healthy = true;
         if due(chores.reconciled, self.config.reconcile_every) {
             chores.reconciled = Some(tokio::time::Instant::now());
-            if let Err(e) = self
+            match self
                 .dispatcher
                 .reconcile(term, self.config.redeliver_after)
                 .await
             {
-                warn!(error = %e, "cannot reconcile the queue; will retry");
-                healthy = false;
+                Ok(Some(recovery)) if chores.recovery.is_none() => {
+                    warn!(
+                        "the queue lost its doorbells (flushed or restarted): re-dispatching every queued job, a page at a time"
+                    );
+                    chores.recovery = Some(recovery);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "cannot reconcile the queue; will retry");
+                    healthy = false;
+                }
+            }
+        }
+        if let Some(recovery) = chores.recovery.as_mut() {
+            match self.dispatcher.recover(term, recovery).await {
+                Ok(true) => chores.recovery = None,
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(error = %e, "cannot re-dispatch the lost queue; will retry");
+                    healthy = false;
+                }
             }
         }
         if let Err(e) = self.dispatcher.dispatch_due(term).await {

@@ -419,9 +419,12 @@ async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
 
     let db = crate::common::TestDatabase::create().await;
     let store = Arc::new(
-        PgStore::connect(&db.url, 4, Duration::from_secs(5))
-            .await
-            .expect("store"),
+        PgStore::connect(
+            &db.url,
+            control_plane::store::PgPools::new(4, Duration::from_secs(5)),
+        )
+        .await
+        .expect("store"),
     );
     store.migrate().await.expect("migrate");
     let mut redis = crate::common::OwnRedis::start().await;

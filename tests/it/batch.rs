@@ -17,8 +17,9 @@ async fn a_batch_is_stored_in_order_and_every_job_runs(backend: Backend) {
     let response = app
         .post_json("/api/v1/jobs/batch", &json!({ "jobs": jobs }))
         .await;
-    assert_eq!(response.status(), 201);
+    let status = response.status();
     let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 201, "{body}");
     let made = body["jobs"].as_array().expect("jobs");
     assert_eq!(made.len(), 40);
     for (i, job) in made.iter().enumerate() {
@@ -119,3 +120,64 @@ on_both_backends!(
     one_bad_job_refuses_the_batch_naming_its_index,
     a_repeated_batch_key_answers_the_same_jobs,
 );
+
+/// A batch whose write cannot finish before its request's deadline (the table is locked by
+/// another transaction for longer): the answer is an error and nothing is stored, or 201
+/// and everything is — never an error over a commit that went on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_past_its_deadline_is_stored_whole_or_not_at_all_as_answered() {
+    use crate::common::AssertDb;
+    use sqlx::Connection;
+
+    let app = TestApp::spawn_with(crate::common::Options {
+        workers: 0,
+        ..crate::common::Options::default()
+    })
+    .await;
+    let AssertDb::Postgres(pool) = &app.db else {
+        panic!("PostgreSQL");
+    };
+    let mut blocker = pool.acquire().await.expect("a connection");
+    let mut lock = blocker.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE jobs IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+    let jobs: Vec<Value> = (0..500).map(noop).collect();
+    let body = json!({ "jobs": jobs });
+    let post = app.post_json("/api/v1/jobs/batch", &body);
+    // The lock is held a second past the request's deadline, then released.
+    let hold = control_plane::api::deadline::REQUEST_DEADLINE + Duration::from_secs(1);
+    let (answer, ()) = tokio::join!(post, async {
+        tokio::time::sleep(hold).await;
+        lock.rollback().await.expect("release the lock");
+    });
+    let status = answer.status();
+    let problem: Value = answer.json().await.unwrap_or_default();
+    // Whatever the write was doing when the lock went, it is over by now or never will be.
+    eventually("the write to end", Duration::from_secs(30), || async {
+        let busy = app
+            .db
+            .scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                 AND pid <> pg_backend_pid() AND state <> 'idle'
+                 AND query LIKE '%INSERT INTO jobs%'",
+            )
+            .await;
+        (busy == 0).then_some(())
+    })
+    .await;
+    let stored = app.db.scalar("SELECT count(*) FROM jobs").await;
+    crate::faults::report(&format!(
+        "a batch of 500 behind a lock held past its deadline: answered {status} ({}), {stored} jobs stored",
+        problem["detail"]
+    ));
+    match status.as_u16() {
+        201 => assert_eq!(stored, 500, "answered 201: everything stored"),
+        _ => {
+            assert_eq!(status, 503, "{problem}");
+            assert_eq!(stored, 0, "answered {status}: nothing stored ({problem})");
+        }
+    }
+    app.stop().await;
+}

@@ -693,9 +693,12 @@ async fn open(storage: &Storage, options: &Options) -> (Backends, AssertDb, Opti
             } else {
                 database.url.clone()
             };
-            let store = PgStore::connect(&app_url, 10, Duration::from_secs(2))
-                .await
-                .expect("connect to the test database");
+            let store = PgStore::connect(
+                &app_url,
+                control_plane::store::PgPools::new(10, Duration::from_secs(2)),
+            )
+            .await
+            .expect("connect to the test database");
             store.migrate().await.expect("migrate the test database");
             let redis = options.redis_url.clone().unwrap_or_else(redis_url);
             let queue = RedisQueue::connect(&redis, &prefix.0)
@@ -752,7 +755,7 @@ where
 }
 
 /// `host:port` of a PostgreSQL URL.
-fn database_server(url: &str) -> String {
+pub fn database_server(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
     rest.split(['/', '?']).next().unwrap_or(rest).to_owned()

@@ -15,7 +15,7 @@ use crate::common::{
 
 /// Writes a result line past the test harness's output capture, so that `cargo test` (and
 /// CI) shows what each fault run measured.
-fn report(line: &str) {
+pub fn report(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "fault report: {line}");
 }

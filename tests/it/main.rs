@@ -5,8 +5,10 @@
 
 mod api;
 mod auth;
+mod backlog;
 mod batch;
 mod browser;
+mod chaos;
 mod cli;
 mod client;
 mod common;
@@ -19,6 +21,7 @@ mod hostile;
 mod leadership;
 mod leases;
 mod lifecycle;
+mod limits;
 mod live;
 mod memory;
 mod metrics;

@@ -1,6 +1,7 @@
 //! Per-tenant quotas: set by an admin, answered with 429 and `Retry-After`, storing nothing.
 
 use control_plane::auth::Role;
+use control_plane::quota::{Ledger, LocalLedger, Outcome, Quota, Report};
 use serde_json::{Value, json};
 
 use crate::common::{Backend, TestApp, client_with_key, create_key, on_both_backends};
@@ -131,4 +132,133 @@ async fn quotas_refuse_with_429_and_store_nothing(backend: Backend) {
         .await
         .expect("post");
     assert_eq!(back.status(), 201);
+}
+
+/// One sequence of admissions, reports and recounts, and what the rule answers to each:
+/// both ledgers must answer the same.
+async fn ledger_conformance(ledger: &dyn Ledger) {
+    use control_plane::quota::rule::{Ask, Verdict};
+    let ask = |jobs: u64, max_queued: u64, submit_rate: u32| Ask {
+        admission: uuid::Uuid::now_v7(),
+        jobs,
+        quota: Quota {
+            max_queued,
+            submit_rate,
+        },
+        ttl_ms: 60_000,
+        recount_ms: 3_600_000,
+    };
+    let report = |tenant: &str, ask: &Ask, outcome| Report {
+        tenant: tenant.to_owned(),
+        admission: ask.admission,
+        jobs: ask.jobs,
+        outcome,
+    };
+    let tenant = format!("t{}", uuid::Uuid::new_v4().simple());
+
+    // Nothing is admitted before a count; the first caller is to count.
+    let first = ledger
+        .admit(&tenant, &ask(1, 3, 1_000))
+        .await
+        .expect("admit");
+    assert_eq!(first.verdict, Verdict::Uncounted);
+    let snapshot = first.recount.expect("the first caller counts");
+    let second = ledger
+        .admit(&tenant, &ask(1, 3, 1_000))
+        .await
+        .expect("admit");
+    assert_eq!((second.verdict, second.recount), (Verdict::Uncounted, None));
+    assert!(ledger.rebase(&tenant, snapshot, 1).await.expect("rebase"));
+    assert!(
+        !ledger.rebase(&tenant, snapshot, 0).await.expect("rebase"),
+        "a recount of a past generation is void"
+    );
+
+    // One queued; two admitted in flight fill the cap of three.
+    let (a, b) = (ask(1, 3, 1_000), ask(1, 3, 1_000));
+    assert_eq!(
+        ledger.admit(&tenant, &a).await.expect("a").verdict,
+        Verdict::Admitted
+    );
+    assert_eq!(
+        ledger.admit(&tenant, &b).await.expect("b").verdict,
+        Verdict::Admitted
+    );
+    assert_eq!(
+        ledger
+            .admit(&tenant, &ask(1, 3, 1_000))
+            .await
+            .expect("c")
+            .verdict,
+        Verdict::OverQueued
+    );
+    // A committed, B stored nothing: one place is free again.
+    ledger
+        .settle(&[
+            report(&tenant, &a, Outcome::Committed),
+            report(&tenant, &b, Outcome::Dropped),
+        ])
+        .await
+        .expect("settle");
+    assert_eq!(
+        ledger
+            .admit(&tenant, &ask(1, 3, 1_000))
+            .await
+            .expect("d")
+            .verdict,
+        Verdict::Admitted
+    );
+    assert_eq!(
+        ledger
+            .admit(&tenant, &ask(1, 3, 1_000))
+            .await
+            .expect("e")
+            .verdict,
+        Verdict::OverQueued
+    );
+
+    // The rate: a second's worth of burst; a batch goes into debt; zero suspends.
+    for (rate, jobs, then) in [(2, 1, 2), (100, 300, 1), (0, 1, 0)] {
+        let tenant = format!("r{}", uuid::Uuid::new_v4().simple());
+        let first = ledger
+            .admit(&tenant, &ask(jobs, 1_000, rate))
+            .await
+            .expect("admit");
+        let snapshot = first.recount.expect("the first caller counts");
+        assert!(ledger.rebase(&tenant, snapshot, 0).await.expect("rebase"));
+        for _ in 0..then {
+            assert_eq!(
+                ledger
+                    .admit(&tenant, &ask(jobs, 1_000, rate))
+                    .await
+                    .expect("admit")
+                    .verdict,
+                Verdict::Admitted,
+                "rate {rate}"
+            );
+        }
+        let over = ledger
+            .admit(&tenant, &ask(1, 1_000, rate))
+            .await
+            .expect("admit")
+            .verdict;
+        assert!(
+            matches!(over, Verdict::OverRate { wait_ms } if wait_ms > 0),
+            "rate {rate}: {over:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_redis_ledger_holds_to_the_rule() {
+    let prefix = crate::common::TestPrefix::new();
+    let queue = control_plane::queue::RedisQueue::connect(&crate::common::redis_url(), &prefix.0)
+        .await
+        .expect("redis");
+    ledger_conformance(&queue.ledger()).await;
+}
+
+#[tokio::test]
+async fn the_local_ledger_holds_to_the_rule() {
+    ledger_conformance(&LocalLedger::new()).await;
 }

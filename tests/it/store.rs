@@ -10,8 +10,8 @@ use control_plane::job::{ErrorKind, JobError, JobState, Priority, Replay, Settle
 use control_plane::kinds::RunningJob;
 use control_plane::spec::JobSpec;
 use control_plane::store::{
-    CancelOutcome, Created, IdempotencyKey, JobStore, ListQuery, PgStore, ReplayOutcome,
-    SqliteStore, Term, Unring,
+    CancelOutcome, Created, IdempotencyKey, JobStore, ListQuery, PgPools, PgStore, QueuePosition,
+    ReplayOutcome, SqliteStore, Term, Unring,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -29,7 +29,7 @@ enum Owned {
 
 async fn postgres() -> (Arc<dyn JobStore>, Owned) {
     let db = TestDatabase::create().await;
-    let store = PgStore::connect(&db.url, 10, Duration::from_secs(5))
+    let store = PgStore::connect(&db.url, PgPools::new(10, Duration::from_secs(5)))
         .await
         .expect("connect");
     store.migrate().await.expect("migrate");
@@ -77,7 +77,11 @@ fn noop() -> JobSpec {
 }
 
 async fn create(store: &Arc<dyn JobStore>, spec: &JobSpec) -> Uuid {
-    match store.create(TENANT, spec, None).await.expect("create") {
+    match store
+        .create(TENANT, spec, None, None)
+        .await
+        .expect("create")
+    {
         Created::New(job) => job.id,
         other => panic!("expected a new job, got {other:?}"),
     }
@@ -275,7 +279,7 @@ async fn a_batch_is_created_in_order_in_one_commit(store: Arc<dyn JobStore>) {
             spec,
         })
         .collect();
-    let made = store.create_many(&jobs).await.expect("create");
+    let made = store.create_many(&jobs, None).await.expect("create");
     assert_eq!(made.len(), 1_200);
     for (i, job) in made.iter().enumerate() {
         assert_eq!(
@@ -513,7 +517,7 @@ async fn one_idempotency_key_makes_one_job(store: Arc<dyn JobStore>) {
         let (store, spec, key) = (store.clone(), spec.clone(), key.clone());
         async move {
             store
-                .create(TENANT, &spec, Some(&key))
+                .create(TENANT, &spec, Some(&key), None)
                 .await
                 .expect("create")
         }
@@ -539,7 +543,7 @@ async fn one_idempotency_key_makes_one_job(store: Arc<dyn JobStore>) {
     };
     assert!(matches!(
         store
-            .create(TENANT, &spec, Some(&other))
+            .create(TENANT, &spec, Some(&other), None)
             .await
             .expect("create"),
         Created::KeyMismatch
@@ -655,7 +659,7 @@ async fn doorbells_are_marked_rung_only_once_confirmed(store: Arc<dyn JobStore>)
     // Never confirmed (the ringer died): rung again after the grace.
     assert_eq!(
         store
-            .unring(term, &Unring::Unconfirmed(Duration::ZERO))
+            .unring(term, &Unring::Unconfirmed(Duration::ZERO), 100)
             .await
             .expect("unring"),
         1
@@ -664,15 +668,48 @@ async fn doorbells_are_marked_rung_only_once_confirmed(store: Arc<dyn JobStore>)
     assert_eq!(store.confirm_rung(&[scheduled]).await.expect("confirm"), 1);
     assert_eq!(
         store
-            .unring(term, &Unring::Unconfirmed(Duration::ZERO))
+            .unring(term, &Unring::Unconfirmed(Duration::ZERO), 100)
             .await
             .expect("unring"),
         0,
         "a confirmed ring is not unconfirmed"
     );
-    // The queue lost everything rung before it was created again.
-    let lost = Unring::LostBefore(chrono::Utc::now() + chrono::Duration::seconds(1));
-    assert_eq!(store.unring(term, &lost).await.expect("unring"), 1);
+    // The queue lost everything rung before it was created again: gone through a level and
+    // a page at a time, each page starting where the last ended.
+    let lost_before = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let (mut from, mut pages, mut lost) = (Some(QueuePosition::START), 0, Vec::new());
+    while let Some(position) = from {
+        let page = store
+            .lost_page(lost_before, position, 1)
+            .await
+            .expect("a page");
+        lost.extend(page.lost);
+        pages += 1;
+        from = page.next;
+    }
+    assert_eq!(
+        lost.iter().map(|bell| bell.job_id).collect::<Vec<_>>(),
+        [scheduled],
+        "the one job rung before the loss"
+    );
+    // Levels 1 and 2 are empty; level 3 holds the job (a full page of one, then an empty
+    // one); levels 4 and 5 are empty.
+    assert_eq!(pages, 6);
+    assert_eq!(
+        store
+            .rung_again(term, &[scheduled], lost_before)
+            .await
+            .expect("rung again"),
+        1
+    );
+    assert_eq!(
+        store
+            .rung_again(Term(term.0 + 1), &[scheduled], lost_before)
+            .await
+            .expect("rung again"),
+        0,
+        "only under the leader's term"
+    );
     store.mark_needed(&[scheduled], None).await.expect("mark");
     assert_eq!(store.take_due(term, 10).await.expect("take").len(), 1);
 }

@@ -2,6 +2,7 @@
 //! make a submission safe to retry.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -14,18 +15,16 @@ use crate::store::sql::{Dialect, Sql, millis};
 use crate::store::{Created, IDEMPOTENCY_TTL, IdempotencyKey, Job, NewJob, StoreError};
 
 impl<D: Driver> SqlStore<D> {
-    /// Records a new queued job and its `created` event.
-    pub(super) async fn insert(&self, tenant: &str, spec: &JobSpec) -> Result<Job, StoreError> {
-        let mut writer = self.driver.writer().await?;
-        insert_job(writer.as_mut(), self.driver.dialect(), tenant, spec).await
-    }
-
-    /// Records new jobs of several tenants in one commit.
-    pub(super) async fn insert_many(&self, jobs: &[NewJob<'_>]) -> Result<Vec<Job>, StoreError> {
+    /// Records new jobs of several tenants in one commit, each statement ending `within`.
+    pub(super) async fn insert_many(
+        &self,
+        jobs: &[NewJob<'_>],
+        within: Option<Duration>,
+    ) -> Result<Vec<Job>, StoreError> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.driver.begin().await?;
+        let mut tx = self.begin(within).await?;
         let made = insert_jobs(tx.as_mut(), self.driver.dialect(), jobs).await?;
         tx.commit().await?;
         Ok(made)
@@ -40,8 +39,9 @@ impl<D: Driver> SqlStore<D> {
         tenant: &str,
         specs: &[JobSpec],
         key: &IdempotencyKey,
+        within: Option<Duration>,
     ) -> Result<Created<Vec<Job>>, StoreError> {
-        let mut tx = self.driver.begin().await?;
+        let mut tx = self.begin(within).await?;
         let mut forget = self.sql();
         forget
             .push("DELETE FROM idempotency_keys WHERE tenant_id = ")
@@ -88,6 +88,17 @@ impl<D: Driver> SqlStore<D> {
         tx.execute(bind).await?;
         tx.commit().await?;
         Ok(Created::New(jobs))
+    }
+
+    /// A write transaction, its statements ending `within` when given.
+    async fn begin(
+        &self,
+        within: Option<Duration>,
+    ) -> Result<Box<dyn crate::store::driver::Transaction>, StoreError> {
+        match within {
+            Some(within) => self.driver.begin_within(within).await,
+            None => self.driver.begin().await,
+        }
     }
 
     /// The request hash and job an existing key recorded.
@@ -161,19 +172,6 @@ struct Earlier {
 /// The most jobs one `INSERT` carries (PostgreSQL allows 65,535 parameters a statement; a
 /// job binds 15).
 const ROWS_PER_INSERT: usize = 1_000;
-
-/// Inserts a queued job and its `created` event.
-async fn insert_job(
-    exec: &mut dyn Exec,
-    dialect: Dialect,
-    tenant: &str,
-    spec: &JobSpec,
-) -> Result<Job, StoreError> {
-    insert_jobs(exec, dialect, &[NewJob { tenant, spec }])
-        .await?
-        .pop()
-        .ok_or_else(|| StoreError::Database("the new job was not returned".into()))
-}
 
 /// Inserts queued jobs and their `created` events, in as few statements as their events
 /// allow (one per priority and start time, a thousand rows at most); returns them in the

@@ -1,6 +1,7 @@
 //! Doorbell bookkeeping and reaping: which queued jobs need a ring, which are being rung,
 //! which were rung; taking back expired leases. The leader's changes are fenced by its term.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::SqlStore;
@@ -10,7 +11,7 @@ use crate::job::{Doorbell, EventKind, JobState, RingState, Snapshot};
 use crate::store::driver::{Cells, Column, Driver, Row};
 use crate::store::row::{count, priority_of};
 use crate::store::sql::Sql;
-use crate::store::{StoreError, Term, Unring};
+use crate::store::{LostPage, QueuePosition, StoreError, Term, Unring};
 
 impl<D: Driver> SqlStore<D> {
     /// `UPDATE jobs SET doorbell = …`: doorbell bookkeeping, which is not a change of the
@@ -30,10 +31,14 @@ impl<D: Driver> SqlStore<D> {
         let mut sql = self.ring_update(RingState::Needed);
         sql.push(" WHERE id IN ").ids(ids);
         queued(&mut sql);
-        if let Some(term) = term {
-            fence(&mut sql, term);
-        }
-        self.driver.writer().await?.execute(sql).await.map(drop)
+        let mut conn = match term {
+            Some(term) => {
+                fence(&mut sql, term);
+                self.driver.leader().await?
+            }
+            None => self.driver.writer().await?,
+        };
+        conn.execute(sql).await.map(drop)
     }
 
     /// Confirms rings of jobs still queued and `ringing`: their doorbells are in the queue.
@@ -48,37 +53,40 @@ impl<D: Driver> SqlStore<D> {
         // few of them in another order. A skipped job still queued stays `ringing` and is
         // rung again after the grace: a duplicate doorbell at worst.
         let mut sql = self.ring_update(RingState::Rung);
-        sql.push(" WHERE id IN (SELECT id FROM jobs WHERE id IN ")
-            .ids(ids);
-        queued(&mut sql)
-            .push(" AND doorbell = ")
-            .bind(RingState::Ringing.as_str())
-            .skip_locked()
-            .push(")");
+        sql.push(" WHERE ").id_in(|pick| {
+            pick.push("SELECT id FROM jobs WHERE id IN ").ids(ids);
+            queued(pick)
+                .push(" AND doorbell = ")
+                .bind(RingState::Ringing.as_str())
+                .skip_locked();
+        });
         self.driver.writer().await?.execute(sql).await
     }
 
     /// Marks up to `limit` due jobs that need a doorbell as `ringing`, oldest due first, each
-    /// with a `dispatched` event naming the term.
+    /// with a `dispatched` event naming the term. The jobs are picked once, in the order of
+    /// the index of jobs needing a doorbell, then changed by id: a plan that stays linear
+    /// whatever the statistics say.
     pub(super) async fn due(&self, term: Term, limit: u32) -> Result<Vec<Doorbell>, StoreError> {
         let mut sql = self.ring_update(RingState::Ringing);
-        sql.push(" WHERE id IN (SELECT id FROM jobs WHERE state = ")
-            .bind(JobState::Queued.as_str())
-            .push(" AND doorbell = ")
-            .bind(RingState::Needed.as_str())
-            .push(" AND run_at <= ")
-            .now()
-            .push(" ORDER BY run_at LIMIT ")
-            .bind(limit)
-            .skip_locked()
-            .push(")");
+        sql.push(" WHERE ").id_in(|pick| {
+            pick.push("SELECT id FROM jobs WHERE state = ")
+                .bind(JobState::Queued.as_str())
+                .push(" AND doorbell = ")
+                .bind(RingState::Needed.as_str())
+                .push(" AND run_at <= ")
+                .now()
+                .push(" ORDER BY run_at LIMIT ")
+                .bind(limit)
+                .skip_locked();
+        });
         queued(&mut sql)
             .push(" AND doorbell = ")
             .bind(RingState::Needed.as_str());
         fence(&mut sql, term);
         let event = EventRecord::new(EventKind::Dispatched, serde_json::json!({"term": term.0}));
-        let mut writer = self.driver.writer().await?;
-        let rows = writer.apply(sql, Some(&event), true).await?.into_rows();
+        let mut leader = self.driver.leader().await?;
+        let rows = leader.apply(sql, Some(&event), true).await?.into_rows();
         rows.into_iter()
             .map(|row| {
                 Ok(Doorbell {
@@ -115,17 +123,19 @@ impl<D: Driver> SqlStore<D> {
             Column::Text,
             Column::Int,
         ];
-        let candidates = self.driver.writer().await?.rows(sql, &columns).await?;
+        // The leader's connection (a restart's recovery has no leader: the writer).
+        let mut conn = match term {
+            Some(_) => self.driver.leader().await?,
+            None => self.driver.writer().await?,
+        };
+        let candidates = conn.rows(sql, &columns).await?;
         let mut reaped = Vec::new();
         for row in candidates {
             let (id, seen) = expired(row)?;
             let mut transition = seen.reap(term.map(|t| t.0));
             transition.guard.lease_expired = term.is_some();
             let change = update(self.driver.dialect(), Target::Id(id), &transition, term);
-            let mut writer = self.driver.writer().await?;
-            let applied = writer
-                .apply(change, transition.event.as_ref(), false)
-                .await?;
+            let applied = conn.apply(change, transition.event.as_ref(), false).await?;
             if applied.count() == 1 {
                 reaped.push(id);
             }
@@ -133,47 +143,167 @@ impl<D: Driver> SqlStore<D> {
         Ok(reaped)
     }
 
-    /// Marks queued jobs whose doorbell was lost as needing one.
-    pub(super) async fn lost(&self, term: Term, which: &Unring) -> Result<u64, StoreError> {
-        if matches!(which, Unring::Stale(_, levels) if levels.is_empty()) {
-            return Ok(0);
-        }
-        let mut sql = self.ring_update(RingState::Needed);
-        sql.push(" WHERE state = ").bind(JobState::Queued.as_str());
+    /// Marks up to `limit` queued jobs whose doorbell was lost as needing one (for
+    /// `LostBefore`, the jobs of one page of the queue).
+    pub(super) async fn lost(
+        &self,
+        term: Term,
+        which: &Unring,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
         match which {
-            Unring::LostBefore(created) => {
-                sql.push(" AND doorbell <> ")
-                    .bind(RingState::Needed.as_str())
-                    .push(" AND rung_at < ")
-                    .bind(*created)
-                    .push(" AND run_at <= ")
-                    .now();
-            }
-            Unring::Unconfirmed(older_than) => {
-                sql.push(" AND doorbell = ")
-                    .bind(RingState::Ringing.as_str())
-                    .push(" AND rung_at <= ")
-                    .now_offset(*older_than, true);
-            }
-            Unring::Stale(older_than, levels) => {
-                sql.push(" AND doorbell = ")
-                    .bind(RingState::Rung.as_str())
+            Unring::Unconfirmed(older_than) => self.unconfirmed(term, *older_than, limit).await,
+            Unring::Stale(older_than, levels) => self.stale(term, *older_than, levels, limit).await,
+        }
+    }
+
+    /// Marks up to `limit` queued jobs whose ring began longer than `older_than` ago and was
+    /// never confirmed (their ringer died between marking and ringing), oldest first.
+    async fn unconfirmed(
+        &self,
+        term: Term,
+        older_than: std::time::Duration,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let mut sql = self.ring_update(RingState::Needed);
+        sql.push(" WHERE ").id_in(|pick| {
+            pick.push("SELECT id FROM jobs WHERE state = ")
+                .bind(JobState::Queued.as_str())
+                .push(" AND doorbell = ")
+                .bind(RingState::Ringing.as_str())
+                .push(" AND rung_at <= ")
+                .now_offset(older_than, true)
+                .push(" ORDER BY rung_at LIMIT ")
+                .bind(limit);
+        });
+        sql.push(" AND doorbell = ")
+            .bind(RingState::Ringing.as_str());
+        queued(&mut sql);
+        fence(&mut sql, term);
+        self.driver.leader().await?.execute(sql).await
+    }
+
+    /// Marks up to `limit` due queued jobs of each of `levels` rung longer than `older_than`
+    /// ago: those levels have nothing waiting, so those doorbells were lost. Each level is
+    /// read on its own, in queue order.
+    async fn stale(
+        &self,
+        term: Term,
+        older_than: std::time::Duration,
+        levels: &[crate::job::Priority],
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let mut marked = 0;
+        for level in levels {
+            let mut sql = self.ring_update(RingState::Needed);
+            sql.push(" WHERE ").id_in(|pick| {
+                pick.push("SELECT id FROM jobs WHERE state = ")
+                    .bind(JobState::Queued.as_str())
+                    .push(" AND priority = ")
+                    .bind(i64::from(*level))
                     .push(" AND run_at <= ")
                     .now()
+                    .push(" AND doorbell = ")
+                    .bind(RingState::Rung.as_str())
                     .push(" AND rung_at <= ")
-                    .now_offset(*older_than, true)
-                    .push(" AND priority IN (");
-                for (i, level) in levels.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(", ");
-                    }
-                    sql.bind(i64::from(*level));
-                }
-                sql.push(")");
+                    .now_offset(older_than, true)
+                    .push(" ORDER BY run_at LIMIT ")
+                    .bind(limit);
+            });
+            sql.push(" AND doorbell = ").bind(RingState::Rung.as_str());
+            queued(&mut sql);
+            fence(&mut sql, term);
+            marked += self.driver.leader().await?.execute(sql).await?;
+        }
+        Ok(marked)
+    }
+
+    /// One page of the queue after a loss: the next `limit` due queued jobs of a level from
+    /// `from` in queue order (`run_at`, id), and those of them rung before `lost_before`.
+    /// Pages are read by position within a level (the index of queued jobs by level, due
+    /// time and id), so a backlog of any size is gone through once, a bounded statement at
+    /// a time; a level's last page hands on to the next level.
+    pub(super) async fn page_after_loss(
+        &self,
+        lost_before: DateTime<Utc>,
+        from: QueuePosition,
+        limit: u32,
+    ) -> Result<LostPage, StoreError> {
+        let mut page = self.sql();
+        page.push("SELECT run_at, id, domain, doorbell, rung_at FROM jobs WHERE state = ")
+            .bind(JobState::Queued.as_str())
+            .push(" AND priority = ")
+            .bind(i64::from(from.priority))
+            .push(" AND run_at <= ")
+            .now();
+        if let Some((run_at, id)) = from.last {
+            page.push(" AND (run_at, id) > (")
+                .bind(run_at)
+                .push(", ")
+                .bind(id)
+                .push(")");
+        }
+        page.push(" ORDER BY run_at, id LIMIT ").bind(limit);
+        let columns = [
+            Column::Time,
+            Column::Uuid,
+            Column::Text,
+            Column::Text,
+            Column::OptTime,
+        ];
+        let rows = self.driver.leader().await?.rows(page, &columns).await?;
+        let (count, mut last, mut lost) = (rows.len(), None, Vec::new());
+        for row in rows {
+            let mut cells = Cells::of(row);
+            let (run_at, id, domain) = (cells.time()?, cells.uuid()?, cells.text()?);
+            let (doorbell, rung_at) = (cells.text()?, cells.opt_time()?);
+            last = Some((run_at, id));
+            if doorbell != RingState::Needed.as_str() && rung_at.is_some_and(|at| at < lost_before)
+            {
+                lost.push(Doorbell {
+                    job_id: id,
+                    priority: from.priority,
+                    host: Some(domain),
+                });
             }
         }
+        let next = match last {
+            Some(last) if count >= limit as usize => Some(QueuePosition {
+                priority: from.priority,
+                last: Some(last),
+            }),
+            _ => from.priority.less_urgent().map(|priority| QueuePosition {
+                priority,
+                last: None,
+            }),
+        };
+        Ok(LostPage { lost, next })
+    }
+
+    /// Marks jobs just rung again after a loss as rung, with a `dispatched` event each.
+    pub(super) async fn rerung(
+        &self,
+        term: Term,
+        ids: &[Uuid],
+        lost_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut sql = self.ring_update(RingState::Rung);
+        sql.push(" WHERE id IN ").ids(ids);
+        queued(&mut sql)
+            .push(" AND doorbell <> ")
+            .bind(RingState::Needed.as_str())
+            .push(" AND rung_at < ")
+            .bind(lost_before);
         fence(&mut sql, term);
-        self.driver.writer().await?.execute(sql).await
+        let event = EventRecord::new(
+            EventKind::Dispatched,
+            serde_json::json!({"term": term.0, "queue_lost": true}),
+        );
+        let mut leader = self.driver.leader().await?;
+        Ok(leader.apply(sql, Some(&event), false).await?.count())
     }
 }
 

@@ -33,7 +33,7 @@ impl<D: Driver> SqlStore<D> {
             .push(" RETURNING term");
         let rows = self
             .driver
-            .writer()
+            .leader()
             .await?
             .rows(sql, &[Column::Int])
             .await?;
@@ -61,7 +61,7 @@ impl<D: Driver> SqlStore<D> {
             .bind(term.0)
             .push(" AND lease_until > ")
             .now();
-        let renewed = self.driver.writer().await?.execute(sql).await?;
+        let renewed = self.driver.leader().await?.execute(sql).await?;
         Ok((renewed == 1).then_some(term))
     }
 
@@ -76,6 +76,6 @@ impl<D: Driver> SqlStore<D> {
             .bind(holder)
             .push(" AND term = ")
             .bind(term.0);
-        self.driver.writer().await?.execute(sql).await.map(drop)
+        self.driver.leader().await?.execute(sql).await.map(drop)
     }
 }

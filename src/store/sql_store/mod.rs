@@ -22,8 +22,8 @@ use uuid::Uuid;
 use super::driver::Driver;
 use super::sql::Sql;
 use super::{
-    CancelOutcome, Created, IdempotencyKey, Job, JobStats, JobStore, ListQuery, NewJob,
-    ReplayOutcome, StoreError, Term, Unring,
+    CancelOutcome, Created, IdempotencyKey, Job, JobStats, JobStore, ListQuery, LostPage, NewJob,
+    QueuePosition, ReplayOutcome, StoreError, Term, Unring,
 };
 use crate::artifact::{ArtifactIndex, ArtifactRecord, IndexError};
 use crate::auth::Scope;
@@ -84,23 +84,32 @@ impl<D: Driver> JobStore for SqlStore<D> {
         tenant: &str,
         spec: &JobSpec,
         key: Option<&IdempotencyKey>,
+        within: Option<Duration>,
     ) -> Result<Created, StoreError> {
         match key {
-            None => self
-                .insert(tenant, spec)
-                .await
-                .map(|job| Created::New(Box::new(job))),
+            None => {
+                let job = NewJob { tenant, spec };
+                let mut made = self.insert_many(std::slice::from_ref(&job), within).await?;
+                let job = made
+                    .pop()
+                    .ok_or_else(|| StoreError::Database("the new job was not returned".into()))?;
+                Ok(Created::New(Box::new(job)))
+            }
             Some(key) => {
                 let created = self
-                    .insert_once(tenant, std::slice::from_ref(spec), key)
+                    .insert_once(tenant, std::slice::from_ref(spec), key, within)
                     .await?;
                 Ok(created.map(|mut jobs| Box::new(jobs.remove(0))))
             }
         }
     }
 
-    async fn create_many(&self, jobs: &[NewJob<'_>]) -> Result<Vec<Job>, StoreError> {
-        self.insert_many(jobs).await
+    async fn create_many(
+        &self,
+        jobs: &[NewJob<'_>],
+        within: Option<Duration>,
+    ) -> Result<Vec<Job>, StoreError> {
+        self.insert_many(jobs, within).await
     }
 
     async fn create_batch_once(
@@ -108,8 +117,9 @@ impl<D: Driver> JobStore for SqlStore<D> {
         tenant: &str,
         specs: &[JobSpec],
         key: &IdempotencyKey,
+        within: Option<Duration>,
     ) -> Result<Created<Vec<Job>>, StoreError> {
-        self.insert_once(tenant, specs, key).await
+        self.insert_once(tenant, specs, key, within).await
     }
 
     async fn get(&self, scope: Scope<'_>, id: Uuid) -> Result<Option<Job>, StoreError> {
@@ -198,8 +208,26 @@ impl<D: Driver> JobStore for SqlStore<D> {
         self.reap(Some(term), limit).await
     }
 
-    async fn unring(&self, term: Term, which: &Unring) -> Result<u64, StoreError> {
-        self.lost(term, which).await
+    async fn unring(&self, term: Term, which: &Unring, limit: u32) -> Result<u64, StoreError> {
+        self.lost(term, which, limit).await
+    }
+
+    async fn lost_page(
+        &self,
+        lost_before: DateTime<Utc>,
+        from: QueuePosition,
+        limit: u32,
+    ) -> Result<LostPage, StoreError> {
+        self.page_after_loss(lost_before, from, limit).await
+    }
+
+    async fn rung_again(
+        &self,
+        term: Term,
+        ids: &[Uuid],
+        lost_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.rerung(term, ids, lost_before).await
     }
 
     async fn lead(
