@@ -613,6 +613,18 @@ impl Stack {
 async fn scale_load(length: Duration, raw32: f64) {
     for workers in [1, 2, 4] {
         let stack = Stack::start(workers, 32 / workers).await;
+        let statements = std::env::var_os("BENCH_STATEMENTS").is_some();
+        if statements {
+            for sql in [
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+                "SELECT pg_stat_statements_reset()::text",
+            ] {
+                sqlx::query(sql)
+                    .execute(&stack.pool)
+                    .await
+                    .expect("pg_stat_statements (shared_preload_libraries)");
+            }
+        }
         let before = stack.usage().await;
         let (_, latency) = closed_loop(&stack, 32, length).await;
         stack.drained().await;
@@ -634,6 +646,30 @@ async fn scale_load(length: Duration, raw32: f64) {
             per_job(after.serve, before.serve) * 1e6,
             per_job(after.workers, before.workers) * 1e6,
             latency.percentile(0.99),
+        );
+        if statements {
+            print_statements(&stack.pool, jobs).await;
+        }
+    }
+}
+
+/// The statements of the stack's database by calls per job, and their time
+/// (`BENCH_STATEMENTS`, on a server that preloads pg_stat_statements).
+async fn print_statements(pool: &PgPool, jobs: i64) {
+    let rows: Vec<(i64, f64, String)> = sqlx::query_as(
+        "SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
+         FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+         ORDER BY total_exec_time DESC LIMIT 14",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("pg_stat_statements");
+    for (calls, ms, query) in rows {
+        println!(
+            "          {:>6.3} calls/job {:>7.1} µs/job  {query}",
+            calls as f64 / jobs.max(1) as f64,
+            ms * 1000.0 / jobs.max(1) as f64
         );
     }
 }

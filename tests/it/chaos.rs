@@ -1,5 +1,7 @@
 //! A chaos run: clients submit with idempotency keys through two API processes to three
-//! workers while faults are mixed at random — a worker or an API process killed with
+//! workers, over a backlog of 10,000 jobs submitted while the queue was away (on a table
+//! whose statistics were taken when queued jobs were rare, as after a busy hour with
+//! autovacuum behind), while faults are mixed at random — a worker or an API process killed with
 //! SIGKILL, a worker stopped (SIGSTOP) beyond its lease, Redis flushed or restarted, the
 //! database cut off. Afterwards every answered job is stored exactly once, none is left
 //! open, none succeeded twice, every timeline starts with its creation, and there was no
@@ -19,11 +21,13 @@ use sqlx::PgPool;
 use tokio::sync::RwLock;
 
 use crate::cli::{Process, command, wait_healthy};
-use crate::common::{OwnRedis, TcpProxy, TestDatabase, TestPrefix, database_server, eventually};
+use crate::common::{OwnRedis, TcpProxy, TestDatabase, TestPrefix, database_server};
 use crate::faults::{env, report};
 
 /// Submitting clients.
 const CLIENTS: usize = 8;
+/// Jobs queued before the run, without a doorbell.
+const BACKLOG: i64 = 10_000;
 /// The longest stretch allowed in which due jobs waited and none started.
 const MAX_STALL: Duration = Duration::from_secs(30);
 
@@ -98,6 +102,8 @@ async fn chaos_mixed_faults_lose_nothing_and_run_nothing_twice() {
         .output()
         .expect("migrate");
     assert!(migrated.status.success(), "{migrated:?}");
+    let pool = PgPool::connect(&db.url).await.expect("assertion pool");
+    preload(&pool).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -112,7 +118,6 @@ async fn chaos_mixed_faults_lose_nothing_and_run_nothing_twice() {
         wait_healthy(api, &client).await;
     }
     stack.publish_bases().await;
-    let pool = PgPool::connect(&db.url).await.expect("assertion pool");
 
     let answers = Arc::new(Mutex::new(Answers::default()));
     let submitting = tokio_util::sync::CancellationToken::new();
@@ -142,31 +147,50 @@ async fn chaos_mixed_faults_lose_nothing_and_run_nothing_twice() {
             .unwrap_or_else(|| FAULTS[rng.random_range(0..FAULTS.len())]);
         inject(fault, &mut stack, &mut redis, &proxy, &client, &mut rng).await;
         *injected.entry(fault).or_default() += 1;
+        progress(&format!(
+            "{:>5.1} s: {fault:?}",
+            started.elapsed().as_secs_f64()
+        ));
     }
+    progress("faults over; waiting for the clients' last answers");
     submitting.cancel();
     for client in clients {
         client.await.expect("a client");
     }
 
-    let settled = eventually("every job to finish", Duration::from_secs(180), || async {
-        let open: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
-                .fetch_one(&pool)
-                .await
-                .ok()?;
-        (open == 0).then(|| started.elapsed())
-    })
-    .await;
-    let longest_stall = stalls.lock().map(|s| s.longest).unwrap_or_default();
+    progress("every key answered; waiting for every job to finish");
+    let drain = Instant::now();
+    let settled = loop {
+        let open: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT state, doorbell, count(*) FROM jobs WHERE state IN ('queued', 'running')
+             GROUP BY state, doorbell",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("open jobs");
+        if open.is_empty() {
+            break started.elapsed();
+        }
+        assert!(
+            drain.elapsed() < Duration::from_secs(180),
+            "jobs still open three minutes after the faults (seed {seed}): {open:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (longest_stall, largest_backlog) = stalls
+        .lock()
+        .map(|s| (s.longest, s.largest_backlog))
+        .unwrap_or_default();
 
     let answers = std::mem::take(&mut *answers.lock().expect("answers"));
     let tally = tally(&pool).await;
     let answered_ids: std::collections::HashSet<&String> = answers.jobs.values().collect();
     report(&format!(
-        "chaos (seed {seed}): {seconds} s of faults {injected:?}; {} submissions answered ({} requests, {} retried), {} jobs stored: {} succeeded, {} failed, {} cancelled; settled {:.1} s after the start; longest stretch with due jobs and no start {:.1} s",
+        "chaos (seed {seed}): {seconds} s of faults {injected:?}; {} submissions answered ({} requests, {} retried), largest backlog {} queued, {} jobs stored: {} succeeded, {} failed, {} cancelled; settled {:.1} s after the start; longest stretch with due jobs and no start {:.1} s",
         answers.jobs.len(),
         answers.attempts,
         answers.retried,
+        largest_backlog,
         tally.jobs,
         tally.succeeded,
         tally.failed,
@@ -195,8 +219,9 @@ async fn chaos_mixed_faults_lose_nothing_and_run_nothing_twice() {
         "every answered job is stored"
     );
     assert_eq!(
-        tally.jobs, tally.keys,
-        "every stored job came from one key, and each key made one job"
+        tally.jobs - BACKLOG,
+        tally.keys,
+        "every stored job came from one key (or the backlog), and each key made one job"
     );
     assert_eq!(tally.open, 0);
     assert_eq!(tally.succeeded_twice, 0, "no job succeeded twice");
@@ -219,6 +244,38 @@ async fn chaos_mixed_faults_lose_nothing_and_run_nothing_twice() {
             "{fault:?} was never injected"
         );
     }
+}
+
+/// Statistics from a table of finished jobs with nothing queued, never analyzed since; then
+/// a backlog of jobs submitted while the queue was away (each with its creation event),
+/// waiting for the scheduler to ring them.
+async fn preload(pool: &PgPool) {
+    for statement in [
+        "INSERT INTO jobs (id, domain, url, job_type, strategy, priority, max_attempts,
+                           timeout_ms, state, attempt, doorbell, rung_at, finished_at)
+         SELECT gen_random_uuid(), 'done.example', 'https://done.example/', 'noop', 'http',
+                3, 3, 30000, 'succeeded', 1, 'rung', now(), now()
+         FROM generate_series(1, 5000)",
+        "ANALYZE jobs",
+        "ALTER TABLE jobs SET (autovacuum_enabled = false)",
+        "DELETE FROM jobs",
+    ] {
+        sqlx::query(statement).execute(pool).await.expect(statement);
+    }
+    sqlx::query(
+        "WITH made AS (
+           INSERT INTO jobs (id, domain, url, job_type, strategy, priority, max_attempts,
+                             timeout_ms, state, doorbell)
+           SELECT gen_random_uuid(), 'early' || n || '.example', 'https://early' || n || '.example/',
+                  'noop', 'http', 1 + n % 5, 10, 30000, 'queued', 'needed'
+           FROM generate_series(1, $1) AS n RETURNING id)
+         INSERT INTO job_events (job_id, kind, attempt, detail)
+         SELECT id, 'created', 0, '{}' FROM made",
+    )
+    .bind(BACKLOG)
+    .execute(pool)
+    .await
+    .expect("the backlog");
 }
 
 /// Injects one fault, and undoes it (restart, resume, restore) where the fault is not
@@ -262,6 +319,13 @@ async fn inject(
     }
 }
 
+/// Prints what the run is doing when `CHAOS_PROGRESS` is set.
+fn progress(line: &str) {
+    if std::env::var_os("CHAOS_PROGRESS").is_some() {
+        eprintln!("chaos: {line}");
+    }
+}
+
 /// Waits until a restarted API process answers `/health` (its database may be cut).
 async fn wait_alive(process: &Process, client: &reqwest::Client) {
     let until = Instant::now() + Duration::from_secs(60);
@@ -295,8 +359,8 @@ async fn submit_until(
         let body = json!({
             "url": format!("https://site{n}x{job}.example/"),
             "job_type": "noop",
-            "max_attempts": 20,
-            "payload": {"sleep_ms": (job % 5) * 40},
+            "max_attempts": 10,
+            "payload": {"sleep_ms": (job % 5) * 10},
         });
         let mut tries = 0u64;
         loop {
@@ -317,6 +381,15 @@ async fn submit_until(
                     .await
                     .ok()
                     .and_then(|job| job["id"].as_str().map(str::to_owned)),
+                // Faults answer 503 (and an API going away, no answer at all); a refusal of
+                // the request itself is the test's mistake, not a fault.
+                Ok(r) if r.status().is_client_error() && r.status() != 429 => {
+                    let status = r.status();
+                    panic!(
+                        "{key} refused with {status}: {}",
+                        r.text().await.unwrap_or_default()
+                    );
+                }
                 _ => None,
             };
             let answered = {
@@ -344,10 +417,12 @@ async fn submit_until(
     }
 }
 
-/// The longest stretch so far in which due jobs waited and none started.
+/// The longest stretch so far in which due jobs waited and none started, and the most jobs
+/// seen due at once.
 #[derive(Default)]
 struct Stalls {
     longest: Duration,
+    largest_backlog: i64,
 }
 
 /// Samples the database (directly, not through the cut) twice a second: how many jobs are
@@ -376,6 +451,7 @@ fn watch_stalls(url: String) -> Arc<Mutex<Stalls>> {
                 }
                 if let Ok(mut stalls) = seen.lock() {
                     stalls.longest = stalls.longest.max(last_progress.elapsed());
+                    stalls.largest_backlog = stalls.largest_backlog.max(due);
                 }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
