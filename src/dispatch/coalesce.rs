@@ -43,7 +43,7 @@ impl Coalescer {
     /// Starts the task that writes submissions to `store` and rings them with `bells`; it
     /// ends when every sender is gone.
     pub(super) fn start(store: Arc<dyn JobStore>, bells: Bells) -> Coalescer {
-        let group = Group::start(MAX_BATCH, IN_FLIGHT, move |batch| {
+        let group = Group::start(MAX_BATCH, IN_FLIGHT, None, move |batch| {
             let (store, bells) = (store.clone(), bells.clone());
             async move { write(store.as_ref(), &bells, batch).await }
         });

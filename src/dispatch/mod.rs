@@ -8,6 +8,7 @@
 //! whoever waits on the job wakes.
 
 mod bells;
+mod claim;
 mod coalesce;
 mod confirm;
 mod group;
@@ -34,6 +35,7 @@ pub use reconcile::{RING_GRACE, Recovery};
 pub use write_by::{Admitted, WriteBy};
 
 use bells::Bells;
+use claim::Claimer;
 use coalesce::Coalescer;
 use settle::Settler;
 
@@ -72,6 +74,7 @@ pub struct Dispatcher {
     signals: Arc<dyn Signals>,
     bells: Bells,
     coalescer: Coalescer,
+    claimer: Claimer,
     settler: Settler,
 }
 
@@ -85,6 +88,7 @@ impl Dispatcher {
     ) -> Dispatcher {
         let bells = Bells::new(store.clone(), queue.clone(), signals.clone());
         let coalescer = Coalescer::start(store.clone(), bells.clone());
+        let claimer = Claimer::start(store.clone());
         let settler = Settler::start(store.clone(), queue.clone(), signals.clone());
         Dispatcher {
             store,
@@ -92,6 +96,7 @@ impl Dispatcher {
             signals,
             bells,
             coalescer,
+            claimer,
             settler,
         }
     }
@@ -243,7 +248,11 @@ impl Dispatcher {
         lease: std::time::Duration,
     ) -> Result<Option<RunningJob>, StoreError> {
         let job_id = delivery.doorbell.job_id;
-        let claimed = self.store.claim(job_id, worker, lease).await?;
+        let claimed = self
+            .claimer
+            .claim(std::slice::from_ref(delivery), worker, lease)
+            .await?
+            .remove(&job_id);
         if claimed.is_some() {
             self.signals.announce_changes(&[job_id]);
         } else {
@@ -262,14 +271,7 @@ impl Dispatcher {
         worker: &str,
         lease: std::time::Duration,
     ) -> Result<Vec<Option<RunningJob>>, StoreError> {
-        let ids: Vec<Uuid> = deliveries.iter().map(|d| d.doorbell.job_id).collect();
-        let mut claimed: std::collections::HashMap<Uuid, RunningJob> = self
-            .store
-            .claim_many(&ids, worker, lease)
-            .await?
-            .into_iter()
-            .map(|job| (job.id, job))
-            .collect();
+        let mut claimed = self.claimer.claim(deliveries, worker, lease).await?;
         let ids: Vec<Uuid> = claimed.keys().copied().collect();
         self.bells.announce(&ids);
         let mut answers = Vec::with_capacity(deliveries.len());

@@ -3,13 +3,14 @@
 //! acknowledged. Each slot is answered only after its outcome is committed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tracing::warn;
 use uuid::Uuid;
 
 use super::Settled;
-use super::group::Group;
+use super::group::{Group, Linger};
 use crate::job::Settlement;
 use crate::kinds::RunningJob;
 use crate::queue::{Delivery, JobQueue, Signals};
@@ -19,6 +20,13 @@ use crate::store::{JobStore, StoreError};
 const MAX_BATCH: usize = 64;
 /// Commits under way at once.
 const IN_FLIGHT: usize = 2;
+/// While the database is busy, a group waits this long at most for more outcomes (the slots
+/// are free already: only the job's record waits).
+const LINGER: Linger = Linger {
+    busy_after: Duration::from_millis(1),
+    enough: 16,
+    at_most: Duration::from_millis(50),
+};
 
 /// One outcome waiting to be recorded.
 struct Outcome {
@@ -54,7 +62,7 @@ impl Settler {
             queue,
             signals,
         });
-        let group = Group::start(MAX_BATCH, IN_FLIGHT, move |batch| {
+        let group = Group::start(MAX_BATCH, IN_FLIGHT, Some(LINGER), move |batch| {
             let parts = parts.clone();
             async move { record(&parts, batch).await }
         });

@@ -8,10 +8,11 @@ use uuid::Uuid;
 
 use super::SqlStore;
 use super::render::{Target, update};
+use super::render_each::update_each;
 use crate::auth::Scope;
 use crate::job::{JobState, Replay, Snapshot, Transition, lifecycle};
 use crate::kinds::RunningJob;
-use crate::store::driver::Driver;
+use crate::store::driver::{Cells, Column, Driver};
 use crate::store::{CancelOutcome, Job, ReplayOutcome, StoreError};
 
 /// How often a cancel or replay decides again when the job keeps changing under it.
@@ -80,6 +81,26 @@ impl<D: Driver> SqlStore<D> {
         &self,
         changes: &[(&RunningJob, Transition)],
     ) -> Result<Vec<bool>, StoreError> {
+        let rows: Vec<(Uuid, &Transition)> = changes.iter().map(|(job, t)| (job.id, t)).collect();
+        if changes.len() > 1
+            && let Some(each) = update_each(self.driver.dialect(), &rows)
+        {
+            // One statement for all of them: atomic by itself.
+            let changed = self
+                .driver
+                .writer()
+                .await?
+                .rows(each, &[Column::Uuid])
+                .await?;
+            let changed: std::collections::HashSet<Uuid> = changed
+                .into_iter()
+                .map(|row| Cells::of(row).uuid())
+                .collect::<Result<_, _>>()?;
+            return Ok(changes
+                .iter()
+                .map(|(job, _)| changed.contains(&job.id))
+                .collect());
+        }
         let mut tx = self.driver.begin().await?;
         let mut held = Vec::with_capacity(changes.len());
         for (job, t) in changes {

@@ -12,6 +12,7 @@ mod memory;
 mod quotas;
 mod reads;
 pub mod render;
+mod render_each;
 
 use std::time::Duration;
 

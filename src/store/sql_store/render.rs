@@ -104,7 +104,7 @@ fn set(sql: &mut Sql, t: &Transition) {
 /// A job that finishes owes its callback one delivery, due at once (and a fresh count of
 /// attempts); a job that leaves its terminal state (replayed) owes nothing until it
 /// finishes again. Written in the same statement as the state, so no finish is missed.
-fn hook(sql: &mut Sql, finished: TimeChange) {
+pub(super) fn hook(sql: &mut Sql, finished: TimeChange) {
     match finished {
         TimeChange::Keep => {}
         TimeChange::Clear => {
@@ -126,7 +126,7 @@ pub fn ring_to(sql: &mut Sql, ring: RingState) {
     }
 }
 
-fn time(sql: &mut Sql, column: &str, change: TimeChange) {
+pub(super) fn time(sql: &mut Sql, column: &str, change: TimeChange) {
     match change {
         TimeChange::Keep => return,
         TimeChange::Clear => {
@@ -176,7 +176,7 @@ pub fn queued(sql: &mut Sql) -> &mut Sql {
 /// statistics from when queued jobs were rare made it scan a whole partial index for every
 /// statement instead (a claim of a few jobs read every queued one), whatever the size of
 /// the backlog.
-fn in_state(sql: &mut Sql, state: JobState) -> &mut Sql {
+pub(super) fn in_state(sql: &mut Sql, state: JobState) -> &mut Sql {
     sql.push(" AND (state = ")
         .bind(state.as_str())
         .push(") IS TRUE")
