@@ -11,9 +11,9 @@ use super::problem::Problem;
 use crate::auth::Caller;
 
 /// Default cap of open waits and streams per key (`WAIT_MAX_PER_KEY`).
-pub const DEFAULT_PER_KEY: usize = 100;
+pub const DEFAULT_PER_KEY: usize = 1_000;
 /// Default cap of open waits and streams per tenant (`WAIT_MAX_PER_TENANT`).
-pub const DEFAULT_PER_TENANT: usize = 500;
+pub const DEFAULT_PER_TENANT: usize = 2_000;
 
 /// How many waits and streams are open, by key and by tenant.
 #[derive(Debug, Default)]
