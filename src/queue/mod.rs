@@ -44,7 +44,7 @@ pub struct Delivery {
 }
 
 /// What can go wrong talking to the queue.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
     /// The queue cannot be reached right now.
     #[error("queue unavailable: {0}")]

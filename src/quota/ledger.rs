@@ -30,8 +30,8 @@ pub struct Report {
 /// The books of every tenant's quota.
 #[async_trait]
 pub trait Ledger: Send + Sync {
-    /// Decides an admission for `tenant`.
-    async fn admit(&self, tenant: &str, ask: &Ask) -> Result<Answer, QueueError>;
+    /// Decides admissions that arrived together, in order, each for its tenant.
+    async fn admit(&self, asks: &[(&str, &Ask)]) -> Result<Vec<Answer>, QueueError>;
 
     /// Records what the writers of admissions reported.
     async fn settle(&self, reports: &[Report]) -> Result<(), QueueError>;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
+use super::batch::Batcher;
 use super::ledger::{ADMISSION_TTL_MS, Ledger, RECOUNT_MS, Report};
 use super::local::LocalLedger;
 use super::rule::{Answer, Ask, Outcome, Snapshot, Verdict};
@@ -142,6 +143,7 @@ pub struct Limiter {
     defaults: Quota,
     index: Arc<dyn QuotaIndex>,
     shared: Arc<dyn Ledger>,
+    batcher: Batcher,
     local: Arc<dyn Ledger>,
     shared_down_until: Arc<Mutex<Option<Instant>>>,
     quotas: Arc<Mutex<HashMap<String, (Quota, Instant)>>>,
@@ -154,6 +156,7 @@ impl Limiter {
         Limiter {
             defaults,
             index,
+            batcher: Batcher::start(shared.clone()),
             shared,
             local: Arc::new(LocalLedger::new()),
             shared_down_until: Arc::default(),
@@ -251,7 +254,7 @@ impl Limiter {
     /// Asks the shared ledger, or this process's books while it is unreachable.
     async fn ask(&self, tenant: &str, ask: &Ask) -> (Arc<dyn Ledger>, Answer) {
         if self.shared_usable() {
-            match self.shared.admit(tenant, ask).await {
+            match self.batcher.admit(tenant, ask).await {
                 Ok(answer) => return (self.shared.clone(), answer),
                 Err(e) => {
                     let mut down = lock(&self.shared_down_until);
@@ -262,9 +265,9 @@ impl Limiter {
                 }
             }
         }
-        let answer = match self.local.admit(tenant, ask).await {
-            Ok(answer) => answer,
-            Err(_) => Answer {
+        let answer = match self.local.admit(&[(tenant, ask)]).await {
+            Ok(mut answers) if !answers.is_empty() => answers.swap_remove(0),
+            _ => Answer {
                 verdict: Verdict::Uncounted,
                 recount: None,
             },

@@ -44,8 +44,11 @@ impl LocalLedger {
 
 #[async_trait]
 impl Ledger for LocalLedger {
-    async fn admit(&self, tenant: &str, ask: &Ask) -> Result<Answer, QueueError> {
-        Ok(self.with(tenant, |book, now| book.admit(now, ask)))
+    async fn admit(&self, asks: &[(&str, &Ask)]) -> Result<Vec<Answer>, QueueError> {
+        Ok(asks
+            .iter()
+            .map(|(tenant, ask)| self.with(tenant, |book, now| book.admit(now, ask)))
+            .collect())
     }
 
     async fn settle(&self, reports: &[Report]) -> Result<(), QueueError> {

@@ -1,6 +1,7 @@
 //! Quotas per tenant: how many jobs it may have queued at once and how many it may submit
 //! per second. Defaults come from the settings; an admin may set a tenant's own.
 
+mod batch;
 mod ledger;
 mod limiter;
 mod local;

@@ -15,6 +15,23 @@ const ADMIT: &str = include_str!("admit.lua");
 const SETTLE: &str = include_str!("settle.lua");
 const REBASE: &str = include_str!("rebase.lua");
 
+/// One admission's answer: verdict, recount, generation, since, wait (ms).
+fn answer(values: &[i64]) -> Answer {
+    let verdict = match values[0] {
+        1 => Verdict::Admitted,
+        2 => Verdict::OverQueued,
+        3 => Verdict::OverRate { wait_ms: values[4] },
+        _ => Verdict::Uncounted,
+    };
+    Answer {
+        verdict,
+        recount: (values[1] == 1).then_some(Snapshot {
+            generation: values[2],
+            since: values[3],
+        }),
+    }
+}
+
 /// How long an idle tenant's book is kept.
 const KEEP_MS: i64 = 3_600_000;
 
@@ -59,32 +76,39 @@ impl RedisLedger {
 
 #[async_trait]
 impl Ledger for RedisLedger {
-    async fn admit(&self, tenant: &str, ask: &Ask) -> Result<Answer, QueueError> {
-        let (verdict, recount, generation, since, wait_ms): (i64, i64, i64, i64, i64) = self
-            .admit
-            .key(self.book(tenant))
-            .key(self.flight(tenant))
-            .arg(ask.admission.to_string())
-            .arg(ask.jobs)
-            .arg(ask.quota.max_queued)
-            .arg(ask.quota.submit_rate)
-            .arg(ask.ttl_ms)
-            .arg(ask.recount_ms)
+    async fn admit(&self, asks: &[(&str, &Ask)]) -> Result<Vec<Answer>, QueueError> {
+        if asks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.admit.prepare_invoke();
+        // The settings every admission shares (one process's, one build's).
+        let first = asks[0].1;
+        invocation
+            .arg(first.ttl_ms)
+            .arg(first.recount_ms)
             .arg(COUNTING_LEASE_MS)
-            .arg(KEEP_MS)
+            .arg(KEEP_MS);
+        for (tenant, ask) in asks {
+            invocation
+                .key(self.book(tenant))
+                .key(self.flight(tenant))
+                .arg(ask.admission.to_string())
+                .arg(ask.jobs)
+                .arg(ask.quota.max_queued)
+                .arg(ask.quota.submit_rate);
+        }
+        let flat: Vec<i64> = invocation
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(classify)?;
-        let verdict = match verdict {
-            1 => Verdict::Admitted,
-            2 => Verdict::OverQueued,
-            3 => Verdict::OverRate { wait_ms },
-            _ => Verdict::Uncounted,
-        };
-        Ok(Answer {
-            verdict,
-            recount: (recount == 1).then_some(Snapshot { generation, since }),
-        })
+        if flat.len() != asks.len() * 5 {
+            return Err(QueueError::Protocol(format!(
+                "the quota ledger answered {} values for {} admissions",
+                flat.len(),
+                asks.len()
+            )));
+        }
+        Ok(flat.chunks(5).map(answer).collect())
     }
 
     async fn settle(&self, reports: &[Report]) -> Result<(), QueueError> {

@@ -157,16 +157,10 @@ async fn ledger_conformance(ledger: &dyn Ledger) {
     let tenant = format!("t{}", uuid::Uuid::new_v4().simple());
 
     // Nothing is admitted before a count; the first caller is to count.
-    let first = ledger
-        .admit(&tenant, &ask(1, 3, 1_000))
-        .await
-        .expect("admit");
+    let first = one(ledger, &tenant, &ask(1, 3, 1_000)).await;
     assert_eq!(first.verdict, Verdict::Uncounted);
     let snapshot = first.recount.expect("the first caller counts");
-    let second = ledger
-        .admit(&tenant, &ask(1, 3, 1_000))
-        .await
-        .expect("admit");
+    let second = one(ledger, &tenant, &ask(1, 3, 1_000)).await;
     assert_eq!((second.verdict, second.recount), (Verdict::Uncounted, None));
     assert!(ledger.rebase(&tenant, snapshot, 1).await.expect("rebase"));
     assert!(
@@ -176,20 +170,10 @@ async fn ledger_conformance(ledger: &dyn Ledger) {
 
     // One queued; two admitted in flight fill the cap of three.
     let (a, b) = (ask(1, 3, 1_000), ask(1, 3, 1_000));
+    assert_eq!(one(ledger, &tenant, &a).await.verdict, Verdict::Admitted);
+    assert_eq!(one(ledger, &tenant, &b).await.verdict, Verdict::Admitted);
     assert_eq!(
-        ledger.admit(&tenant, &a).await.expect("a").verdict,
-        Verdict::Admitted
-    );
-    assert_eq!(
-        ledger.admit(&tenant, &b).await.expect("b").verdict,
-        Verdict::Admitted
-    );
-    assert_eq!(
-        ledger
-            .admit(&tenant, &ask(1, 3, 1_000))
-            .await
-            .expect("c")
-            .verdict,
+        one(ledger, &tenant, &ask(1, 3, 1_000)).await.verdict,
         Verdict::OverQueued
     );
     // A committed, B stored nothing: one place is free again.
@@ -201,52 +185,70 @@ async fn ledger_conformance(ledger: &dyn Ledger) {
         .await
         .expect("settle");
     assert_eq!(
-        ledger
-            .admit(&tenant, &ask(1, 3, 1_000))
-            .await
-            .expect("d")
-            .verdict,
+        one(ledger, &tenant, &ask(1, 3, 1_000)).await.verdict,
         Verdict::Admitted
     );
     assert_eq!(
-        ledger
-            .admit(&tenant, &ask(1, 3, 1_000))
-            .await
-            .expect("e")
-            .verdict,
+        one(ledger, &tenant, &ask(1, 3, 1_000)).await.verdict,
         Verdict::OverQueued
+    );
+
+    // Admissions asked together are decided in order: the second of two that would each
+    // fit alone is refused.
+    let (c, d) = (ask(1, 5, 1_000), ask(1, 5, 1_000));
+    let together = ledger
+        .admit(&[(tenant.as_str(), &c), (tenant.as_str(), &d)])
+        .await
+        .expect("together");
+    assert_eq!(
+        together.iter().map(|a| a.verdict).collect::<Vec<_>>(),
+        [Verdict::Admitted, Verdict::Admitted],
+        "room for two"
+    );
+    let (e, f) = (ask(1, 6, 1_000), ask(1, 6, 1_000));
+    let together = ledger
+        .admit(&[(tenant.as_str(), &e), (tenant.as_str(), &f)])
+        .await
+        .expect("together");
+    assert_eq!(
+        together.iter().map(|a| a.verdict).collect::<Vec<_>>(),
+        [Verdict::Admitted, Verdict::OverQueued],
+        "room for one"
     );
 
     // The rate: a second's worth of burst; a batch goes into debt; zero suspends.
     for (rate, jobs, then) in [(2, 1, 2), (100, 300, 1), (0, 1, 0)] {
         let tenant = format!("r{}", uuid::Uuid::new_v4().simple());
-        let first = ledger
-            .admit(&tenant, &ask(jobs, 1_000, rate))
-            .await
-            .expect("admit");
+        let first = one(ledger, &tenant, &ask(jobs, 1_000, rate)).await;
         let snapshot = first.recount.expect("the first caller counts");
         assert!(ledger.rebase(&tenant, snapshot, 0).await.expect("rebase"));
         for _ in 0..then {
             assert_eq!(
-                ledger
-                    .admit(&tenant, &ask(jobs, 1_000, rate))
-                    .await
-                    .expect("admit")
-                    .verdict,
+                one(ledger, &tenant, &ask(jobs, 1_000, rate)).await.verdict,
                 Verdict::Admitted,
                 "rate {rate}"
             );
         }
-        let over = ledger
-            .admit(&tenant, &ask(1, 1_000, rate))
-            .await
-            .expect("admit")
-            .verdict;
+        let over = one(ledger, &tenant, &ask(1, 1_000, rate)).await.verdict;
         assert!(
             matches!(over, Verdict::OverRate { wait_ms } if wait_ms > 0),
             "rate {rate}: {over:?}"
         );
     }
+}
+
+/// Asks `ledger` for one admission.
+async fn one(
+    ledger: &dyn Ledger,
+    tenant: &str,
+    ask: &control_plane::quota::rule::Ask,
+) -> control_plane::quota::rule::Answer {
+    ledger
+        .admit(&[(tenant, ask)])
+        .await
+        .expect("admit")
+        .pop()
+        .expect("an answer")
 }
 
 #[tokio::test]
