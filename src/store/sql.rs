@@ -122,12 +122,16 @@ impl Sql {
     /// a few lengths, so that batches of any size share a handful of statement texts and the
     /// databases' prepared-statement caches keep serving them.
     pub fn ids(&mut self, ids: &[Uuid]) -> &mut Sql {
+        self.push("(").padded_ids(ids).push(")")
+    }
+
+    /// `a, b, …`: `ids` padded by repeating the last to one of [`ID_LIST_LENGTHS`].
+    fn padded_ids(&mut self, ids: &[Uuid]) -> &mut Sql {
         let padded = ID_LIST_LENGTHS
             .iter()
             .copied()
             .find(|&n| n >= ids.len())
             .unwrap_or(ids.len());
-        self.push("(");
         let last = ids.last().copied().unwrap_or_default();
         for i in 0..padded {
             if i > 0 {
@@ -135,7 +139,23 @@ impl Sql {
             }
             self.bind(ids.get(i).copied().unwrap_or(last));
         }
-        self.push(")")
+        self
+    }
+
+    /// Appends `id` among `ids` (padded like [`Sql::ids`]), found through the primary key
+    /// whatever the planner thinks of the table: PostgreSQL gets `id = ANY(ARRAY(SELECT
+    /// unnest(ARRAY[…])))`, an array the planner cannot see into, so it never trades the
+    /// index for a scan of a table it believes small (a new or never-analysed one; a cached
+    /// plan made then would scan the whole table for every batch after it grew). SQLite
+    /// gets `id IN (…)`.
+    pub fn id_among(&mut self, ids: &[Uuid]) -> &mut Sql {
+        match self.dialect {
+            Dialect::Postgres => self
+                .push("id = ANY(ARRAY(SELECT unnest(ARRAY[")
+                .padded_ids(ids)
+                .push("]::uuid[])))"),
+            Dialect::Sqlite => self.push("id IN ").ids(ids),
+        }
     }
 
     /// Appends `id` in the ids the subquery `pick` writes, so that the subquery runs once
@@ -235,6 +255,15 @@ mod tests {
         let mut ids = Sql::new(Dialect::Postgres);
         ids.ids(&[Uuid::nil(), Uuid::max()]);
         assert_eq!(ids.text(), "($1, $2, $3, $4)", "padded to a shared length");
+        let mut among = Sql::new(Dialect::Postgres);
+        among.id_among(&[Uuid::nil()]);
+        assert_eq!(
+            among.text(),
+            "id = ANY(ARRAY(SELECT unnest(ARRAY[$1]::uuid[])))"
+        );
+        let mut among = Sql::new(Dialect::Sqlite);
+        among.id_among(&[Uuid::nil()]);
+        assert_eq!(among.text(), "id IN ($1)");
         let mut pg = Sql::new(Dialect::Postgres);
         pg.push("SELECT ")
             .now_offset(Duration::from_millis(5), true);

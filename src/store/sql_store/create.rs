@@ -146,8 +146,8 @@ impl<D: Driver> SqlStore<D> {
         let mut sql = self.sql();
         sql.push("SELECT * FROM jobs WHERE tenant_id = ")
             .bind(tenant)
-            .push(" AND id IN ")
-            .ids(&earlier.jobs);
+            .push(" AND ")
+            .id_among(&earlier.jobs);
         let rows = self.driver.reader().await?.jobs(sql).await?;
         let mut found: HashMap<Uuid, Job> = HashMap::with_capacity(rows.len());
         for row in rows {

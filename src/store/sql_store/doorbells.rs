@@ -29,7 +29,7 @@ impl<D: Driver> SqlStore<D> {
             return Ok(());
         }
         let mut sql = self.ring_update(RingState::Needed);
-        sql.push(" WHERE id IN ").ids(ids);
+        sql.push(" WHERE ").id_among(ids);
         queued(&mut sql);
         let mut conn = match term {
             Some(term) => {
@@ -54,7 +54,7 @@ impl<D: Driver> SqlStore<D> {
         // rung again after the grace: a duplicate doorbell at worst.
         let mut sql = self.ring_update(RingState::Rung);
         sql.push(" WHERE ").id_in(|pick| {
-            pick.push("SELECT id FROM jobs WHERE id IN ").ids(ids);
+            pick.push("SELECT id FROM jobs WHERE ").id_among(ids);
             queued(pick)
                 .push(" AND doorbell = ")
                 .bind(RingState::Ringing.as_str())
@@ -291,7 +291,7 @@ impl<D: Driver> SqlStore<D> {
             return Ok(0);
         }
         let mut sql = self.ring_update(RingState::Rung);
-        sql.push(" WHERE id IN ").ids(ids);
+        sql.push(" WHERE ").id_among(ids);
         queued(&mut sql)
             .push(" AND doorbell <> ")
             .bind(RingState::Needed.as_str())

@@ -28,7 +28,7 @@ pub fn update(dialect: Dialect, target: Target<'_>, t: &Transition, fence: Optio
     sql.push(" WHERE ");
     match target {
         Target::Id(id) => sql.push("id = ").bind(id),
-        Target::Ids(ids) => sql.push("id IN ").ids(ids),
+        Target::Ids(ids) => sql.id_among(ids),
     };
     guard(&mut sql, &t.guard);
     if let Some(term) = fence {
