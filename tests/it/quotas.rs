@@ -235,6 +235,43 @@ async fn ledger_conformance(ledger: &dyn Ledger) {
             "rate {rate}: {over:?}"
         );
     }
+
+    // Asked together, admissions spend one bucket in order, and their reports together
+    // free their places.
+    let tenant = format!("g{}", uuid::Uuid::new_v4().simple());
+    let first = one(ledger, &tenant, &ask(1, 2, 2)).await;
+    let snapshot = first.recount.expect("the first caller counts");
+    assert!(ledger.rebase(&tenant, snapshot, 0).await.expect("rebase"));
+    let asks = [ask(1, 2, 2), ask(1, 2, 2), ask(1, 2, 2)];
+    let together = ledger
+        .admit(&asks.iter().map(|a| (tenant.as_str(), a)).collect::<Vec<_>>())
+        .await
+        .expect("together");
+    assert_eq!(together[0].verdict, Verdict::Admitted);
+    assert_eq!(together[1].verdict, Verdict::Admitted);
+    assert!(
+        matches!(together[2].verdict, Verdict::OverQueued | Verdict::OverRate { .. }),
+        "the third of a cap and a burst of two: {:?}",
+        together[2].verdict
+    );
+    assert_eq!(
+        one(ledger, &tenant, &ask(2, 2, 1_000)).await.verdict,
+        Verdict::OverQueued
+    );
+    ledger
+        .settle(&[
+            report(&tenant, &asks[0], Outcome::Dropped),
+            report(&tenant, &asks[1], Outcome::Dropped),
+        ])
+        .await
+        .expect("settle");
+    // Two jobs fit the cap of two again (the bucket, spent within the millisecond, may
+    // still say wait).
+    let later = one(ledger, &tenant, &ask(2, 2, 1_000)).await.verdict;
+    assert!(
+        matches!(later, Verdict::Admitted | Verdict::OverRate { .. }),
+        "both places were freed: {later:?}"
+    );
 }
 
 /// Asks `ledger` for one admission.
