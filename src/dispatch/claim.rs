@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::group::{Group, Linger};
+use super::group::{Group, Linger, Weighed};
 use crate::kinds::RunningJob;
 use crate::queue::Delivery;
 use crate::store::{JobStore, StoreError};
@@ -19,8 +19,10 @@ use crate::store::{JobStore, StoreError};
 const MAX_BATCH: usize = 256;
 /// Claim statements under way at once.
 const IN_FLIGHT: usize = 2;
-/// While the database is busy, a claim waits this long at most for others to join (it is
-/// on the path of a job's start, so less than an outcome waits).
+/// While the database is busy, a claim of fewer than `enough` jobs waits this long at most
+/// for others to join (it is on the path of a job's start, so less than an outcome waits). A
+/// take of many doorbells (a process with many free slots and a queue behind them) is
+/// claimed at once: waiting for more would only hold its slots idle.
 const LINGER: Linger = Linger {
     busy_after: Duration::from_millis(1),
     enough: 8,
@@ -33,6 +35,12 @@ struct Claim {
     worker: String,
     lease: Duration,
     answer: oneshot::Sender<Result<HashMap<Uuid, RunningJob>, StoreError>>,
+}
+
+impl Weighed for Claim {
+    fn jobs(&self) -> usize {
+        self.ids.len()
+    }
 }
 
 /// Hands claims to the task that writes them together.

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::bells::News;
-use super::group::Group;
+use super::group::{Group, Weighed};
 use super::{Admitted, Bells, WriteBy};
 use crate::quota::{Outcome, Permit};
 use crate::spec::JobSpec;
@@ -32,6 +32,8 @@ struct Submission {
     write_by: WriteBy,
     answer: oneshot::Sender<Result<Job, StoreError>>,
 }
+
+impl Weighed for Submission {}
 
 /// Hands submissions to the coalescing task.
 #[derive(Clone)]

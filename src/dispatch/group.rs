@@ -25,6 +25,15 @@ use tokio::time::Instant;
 
 use crate::store::StoreError;
 
+/// How many jobs an item carries (a claim may carry several): a lingering batch is large
+/// enough by its jobs, not its items.
+pub(super) trait Weighed {
+    /// The jobs this item carries.
+    fn jobs(&self) -> usize {
+        1
+    }
+}
+
 /// Hands items to the task that writes them in batches.
 pub(super) struct Group<T> {
     sender: mpsc::UnboundedSender<T>,
@@ -38,7 +47,7 @@ impl<T> Clone for Group<T> {
     }
 }
 
-impl<T: Send + 'static> Group<T> {
+impl<T: Weighed + Send + 'static> Group<T> {
     /// Starts the task that gathers items and runs `write` on batches of up to `max_batch`,
     /// at most `in_flight` at once, lingering as `linger` says; it ends when every sender is
     /// gone.
@@ -80,7 +89,7 @@ impl<T: Send + 'static> Group<T> {
 pub(super) struct Linger {
     /// A write that took longer than this means the database is busy.
     pub busy_after: Duration,
-    /// A batch this large is written without waiting.
+    /// A batch carrying this many jobs is written without waiting.
     pub enough: usize,
     /// The longest a batch waits.
     pub at_most: Duration,
@@ -98,12 +107,12 @@ struct Batches {
 /// and writes it while fewer than `in_flight` batches are being written.
 async fn gather<T, W, F>(mut receiver: mpsc::UnboundedReceiver<T>, batches: Batches, write: W)
 where
-    T: Send + 'static,
+    T: Weighed + Send + 'static,
     W: Fn(Vec<T>) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
     let writers = Arc::new(Semaphore::new(batches.in_flight));
-    // How long the last write took, in microseconds, and how fast work arrives (items per
+    // How long the last write took, in microseconds, and how fast work arrives (jobs per
     // second, smoothed over batches).
     let last_write = Arc::new(AtomicU64::new(0));
     let (mut rate, mut last_batch_at) = (0.0_f64, Instant::now());
@@ -120,7 +129,7 @@ where
             let last = Duration::from_micros(last_write.load(Ordering::Relaxed));
             if last > linger.busy_after && rate * linger.at_most.as_secs_f64() >= 2.0 {
                 let until = Instant::now() + linger.at_most;
-                while batch.len() < linger.enough.min(batches.max_batch) {
+                while jobs(&batch) < linger.enough && batch.len() < batches.max_batch {
                     match tokio::time::timeout_at(until, receiver.recv()).await {
                         Ok(Some(next)) => {
                             batch.push(next);
@@ -133,7 +142,7 @@ where
         }
         let now = Instant::now();
         let since = now.duration_since(last_batch_at).as_secs_f64().max(1e-4);
-        rate = 0.8 * rate + 0.2 * (batch.len() as f64 / since);
+        rate = 0.8 * rate + 0.2 * (jobs(&batch) as f64 / since);
         last_batch_at = now;
         let written = write(batch);
         let last_write = last_write.clone();
@@ -145,6 +154,11 @@ where
             drop(permit);
         });
     }
+}
+
+/// The jobs the items of `batch` carry.
+fn jobs<T: Weighed>(batch: &[T]) -> usize {
+    batch.iter().map(Weighed::jobs).sum()
 }
 
 /// Moves the items already waiting into `batch`, up to `max_batch`.

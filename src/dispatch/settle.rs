@@ -10,7 +10,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use super::Settled;
-use super::group::{Group, Linger};
+use super::group::{Group, Linger, Weighed};
 use crate::job::Settlement;
 use crate::kinds::RunningJob;
 use crate::queue::{Delivery, JobQueue, Signals};
@@ -35,6 +35,8 @@ struct Outcome {
     settlement: Settlement,
     answer: oneshot::Sender<Result<Settled, StoreError>>,
 }
+
+impl Weighed for Outcome {}
 
 /// Where outcomes go, and who hears of them.
 struct Parts {

@@ -244,13 +244,21 @@ async fn ledger_conformance(ledger: &dyn Ledger) {
     assert!(ledger.rebase(&tenant, snapshot, 0).await.expect("rebase"));
     let asks = [ask(1, 2, 2), ask(1, 2, 2), ask(1, 2, 2)];
     let together = ledger
-        .admit(&asks.iter().map(|a| (tenant.as_str(), a)).collect::<Vec<_>>())
+        .admit(
+            &asks
+                .iter()
+                .map(|a| (tenant.as_str(), a))
+                .collect::<Vec<_>>(),
+        )
         .await
         .expect("together");
     assert_eq!(together[0].verdict, Verdict::Admitted);
     assert_eq!(together[1].verdict, Verdict::Admitted);
     assert!(
-        matches!(together[2].verdict, Verdict::OverQueued | Verdict::OverRate { .. }),
+        matches!(
+            together[2].verdict,
+            Verdict::OverQueued | Verdict::OverRate { .. }
+        ),
         "the third of a cap and a burst of two: {:?}",
         together[2].verdict
     );
