@@ -121,7 +121,7 @@ impl Sql {
     /// Appends `(a, b, …)` of ids. The list is padded (by repeating its last id) to one of
     /// a few lengths, so that batches of any size share a handful of statement texts and the
     /// databases' prepared-statement caches keep serving them.
-    pub fn ids(&mut self, ids: &[Uuid]) -> &mut Sql {
+    fn ids(&mut self, ids: &[Uuid]) -> &mut Sql {
         self.push("(").padded_ids(ids).push(")")
     }
 

@@ -104,7 +104,11 @@ pub fn update_each(dialect: Dialect, rows: &[(Uuid, &Transition)]) -> Option<Sql
     // The rows are found through the primary key whatever the statistics say: a join on
     // `VALUES` alone is planned as a scan of the whole table while the table looks small (a
     // new or never-analysed one), which then costs every outcome the whole table's rows.
-    sql.push(" FROM v WHERE id = ANY(ARRAY(SELECT v_id FROM v)) AND id = v_id");
+    sql.push(" FROM v WHERE ")
+        .id_in(|pick| {
+            pick.push("SELECT v_id FROM v");
+        })
+        .push(" AND id = v_id");
     if let Some(state) = first.guard.state {
         in_state(&mut sql, state);
     }
