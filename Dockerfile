@@ -45,7 +45,9 @@ ENV BIND=0.0.0.0:8080 \
     CHROME_PATH=/usr/bin/chromium \
     LOG_FORMAT=json
 EXPOSE 8080
-VOLUME ["/var/lib/control-plane"]
+# No VOLUME: an anonymous one was left behind by every `down` and `up`. Mount what should
+# outlive the container (compose names its volumes); in production, artifacts belong in a
+# bucket (ARTIFACT_STORE=s3://…) and the container keeps nothing.
 # Healthy when the API answers /health, or (workers serve no HTTP) the worker reported lately.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["control-plane", "probe"]

@@ -7,8 +7,10 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::artifact::{ArtifactLocation, S3Access};
 use crate::auth::{AuthMode, Role};
 use crate::job::host_map::HostMap;
+use crate::retention::{RetainFor, Retention};
 
 /// A control plane for browser-automation jobs.
 ///
@@ -320,6 +322,90 @@ pub struct Settings {
     /// Directory of artifacts (screenshots, PDFs, snapshots) [default: DATA_DIR/artifacts].
     #[arg(long, env = "ARTIFACT_DIR", global = true)]
     pub artifact_dir: Option<PathBuf>,
+
+    /// Where artifacts go: a directory (one host), or `s3://bucket/prefix` in an
+    /// S3-compatible store reached through the AWS_* settings (several hosts) [default:
+    /// ARTIFACT_DIR].
+    #[arg(
+        long,
+        env = "ARTIFACT_STORE",
+        global = true,
+        conflicts_with = "artifact_dir"
+    )]
+    pub artifact_store: Option<ArtifactLocation>,
+
+    /// The S3-compatible store's URL (`http://garage:3900`) [default: AWS S3].
+    #[arg(long, env = "AWS_ENDPOINT_URL", global = true, value_parser = parse_endpoint)]
+    pub aws_endpoint_url: Option<String>,
+
+    /// The bucket's region [default: us-east-1].
+    #[arg(long, env = "AWS_REGION", global = true)]
+    pub aws_region: Option<String>,
+
+    /// The store's access key id [default: the instance's or task's role].
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", global = true, hide_env_values = true)]
+    pub aws_access_key_id: Option<String>,
+
+    /// The store's secret access key.
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub aws_secret_access_key: Option<Secret>,
+
+    /// A session token, for temporary credentials.
+    #[arg(long, env = "AWS_SESSION_TOKEN", global = true, hide_env_values = true)]
+    pub aws_session_token: Option<Secret>,
+
+    /// How long succeeded jobs are kept after they finished (with their events, artifacts
+    /// and idempotency record), or `forever`; a tenant may have its own.
+    #[arg(long, env = "RETAIN_SUCCEEDED", global = true, default_value = "7d")]
+    pub retain_succeeded: RetainFor,
+
+    /// How long failed jobs are kept after they finished, or `forever`.
+    #[arg(long, env = "RETAIN_FAILED", global = true, default_value = "30d")]
+    pub retain_failed: RetainFor,
+
+    /// How long cancelled jobs are kept after they finished, or `forever`.
+    #[arg(long, env = "RETAIN_CANCELLED", global = true, default_value = "30d")]
+    pub retain_cancelled: RetainFor,
+
+    /// Jobs the scheduler's leader deletes per statement (each its own short transaction).
+    #[arg(long, env = "RETENTION_BATCH", global = true, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub retention_batch: u32,
+
+    /// How often the leader looks for expired jobs; each look deletes until none is left
+    /// or RETENTION_BATCH × 20 jobs are gone.
+    #[arg(long, env = "RETENTION_INTERVAL", global = true, default_value = "10s", value_parser = parse_duration)]
+    pub retention_interval: Duration,
+}
+
+/// A secret setting: kept whole, shown by `Debug` as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Secret, String> {
+        Ok(Secret(text.to_owned()))
+    }
+}
+
+fn parse_endpoint(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text.trim()).map_err(|e| format!("{text:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{text:?}: expected http:// or https:// and a host"));
+    }
+    Ok(text.trim().trim_end_matches('/').to_owned())
 }
 
 /// A missing setting, with what to do about it.
@@ -370,11 +456,35 @@ impl Settings {
         })
     }
 
-    /// Where artifacts are kept: ARTIFACT_DIR, else DATA_DIR/artifacts.
-    pub fn artifact_dir(&self) -> PathBuf {
-        self.artifact_dir
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("artifacts"))
+    /// Where artifacts are kept: ARTIFACT_STORE, else ARTIFACT_DIR, else DATA_DIR/artifacts.
+    pub fn artifact_location(&self) -> ArtifactLocation {
+        self.artifact_store.clone().unwrap_or_else(|| {
+            ArtifactLocation::Dir(
+                self.artifact_dir
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("artifacts")),
+            )
+        })
+    }
+
+    /// How an S3-compatible artifact store is reached.
+    pub fn s3_access(&self) -> S3Access {
+        S3Access {
+            endpoint: self.aws_endpoint_url.clone(),
+            region: self.aws_region.clone(),
+            access_key_id: self.aws_access_key_id.clone(),
+            secret_access_key: self.aws_secret_access_key.as_ref().map(|s| s.0.clone()),
+            session_token: self.aws_session_token.as_ref().map(|s| s.0.clone()),
+        }
+    }
+
+    /// How long finished jobs are kept, unless their tenant has its own ages.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            succeeded: self.retain_succeeded,
+            failed: self.retain_failed,
+            cancelled: self.retain_cancelled,
+        }
     }
 
     /// Jobs a worker runs at once.

@@ -20,6 +20,7 @@ pub mod memory;
 pub mod metrics;
 pub mod queue;
 pub mod quota;
+pub mod retention;
 pub mod spec;
 pub mod store;
 pub mod telemetry;

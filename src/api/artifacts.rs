@@ -1,10 +1,11 @@
 //! `GET /api/v1/jobs/{id}/artifacts` and `GET /api/v1/jobs/{id}/artifacts/{name}`.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG,
-    X_CONTENT_TYPE_OPTIONS,
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
+    ETAG, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::response::{IntoResponse, Response};
 
@@ -102,7 +103,7 @@ pub async fn get(
     let id = existing_job(&state, &caller, &id).await?;
     let Some((record, bytes)) = state
         .artifacts
-        .get(id, &name)
+        .download(id, &name)
         .await
         .map_err(artifact_problem)?
     else {
@@ -121,8 +122,10 @@ pub async fn get(
             ),
             (CONTENT_SECURITY_POLICY, SANDBOX.to_owned()),
             (X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (CONTENT_LENGTH, record.bytes.to_string()),
         ],
-        bytes,
+        // Streamed from the store as it arrives: a large PDF is never held whole here.
+        Body::from_stream(bytes),
     )
         .into_response())
 }

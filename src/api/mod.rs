@@ -6,6 +6,7 @@ pub mod batch;
 pub mod body;
 pub mod deadline;
 pub mod domains;
+pub mod erase;
 pub mod holds;
 pub mod hosts;
 pub mod jobs;
@@ -13,6 +14,7 @@ pub mod live;
 pub mod openapi;
 pub mod paging;
 pub mod problem;
+pub mod retention;
 pub mod schemas;
 pub mod tenants;
 pub mod watch;
@@ -74,6 +76,8 @@ pub struct AppState {
     pub callbacks: bool,
     /// This process's metrics and what a scrape reads.
     pub scrape: crate::metrics::scrape::Sources,
+    /// Erases jobs on request.
+    pub purger: crate::retention::Purger,
 }
 
 /// Builds the router, with `pages` (the dashboard's routes) under the same checks, request
@@ -83,7 +87,7 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     let keyed = Router::new()
         .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/api/v1/jobs/batch", post(batch::create_batch))
-        .route("/api/v1/jobs/{id}", get(jobs::get))
+        .route("/api/v1/jobs/{id}", get(jobs::get).delete(erase::delete))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/api/v1/jobs/{id}/events", get(jobs::events))
@@ -100,6 +104,12 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
         .route(
             "/api/v1/tenants/{tenant}/quota",
             get(tenants::get).put(tenants::put).delete(tenants::delete),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/retention",
+            get(retention::get)
+                .put(retention::put)
+                .delete(retention::delete),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -219,7 +229,8 @@ async fn browser_summary(state: &AppState) -> Value {
     }
 }
 
-/// `GET /ready`: 200 when the database and the queue answer, else 503 naming what failed.
+/// `GET /ready`: 200 when the database, the queue and the artifact store answer, else 503
+/// naming what failed.
 /// The browser is reported (`ready`, `unavailable`, `unknown`) but never fails readiness:
 /// without Chromium, jobs fall back or fail with `browser_unavailable`. Without a key (when
 /// keys are asked for) it says only up or down: the details name internals.
@@ -229,21 +240,26 @@ async fn browser_summary(state: &AppState) -> Value {
     path = "/ready",
     tag = "service",
     responses(
-        (status = 200, description = "The database and the queue answer (details with a key)", body = Object),
+        (status = 200, description = "The database, the queue and the artifact store answer (details with a key)", body = Object),
         (status = 503, description = "A dependency does not answer (details with a key)", body = Object),
     )
 )]
 async fn ready(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let (database, queue, browser) = tokio::join!(
+    let (database, queue, artifacts, browser) = tokio::join!(
         probe(state.dispatcher.store().ping()),
         probe(state.dispatcher.queue().ping()),
+        probe(state.artifacts.check_reachable()),
         browser_summary(&state)
     );
-    let failed: Vec<&str> = [("database", &database), ("queue", &queue)]
-        .into_iter()
-        .filter(|(_, r)| r.is_err())
-        .map(|(name, _)| name)
-        .collect();
+    let failed: Vec<&str> = [
+        ("database", &database),
+        ("queue", &queue),
+        ("artifacts", &artifacts),
+    ]
+    .into_iter()
+    .filter(|(_, r)| r.is_err())
+    .map(|(name, _)| name)
+    .collect();
     let status = if failed.is_empty() {
         StatusCode::OK
     } else {
@@ -265,6 +281,7 @@ async fn ready(State(state): State<AppState>, headers: axum::http::HeaderMap) ->
         "checks": {
             "database": check_json(&database),
             "queue": check_json(&queue),
+            "artifacts": check_json(&artifacts),
             "browser": browser,
         },
     });

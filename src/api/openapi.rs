@@ -29,6 +29,7 @@ use super::problem::Problem;
         super::jobs::get,
         super::jobs::cancel,
         super::jobs::retry,
+        super::erase::delete,
         super::jobs::events,
         super::artifacts::list,
         super::artifacts::get,
@@ -36,6 +37,9 @@ use super::problem::Problem;
         super::tenants::get,
         super::tenants::put,
         super::tenants::delete,
+        super::retention::get,
+        super::retention::put,
+        super::retention::delete,
         super::domains::list,
         super::domains::get,
         super::domains::put_policy,
@@ -51,7 +55,7 @@ use super::problem::Problem;
     security(("bearer" = [])),
     tags(
         (name = "jobs", description = "Submit, read, cancel and retry jobs of the caller's tenant"),
-        (name = "tenants", description = "Quotas (admin)"),
+        (name = "tenants", description = "Quotas and retention (admin)"),
         (name = "domains", description = "The domain memory, pace and overrides (admin)"),
         (name = "service", description = "Liveness, readiness and this contract (no key needed)"),
     )

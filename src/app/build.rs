@@ -12,7 +12,7 @@ use super::StartError;
 use super::connect::Backends;
 use crate::api::AppState;
 use crate::api::hosts::AllowedHosts;
-use crate::artifact::ArtifactStore;
+use crate::artifact::{ArtifactError, ArtifactStore};
 use crate::auth::{AuthMode, Authenticator, KeyIndex};
 use crate::config::{BrowserUse, Settings};
 use crate::dispatch::Dispatcher;
@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::metrics::scrape::Sources;
 use crate::queue::Signals;
 use crate::quota::{Ledger, Limiter, Quota, QuotaIndex};
+use crate::retention::Purger;
 use crate::webhook::Courier;
 use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report};
 
@@ -48,7 +49,7 @@ pub struct App {
 /// engine gets Chromium when one is found (unless `BROWSER=off`).
 pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Result<App, StartError> {
     let policy = target_policy(settings);
-    let artifacts = ArtifactStore::local(&settings.artifact_dir(), backends.store.clone())?;
+    let artifacts = open_artifacts(settings, &backends).await?;
     let (browser, browser_note) = if work {
         start_browser(settings, policy, &artifacts).await?
     } else {
@@ -68,6 +69,26 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
         metrics: Metrics::new(),
         settings: settings.clone(),
     })
+}
+
+/// Opens the artifact store and checks that it takes a write, a read and a delete, waiting
+/// up to STARTUP_TIMEOUT for a store that does not answer yet; refused credentials or a
+/// missing bucket stop the start at once.
+async fn open_artifacts(
+    settings: &Settings,
+    backends: &Backends,
+) -> Result<ArtifactStore, StartError> {
+    let location = settings.artifact_location();
+    let artifacts = ArtifactStore::open(&location, &settings.s3_access(), backends.store.clone())?;
+    super::connect::wait_for(
+        "the artifact store",
+        settings.startup_timeout,
+        ArtifactError::is_transient,
+        || artifacts.check_writable(),
+    )
+    .await?;
+    info!(store = artifacts.name(), "artifacts are kept in {location}");
+    Ok(artifacts)
 }
 
 impl App {
@@ -95,6 +116,7 @@ impl App {
                 settings.wait_max_per_tenant,
             ),
             scrape: self.scrape(true),
+            purger: self.purger(),
             callbacks: settings.webhook_secret.0.is_some(),
         }
     }
@@ -123,6 +145,11 @@ impl App {
             pool: self.pool(),
             backlog,
         }
+    }
+
+    /// Where artifacts are kept.
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.artifacts
     }
 
     /// The settings it was built with.
@@ -188,7 +215,23 @@ impl App {
             settings.redeliver_after,
             settings.leader_lease,
         );
-        Scheduler::new(self.dispatcher.clone(), holder, config)
+        Scheduler::new(self.dispatcher.clone(), holder, config).with_purger(self.purger())
+    }
+
+    /// What deletes expired and erased jobs from this process.
+    pub fn purger(&self) -> Purger {
+        let settings = &self.settings;
+        Purger::new(
+            self.dispatcher.store().clone(),
+            self.artifacts.clone(),
+            settings.retention(),
+            (
+                settings.retention_batch,
+                settings.retention_interval,
+                settings.leader_lease / 2,
+            ),
+            self.metrics.clone(),
+        )
     }
 
     /// Publishes worker `id`'s report until `shutdown`.

@@ -59,7 +59,7 @@ impl Backends {
 }
 
 /// Retries `attempt` while its error is transient, until `timeout`; logs each wait.
-async fn wait_for<T, E, F, Fut>(
+pub(super) async fn wait_for<T, E, F, Fut>(
     what: &str,
     timeout: Duration,
     transient: impl Fn(&E) -> bool,

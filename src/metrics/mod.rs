@@ -77,6 +77,11 @@ pub struct Families {
     pub db_queries: IntCounter,
     /// Webhook delivery attempts: `outcome` (`delivered`, `failed`, `gave_up`).
     pub webhook_deliveries: IntCounterVec,
+    /// Rows deleted by retention and `DELETE /api/v1/jobs/{id}`: `table` (`jobs`,
+    /// `job_events`, `job_artifacts`, `idempotency_keys`).
+    pub purged_rows: IntCounterVec,
+    /// Bytes of artifact objects deleted from the artifact store.
+    pub purged_bytes: IntCounter,
 }
 
 /// Registers `metric` in `registry`. The names and labels are fixed in this file, so a
@@ -259,11 +264,27 @@ impl Metrics {
                 "Webhook delivery attempts, by how they ended.",
                 &["outcome"],
             ),
+            purged_rows: counters(
+                &r,
+                "control_plane_purged_rows_total",
+                "Rows deleted by retention or an erased job, by table.",
+                &["table"],
+            ),
+            purged_bytes: register(
+                &r,
+                IntCounter::new(
+                    "control_plane_purged_bytes_total",
+                    "Bytes of artifacts deleted from the artifact store.",
+                ),
+            ),
             registry: r,
         };
         // Series that exist from the start read 0 rather than "no data".
         for outcome in ["delivered", "failed", "gave_up"] {
             families.webhook_deliveries.with_label_values(&[outcome]);
+        }
+        for table in crate::retention::PURGED_TABLES {
+            families.purged_rows.with_label_values(&[table]);
         }
         Metrics(Arc::new(families))
     }

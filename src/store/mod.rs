@@ -25,6 +25,7 @@ use crate::job::{Doorbell, JobEvent, Replay, Settlement};
 use crate::kinds::RunningJob;
 use crate::memory::MemoryIndex;
 use crate::quota::QuotaIndex;
+use crate::retention::RetentionIndex;
 use crate::spec::JobSpec;
 
 pub use error::StoreError;
@@ -41,7 +42,7 @@ pub use types::{
 /// job domain; a change whose guard no longer holds changes nothing and says so.
 #[async_trait]
 pub trait JobStore:
-    ArtifactIndex + KeyIndex + MemoryIndex + QuotaIndex + Send + Sync + 'static
+    ArtifactIndex + KeyIndex + MemoryIndex + QuotaIndex + RetentionIndex + Send + Sync + 'static
 {
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -149,13 +149,34 @@ impl Sql {
     /// plan made then would scan the whole table for every batch after it grew). SQLite
     /// gets `id IN (…)`.
     pub fn id_among(&mut self, ids: &[Uuid]) -> &mut Sql {
+        self.column_among("id", ids)
+    }
+
+    /// [`Sql::id_among`] for another column of ids (`job_id`).
+    pub fn column_among(&mut self, column: &str, ids: &[Uuid]) -> &mut Sql {
         match self.dialect {
             Dialect::Postgres => self
-                .push("id = ANY(ARRAY(SELECT unnest(ARRAY[")
+                .push(column)
+                .push(" = ANY(ARRAY(SELECT unnest(ARRAY[")
                 .padded_ids(ids)
                 .push("]::uuid[])))"),
-            Dialect::Sqlite => self.push("id IN ").ids(ids),
+            Dialect::Sqlite => self.push(column).push(" IN ").ids(ids),
         }
+    }
+
+    /// Appends `column` not among `texts` (always true for none).
+    pub fn not_among(&mut self, column: &str, texts: &[String]) -> &mut Sql {
+        if texts.is_empty() {
+            return self.push("1 = 1");
+        }
+        self.push(column).push(" NOT IN (");
+        for (i, text) in texts.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(text.as_str());
+        }
+        self.push(")")
     }
 
     /// Appends `id` in the ids the subquery `pick` writes, so that the subquery runs once
@@ -171,6 +192,15 @@ impl Sql {
         match self.dialect {
             Dialect::Postgres => self.push("))"),
             Dialect::Sqlite => self.push(")"),
+        }
+    }
+
+    /// Appends a row lock held to the end of the transaction (SQLite has one writer and
+    /// needs none).
+    pub fn for_update(&mut self) -> &mut Sql {
+        match self.dialect {
+            Dialect::Postgres => self.push(" FOR UPDATE"),
+            Dialect::Sqlite => self,
         }
     }
 

@@ -9,6 +9,7 @@ use tracing::{info, warn};
 
 use super::leadership::Leadership;
 use crate::dispatch::{Dispatcher, Recovery};
+use crate::retention::Purger;
 use crate::store::Term;
 
 /// Expired leases taken back per store round trip.
@@ -59,6 +60,7 @@ pub struct Scheduler {
     dispatcher: Dispatcher,
     holder: String,
     config: SchedulerConfig,
+    purger: Option<Purger>,
 }
 
 /// When each periodic chore last ran, and a recovery under way.
@@ -66,6 +68,7 @@ pub struct Scheduler {
 struct Chores {
     reaped: Option<tokio::time::Instant>,
     reconciled: Option<tokio::time::Instant>,
+    purged: Option<tokio::time::Instant>,
     recovery: Option<Recovery>,
     failing: bool,
 }
@@ -77,7 +80,14 @@ impl Scheduler {
             dispatcher,
             holder: holder.to_owned(),
             config,
+            purger: None,
         }
+    }
+
+    /// Deletes expired jobs too (every `purger.every()`, while it leads).
+    pub fn with_purger(mut self, purger: Purger) -> Self {
+        self.purger = Some(purger);
+        self
     }
 
     /// Runs until `shutdown` is cancelled, then gives the leadership up.
@@ -156,6 +166,15 @@ impl Scheduler {
                     warn!(error = %e, "cannot reap expired leases; will retry");
                     healthy = false;
                 }
+            }
+        }
+        if let Some(purger) = &self.purger
+            && due(chores.purged, purger.every())
+        {
+            chores.purged = Some(tokio::time::Instant::now());
+            if let Err(e) = purger.purge(term).await {
+                warn!(error = %e, "cannot delete expired jobs; will retry");
+                healthy = false;
             }
         }
         if healthy && chores.failing {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use control_plane::app::{App, Backends, serve_api};
+use control_plane::artifact::{ArtifactLocation, S3Access};
 use control_plane::auth::{ApiKey, AuthMode, KeyIndex, KeyRecord, Role};
 use control_plane::config::{BrowserUse, Cli, Settings};
 use control_plane::engine::browser::{BrowserPool, find_chrome};
@@ -243,6 +244,18 @@ impl AssertDb {
         read.unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// Runs a change (PostgreSQL only: the SQLite pool is read-only); returns rows changed.
+    pub async fn change(&self, sql: &'static str) -> u64 {
+        match self {
+            AssertDb::Postgres(pool) => sqlx::query(sql)
+                .execute(pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .rows_affected(),
+            AssertDb::Sqlite(_) => panic!("the SQLite assertion pool is read-only: {sql}"),
+        }
+    }
+
     /// The integers a one-column query returns.
     pub async fn integers(&self, sql: &'static str) -> Vec<i64> {
         match self {
@@ -323,6 +336,10 @@ pub struct Options {
     pub scheduler: bool,
     /// `WEBHOOK_SECRET`.
     pub webhook_secret: Option<String>,
+    /// `ARTIFACT_STORE` and the AWS settings (default: a directory of the test's own).
+    pub artifacts: Option<(ArtifactLocation, S3Access)>,
+    /// `RETENTION_INTERVAL` (long by default: the retention tests shorten it).
+    pub retention_interval: Duration,
 }
 
 impl Default for Options {
@@ -343,6 +360,8 @@ impl Default for Options {
             resolve: String::new(),
             scheduler: true,
             webhook_secret: None,
+            artifacts: None,
+            retention_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -383,6 +402,18 @@ impl Options {
                 .map(|secret| secret.parse().expect("a valid WEBHOOK_SECRET")),
         );
         settings.webhook_retry_base = Duration::from_millis(500);
+        settings.retention_interval = self.retention_interval;
+        if let Some((location, access)) = &self.artifacts {
+            settings.artifact_dir = None;
+            settings.artifact_store = Some(location.clone());
+            settings.aws_endpoint_url = access.endpoint.clone();
+            settings.aws_region = access.region.clone();
+            settings.aws_access_key_id = access.access_key_id.clone();
+            settings.aws_secret_access_key = access
+                .secret_access_key
+                .clone()
+                .map(control_plane::config::Secret);
+        }
         settings
     }
 }
@@ -552,6 +583,11 @@ impl TestApp {
         let stop = self.shutdown.child_token();
         self.start_worker_with(concurrency, stop);
         self.tasks.pop().expect("the worker task")
+    }
+
+    /// The app's parts.
+    pub fn app(&self) -> &App {
+        &self.app
     }
 
     /// The app's metrics.

@@ -13,6 +13,7 @@ mod quotas;
 mod reads;
 pub mod render;
 mod render_each;
+mod retention;
 
 use std::time::Duration;
 

@@ -1,0 +1,168 @@
+//! `/api/v1/tenants/{tenant}/retention`: how long a tenant's finished jobs are kept, read and
+//! set by an admin. Each state's age is `forever` or a duration (`7d`, `36h`); a state left
+//! out follows the settings.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::AppState;
+use super::auth::Operator;
+use super::body::JsonBody;
+use super::problem::Problem;
+use crate::job::{FieldError, Fields, Problems};
+use crate::retention::{RetainFor, Retention, RetentionOverride};
+
+/// One state's age and where it comes from.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StateRetention {
+    /// `forever`, or a duration such as `7days`.
+    pub keep: String,
+    /// The age in seconds; absent for `forever`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
+    /// `tenant` when an admin set it, `default` when the settings apply.
+    #[schema(value_type = String)]
+    pub source: &'static str,
+}
+
+/// How long a tenant's finished jobs are kept, per terminal state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantRetention {
+    /// The tenant.
+    pub tenant: String,
+    /// After success.
+    pub succeeded: StateRetention,
+    /// After failing for good.
+    pub failed: StateRetention,
+    /// After being cancelled.
+    pub cancelled: StateRetention,
+}
+
+/// What a `PUT` sets: each field `forever` or a duration from `1m` to 10 years.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // The contract's shape; the body is read field by field.
+pub struct RetentionRequest {
+    /// After success (`7d`, `forever`); absent: the settings apply.
+    succeeded: Option<String>,
+    /// After failing for good.
+    failed: Option<String>,
+    /// After being cancelled.
+    cancelled: Option<String>,
+}
+
+fn answer(tenant: String, defaults: Retention, own: RetentionOverride) -> TenantRetention {
+    let one = |own: Option<RetainFor>, default: RetainFor| {
+        let keep = own.unwrap_or(default);
+        StateRetention {
+            keep: keep.to_string(),
+            seconds: keep.age().map(|age| age.as_secs()),
+            source: if own.is_some() { "tenant" } else { "default" },
+        }
+    };
+    TenantRetention {
+        tenant,
+        succeeded: one(own.succeeded, defaults.succeeded),
+        failed: one(own.failed, defaults.failed),
+        cancelled: one(own.cancelled, defaults.cancelled),
+    }
+}
+
+fn tenant_name(tenant: &str) -> Result<(), Problem> {
+    crate::auth::check_tenant(tenant)
+        .map_err(|detail| Problem::bad_parameter("tenant", "invalid", detail))
+}
+
+/// `GET /api/v1/tenants/{tenant}/retention`.
+#[utoipa::path(
+    get,
+    operation_id = "get_retention",
+    path = "/api/v1/tenants/{tenant}/retention",
+    tag = "tenants",
+    params(("tenant" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, description = "How long the tenant's finished jobs are kept", body = TenantRetention))
+)]
+pub async fn get(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<TenantRetention>, Problem> {
+    tenant_name(&tenant)?;
+    let own = state.dispatcher.store().retention_of(&tenant).await?;
+    let defaults = state.purger.defaults();
+    Ok(Json(answer(tenant, defaults, own.unwrap_or_default())))
+}
+
+/// `PUT /api/v1/tenants/{tenant}/retention` with `{"succeeded", "failed", "cancelled"}`.
+#[utoipa::path(
+    put,
+    operation_id = "set_retention",
+    path = "/api/v1/tenants/{tenant}/retention",
+    tag = "tenants",
+    params(("tenant" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    request_body = RetentionRequest,
+    responses((status = 200, description = "The tenant's retention, now its own where set", body = TenantRetention))
+)]
+pub async fn put(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<TenantRetention>, Problem> {
+    tenant_name(&tenant)?;
+    let own = parse(&body).map_err(Problem::invalid_fields)?;
+    state
+        .dispatcher
+        .store()
+        .set_retention(&tenant, &own)
+        .await?;
+    Ok(Json(answer(tenant, state.purger.defaults(), own)))
+}
+
+/// `DELETE /api/v1/tenants/{tenant}/retention`: back to the settings.
+#[utoipa::path(
+    delete,
+    operation_id = "delete_retention",
+    path = "/api/v1/tenants/{tenant}/retention",
+    tag = "tenants",
+    params(("tenant" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses(
+        (status = 204, description = "The settings apply again"),
+        (status = 404, description = "The tenant had no retention of its own", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<StatusCode, Problem> {
+    tenant_name(&tenant)?;
+    if !state.dispatcher.store().clear_retention(&tenant).await? {
+        return Err(Problem::not_found(format!(
+            "tenant {tenant} has no retention of its own"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn parse(body: &Value) -> Result<RetentionOverride, Vec<FieldError>> {
+    let problems = Problems::new();
+    let parsed = Fields::of(body, "", &problems).and_then(|mut f| {
+        let mut age = |key: &'static str| {
+            f.with(key, |value| {
+                let text = crate::job::fields::as_text(value)?;
+                text.parse::<RetainFor>().map_err(|e| ("invalid", e))
+            })
+        };
+        let (succeeded, failed, cancelled) = (age("succeeded"), age("failed"), age("cancelled"));
+        f.finish();
+        Some(RetentionOverride {
+            succeeded: succeeded?,
+            failed: failed?,
+            cancelled: cancelled?,
+        })
+    });
+    problems.verdict(parsed)
+}

@@ -1,0 +1,245 @@
+//! The leader's purge: every few seconds, expired jobs are deleted in batches of
+//! `RETENTION_BATCH`, each its own short transaction fenced by the term, then the objects of
+//! their artifacts are deleted from the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::{
+    EraseRefused, Erased, Expiry, RetainFor, Retention, RetentionIndex, RetentionOverride, Tenants,
+};
+use crate::artifact::{ArtifactError, ArtifactStore};
+use crate::metrics::Metrics;
+use crate::store::{StoreError, Term};
+
+/// Batches one look deletes at most (then the scheduler's other chores get their turn).
+pub const PURGE_ROUNDS: u32 = 20;
+/// Objects deleted from the store per round.
+const OBJECTS_PER_ROUND: u32 = 1_000;
+
+/// Why a purge stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The artifact store failed (the objects stay queued for the next look).
+    #[error(transparent)]
+    Artifacts(#[from] ArtifactError),
+}
+
+/// Deletes what retention says is expired.
+#[derive(Clone)]
+pub struct Purger {
+    index: Arc<dyn RetentionIndex>,
+    artifacts: ArtifactStore,
+    defaults: Retention,
+    batch: u32,
+    every: Duration,
+    /// How long one batch's statements may run: half the leader's lease, as its others.
+    within: Duration,
+    metrics: Metrics,
+}
+
+impl Purger {
+    /// A purger of `index` and `artifacts` with the settings' ages, `batch` jobs per
+    /// transaction (each ending within `within`), looking `every` so often.
+    pub fn new(
+        index: Arc<dyn RetentionIndex>,
+        artifacts: ArtifactStore,
+        defaults: Retention,
+        (batch, every, within): (u32, Duration, Duration),
+        metrics: Metrics,
+    ) -> Purger {
+        Purger {
+            index,
+            artifacts,
+            defaults,
+            batch: batch.max(1),
+            every,
+            within,
+            metrics,
+        }
+    }
+
+    /// How often the leader looks.
+    pub fn every(&self) -> Duration {
+        self.every
+    }
+
+    /// The settings' ages.
+    pub fn defaults(&self) -> Retention {
+        self.defaults
+    }
+
+    /// One look under `term`: deletes up to [`PURGE_ROUNDS`] batches of expired jobs, old
+    /// idempotency records, and the objects of deleted artifacts.
+    pub async fn purge(&self, term: Term) -> Result<Erased, PurgeError> {
+        let overrides = self.index.retention_overrides().await?;
+        let mut erased = Erased::default();
+        let mut rounds = PURGE_ROUNDS;
+        for expiry in expiries(self.defaults, &overrides) {
+            while rounds > 0 {
+                rounds -= 1;
+                let batch = self
+                    .index
+                    .purge_expired(term, &expiry, self.batch, self.within)
+                    .await?;
+                self.count(&batch);
+                erased += batch;
+                if batch.jobs < u64::from(self.batch) {
+                    break;
+                }
+            }
+        }
+        let keys = self.index.purge_idempotency(term, self.batch).await?;
+        self.count(&Erased {
+            idempotency_keys: keys,
+            ..Erased::default()
+        });
+        erased.idempotency_keys += keys;
+        self.delete_objects(None).await?;
+        if erased.jobs > 0 {
+            info!(
+                jobs = erased.jobs,
+                events = erased.events,
+                artifacts = erased.artifacts,
+                "deleted expired jobs"
+            );
+        }
+        Ok(erased)
+    }
+
+    /// Erases one finished job of `tenant` (any, for `None`) and its artifacts' objects now.
+    pub async fn erase(
+        &self,
+        job: Uuid,
+        tenant: Option<&str>,
+    ) -> Result<Result<Erased, EraseRefused>, StoreError> {
+        let erased = self.index.erase_job(job, tenant).await?;
+        if let Ok(counts) = &erased {
+            self.count(counts);
+            // The rows are gone; an object the store keeps refusing stays queued, and the
+            // leader's next look deletes it.
+            if let Err(e) = self.delete_objects(Some(job)).await {
+                warn!(error = %e, %job, "cannot delete an erased job's artifacts yet; the scheduler will");
+            }
+        }
+        Ok(erased)
+    }
+
+    /// Deletes queued objects (of `job` only, when given) from the store, then forgets them.
+    async fn delete_objects(&self, job: Option<Uuid>) -> Result<(), PurgeError> {
+        loop {
+            let doomed = self.index.doomed_objects(job, OBJECTS_PER_ROUND).await?;
+            if doomed.is_empty() {
+                return Ok(());
+            }
+            let names: Vec<(Uuid, String)> =
+                doomed.iter().map(|o| (o.job_id, o.name.clone())).collect();
+            self.artifacts.delete_objects(&names).await?;
+            self.index.forget_objects(&doomed).await?;
+            self.metrics
+                .families()
+                .purged_bytes
+                .inc_by(doomed.iter().map(|o| o.bytes).sum());
+            if doomed.len() < OBJECTS_PER_ROUND as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    fn count(&self, erased: &Erased) {
+        for (table, rows) in erased.by_table() {
+            if rows > 0 {
+                self.metrics
+                    .families()
+                    .purged_rows
+                    .with_label_values(&[table])
+                    .inc_by(rows);
+            }
+        }
+    }
+}
+
+/// The purges one look makes: per terminal state, every tenant without its own age under
+/// the settings' (unless kept forever), then each tenant with its own.
+fn expiries(defaults: Retention, overrides: &[(String, RetentionOverride)]) -> Vec<Expiry> {
+    let mut expiries = Vec::new();
+    for (state, default) in defaults.by_state() {
+        let own: Vec<(&String, RetainFor)> = overrides
+            .iter()
+            .filter_map(|(tenant, own)| own.for_state(state).map(|age| (tenant, age)))
+            .collect();
+        if let RetainFor::Age(age) = default {
+            expiries.push(Expiry {
+                state,
+                age,
+                tenants: Tenants::AllBut(own.iter().map(|(tenant, _)| (*tenant).clone()).collect()),
+            });
+        }
+        for (tenant, retain) in own {
+            if let RetainFor::Age(age) = retain {
+                expiries.push(Expiry {
+                    state,
+                    age,
+                    tenants: Tenants::Only(tenant.clone()),
+                });
+            }
+        }
+    }
+    expiries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobState;
+
+    #[test]
+    fn tenants_with_their_own_age_leave_the_default_pass() {
+        let own = RetentionOverride {
+            succeeded: Some(RetainFor::Age(Duration::from_secs(3600))),
+            failed: Some(RetainFor::Forever),
+            cancelled: None,
+        };
+        let found = expiries(Retention::DEFAULT, &[("acme".to_owned(), own)]);
+        let of = |state| -> Vec<&Expiry> { found.iter().filter(|e| e.state == state).collect() };
+        let succeeded = of(JobState::Succeeded);
+        assert_eq!(succeeded.len(), 2);
+        assert_eq!(
+            succeeded[0].tenants,
+            Tenants::AllBut(vec!["acme".to_owned()])
+        );
+        assert_eq!(succeeded[1].tenants, Tenants::Only("acme".to_owned()));
+        assert_eq!(succeeded[1].age, Duration::from_secs(3600));
+        // Kept forever: out of the default pass, and no pass of its own.
+        let failed = of(JobState::Failed);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].tenants, Tenants::AllBut(vec!["acme".to_owned()]));
+        // Not set: the default pass covers it.
+        assert_eq!(of(JobState::Cancelled)[0].tenants, Tenants::AllBut(vec![]));
+    }
+
+    #[test]
+    fn a_state_kept_forever_by_default_is_purged_only_for_tenants_with_an_age() {
+        let defaults = Retention {
+            succeeded: RetainFor::Forever,
+            ..Retention::DEFAULT
+        };
+        let own = RetentionOverride {
+            succeeded: Some(RetainFor::Age(Duration::from_secs(120))),
+            ..RetentionOverride::default()
+        };
+        let found = expiries(defaults, &[("acme".to_owned(), own)]);
+        let succeeded: Vec<&Expiry> = found
+            .iter()
+            .filter(|e| e.state == JobState::Succeeded)
+            .collect();
+        assert_eq!(succeeded.len(), 1);
+        assert_eq!(succeeded[0].tenants, Tenants::Only("acme".to_owned()));
+    }
+}
