@@ -13,7 +13,9 @@ use super::auth::Operator;
 use super::body::JsonBody;
 use super::problem::Problem;
 use crate::job::{FieldError, Fields, Problems};
-use crate::retention::{RetainFor, Retention, RetentionOverride};
+use crate::retention::{
+    MAX_RETAIN, MIN_RETAIN, RETAIN_PATTERN, RetainFor, Retention, RetentionOverride,
+};
 
 /// One state's age and where it comes from.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -41,16 +43,62 @@ pub struct TenantRetention {
     pub cancelled: StateRetention,
 }
 
-/// What a `PUT` sets: each field `forever` or a duration from `1m` to 10 years.
-#[derive(Debug, utoipa::ToSchema)]
+/// What a `PUT` sets: each field an age in seconds, or `forever` or 1 to 9,999 minutes,
+/// hours or days (`90m`, `36h`, `7d`); absent or null: the settings apply.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // The contract's shape; the body is read field by field.
 pub struct RetentionRequest {
-    /// After success (`7d`, `forever`); absent: the settings apply.
-    succeeded: Option<String>,
+    /// After success.
+    #[schema(value_type = Option<RetainValue>)]
+    succeeded: Option<()>,
     /// After failing for good.
-    failed: Option<String>,
+    #[schema(value_type = Option<RetainValue>)]
+    failed: Option<()>,
     /// After being cancelled.
-    cancelled: Option<String>,
+    #[schema(value_type = Option<RetainValue>)]
+    cancelled: Option<()>,
+}
+
+/// An age as the contract writes it: seconds (1 minute to 9,999 days), or text matching
+/// [`RETAIN_PATTERN`]. The parser accepts exactly this.
+pub struct RetainValue;
+
+impl utoipa::PartialSchema for RetainValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
+        let seconds = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .minimum(Some(MIN_RETAIN.as_secs()))
+            .maximum(Some(MAX_RETAIN.as_secs()));
+        let text = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .pattern(Some(RETAIN_PATTERN));
+        OneOfBuilder::new().item(seconds).item(text).into()
+    }
+}
+
+impl utoipa::ToSchema for RetainValue {}
+
+/// One age from the body: whole seconds, or the text form.
+fn retain_value(value: &Value) -> Result<RetainFor, (&'static str, String)> {
+    match value {
+        Value::String(text) => text.parse().map_err(|e| ("invalid", e)),
+        // JSON Schema counts 60.0 as an integer: so does this.
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && (0.0..1e15).contains(f))
+                    .map(|f| f as u64)
+            })
+            .ok_or_else(|| ("invalid", format!("{n} is not a whole number of seconds")))
+            .and_then(|seconds| RetainFor::from_seconds(seconds).map_err(|e| ("out_of_range", e))),
+        other => Err(crate::job::fields::wrong_type(
+            "a string or a number of seconds",
+            other,
+        )),
+    }
 }
 
 fn answer(tenant: String, defaults: Retention, own: RetentionOverride) -> TenantRetention {
@@ -150,12 +198,7 @@ pub async fn delete(
 fn parse(body: &Value) -> Result<RetentionOverride, Vec<FieldError>> {
     let problems = Problems::new();
     let parsed = Fields::of(body, "", &problems).and_then(|mut f| {
-        let mut age = |key: &'static str| {
-            f.with(key, |value| {
-                let text = crate::job::fields::as_text(value)?;
-                text.parse::<RetainFor>().map_err(|e| ("invalid", e))
-            })
-        };
+        let mut age = |key: &'static str| f.with(key, retain_value);
         let (succeeded, failed, cancelled) = (age("succeeded"), age("failed"), age("cancelled"));
         f.finish();
         Some(RetentionOverride {

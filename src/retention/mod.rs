@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-pub use policy::{MAX_RETAIN, MIN_RETAIN, RetainFor, Retention, RetentionOverride};
+pub use policy::{MAX_RETAIN, MIN_RETAIN, RETAIN_PATTERN, RetainFor, Retention, RetentionOverride};
 pub use purge::{PURGE_ROUNDS, Purger};
 
 use crate::job::JobState;

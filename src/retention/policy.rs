@@ -7,8 +7,15 @@ use crate::job::JobState;
 
 /// The shortest age a job can be kept: shorter would race the clients reading its result.
 pub const MIN_RETAIN: Duration = Duration::from_secs(60);
-/// The longest age that is not "forever" (ten years).
-pub const MAX_RETAIN: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// The longest age that is not "forever": 9,999 days (about 27 years).
+pub const MAX_RETAIN: Duration = Duration::from_secs(9_999 * DAY);
+/// The pattern of an age written as text (also the contract's): `forever`, or 1 to 9,999
+/// minutes, hours or days.
+pub const RETAIN_PATTERN: &str = "^(forever|[1-9][0-9]{0,3}[mhd])$";
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 3_600;
+const DAY: u64 = 86_400;
 
 /// How long a finished job of one state is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +34,33 @@ impl RetainFor {
             RetainFor::Forever => None,
         }
     }
+
+    /// An age given in seconds (60 to 9,999 days' worth).
+    pub fn from_seconds(seconds: u64) -> Result<RetainFor, String> {
+        let age = Duration::from_secs(seconds);
+        if !(MIN_RETAIN..=MAX_RETAIN).contains(&age) {
+            return Err(format!(
+                "{seconds} s is outside 60 to {} seconds (1 minute to 9,999 days)",
+                MAX_RETAIN.as_secs()
+            ));
+        }
+        Ok(RetainFor::Age(age))
+    }
 }
 
 impl std::fmt::Display for RetainFor {
+    /// `forever`, or the age in the largest of days, hours and minutes that divides it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RetainFor::Age(age) => write!(f, "{}", humantime::format_duration(*age)),
-            RetainFor::Forever => f.write_str("forever"),
+        let RetainFor::Age(age) = self else {
+            return f.write_str("forever");
+        };
+        let seconds = age.as_secs();
+        match [(DAY, 'd'), (HOUR, 'h'), (MINUTE, 'm')]
+            .into_iter()
+            .find(|(unit, _)| seconds % unit == 0)
+        {
+            Some((unit, letter)) => write!(f, "{}{letter}", seconds / unit),
+            None => write!(f, "{seconds}s"),
         }
     }
 }
@@ -41,19 +68,33 @@ impl std::fmt::Display for RetainFor {
 impl std::str::FromStr for RetainFor {
     type Err = String;
 
-    /// `forever`, or a duration from 1 minute to 10 years (`7d`, `36h`, `90m`).
+    /// `forever`, or 1 to 9,999 minutes, hours or days (`90m`, `36h`, `7d`): exactly
+    /// [`RETAIN_PATTERN`].
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
-        if text.eq_ignore_ascii_case("forever") {
+        if text == "forever" {
             return Ok(RetainFor::Forever);
         }
-        let age = humantime::parse_duration(text).map_err(|e| {
-            format!("{e}; expected a duration such as 7d, 36h or 90m, or `forever`")
-        })?;
-        if !(MIN_RETAIN..=MAX_RETAIN).contains(&age) {
-            return Err("must be from 1m to 10 years, or `forever`".to_owned());
+        let wrong = || {
+            format!(
+                "{text:?}: expected `forever`, or 1 to 9999 followed by m, h or d (7d, 36h, 90m)"
+            )
+        };
+        let (count, unit) = text.split_at(text.len().saturating_sub(1));
+        let unit = match unit {
+            "m" => MINUTE,
+            "h" => HOUR,
+            "d" => DAY,
+            _ => return Err(wrong()),
+        };
+        let digits_ok = (1..=4).contains(&count.len())
+            && count.bytes().all(|b| b.is_ascii_digit())
+            && !count.starts_with('0');
+        if !digits_ok {
+            return Err(wrong());
         }
-        Ok(RetainFor::Age(age))
+        let count: u64 = count.parse().map_err(|_| wrong())?;
+        RetainFor::from_seconds(count * unit)
     }
 }
 
@@ -133,15 +174,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ages_parse_within_their_bounds() {
+    fn ages_parse_within_their_bounds_and_read_back() {
         assert_eq!(
             "7d".parse::<RetainFor>(),
             Ok(RetainFor::Age(Duration::from_secs(7 * 86_400)))
         );
-        assert_eq!("Forever".parse::<RetainFor>(), Ok(RetainFor::Forever));
-        for bad in ["30s", "11years", "soon", ""] {
+        assert_eq!("forever".parse::<RetainFor>(), Ok(RetainFor::Forever));
+        for text in ["7d", "36h", "90m", "9999d", "1m", "forever"] {
+            let parsed: RetainFor = text.parse().expect(text);
+            assert_eq!(parsed.to_string(), text);
+        }
+        assert_eq!(
+            RetainFor::Age(Duration::from_secs(48 * 3600)).to_string(),
+            "2d"
+        );
+        for bad in [
+            "30s", "0d", "07d", "10000d", "1y", "soon", "", "d", "Forever", "7 d",
+        ] {
             assert!(bad.parse::<RetainFor>().is_err(), "{bad}");
         }
+        assert!(RetainFor::from_seconds(59).is_err());
+        assert!(RetainFor::from_seconds(60).is_ok());
     }
 
     #[test]

@@ -256,7 +256,7 @@ async fn the_scheduler_purges_on_its_own_and_the_api_shows_each_tenants_ages() {
     let set: Value = app
         .client
         .put(app.url("/api/v1/tenants/acme/retention"))
-        .json(&json!({"failed": "forever"}))
+        .json(&json!({"failed": "forever", "cancelled": 5_400}))
         .send()
         .await
         .expect("put")
@@ -266,6 +266,11 @@ async fn the_scheduler_purges_on_its_own_and_the_api_shows_each_tenants_ages() {
     assert_eq!(set["failed"]["keep"], "forever");
     assert_eq!(set["failed"]["source"], "tenant");
     assert_eq!(set["succeeded"]["source"], "default");
+    assert_eq!(
+        set["cancelled"]["keep"], "90m",
+        "seconds read back in the text form"
+    );
+    assert_eq!(set["cancelled"]["seconds"], 5_400);
     let cleared = app
         .client
         .delete(app.url("/api/v1/tenants/acme/retention"))
