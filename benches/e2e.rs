@@ -5,8 +5,8 @@
 //! Run: `cargo bench --bench e2e` (PostgreSQL, Redis and `pgbench`; Node.js and npm for the
 //! BullMQ peer, skipped without them). `scripts/bench` runs this and the browser benchmark.
 //! `BENCH_SECONDS` (default 10) sets each load's length; `BENCH_ONLY` picks loads by name
-//! (`submit`, `batch`, `e2e`, `steady`, `scale`, `batch16k`, `bullmq`, comma-separated; all
-//! by default).
+//! (`submit`, `batch`, `e2e`, `steady`, `scale`, `batch16k`, `purge`, `bullmq`,
+//! comma-separated; all by default).
 //!
 //! - baseline: a durable job's life done directly on PostgreSQL by `pgbench`: three
 //!   single-row commits (insert, claim, finish) per job, at 8 and at 32 clients.
@@ -26,6 +26,9 @@
 //!   process, from `/proc`), and the CPU of `serve` and the workers.
 //! - batch16k: batches of 1,000 jobs whose payloads are 16 KiB each (incompressible), one at
 //!   a time, beside PostgreSQL making the same rows and events in one statement (1 client).
+//! - purge: retention deleting 100,000 expired jobs (and their 300,000 events) while the
+//!   steady load runs: jobs and rows purged per second, POST p99 with the purge beside the
+//!   same load without it on the same stack, and the tables' sizes afterwards.
 //! - peer: BullMQ (`benches/bullmq`, installed from npm at bench time) on the same Redis, 32
 //!   producers and a worker of concurrency 32, nothing durable.
 
@@ -114,14 +117,24 @@ fn process(stack_env: &[(&str, String)], args: &[&str]) -> Command {
 impl Stack {
     /// `serve` and `workers` worker processes of `slots` slots each.
     async fn start(workers: usize, slots: usize) -> Stack {
+        Stack::start_with(workers, slots, &[]).await
+    }
+
+    /// The same, with `settings` added to every process's environment.
+    async fn start_with(workers: usize, slots: usize, settings: &[(&'static str, &str)]) -> Stack {
         let db = common::TestDatabase::create().await;
         let prefix = common::TestPrefix::new();
         let port = free_port();
-        let env = vec![
+        let mut env = vec![
             ("DATABASE_URL", db.url.clone()),
             ("REDIS_URL", common::redis_url()),
             ("QUEUE_PREFIX", prefix.0.clone()),
         ];
+        env.extend(
+            settings
+                .iter()
+                .map(|(name, value)| (*name, (*value).to_owned())),
+        );
         let migrated = process(&env, &["migrate"]).status().expect("migrate");
         assert!(migrated.success(), "migrate failed");
         let out = process(
@@ -788,6 +801,102 @@ async fn steady_load(length: Duration) {
     println!("          start delay {}", starts(&delays, rescued));
 }
 
+/// Expired jobs the purge load deletes.
+const EXPIRED: i64 = 100_000;
+
+/// Makes `count` jobs of tenant `bench` that succeeded eight days ago, each with its three
+/// events, in two statements.
+async fn expire(pool: &PgPool, count: i64) {
+    sqlx::query(
+        "INSERT INTO jobs (id, tenant_id, domain, url, job_type, strategy, priority,
+                           max_attempts, timeout_ms, state, attempt, result, created_at,
+                           started_at, finished_at, updated_at)
+         SELECT gen_random_uuid(), 'bench', 'example.com', 'https://example.com/', 'noop',
+                'http', 3, 3, 30000, 'succeeded', 1, '{}'::jsonb, now() - interval '8 days',
+                now() - interval '8 days', now() - interval '8 days', now() - interval '8 days'
+         FROM generate_series(1, $1)",
+    )
+    .bind(count)
+    .execute(pool)
+    .await
+    .expect("expired jobs");
+    sqlx::query(
+        "INSERT INTO job_events (job_id, kind, attempt, at)
+         SELECT j.id, k.kind, 1, j.finished_at
+         FROM jobs j CROSS JOIN (VALUES ('created'), ('started'), ('succeeded')) AS k (kind)
+         WHERE j.finished_at < now() - interval '7 days'",
+    )
+    .execute(pool)
+    .await
+    .expect("their events");
+}
+
+/// Polls until no expired job is left; the time it took from `since`.
+async fn purged(pool: &PgPool, since: Instant) -> Duration {
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE finished_at < now() - interval '7 days'",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("count");
+        if left == 0 {
+            return since.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Retention deleting [`EXPIRED`] jobs while 1,000 requests/s arrive: rows purged per second,
+/// and POST latency without and with the purge in the same run (the purge load runs until
+/// the purge is done, at least `length`).
+async fn purge_load(length: Duration) {
+    let stack = Stack::start_with(
+        1,
+        32,
+        &[("RETENTION_INTERVAL", "1s"), ("RETENTION_BATCH", "1000")],
+    )
+    .await;
+    let quiet = open_loop(&stack, 1_000, length).await;
+    stack.drained().await;
+    expire(&stack.pool, EXPIRED).await;
+    let started = Instant::now();
+    let (busy, took) = tokio::join!(
+        open_loop(&stack, 1_000, length * 3),
+        purged(&stack.pool, started)
+    );
+    let seconds = took.as_secs_f64();
+    println!(
+        "purge     {EXPIRED} expired jobs (3 events each) gone in {seconds:.1} s: {:.0} jobs/s, {:.0} rows/s, while 1,000 req/s arrive",
+        EXPIRED as f64 / seconds,
+        (EXPIRED * 4) as f64 / seconds
+    );
+    println!(
+        "          POST p99 {:.1} ms with the purge vs {:.1} ms without ({:.2}x); with: {}",
+        busy.percentile(0.99),
+        quiet.percentile(0.99),
+        busy.percentile(0.99) / quiet.percentile(0.99),
+        busy.summary()
+    );
+    stack.drained().await;
+    let sizes: (i64, i64, i64) = sqlx::query_as(
+        "SELECT pg_table_size('jobs'), pg_indexes_size('jobs'), pg_total_relation_size('job_events')",
+    )
+    .fetch_one(&stack.pool)
+    .await
+    .expect("sizes");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&stack.pool)
+        .await
+        .expect("rows");
+    println!(
+        "          after: {rows} jobs; jobs table {:.1} MB, its indexes {:.1} MB, job_events {:.1} MB",
+        sizes.0 as f64 / 1e6,
+        sizes.1 as f64 / 1e6,
+        sizes.2 as f64 / 1e6
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let length = Duration::from_secs(seconds());
@@ -820,6 +929,9 @@ async fn main() {
     }
     if wants("batch16k") {
         batch_16k_load(length).await;
+    }
+    if wants("purge") {
+        purge_load(length).await;
     }
     if wants("bullmq") {
         match bullmq(length.as_secs()) {
