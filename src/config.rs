@@ -324,14 +324,10 @@ pub struct Settings {
     pub artifact_dir: Option<PathBuf>,
 
     /// Where artifacts go: a directory (one host), or `s3://bucket/prefix` in an
-    /// S3-compatible store reached through the AWS_* settings (several hosts) [default:
+    /// S3-compatible store reached through the AWS_* settings (several hosts); set, it takes
+    /// the place of ARTIFACT_DIR (which an image may set for its own directory) [default:
     /// ARTIFACT_DIR].
-    #[arg(
-        long,
-        env = "ARTIFACT_STORE",
-        global = true,
-        conflicts_with = "artifact_dir"
-    )]
+    #[arg(long, env = "ARTIFACT_STORE", global = true)]
     pub artifact_store: Option<ArtifactLocation>,
 
     /// The S3-compatible store's URL (`http://garage:3900`) [default: AWS S3].
@@ -575,6 +571,30 @@ fn parse_prefix(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bucket_takes_the_place_of_the_artifact_directory() {
+        let cli = Cli::try_parse_from([
+            "control-plane",
+            "worker",
+            "--artifact-dir",
+            "/var/lib/cp/artifacts",
+            "--artifact-store",
+            "s3://cp-artifacts/prod",
+        ])
+        .expect("parses");
+        assert_eq!(
+            cli.settings.artifact_location().to_string(),
+            "s3://cp-artifacts/prod"
+        );
+        let cli = Cli::try_parse_from(["control-plane", "worker", "--data-dir", "/srv/cp"])
+            .expect("parses");
+        assert_eq!(
+            cli.settings.artifact_location(),
+            ArtifactLocation::Dir(PathBuf::from("/srv/cp/artifacts"))
+        );
+        assert_eq!(cli.settings.retention(), Retention::DEFAULT);
+    }
 
     #[test]
     fn durations_parse_the_usual_way() {
