@@ -283,9 +283,6 @@ impl Metrics {
         for outcome in ["delivered", "failed", "gave_up"] {
             families.webhook_deliveries.with_label_values(&[outcome]);
         }
-        for table in crate::retention::PURGED_TABLES {
-            families.purged_rows.with_label_values(&[table]);
-        }
         Metrics(Arc::new(families))
     }
 

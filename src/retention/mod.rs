@@ -17,9 +17,6 @@ pub use purge::{PURGE_ROUNDS, Purger};
 use crate::job::JobState;
 use crate::store::{StoreError, Term};
 
-/// The tables whose rows are counted in `control_plane_purged_rows_total`.
-pub const PURGED_TABLES: [&str; 4] = ["jobs", "job_events", "job_artifacts", "idempotency_keys"];
-
 /// Which finished jobs of one state a purge deletes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expiry {
@@ -54,7 +51,7 @@ pub struct Erased {
 }
 
 impl Erased {
-    /// Each table's count, in [`PURGED_TABLES`]' order.
+    /// Each table's count: the `table` labels of `control_plane_purged_rows_total`.
     pub fn by_table(&self) -> [(&'static str, u64); 4] {
         [
             ("jobs", self.jobs),
