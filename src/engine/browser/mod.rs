@@ -35,7 +35,7 @@ pub use navigate::{DocumentResponse, judge_rendered};
 pub use page::JobPage;
 pub use persona::{DEFAULT_LOCALE, PersonaDefaults};
 pub use pool::{BrowserPool, PoolConfig, PoolError, PoolStats};
-pub use process::{INSTALL_HINT, LAUNCH_ARGS, find_chrome};
+pub use process::{INSTALL_HINT, LAUNCH_ARGS, find_chrome, sandboxed};
 pub use session::{ArtifactRef, Session};
 
 /// The most time failure artifacts may take to capture (less when the job's timeout is near).

@@ -195,6 +195,12 @@ pub(super) struct Launched {
 /// every time: later launches go straight without it).
 static SANDBOX_WORKS: AtomicBool = AtomicBool::new(true);
 
+/// Whether Chromium runs with its sandbox here: asked for, and not refused so far (after the
+/// first launch, whether it actually does).
+pub fn sandboxed() -> bool {
+    sandbox_allowed()
+}
+
 /// Whether to ask for Chromium's sandbox: not as root (Chromium refuses to start sandboxed as
 /// root), nor once it failed to start here.
 fn sandbox_allowed() -> bool {
