@@ -2,6 +2,7 @@
 //! (a directory, or an S3-compatible bucket) with a metadata row per file in an index (the
 //! job store implements it).
 
+mod key;
 mod location;
 mod s3;
 
@@ -20,6 +21,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::job::Hold;
+
+pub use key::ObjectKey;
 pub use location::{ArtifactLocation, Bucket};
 pub use s3::S3Access;
 
@@ -48,9 +52,21 @@ pub struct ArtifactRecord {
     pub sha256: String,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
+    /// The attempt that wrote it (which object holds its bytes; not part of the API).
+    #[serde(skip)]
+    pub attempt: u32,
 }
 
 impl ArtifactRecord {
+    /// The object holding its bytes.
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey {
+            job: self.job_id,
+            attempt: self.attempt,
+            name: self.name.clone(),
+        }
+    }
+
     /// Where the API serves it.
     pub fn url(&self) -> String {
         format!("/api/v1/jobs/{}/artifacts/{}", self.job_id, self.name)
@@ -60,8 +76,10 @@ impl ArtifactRecord {
 /// Where artifacts' metadata is kept.
 #[async_trait]
 pub trait ArtifactIndex: Send + Sync + 'static {
-    /// Records (or replaces) the metadata of a job's artifact.
-    async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<(), IndexError>;
+    /// Records (or replaces) the metadata of a job's artifact while `hold` still holds the
+    /// job; refused (not `unavailable`) once it does not. A replaced artifact of another
+    /// attempt has its object queued for deletion.
+    async fn put_artifact(&self, artifact: &ArtifactRecord, hold: &Hold) -> Result<(), IndexError>;
 
     /// A job's artifacts, by name.
     async fn artifacts(&self, job: Uuid) -> Result<Vec<ArtifactRecord>, IndexError>;
@@ -248,22 +266,16 @@ impl ArtifactStore {
         }
     }
 
-    fn path(job: Uuid, name: &str) -> Result<ObjectPath, ArtifactError> {
-        if !valid_artifact_name(name) {
-            return Err(ArtifactError::Name(name.to_owned()));
-        }
-        Ok(ObjectPath::from(format!("{job}/{name}")))
-    }
-
-    /// Stores `data` as the job's artifact `name`, replacing an earlier one of that name.
+    /// Stores `data` as the job's artifact `name` for the attempt `hold`, replacing an
+    /// earlier one of that name; refused once `hold` no longer holds the job.
     pub async fn put(
         &self,
         job: Uuid,
+        hold: &Hold,
         name: &str,
         content_type: &str,
         data: Vec<u8>,
     ) -> Result<ArtifactRecord, ArtifactError> {
-        let path = Self::path(job, name)?;
         let record = ArtifactRecord {
             job_id: job,
             name: name.to_owned(),
@@ -271,13 +283,16 @@ impl ArtifactStore {
             bytes: data.len() as u64,
             sha256: sha256_hex(&data),
             created_at: Utc::now(),
+            attempt: hold.attempt,
         };
+        let path = record.key().path()?;
         self.objects
             .put(&path, PutPayload::from(Bytes::from(data)))
             .await?;
-        if let Err(e) = self.index.put_artifact(&record).await {
-            // The job is gone (erased while a late attempt still wrote): leave no object that
-            // no row names. An index that is only unreachable keeps it for the retry.
+        if let Err(e) = self.index.put_artifact(&record, hold).await {
+            // The attempt lost the job (or the job is gone): leave no object that no row
+            // names; being its own, it is nobody else's. An index that is only unreachable
+            // keeps it for the retry.
             if !e.unavailable {
                 let _ = self.objects.delete(&path).await;
             }
@@ -306,7 +321,7 @@ impl ArtifactStore {
         else {
             return Ok(None);
         };
-        match self.objects.get(&Self::path(job, name)?).await {
+        match self.objects.get(&record.key().path()?).await {
             Ok(found) => Ok(Some((
                 record,
                 found.into_stream().map_err(ArtifactError::from).boxed(),
@@ -329,13 +344,13 @@ impl ArtifactStore {
         Ok(Some((record, Bytes::from(chunks.concat()))))
     }
 
-    /// Deletes the objects of `artifacts` (job, name); one already gone is not an error.
-    pub async fn delete_objects(&self, artifacts: &[(Uuid, String)]) -> Result<(), ArtifactError> {
+    /// Deletes the objects `keys`; one already gone is not an error.
+    pub async fn delete_objects(&self, keys: &[ObjectKey]) -> Result<(), ArtifactError> {
         // Owned paths and store: futures that borrow nothing, so the stream is `Send` for
         // any caller.
-        let deletes = artifacts
+        let deletes = keys
             .iter()
-            .map(|(job, name)| Self::path(*job, name))
+            .map(ObjectKey::path)
             .collect::<Result<Vec<ObjectPath>, ArtifactError>>()?
             .into_iter()
             .map(|path| {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::job::Hold;
 use crate::job::target::TargetPolicy;
 
 pub use browser::Browser;
@@ -26,6 +27,8 @@ pub struct Attempt {
     pub url: String,
     /// How long the attempt may run.
     pub timeout: Duration,
+    /// The attempt and worker holding the job: what the artifacts it writes are fenced by.
+    pub hold: Hold,
 }
 
 /// The services of one worker: a plain HTTP client, and Chromium when there is one.

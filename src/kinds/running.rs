@@ -99,6 +99,7 @@ impl Run<'_> {
             timeout: self
                 .deadline
                 .saturating_duration_since(tokio::time::Instant::now()),
+            hold: self.job.hold(),
         }
     }
 

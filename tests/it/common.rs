@@ -810,7 +810,12 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// Proxies a local port to `upstream` (`host:port`).
     pub async fn start(upstream: &str) -> TcpProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        TcpProxy::start_on("127.0.0.1:0", upstream).await
+    }
+
+    /// Proxies `bind` (an address and port, 0 for any) to `upstream`.
+    pub async fn start_on(bind: &str, upstream: &str) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind(bind)
             .await
             .expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");

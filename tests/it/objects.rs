@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use control_plane::job::Hold;
 use serde_json::{Value, json};
 
 use crate::cli::command;
@@ -35,7 +36,7 @@ async fn screenshots_go_to_the_bucket_and_download_through_the_api() {
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.headers()["content-type"], "image/png");
     let downloaded = answer.bytes().await.expect("bytes");
-    let kept = std::fs::read(s3.object_file(BUCKET, &format!("prod/eu/{id}/screenshot.png")))
+    let kept = std::fs::read(s3.object_file(BUCKET, &format!("prod/eu/{id}/1/screenshot.png")))
         .expect("the object is in the bucket, under the prefix");
     assert_eq!(downloaded.as_ref(), kept.as_slice());
     assert!(downloaded.starts_with(b"\x89PNG"), "a PNG");
@@ -51,6 +52,105 @@ async fn screenshots_go_to_the_bucket_and_download_through_the_api() {
         .as_str()
         .expect("error");
     assert!(error.contains("s3://cp-artifacts/prod/eu"), "{error}");
+    app.stop().await;
+}
+
+/// An attempt that lost its job (its worker cut off, then back) may still finish an upload;
+/// it must never land on the bytes of the attempt that took the job over, and a later
+/// attempt's artifact of the same name sends the earlier object away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_that_lost_its_job_never_replaces_what_the_next_attempt_kept() {
+    let s3 = S3Server::start(BUCKET).await;
+    let app = TestApp::spawn_with(Options {
+        artifacts: Some((S3Server::location(BUCKET, "fenced"), s3.access())),
+        ..Options::default()
+    })
+    .await;
+    let id = app
+        .submit(&json!({"url": "https://example.com/", "job_type": "noop", "payload": {"sleep_ms": 60_000}}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let job = app
+        .wait_for(&id, Duration::from_secs(30), |job| {
+            job["state"] == "running"
+        })
+        .await;
+    let worker = job["worker_id"].as_str().expect("a worker").to_owned();
+    let job_id = id.parse().expect("uuid");
+    let first = Hold {
+        attempt: 1,
+        worker: worker.clone(),
+    };
+    let artifacts = app.app().artifacts();
+    let put = |hold: Hold, bytes: &'static [u8]| {
+        let artifacts = artifacts.clone();
+        async move {
+            artifacts
+                .put(job_id, &hold, "screenshot.png", "image/png", bytes.to_vec())
+                .await
+        }
+    };
+    put(first.clone(), b"first attempt")
+        .await
+        .expect("the holder keeps its file");
+
+    // The lease ran out and another worker took the job, as the reaper and a claim would
+    // (it is the only job of this test's database).
+    let took = app
+        .db
+        .change("UPDATE jobs SET attempt = 2, worker_id = 'took-over' WHERE state = 'running'")
+        .await;
+    assert_eq!(took, 1);
+    let next = Hold {
+        attempt: 2,
+        worker: "took-over".to_owned(),
+    };
+    put(next, b"second attempt")
+        .await
+        .expect("the new holder keeps its file");
+    let late = put(first, b"late first attempt").await;
+    assert!(late.is_err(), "the attempt that lost the job keeps nothing");
+
+    let answer = app
+        .get(&format!("/api/v1/jobs/{id}/artifacts/screenshot.png"))
+        .await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.bytes().await.expect("bytes").as_ref(),
+        b"second attempt"
+    );
+    let object =
+        |attempt: u32| s3.object_file(BUCKET, &format!("fenced/{id}/{attempt}/screenshot.png"));
+    assert!(!object(1).exists(), "the late upload was taken back");
+    assert_eq!(
+        std::fs::read(object(2)).expect("the second attempt's object"),
+        b"second attempt"
+    );
+    // The replaced object was queued for deletion; the leader's first look may have deleted
+    // it already.
+    let queued = app
+        .db
+        .row("SELECT count(*) FROM artifact_purges WHERE attempt = 1")
+        .await;
+    let purged = app.metrics().families().purged_bytes.get();
+    assert!(
+        queued == [1] || purged == b"first attempt".len() as u64,
+        "the replaced object is queued ({queued:?}) or gone ({purged} bytes purged)"
+    );
+
+    app.db
+        .change("UPDATE jobs SET state = 'succeeded', finished_at = now() WHERE state = 'running'")
+        .await;
+    let erased = app
+        .client
+        .delete(app.url(&format!("/api/v1/jobs/{id}")))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(erased.status(), 204);
+    assert!(!object(2).exists(), "erased with its job");
     app.stop().await;
 }
 

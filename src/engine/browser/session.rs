@@ -171,7 +171,13 @@ impl Session {
         let record = self
             .browser
             .artifacts
-            .put(self.attempt.id, name, content_type, data)
+            .put(
+                self.attempt.id,
+                &self.attempt.hold,
+                name,
+                content_type,
+                data,
+            )
             .await
             .map_err(|e| JobError::new(ErrorKind::Internal, format!("storing {name}: {e}")))?;
         self.artifacts.retain(|a| a.name != record.name);

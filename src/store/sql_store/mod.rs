@@ -2,6 +2,7 @@
 //! drivers. Each part of the store is its own file: reads, creation, the state machine's
 //! changes, doorbells and reaping, webhook deliveries, leadership.
 
+mod artifacts;
 mod changes;
 mod create;
 mod doorbells;
@@ -30,7 +31,7 @@ use super::{
 use crate::artifact::{ArtifactIndex, ArtifactRecord, IndexError};
 use crate::auth::Scope;
 use crate::job::transition::{EventRecord, Transition};
-use crate::job::{Doorbell, JobEvent, Replay, Settlement};
+use crate::job::{Doorbell, Hold, JobEvent, Replay, Settlement};
 use crate::kinds::RunningJob;
 use crate::spec::JobSpec;
 
@@ -251,8 +252,18 @@ impl<D: Driver> JobStore for SqlStore<D> {
 
 #[async_trait]
 impl<D: Driver> ArtifactIndex for SqlStore<D> {
-    async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<(), IndexError> {
-        Ok(self.keep_artifact(artifact).await?)
+    async fn put_artifact(&self, artifact: &ArtifactRecord, hold: &Hold) -> Result<(), IndexError> {
+        if self.keep_artifact(artifact, hold).await? {
+            Ok(())
+        } else {
+            Err(IndexError {
+                unavailable: false,
+                message: format!(
+                    "attempt {} of job {} no longer holds it; {} is not kept",
+                    hold.attempt, artifact.job_id, artifact.name
+                ),
+            })
+        }
     }
 
     async fn artifacts(&self, job: Uuid) -> Result<Vec<ArtifactRecord>, IndexError> {

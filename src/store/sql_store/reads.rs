@@ -3,7 +3,6 @@
 use uuid::Uuid;
 
 use super::SqlStore;
-use crate::artifact::ArtifactRecord;
 use crate::auth::Scope;
 use crate::job::{JobEvent, JobState};
 use crate::store::driver::{Cells, Column, Driver};
@@ -124,63 +123,5 @@ impl<D: Driver> SqlStore<D> {
                 .push((level, cells.int()?, cells.opt_time()?));
         }
         Ok(stats)
-    }
-
-    /// Records (or replaces) an artifact's metadata.
-    pub(super) async fn keep_artifact(&self, artifact: &ArtifactRecord) -> Result<(), StoreError> {
-        let mut sql = self.sql();
-        sql.push(
-            "INSERT INTO job_artifacts (job_id, name, content_type, bytes, sha256, created_at)
-             VALUES (",
-        )
-        .bind(artifact.job_id)
-        .push(", ")
-        .bind(artifact.name.as_str())
-        .push(", ")
-        .bind(artifact.content_type.as_str())
-        .push(", ")
-        .bind(i64::try_from(artifact.bytes).unwrap_or(i64::MAX))
-        .push(", ")
-        .bind(artifact.sha256.as_str())
-        .push(", ")
-        .bind(artifact.created_at)
-        .push(
-            ") ON CONFLICT (job_id, name) DO UPDATE SET content_type = excluded.content_type,
-                 bytes = excluded.bytes, sha256 = excluded.sha256, created_at = excluded.created_at",
-        );
-        self.driver.writer().await?.execute(sql).await.map(drop)
-    }
-
-    /// A job's artifacts, by name.
-    pub(super) async fn job_artifacts(&self, job: Uuid) -> Result<Vec<ArtifactRecord>, StoreError> {
-        let mut sql = self.sql();
-        sql.push(
-            "SELECT job_id, name, content_type, bytes, sha256, created_at
-             FROM job_artifacts WHERE job_id = ",
-        )
-        .bind(job)
-        .push(" ORDER BY name");
-        let columns = [
-            Column::Uuid,
-            Column::Text,
-            Column::Text,
-            Column::Int,
-            Column::Text,
-            Column::Time,
-        ];
-        let rows = self.driver.reader().await?.rows(sql, &columns).await?;
-        rows.into_iter()
-            .map(|row| {
-                let mut cells = Cells::of(row);
-                Ok(ArtifactRecord {
-                    job_id: cells.uuid()?,
-                    name: cells.text()?,
-                    content_type: cells.text()?,
-                    bytes: u64::try_from(cells.int()?).unwrap_or(0),
-                    sha256: cells.text()?,
-                    created_at: cells.time()?,
-                })
-            })
-            .collect()
     }
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::SqlStore;
 use super::render::fence;
+use crate::artifact::ObjectKey;
 use crate::job::JobState;
 use crate::retention::{
     DoomedObject, EraseRefused, Erased, Expiry, RetainFor, RetentionIndex, RetentionOverride,
@@ -51,13 +52,13 @@ impl<D: Driver> SqlStore<D> {
     ) -> Result<Option<Erased>, StoreError> {
         let mut doom = self.sql();
         doom.push(
-            "INSERT INTO artifact_purges (job_id, name, bytes, queued_at)
-             SELECT job_id, name, bytes, ",
+            "INSERT INTO artifact_purges (job_id, attempt, name, bytes, queued_at)
+             SELECT job_id, attempt, name, bytes, ",
         )
         .now()
         .push(" FROM job_artifacts WHERE ")
         .column_among("job_id", ids)
-        .push(" ON CONFLICT (job_id, name) DO NOTHING");
+        .push(" ON CONFLICT (job_id, attempt, name) DO NOTHING");
         tx.execute(doom).await?;
         let mut erased = Erased::default();
         for (table, count) in [
@@ -239,7 +240,7 @@ impl<D: Driver> RetentionIndex for SqlStore<D> {
         limit: u32,
     ) -> Result<Vec<DoomedObject>, StoreError> {
         let mut sql = self.sql();
-        sql.push("SELECT job_id, name, bytes FROM artifact_purges");
+        sql.push("SELECT job_id, attempt, name, bytes FROM artifact_purges");
         if let Some(job) = job {
             sql.push(" WHERE job_id = ").bind(job);
         }
@@ -248,14 +249,17 @@ impl<D: Driver> RetentionIndex for SqlStore<D> {
             .driver
             .reader()
             .await?
-            .rows(sql, &[Column::Uuid, Column::Text, Column::Int])
+            .rows(sql, &[Column::Uuid, Column::Int, Column::Text, Column::Int])
             .await?;
         rows.into_iter()
             .map(|row| {
                 let mut cells = Cells::of(row);
                 Ok(DoomedObject {
-                    job_id: cells.uuid()?,
-                    name: cells.text()?,
+                    key: ObjectKey {
+                        job: cells.uuid()?,
+                        attempt: u32::try_from(cells.int()?).unwrap_or(0),
+                        name: cells.text()?,
+                    },
                     bytes: u64::try_from(cells.int()?).unwrap_or(0),
                 })
             })
@@ -267,15 +271,17 @@ impl<D: Driver> RetentionIndex for SqlStore<D> {
             return Ok(());
         }
         let mut sql = self.sql();
-        sql.push("DELETE FROM artifact_purges WHERE (job_id, name) IN (VALUES ");
+        sql.push("DELETE FROM artifact_purges WHERE (job_id, attempt, name) IN (VALUES ");
         for (i, object) in objects.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
             }
             sql.push("(")
-                .bind(object.job_id)
+                .bind(object.key.job)
                 .push(", ")
-                .bind(object.name.as_str())
+                .bind(object.key.attempt)
+                .push(", ")
+                .bind(object.key.name.as_str())
                 .push(")");
         }
         sql.push(")");
