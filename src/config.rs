@@ -10,7 +10,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use crate::artifact::{ArtifactLocation, S3Access};
 use crate::auth::{AuthMode, Role};
 use crate::job::host_map::HostMap;
-use crate::retention::{RetainFor, Retention};
+use crate::retention::{PurgeShare, RetainFor, Retention};
 
 /// A control plane for browser-automation jobs.
 ///
@@ -372,10 +372,16 @@ pub struct Settings {
     #[arg(long, env = "RETENTION_BATCH", global = true, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub retention_batch: u32,
 
-    /// How often the leader looks for expired jobs; each look deletes until none is left
-    /// or RETENTION_BATCH × 20 jobs are gone.
+    /// How long the leader waits between two looks for expired jobs; each look deletes
+    /// until none is left.
     #[arg(long, env = "RETENTION_INTERVAL", global = true, default_value = "10s", value_parser = parse_duration)]
     pub retention_interval: Duration,
+
+    /// The share of time (percent, 1–100) the purge may spend deleting while expired jobs
+    /// are left: after each batch it rests so that deleting fills no more than this. Raise it
+    /// when `control_plane_purged_rows_total` falls behind the jobs you create.
+    #[arg(long, env = "RETENTION_SHARE", global = true, default_value = "10", value_parser = parse_share)]
+    pub retention_share: PurgeShare,
 }
 
 /// A secret setting: kept whole, shown by `Debug` as `***`.
@@ -553,6 +559,14 @@ pub fn parse_host_map(text: &str) -> Result<HostMap, String> {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("{e}; expected a duration such as 30s, 500ms or 2m"))
+}
+
+/// Parses `RETENTION_SHARE`: a whole percentage, with or without its `%`.
+fn parse_share(text: &str) -> Result<PurgeShare, String> {
+    let refused = || format!("{text:?}: expected a whole percentage from 1 to 100, such as 10");
+    let digits = text.trim().trim_end_matches('%');
+    let percent: u8 = digits.parse().map_err(|_| refused())?;
+    PurgeShare::percent(percent).ok_or_else(refused)
 }
 
 fn parse_prefix(text: &str) -> Result<String, String> {

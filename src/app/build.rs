@@ -18,7 +18,7 @@ use crate::config::{BrowserUse, Settings};
 use crate::dispatch::Dispatcher;
 use crate::engine::Engine;
 use crate::engine::browser::{
-    Browser, BrowserPool, INSTALL_HINT, PersonaDefaults, PoolConfig, find_chrome,
+    Browser, BrowserPool, INSTALL_HINT, PersonaDefaults, PoolConfig, find_chrome, sandboxed,
 };
 use crate::engine::http::webhook_client;
 use crate::job::target::TargetPolicy;
@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::metrics::scrape::Sources;
 use crate::queue::Signals;
 use crate::quota::{Ledger, Limiter, Quota, QuotaIndex};
-use crate::retention::Purger;
+use crate::retention::{PurgePace, Purger};
 use crate::webhook::Courier;
 use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report};
 
@@ -225,11 +225,12 @@ impl App {
             self.dispatcher.store().clone(),
             self.artifacts.clone(),
             settings.retention(),
-            (
-                settings.retention_batch,
-                settings.retention_interval,
-                settings.leader_lease / 2,
-            ),
+            PurgePace {
+                batch: settings.retention_batch,
+                every: settings.retention_interval,
+                share: settings.retention_share,
+                within: settings.leader_lease / 2,
+            },
             self.metrics.clone(),
         )
     }
@@ -298,7 +299,8 @@ async fn start_browser(
     });
     match pool.warm_up().await {
         Ok(()) => {
-            info!(executable = %executable.display(), "browser pool ready");
+            let sandbox = if sandboxed() { "on" } else { "off" };
+            info!(executable = %executable.display(), sandbox, "browser pool ready (Chromium's sandbox {sandbox})");
             let persona = PersonaDefaults {
                 locale: settings.stealth_locale.clone(),
                 timezone: settings.stealth_timezone.clone(),

@@ -3,6 +3,7 @@
 //! and webhook delivery. The scheduler's leader does it in bounded batches, each fenced by
 //! its term ([`Purger`]); `DELETE /api/v1/jobs/{id}` erases one finished job at once.
 
+mod pace;
 mod policy;
 mod purge;
 
@@ -11,9 +12,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use pace::PurgeShare;
 pub use policy::{MAX_RETAIN, MIN_RETAIN, RETAIN_PATTERN, RetainFor, Retention, RetentionOverride};
-pub use purge::{PURGE_ROUNDS, Purger};
+pub use purge::{PurgePace, Purger};
 
+use crate::artifact::ObjectKey;
 use crate::job::JobState;
 use crate::store::{StoreError, Term};
 
@@ -83,10 +86,8 @@ pub enum EraseRefused {
 /// An artifact object whose row is gone, waiting to be deleted from the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DoomedObject {
-    /// Its job.
-    pub job_id: Uuid,
-    /// Its name.
-    pub name: String,
+    /// The object.
+    pub key: ObjectKey,
     /// Its size.
     pub bytes: u64,
 }

@@ -1,22 +1,26 @@
 //! The leader's purge: every few seconds, expired jobs are deleted in batches of
-//! `RETENTION_BATCH`, each its own short transaction fenced by the term, then the objects of
-//! their artifacts are deleted from the store.
+//! `RETENTION_BATCH`, each its own short transaction fenced by the term and followed by a
+//! rest that keeps the purge within its share of time, then the objects of their artifacts
+//! are deleted from the store. It runs beside the scheduler, not inside its looks, so a long
+//! purge never delays a due job.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::{
-    EraseRefused, Erased, Expiry, RetainFor, Retention, RetentionIndex, RetentionOverride, Tenants,
+    EraseRefused, Erased, Expiry, PurgeShare, RetainFor, Retention, RetentionIndex,
+    RetentionOverride, Tenants,
 };
-use crate::artifact::{ArtifactError, ArtifactStore};
+use crate::artifact::{ArtifactError, ArtifactStore, ObjectKey};
 use crate::metrics::Metrics;
 use crate::store::{StoreError, Term};
 
-/// Batches one look deletes at most (then the scheduler's other chores get their turn).
-pub const PURGE_ROUNDS: u32 = 20;
 /// Objects deleted from the store per round.
 const OBJECTS_PER_ROUND: u32 = 1_000;
 
@@ -31,27 +35,36 @@ pub enum PurgeError {
     Artifacts(#[from] ArtifactError),
 }
 
+/// How the purge goes about it.
+#[derive(Debug, Clone, Copy)]
+pub struct PurgePace {
+    /// Jobs per transaction.
+    pub batch: u32,
+    /// Between the end of one look and the next.
+    pub every: Duration,
+    /// The share of time spent deleting while expired jobs are left.
+    pub share: PurgeShare,
+    /// How long one batch's statements may run: half the leader's lease, as its others.
+    pub within: Duration,
+}
+
 /// Deletes what retention says is expired.
 #[derive(Clone)]
 pub struct Purger {
     index: Arc<dyn RetentionIndex>,
     artifacts: ArtifactStore,
     defaults: Retention,
-    batch: u32,
-    every: Duration,
-    /// How long one batch's statements may run: half the leader's lease, as its others.
-    within: Duration,
+    pace: PurgePace,
     metrics: Metrics,
 }
 
 impl Purger {
-    /// A purger of `index` and `artifacts` with the settings' ages, `batch` jobs per
-    /// transaction (each ending within `within`), looking `every` so often.
+    /// A purger of `index` and `artifacts` with the settings' ages, going at `pace`.
     pub fn new(
         index: Arc<dyn RetentionIndex>,
         artifacts: ArtifactStore,
         defaults: Retention,
-        (batch, every, within): (u32, Duration, Duration),
+        pace: PurgePace,
         metrics: Metrics,
     ) -> Purger {
         // Every table's series exists from the start, reading 0 rather than "no data".
@@ -62,16 +75,12 @@ impl Purger {
             index,
             artifacts,
             defaults,
-            batch: batch.max(1),
-            every,
-            within,
+            pace: PurgePace {
+                batch: pace.batch.max(1),
+                ..pace
+            },
             metrics,
         }
-    }
-
-    /// How often the leader looks.
-    pub fn every(&self) -> Duration {
-        self.every
     }
 
     /// The settings' ages.
@@ -79,27 +88,56 @@ impl Purger {
         self.defaults
     }
 
-    /// One look under `term`: deletes up to [`PURGE_ROUNDS`] batches of expired jobs, old
-    /// idempotency records, and the objects of deleted artifacts.
+    /// Looks every `pace.every` while `terms` holds a term of this process's leadership,
+    /// until `shutdown`. A look under a term that has since been lost deletes nothing: every
+    /// batch is fenced by it.
+    pub async fn run(self, mut terms: watch::Receiver<Option<Term>>, shutdown: CancellationToken) {
+        loop {
+            let term = tokio::select! {
+                () = shutdown.cancelled() => return,
+                led = terms.wait_for(Option::is_some) => match led {
+                    Ok(term) => *term,
+                    Err(_) => return,
+                },
+            };
+            let Some(term) = term else { continue };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                purged = self.purge(term) => if let Err(e) = purged {
+                    warn!(error = %e, "cannot delete expired jobs; will retry");
+                },
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.pace.every) => {}
+            }
+        }
+    }
+
+    /// One look under `term`: deletes every expired job in batches (resting between them to
+    /// keep within its share), old idempotency records, and the objects of deleted artifacts.
     pub async fn purge(&self, term: Term) -> Result<Erased, PurgeError> {
         let overrides = self.index.retention_overrides().await?;
         let mut erased = Erased::default();
-        let mut rounds = PURGE_ROUNDS;
+        let batch_size = self.pace.batch;
         for expiry in expiries(self.defaults, &overrides) {
-            while rounds > 0 {
-                rounds -= 1;
+            loop {
+                let started = Instant::now();
                 let batch = self
                     .index
-                    .purge_expired(term, &expiry, self.batch, self.within)
+                    .purge_expired(term, &expiry, batch_size, self.pace.within)
                     .await?;
                 self.count(&batch);
                 erased += batch;
-                if batch.jobs < u64::from(self.batch) {
+                // A short batch was the last of this pass; so was an empty one, which is
+                // also what a lost term reads.
+                if batch.jobs < u64::from(batch_size) {
                     break;
                 }
+                tokio::time::sleep(self.pace.share.rest_after(started.elapsed())).await;
             }
         }
-        let keys = self.index.purge_idempotency(term, self.batch).await?;
+        let keys = self.index.purge_idempotency(term, batch_size).await?;
         self.count(&Erased {
             idempotency_keys: keys,
             ..Erased::default()
@@ -142,9 +180,8 @@ impl Purger {
             if doomed.is_empty() {
                 return Ok(());
             }
-            let names: Vec<(Uuid, String)> =
-                doomed.iter().map(|o| (o.job_id, o.name.clone())).collect();
-            self.artifacts.delete_objects(&names).await?;
+            let keys: Vec<ObjectKey> = doomed.iter().map(|o| o.key.clone()).collect();
+            self.artifacts.delete_objects(&keys).await?;
             self.index.forget_objects(&doomed).await?;
             self.metrics
                 .families()

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -68,7 +69,6 @@ pub struct Scheduler {
 struct Chores {
     reaped: Option<tokio::time::Instant>,
     reconciled: Option<tokio::time::Instant>,
-    purged: Option<tokio::time::Instant>,
     recovery: Option<Recovery>,
     failing: bool,
 }
@@ -84,7 +84,7 @@ impl Scheduler {
         }
     }
 
-    /// Deletes expired jobs too (every `purger.every()`, while it leads).
+    /// Deletes expired jobs too, beside the looks, while it leads.
     pub fn with_purger(mut self, purger: Purger) -> Self {
         self.purger = Some(purger);
         self
@@ -98,6 +98,13 @@ impl Scheduler {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut chores = Chores::default();
         let mut led: Option<Term> = None;
+        // The purge runs on its own task, told of each term: its batches and rests never
+        // hold up a look for due jobs.
+        let (terms, held) = watch::channel(None);
+        let purge = self
+            .purger
+            .clone()
+            .map(|purger| tokio::spawn(purger.run(held, shutdown.child_token())));
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -109,10 +116,16 @@ impl Scheduler {
                 chores.reconciled = None;
                 chores.recovery = None;
                 led = term;
+                terms.send_replace(term);
             }
             if let Some(term) = term {
                 self.tick(term, &mut chores).await;
             }
+        }
+        drop(terms);
+        if let Some(purge) = purge {
+            // Cancelled with the rest; its open batch, if any, rolls back.
+            let _ = purge.await;
         }
         leadership.resign().await;
     }
@@ -166,15 +179,6 @@ impl Scheduler {
                     warn!(error = %e, "cannot reap expired leases; will retry");
                     healthy = false;
                 }
-            }
-        }
-        if let Some(purger) = &self.purger
-            && due(chores.purged, purger.every())
-        {
-            chores.purged = Some(tokio::time::Instant::now());
-            if let Err(e) = purger.purge(term).await {
-                warn!(error = %e, "cannot delete expired jobs; will retry");
-                healthy = false;
             }
         }
         if healthy && chores.failing {

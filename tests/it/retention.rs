@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use control_plane::auth::Role;
-use control_plane::job::JobState;
+use control_plane::auth::{Role, Scope};
+use control_plane::job::{Hold, JobState};
 use control_plane::retention::{Expiry, Tenants};
 use control_plane::store::Term;
 use serde_json::{Value, json};
@@ -33,6 +33,51 @@ async fn submit_as(app: &TestApp, client: &reqwest::Client, body: Value) -> Stri
 async fn finished(app: &TestApp, id: &str, state: &str) {
     let job = app.wait_terminal(id, Duration::from_secs(30)).await;
     assert_eq!(job["state"], state, "{job}");
+}
+
+/// A job of the app's tenant that wrote `name` while it ran (an artifact is kept only by the
+/// attempt holding its job), then was cancelled.
+async fn with_artifact(app: &TestApp, name: &str) -> String {
+    let id = submit_as(
+        app,
+        &app.client,
+        json!({"url": "https://example.com/", "job_type": "noop", "payload": {"sleep_ms": 60_000}}),
+    )
+    .await;
+    app.wait_for(&id, Duration::from_secs(30), |job| {
+        job["state"] == "running"
+    })
+    .await;
+    let job = app
+        .store
+        .get(Scope::All, id.parse().expect("uuid"))
+        .await
+        .expect("read")
+        .expect("the job");
+    let hold = Hold {
+        attempt: job.attempt,
+        worker: job.worker_id.expect("a running job's worker"),
+    };
+    app.app()
+        .artifacts()
+        .put(
+            job.id,
+            &hold,
+            name,
+            "text/plain",
+            b"kept until expiry".to_vec(),
+        )
+        .await
+        .expect("an artifact");
+    let answer = app
+        .client
+        .post(app.url(&format!("/api/v1/jobs/{id}/cancel")))
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(answer.status(), 200);
+    finished(app, &id, "cancelled").await;
+    id
 }
 
 async fn exists(app: &TestApp, id: &str) -> bool {
@@ -118,13 +163,8 @@ async fn expired_jobs_go_with_everything_of_theirs_under_the_leaders_term_only()
         job["state"] == "running"
     })
     .await;
-    let id = succeeded.parse().expect("uuid");
-    app.app()
-        .artifacts()
-        .put(id, "note.txt", "text/plain", b"kept until expiry".to_vec())
-        .await
-        .expect("an artifact");
-    let object = s3.object_file(BUCKET, &format!("{succeeded}/note.txt"));
+    let noted = with_artifact(&app, "note.txt").await;
+    let object = s3.object_file(BUCKET, &format!("{noted}/1/note.txt"));
     assert!(object.exists());
 
     // Forty days old: every job of `default` and `keeper`; two hours: `brief` and `fresh`.
@@ -142,7 +182,7 @@ async fn expired_jobs_go_with_everything_of_theirs_under_the_leaders_term_only()
         )
         .await;
     let before = app.job_rows().await;
-    assert_eq!(before, 8);
+    assert_eq!(before, 9);
 
     let term = app
         .store
@@ -165,8 +205,8 @@ async fn expired_jobs_go_with_everything_of_theirs_under_the_leaders_term_only()
     assert_eq!(app.job_rows().await, before);
 
     let erased = app.app().purger().purge(term).await.expect("purge");
-    assert_eq!(erased.jobs, 4, "{erased:?}");
-    for gone in [&succeeded, &failed, &cancelled, &brief_job] {
+    assert_eq!(erased.jobs, 5, "{erased:?}");
+    for gone in [&succeeded, &failed, &cancelled, &noted, &brief_job] {
         assert!(!exists(&app, gone).await, "{gone} is gone");
     }
     for kept in [&queued, &running, &kept_forever, &fresh_job] {
@@ -187,8 +227,8 @@ async fn expired_jobs_go_with_everything_of_theirs_under_the_leaders_term_only()
         "events, artifacts, queued objects, keys"
     );
     assert!(!object.exists(), "the object is gone from the bucket");
-    assert_eq!(purged(&app, "jobs"), 4);
-    assert!(purged(&app, "job_events") >= 4 * 2);
+    assert_eq!(purged(&app, "jobs"), 5);
+    assert!(purged(&app, "job_events") >= 5 * 2);
     assert_eq!(purged(&app, "job_artifacts"), 1);
     assert_eq!(purged(&app, "idempotency_keys"), 1);
     assert_eq!(
@@ -292,16 +332,23 @@ async fn one_finished_job_is_erased_on_request_and_an_unfinished_one_is_refused(
         .expect("id")
         .to_owned();
     finished(&app, &done, "succeeded").await;
-    app.app()
+    let late = Hold {
+        attempt: 1,
+        worker: "a-worker-long-gone".to_owned(),
+    };
+    let refused = app
+        .app()
         .artifacts()
         .put(
             done.parse().expect("uuid"),
-            "a.txt",
+            &late,
+            "late.txt",
             "text/plain",
-            b"abc".to_vec(),
+            b"late".to_vec(),
         )
-        .await
-        .expect("an artifact");
+        .await;
+    assert!(refused.is_err(), "a finished job takes no artifact");
+    let done = with_artifact(&app, "a.txt").await;
     let queued = app
         .submit(&json!({"url": "https://example.com/", "job_type": "noop", "delay_ms": 3_600_000}))
         .await["id"]
@@ -369,7 +416,10 @@ async fn one_finished_job_is_erased_on_request_and_an_unfinished_one_is_refused(
         )
         .await;
     assert_eq!(left, [0, 0, 0]);
-    assert_eq!(app.metrics().families().purged_bytes.get(), 3);
+    assert_eq!(
+        app.metrics().families().purged_bytes.get(),
+        "kept until expiry".len() as u64
+    );
     let again = app
         .client
         .delete(app.url(&format!("/api/v1/jobs/{done}")))
