@@ -18,6 +18,7 @@ mod dispatch;
 mod embedded;
 mod faults;
 mod hostile;
+mod hosts;
 mod leadership;
 mod leases;
 mod lifecycle;
