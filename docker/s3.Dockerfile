@@ -6,7 +6,11 @@ ARG RUST_IMAGE=rust:1-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS builder
-RUN cargo install --locked s3s-fs --version 0.14.1 --features binary --root /usr/local
+# A binary of the same version already built for this platform, put in prebuilt/ (as
+# scripts/container-test does with the one scripts/test built), is used as it is.
+COPY prebuilt/ /prebuilt/
+RUN if [ -x /prebuilt/s3s-fs ]; then install /prebuilt/s3s-fs /usr/local/bin/s3s-fs; \
+    else cargo install --locked s3s-fs --version 0.14.1 --features binary --root /usr/local; fi
 
 FROM ${RUNTIME_IMAGE}
 COPY --from=builder /usr/local/bin/s3s-fs /usr/local/bin/s3s-fs

@@ -117,23 +117,29 @@ impl Purger {
     /// One look under `term`: deletes every expired job in batches (resting between them to
     /// keep within its share), old idempotency records, and the objects of deleted artifacts.
     pub async fn purge(&self, term: Term) -> Result<Erased, PurgeError> {
-        let overrides = self.index.retention_overrides().await?;
         let mut erased = Erased::default();
         let batch_size = self.pace.batch;
-        for expiry in expiries(self.defaults, &overrides) {
-            loop {
-                let started = Instant::now();
-                let batch = self
-                    .index
-                    .purge_expired(term, &expiry, batch_size, self.pace.within)
-                    .await?;
-                self.count(&batch);
-                erased += batch;
-                // A short batch was the last of this pass; so was an empty one, which is
-                // also what a lost term reads.
-                if batch.jobs < u64::from(batch_size) {
-                    break;
-                }
+        // The passes are worked in order; the tenants' ages are read again before every
+        // batch, so an age a tenant sets while a long purge runs (`forever` to hold its
+        // jobs) applies from the next batch on.
+        let mut pass = 0;
+        loop {
+            let overrides = self.index.retention_overrides().await?;
+            let Some(expiry) = expiries(self.defaults, &overrides).into_iter().nth(pass) else {
+                break;
+            };
+            let started = Instant::now();
+            let batch = self
+                .index
+                .purge_expired(term, &expiry, batch_size, self.pace.within)
+                .await?;
+            self.count(&batch);
+            erased += batch;
+            // A short batch was the last of this pass; so was an empty one, which is also
+            // what a lost term reads.
+            if batch.jobs < u64::from(batch_size) {
+                pass += 1;
+            } else {
                 tokio::time::sleep(self.pace.share.rest_after(started.elapsed())).await;
             }
         }

@@ -83,15 +83,22 @@ impl<D: Driver> SqlStore<D> {
     }
 }
 
-#[async_trait]
-impl<D: Driver> RetentionIndex for SqlStore<D> {
-    async fn retention_overrides(&self) -> Result<Vec<(String, RetentionOverride)>, StoreError> {
+impl<D: Driver> SqlStore<D> {
+    /// Tenants' own ages: every tenant's, or `only` one's.
+    async fn read_retention(
+        &self,
+        only: Option<&str>,
+    ) -> Result<Vec<(String, RetentionOverride)>, StoreError> {
         let mut sql = self.sql();
         sql.push(
             "SELECT tenant_id, COALESCE(succeeded_s, -2), COALESCE(failed_s, -2),
                     COALESCE(cancelled_s, -2)
-             FROM tenant_retention ORDER BY tenant_id",
+             FROM tenant_retention",
         );
+        if let Some(tenant) = only {
+            sql.push(" WHERE tenant_id = ").bind(tenant);
+        }
+        sql.push(" ORDER BY tenant_id");
         let rows = self
             .driver
             .reader()
@@ -112,12 +119,20 @@ impl<D: Driver> RetentionIndex for SqlStore<D> {
             })
             .collect()
     }
+}
+
+#[async_trait]
+impl<D: Driver> RetentionIndex for SqlStore<D> {
+    async fn retention_overrides(&self) -> Result<Vec<(String, RetentionOverride)>, StoreError> {
+        self.read_retention(None).await
+    }
 
     async fn retention_of(&self, tenant: &str) -> Result<Option<RetentionOverride>, StoreError> {
-        let all = self.retention_overrides().await?;
-        Ok(all
+        Ok(self
+            .read_retention(Some(tenant))
+            .await?
             .into_iter()
-            .find(|(t, _)| t == tenant)
+            .next()
             .map(|(_, own)| own))
     }
 
