@@ -29,6 +29,8 @@
 //! - purge: retention deleting 100,000 expired jobs (and their 300,000 events) while the
 //!   steady load runs: jobs and rows purged per second, POST p99 with the purge beside the
 //!   same load without it on the same stack, and the tables' sizes afterwards.
+//! - churn (only with `BENCH_ONLY=churn`): jobs kept one minute, made at 200 requests/s for
+//!   `CHURN_MINUTES`; the jobs kept and the tables' sizes each minute level off.
 //! - peer: BullMQ (`benches/bullmq`, installed from npm at bench time) on the same Redis, 32
 //!   producers and a worker of concurrency 32, nothing durable.
 
@@ -495,6 +497,11 @@ fn wants(load: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|l| l.trim() == load))
 }
 
+/// Whether `BENCH_ONLY` names `load` (loads that never run by default).
+fn only(load: &str) -> bool {
+    std::env::var("BENCH_ONLY").is_ok_and(|only| only.split(',').any(|l| l.trim() == load))
+}
+
 /// pgbench's job life at 8 and 32 clients, in a scratch database.
 async fn job_life(length: Duration) -> (f64, f64) {
     let scratch = common::TestDatabase::create().await;
@@ -940,6 +947,41 @@ async fn purge_load(length: Duration) {
     );
 }
 
+/// Jobs kept one minute, created at a constant 200 requests/s for `CHURN_MINUTES` (10):
+/// every minute, the jobs kept and the sizes of `jobs`, its indexes and `job_events`. Under
+/// churn they must level off, not grow with the jobs ever made.
+async fn churn_load() {
+    let minutes: u32 = std::env::var("CHURN_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let stack = Stack::start_with(
+        1,
+        32,
+        &[("RETAIN_SUCCEEDED", "1m"), ("RETENTION_INTERVAL", "5s")],
+    )
+    .await;
+    println!("churn     200 req/s, jobs kept 1 minute (RETENTION_SHARE 10), sizes each minute:");
+    for minute in 1..=minutes {
+        let window = open_loop(&stack, 200, Duration::from_secs(60)).await;
+        let (rows, made, jobs, indexes, events): (i64, i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM jobs), (SELECT last_value FROM job_events_id_seq),
+                    pg_table_size('jobs'), pg_indexes_size('jobs'),
+                    pg_total_relation_size('job_events')",
+        )
+        .fetch_one(&stack.pool)
+        .await
+        .expect("sizes");
+        println!(
+            "          minute {minute:>2}: {rows} jobs kept, {made} events ever; jobs table {:.1} MB, its indexes {:.1} MB, job_events {:.1} MB; POST p99 {:.1} ms",
+            jobs as f64 / 1e6,
+            indexes as f64 / 1e6,
+            events as f64 / 1e6,
+            window.percentile(0.99)
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let length = Duration::from_secs(seconds());
@@ -975,6 +1017,9 @@ async fn main() {
     }
     if wants("purge") {
         purge_load(length).await;
+    }
+    if only("churn") {
+        churn_load().await;
     }
     if wants("bullmq") {
         match bullmq(length.as_secs()) {
