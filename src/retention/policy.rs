@@ -80,7 +80,11 @@ impl std::str::FromStr for RetainFor {
                 "{text:?}: expected `forever`, or 1 to 9999 followed by m, h or d (7d, 36h, 90m)"
             )
         };
-        let (count, unit) = text.split_at(text.len().saturating_sub(1));
+        // The unit is the last character, not the last byte: text is anyone's.
+        let Some((count, unit)) = text.char_indices().last().map(|(at, _)| text.split_at(at))
+        else {
+            return Err(wrong());
+        };
         let unit = match unit {
             "m" => MINUTE,
             "h" => HOUR,
@@ -189,7 +193,8 @@ mod tests {
             "2d"
         );
         for bad in [
-            "30s", "0d", "07d", "10000d", "1y", "soon", "", "d", "Forever", "7 d",
+            "30s", "0d", "07d", "10000d", "1y", "soon", "", "d", "Forever", "7 d", "\u{80}",
+            "7\u{e9}", "\u{e9}d",
         ] {
             assert!(bad.parse::<RetainFor>().is_err(), "{bad}");
         }
