@@ -107,6 +107,13 @@ pub async fn open_store(settings: &Settings, prepare: bool) -> Result<Arc<PgStor
             } else if !store.is_migrated().await? {
                 return Err(StoreError::NotMigrated);
             }
+            if !store.autovacuum_on().await? {
+                warn!(
+                    "PostgreSQL runs with autovacuum off: retention deletes expired jobs, but \
+                     nothing makes their space reusable and the tables grow; turn it on \
+                     (ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf())"
+                );
+            }
             Ok(store)
         },
     )

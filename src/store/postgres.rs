@@ -146,6 +146,17 @@ impl SqlStore<PgDriver> {
         }
     }
 
+    /// Whether the server runs autovacuum: retention's deletes leave dead rows that only a
+    /// vacuum makes reusable, so without it `jobs` and `job_events` grow however much is
+    /// deleted (the per-table settings of the migrations apply only when it is on).
+    pub async fn autovacuum_on(&self) -> Result<bool, StoreError> {
+        let setting: String = sqlx::query_scalar("SELECT current_setting('autovacuum')")
+            .fetch_one(self.pool())
+            .await
+            .map_err(classify)?;
+        Ok(setting == "on")
+    }
+
     /// Creates the database `url` names when it does not exist yet; `true` when it created it.
     pub async fn create_database_if_missing(url: &str) -> Result<bool, StoreError> {
         use sqlx::migrate::MigrateDatabase;
