@@ -13,7 +13,7 @@ use super::AppState;
 use super::auth::Reader;
 use super::jobs::existing_job;
 use super::problem::Problem;
-use super::schemas::{ArtifactInfo, ArtifactList};
+use super::schemas::{ArtifactInfo, ArtifactList, Binary};
 use crate::artifact::ArtifactError;
 
 fn artifact_problem(error: ArtifactError) -> Problem {
@@ -91,7 +91,7 @@ fn disposition(name: &str, content_type: &str) -> String {
     ),
     responses(
         (status = 200, description = "The artifact, sandboxed (images inline, the rest as downloads)",
-         content(("image/png"), ("image/jpeg"), ("application/pdf"), ("text/html"), ("application/octet-stream"))),
+         content((Binary = "image/png"), (Binary = "image/jpeg"), (Binary = "application/pdf"), (Binary = "text/html"), (Binary = "application/octet-stream"))),
         (status = 404, description = "No such job or artifact", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -131,6 +131,9 @@ pub(super) const REPLAYED: header::HeaderName =
     header::HeaderName::from_static("idempotent-replayed");
 /// The longest idempotency key.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// An idempotency key as the contract writes it: 1 to 255 printable ASCII characters,
+/// spaces inside allowed (HTTP drops them at either end).
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]([ -~]{0,253}[!-~])?$";
 
 /// The request's `Idempotency-Key` and the hash of what `hashed` makes of its body, when it
 /// has one (made only then: a batch's document is a thousand jobs deep).
@@ -150,6 +153,11 @@ pub(super) fn idempotency_key(
         .trim();
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
         return Err(invalid("the key must be 1 to 255 characters"));
+    }
+    // Header values may carry tabs; a key is printable ASCII and spaces only, as the
+    // contract's IDEMPOTENCY_KEY_PATTERN says.
+    if key.contains('\t') {
+        return Err(invalid("the key must be visible ASCII"));
     }
     let canonical = canonical_json(&hashed());
     let request_hash = crate::artifact::sha256_hex(canonical.as_bytes());

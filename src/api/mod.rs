@@ -170,6 +170,7 @@ async fn metrics(_: Operator, State(state): State<AppState>) -> Response {
     crate::metrics::scrape::response(state.scrape.scrape().await)
 }
 
+/// `GET /`: the service's name, version and where its routes are.
 #[utoipa::path(
     get,
     operation_id = "root",
@@ -192,6 +193,7 @@ async fn root() -> Json<Value> {
     }))
 }
 
+/// `GET /health`: answers while the process runs (liveness; nothing else is asked).
 #[utoipa::path(
     get,
     operation_id = "health",

@@ -8,9 +8,10 @@ use axum::response::Html;
 use serde_json::{Value, json};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use super::jobs::{IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY};
 use super::problem::Problem;
 
 /// The document, built once from every annotated handler.
@@ -22,6 +23,7 @@ use super::problem::Problem;
                        `Authorization: Bearer <key>` (keys come from `control-plane keys create`); \
                        errors are application/problem+json naming the fields at fault.",
     ),
+    servers((url = "/", description = "The server that serves this document; a generated client takes its base url")),
     paths(
         super::jobs::create,
         super::batch::create_batch,
@@ -90,9 +92,29 @@ impl Modify for Contract {
             for (operation, with_body) in operations {
                 if let Some(operation) = operation.as_mut() {
                     shared_errors(operation, keyed, with_body);
+                    idempotency_key_rules(operation);
                 }
             }
         }
+    }
+}
+
+/// The `Idempotency-Key` header's rules, from the constants the server checks (utoipa's
+/// parameter attributes take only literals).
+fn idempotency_key_rules(operation: &mut Operation) {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let parameters = operation.parameters.iter_mut().flatten();
+    let inline = parameters.filter_map(|p| match p {
+        RefOr::T(parameter) => Some(parameter),
+        RefOr::Ref(_) => None,
+    });
+    for parameter in inline.filter(|p| p.name == "Idempotency-Key") {
+        let rules = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .min_length(Some(1))
+            .max_length(Some(MAX_IDEMPOTENCY_KEY))
+            .pattern(Some(IDEMPOTENCY_KEY_PATTERN));
+        parameter.schema = Some(rules.into());
     }
 }
 
@@ -100,6 +122,12 @@ impl Modify for Contract {
 fn shared_errors(operation: &mut Operation, keyed: bool, with_body: bool) {
     if !keyed {
         operation.security = Some(Vec::new());
+        // The Host check stands before every route, open ones too.
+        let host = [(
+            "400",
+            "A Host this API does not answer to (see ALLOWED_HOSTS)",
+        )];
+        add_problems(operation, &host);
         return;
     }
     let mut errors = vec![
@@ -125,7 +153,12 @@ fn shared_errors(operation: &mut Operation, keyed: bool, with_body: bool) {
             ("422", "Fields that are not acceptable, each named"),
         ]);
     }
-    for (status, description) in errors {
+    add_problems(operation, &errors);
+}
+
+/// Adds each problem answer the operation does not document already.
+fn add_problems(operation: &mut Operation, errors: &[(&str, &str)]) {
+    for &(status, description) in errors {
         if operation.responses.responses.contains_key(status) {
             continue;
         }
@@ -291,6 +324,74 @@ mod tests {
         let unknown =
             crate::spec::JobSpec::parse(&json!({"url": "https://example.com/", "nope": 1}));
         assert!(unknown.is_err(), "an unknown field is refused");
+    }
+
+    /// Every `format` in the contract is one that OpenAPI or JSON Schema defines, so
+    /// generators map it to a type instead of falling back (`u-int32` once slipped in).
+    #[test]
+    fn the_contract_uses_standard_formats_only() {
+        fn formats(value: &Value, found: &mut Vec<String>) {
+            match value {
+                Value::Object(fields) => {
+                    if let Some(Value::String(format)) = fields.get("format") {
+                        found.push(format.clone());
+                    }
+                    fields.values().for_each(|v| formats(v, found));
+                }
+                Value::Array(items) => items.iter().for_each(|v| formats(v, found)),
+                _ => {}
+            }
+        }
+        let standard = [
+            "int32",
+            "int64",
+            "float",
+            "double",
+            "byte",
+            "binary",
+            "date",
+            "date-time",
+            "time",
+            "duration",
+            "uuid",
+            "uri",
+            "email",
+            "password",
+        ];
+        let mut found = Vec::new();
+        formats(served(), &mut found);
+        assert!(found.iter().any(|f| f == "int32"), "{found:?}");
+        for format in found {
+            assert!(
+                standard.contains(&format.as_str()),
+                "non-standard format {format:?}"
+            );
+        }
+    }
+
+    /// The contract's `Idempotency-Key` rules are the server's: a key the pattern admits is
+    /// taken, one it refuses is refused (HTTP has trimmed the value's ends before either).
+    #[test]
+    fn the_idempotency_key_rules_are_the_servers() {
+        let document = served();
+        let parameters = &document["paths"]["/api/v1/jobs"]["post"]["parameters"];
+        let key = parameters
+            .as_array()
+            .and_then(|all| all.iter().find(|p| p["name"] == "Idempotency-Key"))
+            .expect("the header is in the contract");
+        assert_eq!(key["schema"]["maxLength"], MAX_IDEMPOTENCY_KEY);
+        let pattern = regex::Regex::new(IDEMPOTENCY_KEY_PATTERN).expect("compiles");
+        let mut keys: Vec<String> = (0x20u8..0x7f).map(|b| format!("a{}b", b as char)).collect();
+        keys.extend(["a\tb".into(), "x".into(), "y".repeat(255), "z".repeat(256)]);
+        for key in keys {
+            let Ok(value) = axum::http::HeaderValue::from_str(&key) else {
+                continue;
+            };
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert("idempotency-key", value);
+            let taken = super::super::jobs::idempotency_key(&headers, || json!({})).is_ok();
+            assert_eq!(taken, pattern.is_match(&key), "{key:?}");
+        }
     }
 
     #[test]

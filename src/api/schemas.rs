@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::job::target::{MAX_URL_LEN, TARGET_URL_PATTERN};
 use crate::job::{Priority, Strategy};
 use crate::kinds::JobType;
 
@@ -16,10 +17,7 @@ use crate::kinds::JobType;
 pub struct JobRequest {
     /// The target: an absolute http(s) url of at most 2048 characters, without user name or
     /// password, whose host is public (unless `ALLOW_PRIVATE_TARGETS`).
-    #[schema(
-        max_length = 2048,
-        pattern = r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
-    )]
+    #[schema(value_type = UrlText)]
     pub url: String,
     /// What the job does [default: navigate_extract].
     pub job_type: Option<JobType>,
@@ -46,6 +44,39 @@ pub struct JobRequest {
     pub callback: Option<CallbackRequest>,
 }
 
+/// A url as the contract writes it: any http(s) url the server's parser would take (queries,
+/// fragments, any port, escapes, non-ASCII), so a validating client refuses none of them.
+pub struct UrlText;
+
+impl utoipa::PartialSchema for UrlText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .min_length(Some(1))
+            .max_length(Some(MAX_URL_LEN))
+            .pattern(Some(TARGET_URL_PATTERN))
+            .into()
+    }
+}
+
+impl ToSchema for UrlText {}
+
+/// Bytes as they are (an artifact's download): what generators read as a file.
+pub struct Binary;
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for Binary {}
+
 /// A batch of jobs, stored all or none.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -60,10 +91,7 @@ pub struct BatchRequest {
 #[serde(deny_unknown_fields)]
 pub struct CallbackRequest {
     /// An absolute http(s) url of at most 2048 characters.
-    #[schema(
-        max_length = 2048,
-        pattern = r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
-    )]
+    #[schema(value_type = UrlText)]
     pub url: String,
 }
 

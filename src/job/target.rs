@@ -11,6 +11,13 @@ use crate::ttl_cache::TtlCache;
 /// The longest url a job may target, in characters.
 pub const MAX_URL_LEN: usize = 2048;
 
+/// What the contract says of a target url's text (ECMA-262, as JSON Schema reads it). It
+/// must admit every url [`TargetUrl::parse`] accepts, so a validating client never refuses
+/// one the server would take: an http(s) scheme in any case (after leading spaces, which the
+/// parser trims), then anything but control characters; the rest (a host, its policy) is the
+/// server's to refuse with a named field.
+pub const TARGET_URL_PATTERN: &str = r"^ *[hH][tT][tT][pP][sS]?:[^\x00-\x1F\x7F]*$";
+
 /// How long submission waits for DNS before accepting a url it could not resolve.
 const SUBMIT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -36,6 +43,10 @@ pub enum TargetUrlError {
     /// A user name or password in the url: it would be stored and shown with the job.
     #[error("url must not carry a user name or password; send credentials in headers")]
     Credentials,
+    /// A control character (a tab, a line break, NUL …) anywhere: the url parser would drop
+    /// tabs and line breaks silently, so what is stored would not be what was sent.
+    #[error("url must not contain control characters (found {0:?})")]
+    ControlCharacter(char),
     /// Port 0, which nothing listens on.
     #[error("port 0 is not a port to connect to")]
     PortZero,
@@ -49,6 +60,9 @@ impl TargetUrl {
     pub fn parse(input: &str) -> Result<TargetUrl, TargetUrlError> {
         if input.chars().count() > MAX_URL_LEN {
             return Err(TargetUrlError::TooLong);
+        }
+        if let Some(control) = input.chars().find(|c| c.is_ascii_control()) {
+            return Err(TargetUrlError::ControlCharacter(control));
         }
         let url = Url::parse(input).map_err(|e| match e {
             url::ParseError::EmptyHost => TargetUrlError::NoHost,
@@ -449,6 +463,39 @@ mod tests {
         assert!(allow.check_literal(url.url()).is_ok());
     }
 
+    /// Every url the parser accepts matches the contract's pattern: every ASCII character and
+    /// a few others, put at each place of urls with queries, fragments, ports and escapes.
+    #[test]
+    fn the_contracts_pattern_admits_every_url_the_parser_accepts() {
+        let pattern = regex::Regex::new(TARGET_URL_PATTERN).expect("the pattern compiles");
+        let bases = [
+            "https://example.com/search?q=shoes&size=42+eu#reviews",
+            "HTTP://Example.COM:65535/a%20b/c=d;e,f@g!h$i'j(k)*l",
+            "http:example.com/no-slashes",
+            "  https://bücher.example/Ünïcode path/?x=[1]&y={2}|3^4`5",
+        ];
+        let extra = ['é', '\u{85}', '\u{a0}', '\u{2028}', '\u{1F600}'];
+        let chars = (0u8..=127).map(char::from).chain(extra);
+        for ch in chars {
+            for base in bases {
+                for at in base.char_indices().map(|(i, _)| i).chain([base.len()]) {
+                    let mut url = base.to_owned();
+                    url.insert(at, ch);
+                    if TargetUrl::parse(&url).is_ok() {
+                        assert!(
+                            pattern.is_match(&url),
+                            "{url:?} is accepted but the contract refuses it"
+                        );
+                    }
+                }
+            }
+        }
+        for base in bases {
+            assert!(TargetUrl::parse(base).is_ok(), "{base}");
+            assert!(pattern.is_match(base), "{base}");
+        }
+    }
+
     #[test]
     fn urls_are_parsed_strictly() {
         assert_eq!(
@@ -483,6 +530,19 @@ mod tests {
                     Err(TargetUrlError::HostName(_) | TargetUrlError::Malformed(_))
                 ),
                 "{bad} should be refused"
+            );
+        }
+        for control in [
+            "http://exa\tmple.com/",
+            "ht\ntp://example.com/",
+            "http://a.com/\r\n",
+        ] {
+            assert!(
+                matches!(
+                    TargetUrl::parse(control),
+                    Err(TargetUrlError::ControlCharacter(_))
+                ),
+                "{control:?} should be refused"
             );
         }
         assert!(TargetUrl::parse("https://bücher.example/").is_ok());

@@ -392,6 +392,80 @@ async fn the_worker_checks_the_target_again_when_it_runs() {
     assert!(page.text().contains("<title>Fixture Shop</title>"));
 }
 
+/// Posts to one of a job's actions with an optional content type and raw body.
+async fn act(app: &TestApp, id: &str, action: &str, body: Option<(&str, &str)>) -> (u16, Value) {
+    let mut request = app.client.post(app.url(&format!("{JOBS}/{id}/{action}")));
+    if let Some((content_type, bytes)) = body {
+        request = request
+            .header("content-type", content_type)
+            .body(bytes.to_owned());
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Cancel and retry take no body, an empty body with a JSON content type (what generated
+/// clients send for an omitted optional body), `{}`, or (retry) its fields; anything else is
+/// named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_retry_take_no_body_an_empty_one_or_an_object() {
+    let app = TestApp::spawn_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let later = json!({"url": "https://example.com/", "job_type": "noop", "delay_ms": 3_600_000});
+    let json_ct = "application/json";
+    let bodies = [
+        None,
+        Some((json_ct, "")),
+        Some((json_ct, " \n")),
+        Some((json_ct, "{}")),
+    ];
+    for body in bodies {
+        let job = app.submit(&later).await;
+        let id = job["id"].as_str().expect("id");
+        let (status, cancelled) = act(&app, id, "cancel", body).await;
+        assert_eq!(
+            (status, &cancelled["state"]),
+            (200, &json!("cancelled")),
+            "cancel with {body:?}: {cancelled}"
+        );
+        let (status, replayed) = act(&app, id, "retry", body).await;
+        assert_eq!(
+            (status, &replayed["state"]),
+            (200, &json!("queued")),
+            "retry with {body:?}: {replayed}"
+        );
+    }
+
+    let job = app.submit(&later).await;
+    let id = job["id"].as_str().expect("id");
+    let (status, problem) = act(&app, id, "cancel", Some((json_ct, r#"{"reason": "x"}"#))).await;
+    assert_eq!(
+        (status, named_fields(&problem)),
+        (422, vec![String::new()]),
+        "{problem}"
+    );
+    let (status, problem) = act(&app, id, "cancel", Some(("text/plain", ""))).await;
+    assert_eq!(status, 415, "{problem}");
+    assert_eq!(act(&app, id, "cancel", None).await.0, 200);
+    let (status, replayed) = act(&app, id, "retry", Some((json_ct, r#"{"priority": 1}"#))).await;
+    assert_eq!(
+        (status, &replayed["priority"]),
+        (200, &json!(1)),
+        "{replayed}"
+    );
+    assert_eq!(act(&app, id, "cancel", None).await.0, 200);
+    let (status, problem) = act(&app, id, "retry", Some((json_ct, r#"{"bogus": 1}"#))).await;
+    assert_eq!(
+        (status, named_fields(&problem)),
+        (422, vec!["bogus".to_owned()]),
+        "{problem}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_endpoints_describe_liveness_and_readiness() {
     let app = TestApp::spawn().await;

@@ -102,3 +102,43 @@ async fn the_contract_holds_on_serve() {
         .await
         .expect("schemathesis run");
 }
+
+/// Redocly's recommended rules (`REDOCLY`, which scripts/test installs from the npm
+/// registry, or `redocly` on the PATH) find nothing in the document `serve` serves: no error
+/// and no warning.
+#[test]
+fn the_contract_passes_redoclys_recommended_rules() {
+    let scratch = TestDataDir::new();
+    let file = scratch.0.join("openapi.json");
+    let document = serde_json::to_vec_pretty(control_plane::api::openapi::served())
+        .expect("the document serializes");
+    std::fs::write(&file, document).expect("write the document");
+    let redocly = std::env::var("REDOCLY").unwrap_or_else(|_| "redocly".to_owned());
+    let output = Command::new(&redocly)
+        .current_dir(&scratch.0)
+        .args(["lint", "--extends", "recommended", "--format", "json"])
+        .arg(&file)
+        .env("REDOCLY_TELEMETRY", "off")
+        .env("REDOCLY_SUPPRESS_UPDATE_NOTICE", "true")
+        .output()
+        .expect("Redocly's CLI is needed (scripts/test installs it: npm install @redocly/cli)");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "redocly lint answered no report ({e}):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let problems: Vec<String> = report["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            format!(
+                "{} {}: {} at {}",
+                p["severity"], p["ruleId"], p["message"], p["location"][0]["pointer"]
+            )
+        })
+        .collect();
+    assert_eq!(report["totals"]["errors"], 0, "{problems:#?}");
+    assert_eq!(report["totals"]["warnings"], 0, "{problems:#?}");
+}
