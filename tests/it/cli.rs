@@ -221,17 +221,27 @@ async fn wait_running(client: &reqwest::Client, base: &str, id: &str) {
     .await;
 }
 
-/// Waits until the process answers `/ready` with 200.
+/// How long a process may take to answer `/ready` after its start: it migrates a fresh
+/// database first, and the suite's fault tests load both cores meanwhile (30 s was once
+/// not enough beside the chaos test).
+const START_DEADLINE: Duration = Duration::from_secs(90);
+
+/// Waits until the process answers `/ready` with 200; fails with the process's log.
 pub async fn wait_healthy(process: &Process, client: &reqwest::Client) {
-    eventually("the API to answer", Duration::from_secs(30), || async {
-        let response = client
-            .get(format!("{}/ready", process.base))
-            .send()
-            .await
-            .ok()?;
-        (response.status() == 200).then_some(())
-    })
-    .await;
+    let until = Instant::now() + START_DEADLINE;
+    loop {
+        let ready = client.get(format!("{}/ready", process.base)).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{} did not answer /ready within {START_DEADLINE:?}; its log:\n{}",
+            process.base,
+            process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 async fn job_state(db: &TestDatabase, id: &str) -> (String, Vec<String>) {
