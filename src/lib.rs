@@ -18,6 +18,7 @@ pub mod job;
 pub mod kinds;
 pub mod memory;
 pub mod metrics;
+pub mod persist;
 pub mod queue;
 pub mod quota;
 pub mod retention;

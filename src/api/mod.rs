@@ -16,6 +16,7 @@ pub mod paging;
 pub mod problem;
 pub mod retention;
 pub mod schemas;
+pub mod scrape;
 pub mod tenants;
 pub mod watch;
 
@@ -75,7 +76,7 @@ pub struct AppState {
     /// Whether jobs may carry a `callback` (a `WEBHOOK_SECRET` is set to sign it with).
     pub callbacks: bool,
     /// This process's metrics and what a scrape reads.
-    pub scrape: crate::metrics::scrape::Sources,
+    pub scrape: scrape::Sources,
     /// Erases jobs on request.
     pub purger: crate::retention::Purger,
 }
@@ -167,7 +168,7 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
 /// `GET /metrics`: Prometheus metrics of this process (an admin key; a scraper without keys
 /// uses `METRICS_BIND`).
 async fn metrics(_: Operator, State(state): State<AppState>) -> Response {
-    crate::metrics::scrape::response(state.scrape.scrape().await)
+    scrape::response(state.scrape.scrape().await)
 }
 
 /// `GET /`: the service's name, version and where its routes are.

@@ -225,7 +225,7 @@ impl From<StoreError> for Problem {
             }
             StoreError::TimedOut(detail) => {
                 tracing::warn!(error = %detail, "a statement ran out of time");
-                Problem::unavailable(detail)
+                Problem::unavailable(detail.context().to_owned())
             }
             other => {
                 tracing::error!(error = %other, "store error");

@@ -25,7 +25,7 @@ use crate::job::target::TargetPolicy;
 use crate::kinds::Runner;
 use crate::memory::{Domains, MemoryIndex};
 use crate::metrics::Metrics;
-use crate::metrics::scrape::Sources;
+use crate::api::scrape::Sources;
 use crate::queue::Signals;
 use crate::quota::{Ledger, Limiter, Quota, QuotaIndex};
 use crate::retention::{PurgePace, Purger};

@@ -9,9 +9,9 @@ use tracing::{info, warn};
 
 use super::StartError;
 use crate::config::Settings;
-use crate::memory::pace::{LocalPacer, Pacer};
+use crate::memory::pace::{LocalPacer, Pacer, RedisPacer};
 use crate::queue::{JobQueue, LocalQueue, LocalSignals, QueueError, RedisQueue, Signals};
-use crate::quota::{Ledger, LocalLedger};
+use crate::quota::{Ledger, LocalLedger, RedisLedger};
 use crate::store::{JobStore, PgPools, PgStore, SqliteStore, StoreError};
 
 /// How long acquiring a database connection may wait before the caller gets "unavailable".
@@ -40,8 +40,8 @@ impl Backends {
         Backends {
             store,
             signals: Arc::new(queue.signals()),
-            pacer: Arc::new(queue.pacer()),
-            ledger: Arc::new(queue.ledger()),
+            pacer: Arc::new(RedisPacer::beside(queue)),
+            ledger: Arc::new(RedisLedger::beside(queue)),
             queue: Arc::new(queue.clone()),
         }
     }

@@ -23,7 +23,7 @@ use crate::store::StoreError;
 
 pub use build::{App, build};
 pub use connect::{Backends, DataDirLock, lock_data_dir, open_embedded, open_queue, open_store};
-pub use probe::{beat, heartbeat_file};
+pub use crate::worker::heartbeat_file;
 pub use server::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS, serve_api};
 
 /// How long stopping waits for the scheduler to finish its current look.
@@ -197,7 +197,7 @@ async fn run_until_signal(
             })?;
         // Only an API process counts the shared backlog, so it is not counted per worker.
         let sources = app.scrape(api.is_some());
-        tasks.spawn(crate::metrics::scrape::serve(
+        tasks.spawn(crate::api::scrape::serve(
             listener,
             sources,
             shutdown.clone(),

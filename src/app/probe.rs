@@ -3,25 +3,16 @@
 //! within the last [`HEARTBEAT_STALE`] (workers serve no HTTP).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::worker::heartbeat_file;
 
 /// How old the worker's heartbeat may be.
 pub const HEARTBEAT_STALE: Duration = Duration::from_secs(30);
 /// How long the probe waits for the API.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The file a worker touches with each report (every 5 s) while it runs.
-pub fn heartbeat_file() -> PathBuf {
-    std::env::temp_dir().join("control-plane-worker.alive")
-}
-
-/// Touches the heartbeat file; failures only cost the health check.
-pub fn beat() {
-    let _ = std::fs::write(heartbeat_file(), b"");
-}
 
 /// Whether this machine's API or worker is alive; says which on stdout.
 pub async fn probe(bind: SocketAddr) -> bool {

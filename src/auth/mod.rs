@@ -8,7 +8,7 @@ pub mod verify;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::store::StoreError;
+use crate::persist::StoreError;
 
 pub use key::{ApiKey, KeyId};
 pub use role::{Action, Caller, Role, Scope};

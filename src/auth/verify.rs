@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 use super::{ApiKey, Caller, KeyId, KeyIndex, KeyRecord};
-use crate::store::StoreError;
+use crate::persist::StoreError;
 use crate::ttl_cache::TtlCache;
 
 /// How long a looked-up key (or its absence) is trusted: the most a revocation takes to

@@ -16,6 +16,7 @@ mod reconcile;
 mod settle;
 mod write_by;
 
+use crate::persist::Cause;
 use crate::auth::Scope;
 use std::sync::Arc;
 
@@ -373,5 +374,5 @@ async fn detached<T: Send + 'static>(
 ) -> Result<T, StoreError> {
     tokio::spawn(work)
         .await
-        .map_err(|e| StoreError::Database(format!("a submission stopped: {e}")))?
+        .map_err(|e| StoreError::Database(Cause::of("a submission stopped", e)))?
 }

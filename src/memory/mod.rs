@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::store::StoreError;
+use crate::persist::StoreError;
 
 pub use choose::{Choice, Ladder};
 pub use domain::registrable;

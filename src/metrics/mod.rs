@@ -4,10 +4,9 @@
 //!
 //! Counters and histograms are recorded where things happen (a settled attempt, an HTTP
 //! request); gauges of things that exist elsewhere (queue levels, job counts, the browser
-//! pool, database connections) are read when scraped ([`scrape`]).
+//! pool, database connections) are read when scraped (`app::scrape`, which knows them).
 
 pub mod http;
-pub mod scrape;
 
 use std::sync::Arc;
 

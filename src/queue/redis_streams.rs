@@ -124,14 +124,15 @@ impl RedisQueue {
         super::RedisSignals::new(self.client.clone(), self.conn.clone(), &self.prefix)
     }
 
-    /// The domain pacer on the same Redis, under the same prefix.
-    pub fn pacer(&self) -> crate::memory::pace::RedisPacer {
-        crate::memory::pace::RedisPacer::new(self.conn.clone(), &self.prefix)
+    /// The shared connection, for the books kept beside the queue (the pacer's, the
+    /// quotas') under the same prefix.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
     }
 
-    /// The quota books on the same Redis, under the same prefix.
-    pub fn ledger(&self) -> crate::quota::RedisLedger {
-        crate::quota::RedisLedger::new(self.conn.clone(), &self.prefix)
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The stream key of a priority level.

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
+use crate::persist::Cause;
 use super::batch::Batcher;
 use super::ledger::{ADMISSION_TTL_MS, Ledger, RECOUNT_MS, Report};
 use super::local::LocalLedger;
 use super::rule::{Answer, Ask, Outcome, Snapshot, Verdict};
 use super::{Quota, QuotaIndex};
-use crate::store::StoreError;
+use crate::persist::StoreError;
 
 /// How old a tenant's quota may be in this process.
 const QUOTA_REFRESH: Duration = Duration::from_secs(1);
@@ -300,7 +301,7 @@ impl Limiter {
             .rebase(tenant, snapshot, queued)
             .await
             .map(drop)
-            .map_err(|e| StoreError::Unavailable(format!("the quota ledger: {e}")))
+            .map_err(|e| StoreError::Unavailable(Cause::of("the quota ledger", e)))
     }
 
     /// `tenant`'s quota, read at most once a second.

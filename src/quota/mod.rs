@@ -11,7 +11,7 @@ pub mod rule;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::store::StoreError;
+use crate::persist::StoreError;
 
 pub use ledger::{ADMISSION_TTL_MS, Ledger, RECOUNT_MS, Report};
 pub use limiter::{Limiter, OverQuota, Permit};

@@ -65,6 +65,11 @@ impl RedisLedger {
         }
     }
 
+    /// The books on the queue's Redis, under the queue's prefix.
+    pub fn beside(queue: &crate::queue::RedisQueue) -> RedisLedger {
+        RedisLedger::new(queue.connection(), queue.prefix())
+    }
+
     fn book(&self, tenant: &str) -> String {
         format!("{{{}}}:quota:{tenant}", self.prefix)
     }

@@ -18,7 +18,7 @@ pub use purge::{PurgePace, Purger};
 
 use crate::artifact::ObjectKey;
 use crate::job::JobState;
-use crate::store::{StoreError, Term};
+use crate::persist::{StoreError, Term};
 
 /// Which finished jobs of one state a purge deletes.
 #[derive(Debug, Clone, PartialEq, Eq)]

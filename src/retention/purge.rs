@@ -19,7 +19,7 @@ use super::{
 };
 use crate::artifact::{ArtifactError, ArtifactStore, ObjectKey};
 use crate::metrics::Metrics;
-use crate::store::{StoreError, Term};
+use crate::persist::{StoreError, Term};
 
 /// Objects deleted from the store per round.
 const OBJECTS_PER_ROUND: u32 = 1_000;

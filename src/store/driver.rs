@@ -71,11 +71,11 @@ impl Cells {
     fn next(&mut self, expected: &str) -> Result<Cell, StoreError> {
         self.0
             .next()
-            .ok_or_else(|| StoreError::Corrupt(format!("a row ended before {expected}")))
+            .ok_or_else(|| StoreError::Corrupt(format!("a row ended before {expected}").into()))
     }
 
     fn mismatch(expected: &str, cell: &Cell) -> StoreError {
-        StoreError::Corrupt(format!("expected {expected}, read {cell:?}"))
+        StoreError::Corrupt(format!("expected {expected}, read {cell:?}").into())
     }
 }
 

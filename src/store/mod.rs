@@ -3,7 +3,6 @@
 //! stores apply transitions the job domain decides, each with its timeline event.
 
 pub mod driver;
-mod error;
 mod job;
 mod nodelay;
 pub mod postgres;
@@ -28,14 +27,14 @@ use crate::quota::QuotaIndex;
 use crate::retention::RetentionIndex;
 use crate::spec::JobSpec;
 
-pub use error::StoreError;
+pub use crate::persist::{StoreError, Term};
 pub use job::{Callback, Job};
 pub use postgres::{PgPools, PgStore};
 pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 pub use types::{
     CancelOutcome, Created, IDEMPOTENCY_TTL, IdempotencyKey, JobStats, ListQuery, LostPage, NewJob,
-    QueuePosition, ReplayOutcome, Term, Unring,
+    QueuePosition, ReplayOutcome, Unring,
 };
 
 /// Storage of jobs and their timelines. Every change is a guarded transition decided by the
@@ -210,4 +209,15 @@ pub trait JobStore:
 
     /// Gives the leadership up, so another process takes it at once.
     async fn resign(&self, holder: &str, term: Term) -> Result<(), StoreError>;
+}
+
+// The artifact index is implemented by the store: its failures reach the artifact store's
+// callers in the index's own words.
+impl From<StoreError> for crate::artifact::IndexError {
+    fn from(error: StoreError) -> crate::artifact::IndexError {
+        crate::artifact::IndexError {
+            unavailable: error.is_outage(),
+            message: error.to_string(),
+        }
+    }
 }

@@ -12,6 +12,7 @@ use super::row::JobRow;
 use super::sql::{Dialect, Sql};
 use super::sqlx_driver::{Conn, Flavor, SqlxDriver};
 use super::{SqlStore, StoreError};
+use crate::persist::Cause;
 use crate::job::transition::EventRecord;
 
 /// Connections a pool keeps open even when idle.
@@ -85,7 +86,7 @@ impl SqlStore<PgDriver> {
     pub async fn connect(url: &str, pools: PgPools) -> Result<PgStore, StoreError> {
         let options: PgConnectOptions = url
             .parse()
-            .map_err(|e| StoreError::Config(format!("DATABASE_URL is not valid: {e}")))?;
+            .map_err(|e| StoreError::Config(Cause::of("DATABASE_URL is not valid", e)))?;
         let nodelay = nodelay_hook(database_peers(&options).await);
         let pool = PgPoolOptions::new()
             .max_connections(pools.max_connections)
@@ -184,7 +185,7 @@ impl SqlStore<PgDriver> {
         MIGRATOR
             .run(self.pool())
             .await
-            .map_err(|e| StoreError::Database(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::Database(Cause::of("migration failed", e)))
     }
 }
 
@@ -225,8 +226,8 @@ fn nodelay_hook(
 /// Maps a sqlx error to "unavailable" (retry later) or a database error.
 fn classify(error: sqlx::Error) -> StoreError {
     match error {
-        sqlx::Error::Configuration(e) => {
-            StoreError::Config(format!("DATABASE_URL is not valid: {e}"))
+        sqlx::Error::Configuration(_) => {
+            StoreError::Config(Cause::of("DATABASE_URL is not valid", error))
         }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
@@ -234,23 +235,23 @@ fn classify(error: sqlx::Error) -> StoreError {
         | sqlx::Error::Tls(_)
         // A connection cut while it is being set up reads garbage or EOF.
         | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Cause::of("", error)),
         sqlx::Error::Database(ref db)
             if db
                 .code()
                 .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
         {
-            StoreError::Unavailable(error.to_string())
+            StoreError::Unavailable(Cause::of("", error))
         }
         // query_canceled: the statement ran out of its statement_timeout (a write's deadline,
         // a scheduler statement's share of the lease); the database rolled it back.
         sqlx::Error::Database(ref db) if db.code().as_deref() == Some("57014") => {
-            StoreError::TimedOut(
-                "the statement did not finish in time: the database rolled it back (nothing it would have written was stored)"
-                    .into(),
-            )
+            StoreError::TimedOut(Cause::of(
+                "the statement did not finish in time: the database rolled it back (nothing it would have written was stored)",
+                error,
+            ))
         }
-        other => StoreError::Database(other.to_string()),
+        other => StoreError::Database(Cause::of("", other)),
     }
 }
 

@@ -40,7 +40,7 @@ pub struct JobRow {
 
 /// A row that does not read back as a job.
 pub(crate) fn corrupt(id: Uuid, what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("job {id}: {what}"))
+    StoreError::Corrupt(format!("job {id}: {what}").into())
 }
 
 /// A stored priority level.

@@ -262,10 +262,7 @@ impl From<DateTime<Utc>> for Arg {
     }
 }
 
-/// A duration in whole milliseconds, saturating.
-pub fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
+pub use crate::persist::millis;
 
 #[cfg(test)]
 mod tests {

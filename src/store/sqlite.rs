@@ -22,6 +22,7 @@ use super::row::{JobRow, corrupt};
 use super::sql::{Dialect, Sql};
 use super::sqlx_driver::{Conn, Flavor, SqlxDriver};
 use super::{SqlStore, StoreError};
+use crate::persist::Cause;
 use crate::job::transition::EventRecord;
 
 /// The embedded SQLite migrations.
@@ -57,7 +58,7 @@ impl SqlStore<SqliteDriver> {
             StoreError::Config(format!(
                 "cannot create DATA_DIR {}: {e}",
                 data_dir.display()
-            ))
+            ).into())
         })?;
         let path = data_dir.join(DATABASE_FILE);
         let options = SqliteConnectOptions::from_str("sqlite://")
@@ -79,7 +80,7 @@ impl SqlStore<SqliteDriver> {
         MIGRATOR
             .run(&writer)
             .await
-            .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+            .map_err(|e| StoreError::Database(Cause::of("migration failed", e)))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .acquire_timeout(Duration::from_secs(30))
@@ -107,16 +108,16 @@ impl SqlStore<SqliteDriver> {
 fn classify(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(error.to_string())
+            StoreError::Unavailable(Cause::of("", error))
         }
-        sqlx::Error::Configuration(e) => StoreError::Config(e.to_string()),
-        other => StoreError::Database(other.to_string()),
+        sqlx::Error::Configuration(_) => StoreError::Config(Cause::of("", error)),
+        other => StoreError::Database(Cause::of("", other)),
     }
 }
 
 fn time(ms: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms}")))
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms}").into()))
 }
 
 /// A `jobs` row as SQLite stores it: times in milliseconds.

@@ -127,7 +127,7 @@ fn arguments<DB: Flavor>(sql: Sql) -> Result<(String, Bound<DB>), StoreError> {
             Arg::Time(at) => arguments.add(DB::store_time(at)),
             other => DB::add(&mut arguments, other),
         };
-        added.map_err(|e| StoreError::Database(format!("argument ${}: {e}", n + 1)))?;
+        added.map_err(|e| StoreError::Database(format!("argument ${}: {e}", n + 1).into()))?;
     }
     Ok((text, Bound(arguments)))
 }
@@ -148,7 +148,7 @@ where
             Column::Int => DB::int(row, index).map(Cell::Int).map_err(DB::classify),
             Column::Time => time(index)?
                 .map(Cell::Time)
-                .ok_or_else(|| StoreError::Corrupt(format!("column {index} is NULL"))),
+                .ok_or_else(|| StoreError::Corrupt(format!("column {index} is NULL").into())),
             Column::OptTime => time(index).map(Cell::OptTime),
             other => DB::cell(row, index, *other).map_err(DB::classify),
         })

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::persist::Cause;
 use super::Job;
 use super::StoreError;
 use crate::job::{Doorbell, JobState, Priority};
@@ -92,11 +93,6 @@ pub struct NewJob<'a> {
     pub spec: &'a JobSpec,
 }
 
-/// The scheduler's leadership term: it rises each time another process takes over, and
-/// every leader-only change is fenced by it, so a leader that lost its lease (frozen, cut
-/// off) cannot act on a stale belief.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Term(pub i64);
 
 /// Which lost doorbells to mark as needed again.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,7 +154,7 @@ impl JobStats {
         for (state, n) in counts {
             let state: JobState = state
                 .parse()
-                .map_err(|e| StoreError::Corrupt(format!("state {state:?}: {e}")))?;
+                .map_err(|e| StoreError::Corrupt(Cause::of(format!("state {state:?}"), e)))?;
             by_state.insert(state.as_str(), n);
         }
         Ok(JobStats {

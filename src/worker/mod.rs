@@ -23,6 +23,7 @@ use crate::kinds::{Executor, RunningJob};
 use crate::memory::Domains;
 use crate::queue::{Delivery, QueueConsumer, Signals};
 
+pub use report::heartbeat_file;
 pub use retry::RetryPolicy;
 pub use scheduler::{Scheduler, SchedulerConfig};
 

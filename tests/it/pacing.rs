@@ -14,6 +14,7 @@ use crate::common::{
     Backend, Options, TestApp, TestDatabase, TestPrefix, eventually, on_both_backends, redis_url,
 };
 use crate::web::{RESOLVE, SiteLimit, Web, busiest};
+use control_plane::memory::pace::RedisPacer;
 use control_plane::memory::{Admission, Limits, LocalPacer, Pacer, Seed, Throttle};
 use control_plane::queue::RedisQueue;
 
@@ -191,7 +192,7 @@ async fn the_redis_pacer_holds_to_the_rule() {
     let queue = RedisQueue::connect(&redis_url(), &prefix.0)
         .await
         .expect("redis");
-    conformance(&queue.pacer()).await;
+    conformance(&RedisPacer::beside(&queue)).await;
 }
 
 #[tokio::test]
@@ -353,10 +354,10 @@ async fn a_killed_workers_slot_frees_within_the_lease() {
     let queue = RedisQueue::connect(&redis_url(), &prefix.0)
         .await
         .expect("redis");
-    let held = queue.pacer().view("hang.test").await.expect("view");
+    let held = RedisPacer::beside(&queue).view("hang.test").await.expect("view");
     assert_eq!(held.in_flight, 1, "the dead worker's slot is still held");
     // The slot's lease was last renewed at most a lease before the kill.
-    let pacer = queue.pacer();
+    let pacer = RedisPacer::beside(&queue);
     eventually(
         "the dead worker's slot to lapse",
         lease + Duration::from_secs(1),

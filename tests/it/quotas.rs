@@ -1,7 +1,7 @@
 //! Per-tenant quotas: set by an admin, answered with 429 and `Retry-After`, storing nothing.
 
 use control_plane::auth::Role;
-use control_plane::quota::{Ledger, LocalLedger, Outcome, Quota, Report};
+use control_plane::quota::{Ledger, LocalLedger, Outcome, Quota, RedisLedger, Report};
 use serde_json::{Value, json};
 
 use crate::common::{Backend, TestApp, client_with_key, create_key, on_both_backends};
@@ -302,7 +302,7 @@ async fn the_redis_ledger_holds_to_the_rule() {
     let queue = control_plane::queue::RedisQueue::connect(&crate::common::redis_url(), &prefix.0)
         .await
         .expect("redis");
-    ledger_conformance(&queue.ledger()).await;
+    ledger_conformance(&RedisLedger::beside(&queue)).await;
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::Pacer;
 use super::rule::{Admission, Limits, PaceView, State, Throttle};
 use crate::queue::QueueError;
-use crate::store::sql::millis;
+use crate::persist::millis;
 
 /// Pacing for the workers of one process.
 #[derive(Debug, Default)]

@@ -12,7 +12,7 @@ use super::Pacer;
 use super::rule::{Admission, Limits, PaceView, Throttle};
 use crate::queue::QueueError;
 use crate::queue::redis_streams::classify;
-use crate::store::sql::millis;
+use crate::persist::millis;
 
 const ADMIT: &str = include_str!("admit.lua");
 const THROTTLE: &str = include_str!("throttle.lua");
@@ -43,6 +43,11 @@ impl RedisPacer {
             admit: redis::Script::new(ADMIT),
             throttle: redis::Script::new(THROTTLE),
         }
+    }
+
+    /// The pacer on the queue's Redis, under the queue's prefix.
+    pub fn beside(queue: &crate::queue::RedisQueue) -> RedisPacer {
+        RedisPacer::new(queue.connection(), queue.prefix())
     }
 
     fn keys(&self, domain: &str) -> (String, String) {

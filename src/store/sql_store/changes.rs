@@ -170,6 +170,6 @@ impl<D: Driver> SqlStore<D> {
         }
         Err(StoreError::Database(format!(
             "job {id} kept changing while deciding; try again"
-        )))
+        ).into()))
     }
 }

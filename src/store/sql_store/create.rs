@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::persist::Cause;
 use super::SqlStore;
 use crate::job::transition::EventRecord;
 use crate::job::{JobState, RingState, lifecycle};
@@ -123,7 +124,7 @@ impl<D: Driver> SqlStore<D> {
         let (hash, first, list) = (cells.text()?, cells.opt_uuid()?, cells.opt_text()?);
         let jobs = match list {
             Some(list) => serde_json::from_str(&list)
-                .map_err(|e| StoreError::Corrupt(format!("an idempotency key's jobs: {e}")))?,
+                .map_err(|e| StoreError::Corrupt(Cause::of("an idempotency key's jobs", e)))?,
             None => first.into_iter().collect(),
         };
         Ok(Earlier { hash, jobs })

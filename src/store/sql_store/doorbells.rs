@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::persist::Cause;
 use super::SqlStore;
 use super::render::{Target, fence, queued, ring_to, update};
 use crate::job::transition::EventRecord;
@@ -325,7 +326,7 @@ fn expired(row: Row) -> Result<(Uuid, Snapshot), StoreError> {
             worker,
             strategy: strategy
                 .parse()
-                .map_err(|e| StoreError::Corrupt(format!("job {id}: {e}")))?,
+                .map_err(|e| StoreError::Corrupt(Cause::of(format!("job {id}"), e)))?,
             priority,
         },
     ))

@@ -22,7 +22,7 @@ const KEY_TYPES: [Column; 7] = [
 fn key_record(row: Row) -> Result<KeyRecord, StoreError> {
     let mut cells = Cells::of(row);
     let id = cells.text()?;
-    let corrupt = |what: String| StoreError::Corrupt(format!("api key {id}: {what}"));
+    let corrupt = |what: String| StoreError::Corrupt(format!("api key {id}: {what}").into());
     Ok(KeyRecord {
         id: KeyId::parse(&id).ok_or_else(|| corrupt("malformed id".to_owned()))?,
         tenant: cells.text()?,

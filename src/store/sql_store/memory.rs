@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 
+use crate::persist::Cause;
 use super::SqlStore;
 use crate::memory::evidence::WINDOW;
 use crate::memory::{
@@ -21,7 +22,7 @@ const KEPT_DECISIONS: i64 = 50;
 fn observation(row: Row) -> Result<Observation, StoreError> {
     let mut cells = Cells::of(row);
     let host = cells.text()?;
-    let corrupt = |what: String| StoreError::Corrupt(format!("observation of {host}: {what}"));
+    let corrupt = |what: String| StoreError::Corrupt(format!("observation of {host}: {what}").into());
     Ok(Observation {
         job_id: cells.uuid()?,
         rung: cells.text()?.parse().map_err(|e| corrupt(format!("{e}")))?,
@@ -35,7 +36,7 @@ fn observation(row: Row) -> Result<Observation, StoreError> {
 fn parse_policy(domain: &str, text: Option<String>) -> Result<Option<DomainPolicy>, StoreError> {
     text.map(|t| {
         serde_json::from_str(&t)
-            .map_err(|e| StoreError::Corrupt(format!("policy of {domain}: {e}")))
+            .map_err(|e| StoreError::Corrupt(Cause::of(format!("policy of {domain}"), e)))
     })
     .transpose()
 }
@@ -213,7 +214,7 @@ impl<D: Driver> MemoryIndex for SqlStore<D> {
 
     async fn set_policy(&self, domain: &str, policy: &DomainPolicy) -> Result<(), StoreError> {
         let text = serde_json::to_string(policy)
-            .map_err(|e| StoreError::Corrupt(format!("policy of {domain}: {e}")))?;
+            .map_err(|e| StoreError::Corrupt(Cause::of(format!("policy of {domain}"), e)))?;
         let mut sql = self.sql();
         sql.push("INSERT INTO domain_policies (domain, policy, updated_at) VALUES (")
             .bind(domain)

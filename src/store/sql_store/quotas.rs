@@ -26,7 +26,7 @@ impl<D: Driver> QuotaIndex for SqlStore<D> {
             .map(|row| {
                 let mut cells = Cells::of(row);
                 let corrupt =
-                    |what: &str| StoreError::Corrupt(format!("quota of {tenant}: {what}"));
+                    |what: &str| StoreError::Corrupt(format!("quota of {tenant}: {what}").into());
                 Ok(Quota {
                     max_queued: u64::try_from(cells.int()?).map_err(|_| corrupt("max_queued"))?,
                     submit_rate: u32::try_from(cells.int()?).map_err(|_| corrupt("submit_rate"))?,

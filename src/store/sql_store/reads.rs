@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use crate::persist::Cause;
 use super::SqlStore;
 use crate::auth::Scope;
 use crate::job::{JobEvent, JobState};
@@ -81,7 +82,7 @@ impl<D: Driver> SqlStore<D> {
                     at,
                     kind: kind
                         .parse()
-                        .map_err(|e| StoreError::Corrupt(format!("event {event}: {kind}: {e}")))?,
+                        .map_err(|e| StoreError::Corrupt(Cause::of(format!("event {event}: {kind}"), e)))?,
                     attempt: count(job_id, cells.int()?)?,
                     worker_id: cells.opt_text()?,
                     detail: cells.json()?,
@@ -117,7 +118,7 @@ impl<D: Driver> SqlStore<D> {
         for row in due {
             let mut cells = Cells::of(row);
             let level = u8::try_from(cells.int()?)
-                .map_err(|_| StoreError::Corrupt("a priority out of range".to_owned()))?;
+                .map_err(|_| StoreError::Corrupt("a priority out of range".to_owned().into()))?;
             stats
                 .due_by_priority
                 .push((level, cells.int()?, cells.opt_time()?));

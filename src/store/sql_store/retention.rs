@@ -236,7 +236,7 @@ impl<D: Driver> RetentionIndex for SqlStore<D> {
         let state: JobState = Cells::of(row)
             .text()?
             .parse()
-            .map_err(|_| StoreError::Corrupt(format!("job {job} has an unknown state")))?;
+            .map_err(|_| StoreError::Corrupt(format!("job {job} has an unknown state").into()))?;
         if !state.is_terminal() {
             return Ok(Err(EraseRefused::Unfinished(state)));
         }

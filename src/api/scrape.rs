@@ -1,4 +1,4 @@
-//! `GET /metrics`: reads the gauges of things kept elsewhere (job counts and queue levels in
+//! `GET /metrics` (here, and on a worker's own small listener): reads the gauges of things kept elsewhere (job counts and queue levels in
 //! API processes; the browser pool and database connections everywhere), then renders the
 //! registry. A worker process serves it on its own small listener (`METRICS_BIND`).
 
@@ -14,7 +14,7 @@ use chrono::Utc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Metrics, catch_up, gauge};
+use crate::metrics::{Metrics, catch_up, gauge};
 use crate::engine::browser::BrowserPool;
 use crate::queue::JobQueue;
 use crate::store::JobStore;
