@@ -25,11 +25,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use control_plane::artifact::ArtifactStore;
+use control_plane::attempt::Attempts;
 use control_plane::engine::browser::{BrowserPool, PoolConfig};
 use control_plane::engine::{Browser, Engine};
 use control_plane::job::target::TargetPolicy;
 use control_plane::job::{Priority, Strategy};
-use control_plane::kinds::{Executor, JobType, Runner, RunningJob};
+use control_plane::kinds::{JobType, RunningJob};
 use control_plane::memory::{Domains, LocalPacer};
 use control_plane::store::{JobStore, SqliteStore};
 use serde_json::json;
@@ -83,9 +84,9 @@ struct Run {
     mean_mib: f64,
 }
 
-/// Runs `pages` jobs, `concurrency` at a time, through `engine`'s runner.
+/// Runs `pages` jobs, `concurrency` at a time, through `engine`'s attempts.
 async fn drive(
-    engine: Arc<Runner>,
+    engine: Arc<Attempts>,
     url: &str,
     strategy: Strategy,
     pages: usize,
@@ -236,7 +237,7 @@ async fn main() {
         executable.display()
     );
 
-    let http = Arc::new(Runner::new(
+    let http = Arc::new(Attempts::new(
         Arc::new(Engine::new(policy, None).expect("engine")),
         domains.clone(),
     ));
@@ -258,7 +259,7 @@ async fn main() {
         pool.warm_up().await.expect("Chromium starts");
         let idle_mib = pss_kib(&pool.process_ids()) as f64 / 1024.0;
         let browser = Browser::new(pool.clone(), policy, artifacts.clone());
-        let engine = Arc::new(Runner::new(
+        let engine = Arc::new(Attempts::new(
             Arc::new(Engine::new(policy, Some(browser)).expect("engine")),
             domains.clone(),
         ));

@@ -21,10 +21,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use control_plane::app::Backends;
+use control_plane::attempt::Attempts;
 use control_plane::dispatch::Dispatcher;
 use control_plane::engine::Engine;
 use control_plane::job::target::TargetPolicy;
-use control_plane::kinds::Runner;
 use control_plane::memory::Domains;
 use control_plane::queue::RedisQueue;
 use control_plane::spec::JobSpec;
@@ -117,9 +117,8 @@ async fn run(backends: Backends, jobs: usize, workers: usize, concurrency: usize
         let domains = Arc::new(Domains::new(backends.store.clone(), backends.pacer.clone()));
         let worker = Worker::new(
             dispatcher.clone(),
-            Arc::new(Runner::new(engine, domains.clone())),
+            Arc::new(Attempts::new(engine, domains)),
             backends.signals.clone(),
-            domains,
             WorkerConfig::new(concurrency),
         );
         handles.push(tokio::spawn(worker.run(stop.clone())));

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod app;
 pub mod artifact;
+pub mod attempt;
 pub mod auth;
 pub mod client;
 pub mod config;

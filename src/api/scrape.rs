@@ -14,8 +14,8 @@ use chrono::Utc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{Metrics, catch_up, gauge};
 use crate::engine::browser::BrowserPool;
+use crate::metrics::{Metrics, catch_up, gauge};
 use crate::queue::JobQueue;
 use crate::store::JobStore;
 

@@ -12,7 +12,9 @@ use super::StartError;
 use super::connect::Backends;
 use crate::api::AppState;
 use crate::api::hosts::AllowedHosts;
+use crate::api::scrape::Sources;
 use crate::artifact::{ArtifactError, ArtifactStore};
+use crate::attempt::Attempts;
 use crate::auth::{AuthMode, Authenticator, KeyIndex};
 use crate::config::{BrowserUse, Settings};
 use crate::dispatch::Dispatcher;
@@ -22,10 +24,8 @@ use crate::engine::browser::{
 };
 use crate::engine::http::webhook_client;
 use crate::job::target::TargetPolicy;
-use crate::kinds::Runner;
 use crate::memory::{Domains, MemoryIndex};
 use crate::metrics::Metrics;
-use crate::api::scrape::Sources;
 use crate::queue::Signals;
 use crate::quota::{Ledger, Limiter, Quota, QuotaIndex};
 use crate::retention::{PurgePace, Purger};
@@ -193,15 +193,14 @@ impl App {
 
     /// A worker with `config`.
     pub fn worker(&self, config: WorkerConfig) -> Worker {
-        let runner = Arc::new(
-            Runner::new(self.engine.clone(), self.domains.clone())
+        let attempts = Arc::new(
+            Attempts::new(self.engine.clone(), self.domains.clone())
                 .with_result_cap(self.settings.result_max_bytes),
         );
         Worker::new(
             self.dispatcher.clone(),
-            runner,
+            attempts,
             self.signals.clone(),
-            self.domains.clone(),
             config,
         )
         .with_metrics(&self.metrics)

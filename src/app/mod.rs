@@ -21,9 +21,9 @@ use crate::config::{Command, MissingSetting, ServeArgs, Settings};
 use crate::queue::QueueError;
 use crate::store::StoreError;
 
+pub use crate::worker::heartbeat_file;
 pub use build::{App, build};
 pub use connect::{Backends, DataDirLock, lock_data_dir, open_embedded, open_queue, open_store};
-pub use crate::worker::heartbeat_file;
 pub use server::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS, serve_api};
 
 /// How long stopping waits for the scheduler to finish its current look.

@@ -16,8 +16,8 @@ mod reconcile;
 mod settle;
 mod write_by;
 
-use crate::persist::Cause;
 use crate::auth::Scope;
+use crate::persist::Cause;
 use std::sync::Arc;
 
 use tracing::{debug, error, warn};

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::names::named_enum;
+use super::{Rung, StrategyDecision};
 
 named_enum!(
     /// The typed reason a job attempt failed.
@@ -72,22 +73,18 @@ pub struct JobError {
     /// Urls of debugging artifacts kept from the failed attempt (`failure.png`, `failure.html`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<String>,
-    /// For `auto` jobs: where the attempt started, the rungs it tried and why
-    /// (`{chosen, tried, reason}`), as a success's result shows it.
+    /// For `auto` jobs: where the attempt started, the rungs it tried and why, as a
+    /// success's result shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub strategy_decision: Option<Box<serde_json::Value>>,
+    pub strategy_decision: Option<Box<StrategyDecision>>,
 }
 
 impl JobError {
-    /// For an `auto` job, the strategy its attempt ended on: the last rung tried.
-    pub fn chosen_strategy(&self) -> Option<&serde_json::Value> {
-        let decision = self.strategy_decision.as_deref()?;
-        decision["tried"]
-            .as_array()
-            .and_then(|tried| tried.last())
-            .map(|last| &last["strategy"])
-            .or_else(|| decision.get("chosen"))
+    /// For an `auto` job, the rung its attempt ended on: the last one tried.
+    pub fn ended_on(&self) -> Option<Rung> {
+        self.strategy_decision
+            .as_deref()
+            .map(StrategyDecision::ended_on)
     }
 
     /// An error of `kind` whose retryability is the kind's default.

@@ -2,6 +2,7 @@
 //! typed errors and timeline, priorities, strategies, targets, and the request-parsing cursor.
 //! It knows nothing of storage, queues or job kinds.
 
+pub mod decision;
 pub mod error;
 pub mod event;
 pub mod fields;
@@ -14,9 +15,11 @@ pub mod state;
 pub mod strategy;
 pub mod target;
 pub mod transition;
+pub mod verdict;
 
 use uuid::Uuid;
 
+pub use decision::{StrategyDecision, TriedRung};
 pub use error::{ErrorKind, JobError};
 pub use event::{EventKind, JobEvent};
 pub use fields::{FieldError, Fields, Problems};
@@ -28,6 +31,7 @@ pub use state::{JobState, RingState};
 pub use strategy::{Rung, Strategy};
 pub use target::TargetUrl;
 pub use transition::Transition;
+pub use verdict::Verdict;
 
 /// The tenant every job belongs to until authentication assigns tenants.
 pub const DEFAULT_TENANT: &str = "default";

@@ -5,7 +5,6 @@
 //! Adding a kind is one new module and one line in the `job_kinds!` list below; `noop` shows
 //! how small a kind can be.
 
-mod bounded;
 mod evaluate;
 pub mod page;
 mod registry;
@@ -20,10 +19,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::job::fields::{Fields, Parsed};
-use crate::job::{ErrorKind, JobError, Strategy};
+use crate::job::{JobError, Strategy};
 
-pub use bounded::DEFAULT_RESULT_MAX_BYTES;
-pub use running::{Executor, Outcome, Run, Runner, RunningJob};
+pub use running::{Run, RunningJob, unavailable};
 
 registry::job_kinds! {
     navigate_extract::NavigateExtract,
@@ -45,7 +43,7 @@ pub trait JobKind {
     /// What the kind's payload holds, parsed. Its serde form is how it is stored.
     type Payload: Serialize + DeserializeOwned + Debug + Clone + PartialEq + Send + Sync + 'static;
     /// What one successful attempt returns: the job's result.
-    type Output: Serialize + Send;
+    type Output: Serialize + Debug + Send;
 
     /// Whether this job needs a browser: the kind always does, or its payload asks for
     /// what only a browser can do (`auto` then never starts it on `http`).
@@ -62,14 +60,4 @@ pub trait JobKind {
         payload: &Self::Payload,
         run: &Run<'_>,
     ) -> impl Future<Output = Result<Self::Output, JobError>> + Send;
-}
-
-/// A kind's output as the job's result.
-fn output(output: impl Serialize) -> Result<serde_json::Value, JobError> {
-    serde_json::to_value(output).map_err(|e| {
-        JobError::new(
-            ErrorKind::Internal,
-            format!("the result could not be written: {e}"),
-        )
-    })
 }

@@ -64,8 +64,6 @@ pub struct Extraction {
     /// The value of the payload's `evaluate` expression.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluate: Option<Value>,
-    /// The strategy that loaded the page.
-    pub executed_with: Strategy,
     /// Why the asked strategy could not be used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
@@ -160,7 +158,6 @@ async fn rendered(s: &mut Session, payload: &NavigateExtractPayload) -> Result<E
         fetch_ms,
         extracted: Some(extracted),
         evaluate,
-        executed_with: s.strategy(),
         fallback_reason: None,
         artifacts: Some(s.artifacts()),
     })
@@ -213,7 +210,6 @@ async fn served(run: &Run<'_>, payload: &NavigateExtractPayload) -> Result<Extra
         fetch_ms: fetched.fetch_ms,
         extracted,
         evaluate: None,
-        executed_with: Strategy::Http,
         fallback_reason: None,
         artifacts: None,
     })

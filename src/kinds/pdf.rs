@@ -32,8 +32,6 @@ pub struct Printed {
     pub final_url: String,
     /// The document.
     pub pdf: ArtifactRef,
-    /// The browser flavour that loaded the page.
-    pub executed_with: Strategy,
     /// Every file the job kept.
     pub artifacts: Vec<ArtifactRef>,
 }
@@ -81,7 +79,6 @@ impl JobKind for Pdf {
                     status_code: document.status,
                     final_url: document.url,
                     pdf,
-                    executed_with: s.strategy(),
                     artifacts: s.artifacts(),
                 })
             })

@@ -1,8 +1,9 @@
-//! The macro that turns the list of job kinds into [`super::JobType`] (their names) and
-//! [`super::Payload`] (their typed payloads), with the dispatch between them.
+//! The macro that turns the list of job kinds into [`super::JobType`] (their names),
+//! [`super::Payload`] (their typed payloads) and [`super::Output`] (their typed outputs),
+//! with the dispatch between them.
 
 /// Registers job kinds: each line `module::Kind` declares the kind's module and adds it to
-/// `JobType`, `Payload` and every dispatch below.
+/// `JobType`, `Payload`, `Output` and every dispatch below.
 macro_rules! job_kinds {
     ($($module:ident :: $kind:ident),+ $(,)?) => {
         $(pub mod $module;)+
@@ -126,12 +127,23 @@ macro_rules! job_kinds {
                 }
             }
 
-            /// Runs one attempt; the kind's output becomes the job's result.
-            pub async fn run(&self, run: &Run<'_>) -> Result<serde_json::Value, JobError> {
+            /// Runs one rung of an attempt.
+            pub async fn run(&self, run: &Run<'_>) -> Result<Output, JobError> {
                 match self {
-                    $(Payload::$kind(payload) => <$module::$kind as JobKind>::run(payload, run).await.and_then(output)),+
+                    $(Payload::$kind(payload) => <$module::$kind as JobKind>::run(payload, run).await.map(Output::$kind)),+
                 }
             }
+        }
+
+        /// What one kind's run produced: the kind's own output (its fields are the job's
+        /// result, beside the attempt's own).
+        #[derive(Debug, serde::Serialize)]
+        #[serde(untagged)]
+        pub enum Output {
+            $(
+                #[doc = concat!("The output of a `", stringify!($module), "` job.")]
+                $kind(<$module::$kind as JobKind>::Output),
+            )+
         }
     };
 }

@@ -33,8 +33,6 @@ pub struct Shot {
     pub final_url: String,
     /// The image.
     pub screenshot: ArtifactRef,
-    /// The browser flavour that loaded the page.
-    pub executed_with: Strategy,
     /// Every file the job kept.
     pub artifacts: Vec<ArtifactRef>,
 }
@@ -88,7 +86,6 @@ impl JobKind for Screenshot {
                     status_code: document.status,
                     final_url: document.url,
                     screenshot,
-                    executed_with: s.strategy(),
                     artifacts: s.artifacts(),
                 })
             })

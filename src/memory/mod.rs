@@ -10,23 +10,22 @@ pub mod evidence;
 pub mod pace;
 pub mod policy;
 mod service;
-mod verdict;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
+use crate::job::StrategyDecision;
 use crate::persist::StoreError;
 
+pub use crate::job::Verdict;
 pub use choose::{Choice, Ladder};
 pub use domain::registrable;
 pub use evidence::{Evidence, Observation, RungStats};
 pub use pace::{Admission, Limits, LocalPacer, PaceView, Pacer, RedisPacer, Seed, Throttle};
 pub use policy::DomainPolicy;
-pub use service::{Domains, RECORDS_TTL, Start, Tried, decision};
-pub use verdict::Verdict;
+pub use service::{Domains, RECORDS_TTL, Start, decision};
 
 /// Whose observations to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +43,8 @@ pub struct DecisionRecord {
     pub job_id: Uuid,
     /// The host.
     pub host: String,
-    /// `{chosen, tried, reason}`, as in the job's result.
-    pub decision: Value,
+    /// The decision, as in the job's result.
+    pub decision: StrategyDecision,
     /// When it finished.
     pub at: DateTime<Utc>,
 }

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use serde_json::{Value, json};
 use tracing::warn;
 use uuid::Uuid;
 
@@ -17,7 +16,7 @@ use super::{
     Admission, DecisionRecord, DomainPolicy, DomainRecord, Limits, MemoryIndex, PaceView, Pacer,
     Seed, Subject, Throttle, Verdict, registrable,
 };
-use crate::job::{Rung, Strategy};
+use crate::job::{Rung, Strategy, StrategyDecision, TriedRung};
 use crate::queue::QueueError;
 use crate::ttl_cache::TtlCache;
 
@@ -263,7 +262,7 @@ impl Domains {
     }
 
     /// Records what a job's attempts taught, and the decision `auto` made for it.
-    pub async fn learned(&self, observations: &[Observation], decision: Option<&Value>) {
+    pub async fn learned(&self, observations: &[Observation], decision: Option<&StrategyDecision>) {
         let Some(first) = observations.first() else {
             return;
         };
@@ -298,21 +297,18 @@ impl Domains {
     }
 }
 
-/// One rung's try within a job: the rung and what it came to (`None`: the outcome said
-/// nothing about the site).
-pub type Tried = (Rung, Option<Verdict>);
-
 /// The `strategy_decision` of a job's result: where it started, what it tried, why, and the
 /// probe of a cheaper rung that followed, if any.
-pub fn decision(first: Rung, tried: &[Tried], reason: &str, probe: Option<Tried>) -> Value {
-    let entry = |(rung, verdict): &Tried| json!({"strategy": rung, "verdict": verdict});
-    let mut decision = json!({
-        "chosen": first,
-        "tried": tried.iter().map(entry).collect::<Vec<_>>(),
-        "reason": reason,
-    });
-    if let Some(probe) = probe {
-        decision["probe"] = entry(&probe);
+pub fn decision(
+    first: Rung,
+    tried: &[TriedRung],
+    reason: &str,
+    probe: Option<TriedRung>,
+) -> StrategyDecision {
+    StrategyDecision {
+        chosen: first,
+        tried: tried.to_vec(),
+        reason: reason.to_owned(),
+        probe,
     }
-    decision
 }

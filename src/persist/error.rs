@@ -123,7 +123,10 @@ mod tests {
     fn a_library_error_stays_reachable_through_source() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let error = StoreError::Unavailable(Cause::of("connecting", io));
-        assert_eq!(error.to_string(), "database unavailable: connecting: refused");
+        assert_eq!(
+            error.to_string(),
+            "database unavailable: connecting: refused"
+        );
         let cause = error.source().expect("the cause");
         let beneath = cause.source().expect("the library's error");
         let io = beneath

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use crate::persist::Cause;
 use super::batch::Batcher;
 use super::ledger::{ADMISSION_TTL_MS, Ledger, RECOUNT_MS, Report};
 use super::local::LocalLedger;
 use super::rule::{Answer, Ask, Outcome, Snapshot, Verdict};
 use super::{Quota, QuotaIndex};
+use crate::persist::Cause;
 use crate::persist::StoreError;
 
 /// How old a tenant's quota may be in this process.

@@ -12,8 +12,8 @@ use super::row::JobRow;
 use super::sql::{Dialect, Sql};
 use super::sqlx_driver::{Conn, Flavor, SqlxDriver};
 use super::{SqlStore, StoreError};
-use crate::persist::Cause;
 use crate::job::transition::EventRecord;
+use crate::persist::Cause;
 
 /// Connections a pool keeps open even when idle.
 const WARM_CONNECTIONS: u32 = 4;

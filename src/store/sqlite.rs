@@ -22,8 +22,8 @@ use super::row::{JobRow, corrupt};
 use super::sql::{Dialect, Sql};
 use super::sqlx_driver::{Conn, Flavor, SqlxDriver};
 use super::{SqlStore, StoreError};
-use crate::persist::Cause;
 use crate::job::transition::EventRecord;
+use crate::persist::Cause;
 
 /// The embedded SQLite migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -55,10 +55,7 @@ impl SqlStore<SqliteDriver> {
         writers: u32,
     ) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Config(format!(
-                "cannot create DATA_DIR {}: {e}",
-                data_dir.display()
-            ).into())
+            StoreError::Config(format!("cannot create DATA_DIR {}: {e}", data_dir.display()).into())
         })?;
         let path = data_dir.join(DATABASE_FILE);
         let options = SqliteConnectOptions::from_str("sqlite://")

@@ -6,11 +6,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::persist::Cause;
 use super::Job;
 use super::StoreError;
 use crate::job::{Doorbell, JobState, Priority};
 use crate::kinds::JobType;
+use crate::persist::Cause;
 use crate::spec::JobSpec;
 
 /// Filters and page position for listing jobs, newest first.
@@ -92,7 +92,6 @@ pub struct NewJob<'a> {
     /// The job.
     pub spec: &'a JobSpec,
 }
-
 
 /// Which lost doorbells to mark as needed again.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,7 @@
 //! The worker: takes doorbells, claims jobs, runs them under their timeout, records outcomes.
 
-mod attempt;
 pub mod leadership;
+mod process;
 pub mod report;
 pub mod retry;
 pub mod scheduler;
@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
+use crate::attempt::Attempts;
 use crate::dispatch::Dispatcher;
-use crate::kinds::{Executor, RunningJob};
-use crate::memory::Domains;
+use crate::kinds::RunningJob;
 use crate::queue::{Delivery, QueueConsumer, Signals};
 
 pub use report::heartbeat_file;
@@ -75,9 +75,8 @@ pub fn unique_worker_id() -> String {
 /// What a worker shares with the tasks running its jobs.
 struct Shared {
     dispatcher: Dispatcher,
-    executor: Arc<dyn Executor>,
+    attempts: Arc<Attempts>,
     signals: Arc<dyn Signals>,
-    domains: Arc<Domains>,
     config: WorkerConfig,
     in_flight: Mutex<HashMap<Uuid, RunningJob>>,
     /// Stops the executor of a running job (remote cancel, lost lease).
@@ -96,23 +95,21 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker taking doorbells through `dispatcher` and running jobs with `executor`,
-    /// each admitted by its domain's pace in `domains`; cancel notices arrive through
-    /// `signals`.
+    /// A worker taking doorbells through `dispatcher` and running their jobs' attempts
+    /// with `attempts` (which admits each by its domain's pace); cancel notices arrive
+    /// through `signals`.
     pub fn new(
         dispatcher: Dispatcher,
-        executor: Arc<dyn Executor>,
+        attempts: Arc<Attempts>,
         signals: Arc<dyn Signals>,
-        domains: Arc<Domains>,
         config: WorkerConfig,
     ) -> Worker {
         let metrics = Metrics::new();
         Worker {
             shared: Arc::new(Shared {
                 dispatcher,
-                executor,
+                attempts,
                 signals,
-                domains,
                 gauges: metrics.worker(&config.id, config.concurrency),
                 metrics,
                 config,
@@ -198,7 +195,7 @@ async fn take_and_run(
                 }
                 Err(e) => {
                     failures += 1;
-                    let pause = attempt::backoff(failures);
+                    let pause = process::backoff(failures);
                     warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "queue read failed");
                     drop(permit);
                     tokio::select! {
@@ -223,9 +220,9 @@ async fn take_and_run(
             }
         }
         if batch.len() > 1 {
-            tasks.spawn(attempt::process_many(shared.clone(), batch));
+            tasks.spawn(process::process_many(shared.clone(), batch));
         } else if let Some((delivery, permit)) = batch.pop() {
-            tasks.spawn(attempt::process(shared.clone(), delivery, permit));
+            tasks.spawn(process::process(shared.clone(), delivery, permit));
         }
     }
     (tasks, buffer)
@@ -304,7 +301,7 @@ async fn open_consumer(
                 warn!(error = %e, "cannot open a queue consumer; retrying");
                 tokio::select! {
                     () = shutdown.cancelled() => return None,
-                    () = tokio::time::sleep(attempt::backoff(failures)) => {}
+                    () = tokio::time::sleep(process::backoff(failures)) => {}
                 }
             }
         }

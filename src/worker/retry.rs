@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
+use serde_json::Value;
 
-use crate::job::Settlement;
-use crate::kinds::{Outcome, RunningJob};
+use crate::job::{JobError, Settlement};
+use crate::kinds::RunningJob;
 
 /// The longest a target's `Retry-After` may postpone a retry.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -47,7 +48,12 @@ impl RetryPolicy {
     }
 
     /// Turns an attempt's outcome into how the job is settled.
-    pub fn settle(&self, job: &RunningJob, outcome: Outcome, now: DateTime<Utc>) -> Settlement {
+    pub fn settle(
+        &self,
+        job: &RunningJob,
+        outcome: Result<Value, JobError>,
+        now: DateTime<Utc>,
+    ) -> Settlement {
         match outcome {
             Ok(result) => Settlement::Succeeded(result),
             Err(error) if error.retryable && job.attempt < job.max_attempts => {

@@ -882,11 +882,12 @@ async fn a_browser_is_recycled_after_its_page_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_refuses_private_targets_unless_allowed() {
+    use control_plane::attempt::Attempts;
     use control_plane::engine::browser::{BrowserPool, PoolConfig};
     use control_plane::engine::{Browser, Engine};
     use control_plane::job::target::TargetPolicy;
     use control_plane::job::{Priority, Strategy};
-    use control_plane::kinds::{Executor, JobType, Runner, RunningJob};
+    use control_plane::kinds::{JobType, RunningJob};
 
     let site = Site::start().await;
     let dir = crate::common::TestDataDir::new();
@@ -913,7 +914,7 @@ async fn the_browser_refuses_private_targets_unless_allowed() {
         store.clone(),
         std::sync::Arc::new(control_plane::memory::LocalPacer::new()),
     );
-    let runner = Runner::new(std::sync::Arc::new(engine), std::sync::Arc::new(domains));
+    let runner = Attempts::new(std::sync::Arc::new(engine), std::sync::Arc::new(domains));
     let job = RunningJob {
         id: uuid::Uuid::now_v7(),
         domain: "127.0.0.1".into(),

@@ -354,7 +354,10 @@ async fn a_killed_workers_slot_frees_within_the_lease() {
     let queue = RedisQueue::connect(&redis_url(), &prefix.0)
         .await
         .expect("redis");
-    let held = RedisPacer::beside(&queue).view("hang.test").await.expect("view");
+    let held = RedisPacer::beside(&queue)
+        .view("hang.test")
+        .await
+        .expect("view");
     assert_eq!(held.in_flight, 1, "the dead worker's slot is still held");
     // The slot's lease was last renewed at most a lease before the kill.
     let pacer = RedisPacer::beside(&queue);

@@ -56,8 +56,6 @@ pub struct ScriptOutput {
     pub steps: Vec<StepOutcome>,
     /// Every `extract` step's values, merged.
     pub data: Map<String, Value>,
-    /// The browser flavour that ran the script.
-    pub executed_with: Strategy,
     /// Every file the job kept.
     pub artifacts: Vec<ArtifactRef>,
 }
@@ -105,7 +103,6 @@ impl JobKind for Script {
                     title: s.evaluate("document.title").await.unwrap_or(Value::Null),
                     steps: outcomes,
                     data,
-                    executed_with: s.strategy(),
                     artifacts: s.artifacts(),
                 })
             })

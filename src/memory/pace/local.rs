@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::Pacer;
 use super::rule::{Admission, Limits, PaceView, State, Throttle};
-use crate::queue::QueueError;
 use crate::persist::millis;
+use crate::queue::QueueError;
 
 /// Pacing for the workers of one process.
 #[derive(Debug, Default)]

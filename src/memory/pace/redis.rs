@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use super::Pacer;
 use super::rule::{Admission, Limits, PaceView, Throttle};
+use crate::persist::millis;
 use crate::queue::QueueError;
 use crate::queue::redis_streams::classify;
-use crate::persist::millis;
 
 const ADMIT: &str = include_str!("admit.lua");
 const THROTTLE: &str = include_str!("throttle.lua");

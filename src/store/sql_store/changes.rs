@@ -168,8 +168,8 @@ impl<D: Driver> SqlStore<D> {
                 return Ok(Decided::Changed(Box::new(Job::try_from(row)?)));
             }
         }
-        Err(StoreError::Database(format!(
-            "job {id} kept changing while deciding; try again"
-        ).into()))
+        Err(StoreError::Database(
+            format!("job {id} kept changing while deciding; try again").into(),
+        ))
     }
 }

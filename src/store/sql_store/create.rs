@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::persist::Cause;
 use super::SqlStore;
 use crate::job::transition::EventRecord;
 use crate::job::{JobState, RingState, lifecycle};
+use crate::persist::Cause;
 use crate::spec::JobSpec;
 use crate::store::driver::{Cells, Column, Driver, Exec};
 use crate::store::sql::{Dialect, Sql, millis};

@@ -4,11 +4,11 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::persist::Cause;
 use super::SqlStore;
 use super::render::{Target, fence, queued, ring_to, update};
 use crate::job::transition::EventRecord;
 use crate::job::{Doorbell, EventKind, JobState, RingState, Snapshot};
+use crate::persist::Cause;
 use crate::store::driver::{Cells, Column, Driver, Row};
 use crate::store::row::{count, priority_of};
 use crate::store::sql::Sql;

@@ -4,13 +4,13 @@
 use async_trait::async_trait;
 use chrono::Utc;
 
-use crate::persist::Cause;
 use super::SqlStore;
 use crate::memory::evidence::WINDOW;
 use crate::memory::{
     DecisionRecord, DomainPolicy, DomainRecord, DomainSummary, MemoryIndex, Observation, Seed,
     Subject, registrable,
 };
+use crate::persist::Cause;
 use crate::store::StoreError;
 use crate::store::driver::{Cells, Column, Driver, Row};
 
@@ -22,7 +22,8 @@ const KEPT_DECISIONS: i64 = 50;
 fn observation(row: Row) -> Result<Observation, StoreError> {
     let mut cells = Cells::of(row);
     let host = cells.text()?;
-    let corrupt = |what: String| StoreError::Corrupt(format!("observation of {host}: {what}").into());
+    let corrupt =
+        |what: String| StoreError::Corrupt(format!("observation of {host}: {what}").into());
     Ok(Observation {
         job_id: cells.uuid()?,
         rung: cells.text()?.parse().map_err(|e| corrupt(format!("{e}")))?,
@@ -130,7 +131,7 @@ impl<D: Driver> MemoryIndex for SqlStore<D> {
             .push(", ")
             .bind(record.job_id)
             .push(", ")
-            .bind(record.decision.clone())
+            .bind(serde_json::to_value(&record.decision).unwrap_or_default())
             .push(", ")
             .bind(record.at)
             .push(")");
@@ -160,10 +161,15 @@ impl<D: Driver> MemoryIndex for SqlStore<D> {
         rows.into_iter()
             .map(|row| {
                 let mut cells = Cells::of(row);
+                let job_id = cells.uuid()?;
+                let host = cells.text()?;
+                let decision = serde_json::from_value(cells.json()?).map_err(|e| {
+                    StoreError::Corrupt(Cause::of(format!("decision for job {job_id}"), e))
+                })?;
                 Ok(DecisionRecord {
-                    job_id: cells.uuid()?,
-                    host: cells.text()?,
-                    decision: cells.json()?,
+                    job_id,
+                    host,
+                    decision,
                     at: cells.time()?,
                 })
             })

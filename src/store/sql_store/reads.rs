@@ -2,10 +2,10 @@
 
 use uuid::Uuid;
 
-use crate::persist::Cause;
 use super::SqlStore;
 use crate::auth::Scope;
 use crate::job::{JobEvent, JobState};
+use crate::persist::Cause;
 use crate::store::driver::{Cells, Column, Driver};
 use crate::store::row::count;
 use crate::store::{Job, JobStats, ListQuery, StoreError};
@@ -80,9 +80,9 @@ impl<D: Driver> SqlStore<D> {
                     id: event,
                     job_id,
                     at,
-                    kind: kind
-                        .parse()
-                        .map_err(|e| StoreError::Corrupt(Cause::of(format!("event {event}: {kind}"), e)))?,
+                    kind: kind.parse().map_err(|e| {
+                        StoreError::Corrupt(Cause::of(format!("event {event}: {kind}"), e))
+                    })?,
                     attempt: count(job_id, cells.int()?)?,
                     worker_id: cells.opt_text()?,
                     detail: cells.json()?,

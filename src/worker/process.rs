@@ -1,20 +1,19 @@
-//! One attempt: claim the job behind a doorbell, run it under its timeout while renewing its
-//! lease, and record the outcome.
+//! One doorbell: claim the job behind it, hand it to its attempt (`crate::attempt`) while
+//! renewing its lease, and record the outcome.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::{Shared, lock};
+use crate::attempt::{Entry, Outcome};
 use crate::dispatch::Settled;
-use crate::job::{ErrorKind, JobError, Settlement};
-use crate::kinds::{Executor, Outcome, RunningJob};
+use crate::job::{Rung, Settlement, Strategy};
+use crate::kinds::RunningJob;
 use crate::memory::Admission;
 use crate::metrics::Metrics;
 use crate::queue::{Delivery, QueueError};
@@ -40,7 +39,7 @@ pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, slot: Owned
         Some(host) => {
             let (claimed, admission) = tokio::join!(
                 claim(&shared, &delivery),
-                shared.domains.admit(host, job_id, lease)
+                shared.attempts.ask(host, job_id, lease)
             );
             (claimed, Some(admission))
         }
@@ -51,7 +50,7 @@ pub(super) async fn process(shared: Arc<Shared>, delivery: Delivery, slot: Owned
             && let Some(host) = &delivery.doorbell.host
         {
             // The slot was taken for a job this worker will not run.
-            shared.domains.release(host, job_id).await;
+            shared.attempts.release(host, job_id).await;
         }
         return;
     };
@@ -103,38 +102,25 @@ async fn start(
         job_type = %job.job_type,
     );
     async {
-        let admission = match early {
-            Some(admission) => admission,
-            None => shared.domains.admit(&job.domain, job.id, lease).await,
-        };
-        if admitted(shared, delivery, job, admission).await {
-            run(shared, delivery, job, slot).await;
+        match shared.attempts.admit(job, early, lease).await {
+            Entry::Run => run(shared, delivery, job, slot).await,
+            Entry::Defer { until, reason } => defer(shared, delivery, job, until, reason).await,
         }
     }
     .instrument(span)
     .await;
 }
 
-/// Whether the domain's pacer let the job start now. When it did not, the job goes back to
-/// the queue until its domain can take it, its attempt unspent, and this slot serves other
-/// domains meanwhile. A pacer that cannot be reached admits (it costs at most a burst).
-async fn admitted(
+/// Sends a job its domain cannot take now back to the queue until `until`, its attempt
+/// unspent; this slot serves other domains meanwhile.
+async fn defer(
     shared: &Shared,
     delivery: &Delivery,
     job: &RunningJob,
-    admission: Result<Admission, QueueError>,
-) -> bool {
-    let (wait_ms, reason) = match admission {
-        Ok(Admission::Admitted | Admission::Holding) => return true,
-        Ok(Admission::Deferred { wait_ms, reason }) => (wait_ms, reason),
-        Err(e) => {
-            warn!(error = %e, "the pacer cannot be reached: running without pacing");
-            return true;
-        }
-    };
-    let until = chrono::Utc::now() + chrono::Duration::milliseconds(wait_ms);
+    until: chrono::DateTime<chrono::Utc>,
+    reason: &'static str,
+) {
     let settlement = Settlement::Deferred { until, reason };
-    debug!(wait_ms, reason, "domain busy: job deferred");
     let recorded = with_store_retries(SETTLE_BUDGET, || {
         shared.dispatcher.settle(delivery, job, &settlement)
     })
@@ -142,7 +128,6 @@ async fn admitted(
     if let Err(e) = recorded {
         error!(error = %e, "could not defer the job; the lease will return it");
     }
-    false
 }
 
 /// Claims the jobs behind `deliveries` as [`claim`] claims one: an outage is waited out; a
@@ -225,14 +210,14 @@ async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob, slot: Owned
     lock(&shared.stops).insert(job.id, stop.clone());
     let started = Instant::now();
     let outcome = tokio::select! {
-        outcome = execute(shared.executor.as_ref(), &job, &stop) => Some(outcome),
+        outcome = shared.attempts.run(&job, &stop) => Some(outcome),
         () = stop.cancelled() => None,
         () = heartbeat(shared, &job, &stop) => None,
     };
     lock(&shared.stops).remove(&job.id);
     drop(slot);
     let elapsed_ms = started.elapsed().as_millis() as u64;
-    let release = shared.domains.release(&job.domain, job.id);
+    let release = shared.attempts.release(&job.domain, job.id);
     let Some(outcome) = outcome else {
         // Cancelled, or the lease was lost: the executor was dropped (browser context
         // disposed) and nothing may be recorded by this worker.
@@ -244,10 +229,12 @@ async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob, slot: Owned
         tokio::join!(release, shared.dispatcher.drop_delivery(delivery));
         return;
     };
-    let settlement = shared
-        .config
-        .retry
-        .settle(&job, outcome, chrono::Utc::now());
+    let ran_with = ran_with(&job, &outcome);
+    let settlement = shared.config.retry.settle(
+        &job,
+        outcome.map(|finished| finished.result),
+        chrono::Utc::now(),
+    );
     log_settlement(&settlement, elapsed_ms);
     let record = with_store_retries(SETTLE_BUDGET, || {
         shared.dispatcher.settle(delivery, &job, &settlement)
@@ -255,7 +242,13 @@ async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob, slot: Owned
     let (recorded, ()) = tokio::join!(record, release);
     lock(&shared.in_flight).remove(&job.id);
     match recorded {
-        Ok(Settled::Recorded) => count(&shared.metrics, &job, &settlement, started.elapsed()),
+        Ok(Settled::Recorded) => count(
+            &shared.metrics,
+            &job,
+            ran_with,
+            &settlement,
+            started.elapsed(),
+        ),
         Ok(Settled::NotHeld) => {
             info!("job is no longer held by this worker (cancelled or lease lost); outcome dropped")
         }
@@ -265,31 +258,36 @@ async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob, slot: Owned
     }
 }
 
-/// Counts a recorded attempt (and the job, when it finished) in `metrics`, under the
-/// strategy that ran it (an `auto` job's chosen rung, when its result or error says).
-fn count(metrics: &Metrics, job: &RunningJob, settlement: &Settlement, took: Duration) {
-    let job_type = job.job_type.as_str();
-    let ran_with = |decision: Option<&serde_json::Value>| {
-        decision
-            .and_then(|v| v.as_str())
-            .unwrap_or(job.strategy.as_str())
-            .to_owned()
+/// The strategy that ran an attempt: what its result says, or the rung an `auto` attempt
+/// ended on, or the job's own.
+fn ran_with(job: &RunningJob, outcome: &Outcome) -> Strategy {
+    let said = match outcome {
+        Ok(finished) => finished.executed_with,
+        Err(error) => error.ended_on().map(Rung::strategy),
     };
+    said.unwrap_or(job.strategy)
+}
+
+/// Counts a recorded attempt (and the job, when it finished) in `metrics`, under the
+/// strategy that ran it.
+fn count(
+    metrics: &Metrics,
+    job: &RunningJob,
+    ran_with: Strategy,
+    settlement: &Settlement,
+    took: Duration,
+) {
+    let (job_type, strategy) = (job.job_type.as_str(), ran_with.as_str());
     let seconds = took.as_secs_f64();
     match settlement {
-        Settlement::Succeeded(result) => {
-            let strategy = ran_with(result.get("executed_with"));
-            metrics.attempt(job_type, &strategy, "succeeded", seconds);
-            metrics.job_finished(job_type, &strategy, "succeeded", "");
+        Settlement::Succeeded(_) => {
+            metrics.attempt(job_type, strategy, "succeeded", seconds);
+            metrics.job_finished(job_type, strategy, "succeeded", "");
         }
-        Settlement::Retry { error, .. } => {
-            let strategy = ran_with(error.chosen_strategy());
-            metrics.attempt(job_type, &strategy, "retrying", seconds);
-        }
+        Settlement::Retry { .. } => metrics.attempt(job_type, strategy, "retrying", seconds),
         Settlement::Failed(error) => {
-            let strategy = ran_with(error.chosen_strategy());
-            metrics.attempt(job_type, &strategy, "failed", seconds);
-            metrics.job_finished(job_type, &strategy, "failed", error.kind.as_str());
+            metrics.attempt(job_type, strategy, "failed", seconds);
+            metrics.job_finished(job_type, strategy, "failed", error.kind.as_str());
         }
         Settlement::Deferred { .. } => {}
     }
@@ -314,7 +312,7 @@ async fn heartbeat(shared: &Shared, job: &RunningJob, stop: &CancellationToken) 
         tokio::time::sleep(lease / 3).await;
         match shared.dispatcher.store().renew(job, lease).await {
             Ok(true) => {
-                shared.domains.renew(&job.domain, job.id, lease).await;
+                shared.attempts.renew(job, lease).await;
                 debug!("lease renewed")
             }
             Ok(false) => {
@@ -344,21 +342,5 @@ where
             }
             other => return other,
         }
-    }
-}
-
-/// Runs the executor under the job's timeout, turning panics into `internal` errors.
-async fn execute(executor: &dyn Executor, job: &RunningJob, stop: &CancellationToken) -> Outcome {
-    let run = AssertUnwindSafe(executor.run(job, stop)).catch_unwind();
-    match tokio::time::timeout(job.attempt_budget(), run).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_panic)) => Err(JobError::new(
-            ErrorKind::Internal,
-            "the executor panicked while running the job",
-        )),
-        Err(_) => Err(JobError::new(
-            ErrorKind::Timeout,
-            format!("the attempt ran past timeout_ms ({} ms)", job.timeout_ms),
-        )),
     }
 }

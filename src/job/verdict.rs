@@ -2,8 +2,8 @@
 //! to slow down, or the site itself failed. Blocks and successes teach strategy choice,
 //! throttles teach pacing, site errors teach neither.
 
-use crate::job::names::named_enum;
-use crate::job::{ErrorKind, JobError};
+use super::names::named_enum;
+use super::{ErrorKind, JobError};
 
 named_enum!(
     /// The class of an attempt's outcome, as the domain memory learns from it.

@@ -12,6 +12,14 @@ use crate::auth::{AuthMode, Role};
 use crate::job::host_map::HostMap;
 use crate::retention::{PurgeShare, RetainFor, Retention};
 
+mod parse;
+
+pub use parse::{Secret, parse_duration, parse_host_map};
+use parse::{
+    parse_endpoint, parse_key_name, parse_leader_lease, parse_lease, parse_prefix,
+    parse_result_cap, parse_role, parse_share, parse_tenant, require,
+};
+
 /// A control plane for browser-automation jobs.
 ///
 /// Every option can also be set with the environment variable shown beside it.
@@ -265,7 +273,7 @@ pub struct Settings {
     pub stealth_timezone: Option<String>,
 
     /// The largest job result kept, in bytes of JSON; a bigger one fails the job (`too_large`).
-    #[arg(long, env = "RESULT_MAX_BYTES", global = true, default_value_t = crate::kinds::DEFAULT_RESULT_MAX_BYTES, value_parser = parse_result_cap)]
+    #[arg(long, env = "RESULT_MAX_BYTES", global = true, default_value_t = crate::attempt::DEFAULT_RESULT_MAX_BYTES, value_parser = parse_result_cap)]
     pub result_max_bytes: usize,
 
     /// Jobs a tenant may have queued at once, unless an admin set its own quota (0 suspends).
@@ -384,32 +392,6 @@ pub struct Settings {
     pub retention_share: PurgeShare,
 }
 
-/// A secret setting: kept whole, shown by `Debug` as `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Secret, String> {
-        Ok(Secret(text.to_owned()))
-    }
-}
-
-fn parse_endpoint(text: &str) -> Result<String, String> {
-    let url = url::Url::parse(text.trim()).map_err(|e| format!("{text:?}: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(format!("{text:?}: expected http:// or https:// and a host"));
-    }
-    Ok(text.trim().trim_end_matches('/').to_owned())
-}
-
 /// A missing setting, with what to do about it.
 #[derive(Debug, thiserror::Error)]
 #[error("{name} is not set: {hint}")]
@@ -494,91 +476,6 @@ impl Settings {
         self.worker_concurrency
             .map(usize::from)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
-    }
-}
-
-fn parse_result_cap(value: &str) -> Result<usize, String> {
-    let bytes: usize = value
-        .trim()
-        .parse()
-        .map_err(|_| format!("{value:?} is not a number of bytes"))?;
-    if !(64 * 1024..=256 * 1024 * 1024).contains(&bytes) {
-        return Err("must be from 65536 (64 KiB) to 268435456 (256 MiB)".to_owned());
-    }
-    Ok(bytes)
-}
-
-fn parse_tenant(value: &str) -> Result<String, String> {
-    crate::auth::check_tenant(value).map(|()| value.to_owned())
-}
-
-fn parse_role(value: &str) -> Result<Role, String> {
-    value.parse()
-}
-
-fn parse_key_name(value: &str) -> Result<String, String> {
-    if value.chars().count() > 100 || value.chars().any(char::is_control) {
-        return Err("at most 100 characters, no control characters".to_owned());
-    }
-    Ok(value.to_owned())
-}
-
-fn parse_lease(value: &str) -> Result<Duration, String> {
-    let lease = parse_duration(value)?;
-    if lease < Duration::from_secs(3) {
-        return Err("must be at least 3s".to_owned());
-    }
-    Ok(lease)
-}
-
-fn parse_leader_lease(value: &str) -> Result<Duration, String> {
-    let lease = parse_duration(value)?;
-    if lease < Duration::from_secs(1) {
-        return Err("must be at least 1s".to_owned());
-    }
-    Ok(lease)
-}
-
-fn require<'a>(
-    value: Option<&'a str>,
-    name: &'static str,
-    hint: &'static str,
-) -> Result<&'a str, MissingSetting> {
-    value
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .ok_or(MissingSetting { name, hint })
-}
-
-/// Parses `RESOLVE`.
-pub fn parse_host_map(text: &str) -> Result<HostMap, String> {
-    HostMap::parse(text)
-}
-
-/// Parses a duration written the usual way: `30s`, `500ms`, `2m`, `1h 30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{e}; expected a duration such as 30s, 500ms or 2m"))
-}
-
-/// Parses `RETENTION_SHARE`: a whole percentage, with or without its `%`.
-fn parse_share(text: &str) -> Result<PurgeShare, String> {
-    let refused = || format!("{text:?}: expected a whole percentage from 1 to 100, such as 10");
-    let digits = text.trim().trim_end_matches('%');
-    let percent: u8 = digits.parse().map_err(|_| refused())?;
-    PurgeShare::percent(percent).ok_or_else(refused)
-}
-
-fn parse_prefix(text: &str) -> Result<String, String> {
-    let ok = !text.is_empty()
-        && text.len() <= 64
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'));
-    if ok {
-        Ok(text.to_owned())
-    } else {
-        Err("expected 1 to 64 characters of letters, digits, '-', '_', ':' or '.'".to_owned())
     }
 }
 

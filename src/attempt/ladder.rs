@@ -1,0 +1,151 @@
+//! The strategy ladder of one attempt: each rung that is blocked hands over to the next,
+//! once; after a success on the first rung, maybe a probe of the cheaper rung below. What
+//! each rung taught is kept for the domain memory.
+
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Attempts;
+use crate::engine::options::{PageOptions, Selectors};
+use crate::job::{ErrorKind, JobError, Rung, Strategy, TriedRung, Verdict};
+use crate::kinds::navigate_extract::NavigateExtractPayload;
+use crate::kinds::{Output, Payload, Run, RunningJob};
+use crate::memory::choose::should_probe;
+use crate::memory::{Observation, Start};
+
+/// What one rung ran with and produced.
+pub(super) type Rungs = Result<(Output, Rung), JobError>;
+
+/// One attempt's climb up the ladder.
+pub(super) struct Climb {
+    /// The last rung's outcome, with the rung that really ran.
+    pub outcome: Rungs,
+    /// Each rung tried.
+    pub tried: Vec<TriedRung>,
+    /// What the site taught, one per rung whose outcome said something about it.
+    pub observations: Vec<Observation>,
+}
+
+/// What a probe loads: the job's page as a plain `navigate_extract` would (its page options
+/// when it is one), never the job's own steps, so a probe has no effect a page load has not.
+fn probe_payload(payload: &Payload) -> Payload {
+    let page = match payload {
+        Payload::NavigateExtract(own) => own.page.clone(),
+        _ => PageOptions::default(),
+    };
+    Payload::NavigateExtract(NavigateExtractPayload {
+        selectors: Selectors::new(),
+        evaluate: None,
+        page,
+    })
+}
+
+/// The job, its payload and its stop token: what every rung of one attempt shares.
+pub(super) struct Job<'a> {
+    pub attempts: &'a Attempts,
+    pub payload: &'a Payload,
+    pub running: &'a RunningJob,
+    pub stop: &'a CancellationToken,
+}
+
+impl Job<'_> {
+    /// Runs one rung under its own timeout.
+    pub async fn run_rung(&self, payload: &Payload, rung: Rung) -> Result<Output, JobError> {
+        let job = self.running;
+        let run = Run {
+            job,
+            engine: &self.attempts.engine,
+            stop: self.stop,
+            deadline: tokio::time::Instant::now() + job.timeout(),
+            rung,
+        };
+        match tokio::time::timeout(job.timeout(), payload.run(&run)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(JobError::new(
+                ErrorKind::Timeout,
+                format!("the attempt ran past timeout_ms ({} ms)", job.timeout_ms),
+            )),
+        }
+    }
+}
+
+impl Climb {
+    /// Climbs from `start.first` while rungs are blocked (only `auto` climbs).
+    pub async fn run(job: &Job<'_>, start: &Start) -> Climb {
+        let mut rung = start.first;
+        let mut climb = Climb {
+            outcome: Err(JobError::new(ErrorKind::Internal, "no rung ran")),
+            tried: Vec::new(),
+            observations: Vec::new(),
+        };
+        loop {
+            let (outcome, tried) = climb.try_rung(job, job.payload, rung).await;
+            climb.tried.push(tried);
+            climb.outcome = outcome;
+            let next = start.ladder.above(rung).filter(|_| {
+                job.running.strategy == Strategy::Auto && tried.verdict == Some(Verdict::Blocked)
+            });
+            match next {
+                Some(next) if !job.stop.is_cancelled() => rung = next,
+                _ => return climb,
+            }
+        }
+    }
+
+    /// Runs one rung and keeps what it taught; a throttle reaches every worker at once.
+    async fn try_rung(
+        &mut self,
+        job: &Job<'_>,
+        payload: &Payload,
+        rung: Rung,
+    ) -> (Rungs, TriedRung) {
+        let running = job.running;
+        let began = Instant::now();
+        let outcome = job.run_rung(payload, rung).await;
+        let verdict = Verdict::of(&outcome);
+        let ran_with = job.attempts.ran_with(rung);
+        if let Some(verdict) = verdict {
+            self.observations.push(Observation {
+                host: running.domain.clone(),
+                job_id: running.id,
+                rung: ran_with,
+                verdict,
+                latency_ms: u32::try_from(began.elapsed().as_millis()).unwrap_or(u32::MAX),
+                at: chrono::Utc::now(),
+            });
+        }
+        if verdict == Some(Verdict::Throttled) {
+            let retry_after = outcome.as_ref().err().and_then(|e| e.retry_after_ms);
+            let domains = &job.attempts.domains;
+            domains.throttled(&running.domain, retry_after).await;
+        }
+        let tried = TriedRung {
+            strategy: ran_with,
+            verdict,
+        };
+        (outcome.map(|output| (output, ran_with)), tried)
+    }
+
+    /// After a success, maybe loads the page once more on the rung below, to learn whether
+    /// the site still needs the dearer one ([`crate::memory::choose::probe_chance`]).
+    pub async fn probe(&mut self, job: &Job<'_>, start: &Start) -> Option<TriedRung> {
+        // Only a job that got through on its first rung probes: one that climbed has just
+        // seen the rung below block (and has used more of its time budget).
+        let [
+            TriedRung {
+                strategy: rung,
+                verdict: Some(Verdict::Success),
+            },
+        ] = self.tried[..]
+        else {
+            return None;
+        };
+        let below = start.ladder.below(rung)?;
+        if job.stop.is_cancelled() || !should_probe(&start.evidence, below, &mut rand::rng()) {
+            return None;
+        }
+        let (_, tried) = self.try_rung(job, &probe_payload(job.payload), below).await;
+        Some(tried)
+    }
+}
