@@ -94,8 +94,8 @@ fn too_slow() -> Problem {
 }
 
 /// A request body that is JSON when present; an empty body (with or without a JSON content
-/// type), or a JSON `null`, reads as `{}`. Any other content type is refused, so a cross-site form
-/// cannot post here.
+/// type) reads as `{}`. Any other content type is refused, so a cross-site form cannot post
+/// here. (A JSON `null` is a body that is not an object, refused as the contract says.)
 #[derive(Debug, Clone)]
 pub struct OptionalJsonBody(pub Value);
 
@@ -130,12 +130,9 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
     type Rejection = Problem;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Problem> {
-        let value = read_json(request, true, MAX_BODY_BYTES).await?;
-        Ok(OptionalJsonBody(if value.is_null() {
-            Value::Object(Default::default())
-        } else {
-            value
-        }))
+        read_json(request, true, MAX_BODY_BYTES)
+            .await
+            .map(OptionalJsonBody)
     }
 }
 

@@ -281,7 +281,7 @@ pub async fn get(
     path = "/api/v1/jobs/{id}/cancel",
     tag = "jobs",
     params(("id" = Uuid, Path, description = "The job's id")),
-    request_body(content = Option<CancelRequest>, description = "Nothing, or an empty object"),
+    request_body(content = CancelRequest, description = "Optional: nothing (or an empty body), or an empty object"),
     responses(
         (status = 200, description = "The cancelled job", body = Job),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
@@ -324,7 +324,7 @@ pub async fn cancel(
     path = "/api/v1/jobs/{id}/retry",
     tag = "jobs",
     params(("id" = Uuid, Path, description = "The job's id")),
-    request_body(content = Option<RetryRequest>, description = "Nothing, or what the replay changes"),
+    request_body(content = RetryRequest, description = "Optional: nothing (or an empty body), or what the replay changes"),
     responses(
         (status = 200, description = "The job, queued again (it runs now)", body = Job),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),

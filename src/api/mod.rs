@@ -4,6 +4,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod batch;
 pub mod body;
+pub mod by_kind;
 pub mod deadline;
 pub mod domains;
 pub mod erase;

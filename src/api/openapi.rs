@@ -79,6 +79,7 @@ impl Modify for Contract {
                     .build(),
             ),
         );
+        super::by_kind::register(components);
         for (path, item) in openapi.paths.paths.iter_mut() {
             let keyed = path.starts_with("/api/v1/")
                 && !path.ends_with("/openapi.json")
@@ -93,9 +94,22 @@ impl Modify for Contract {
                 if let Some(operation) = operation.as_mut() {
                     shared_errors(operation, keyed, with_body);
                     idempotency_key_rules(operation);
+                    optional_body(operation);
                 }
             }
         }
+    }
+}
+
+/// Cancel and retry take a body or none: the contract says the body is not required (an
+/// object when sent), which generated clients turn into an argument they may leave out.
+fn optional_body(operation: &mut Operation) {
+    let optional = matches!(
+        operation.operation_id.as_deref(),
+        Some("cancel_job" | "retry_job")
+    );
+    if let (true, Some(RefOr::T(body))) = (optional, operation.request_body.as_mut()) {
+        body.required = Some(utoipa::openapi::Required::False);
     }
 }
 
@@ -184,12 +198,14 @@ pub fn document() -> &'static Document {
     DOCUMENT.get_or_init(ApiDoc::openapi)
 }
 
-/// The document as served: what utoipa derives, plus the one rule its derives cannot say
-/// (`run_at` and `delay_ms` are alternatives: not both, unless one is null).
+/// The document as served: what utoipa derives, with jobs typed by their kind, plus the one
+/// rule its derives cannot say (`run_at` and `delay_ms` are alternatives: not both, unless
+/// one is null).
 pub fn served() -> &'static Value {
     static SERVED: OnceLock<Value> = OnceLock::new();
     SERVED.get_or_init(|| {
         let mut document = serde_json::to_value(document()).unwrap_or(Value::Null);
+        super::by_kind::type_jobs(&mut document);
         if let Some(request) = document["components"]["schemas"]["JobRequest"].as_object_mut() {
             request.insert(
                 "not".to_owned(),

@@ -19,24 +19,33 @@ const INVISIBLE: &[&str] = &[
     "script", "style", "noscript", "template", "head", "svg", "iframe", "object",
 ];
 
-/// What a page yields.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// What a page yields. (A result holds all of it or, for content that is neither HTML nor
+/// text, none of it: the contract marks each field optional for that reason.)
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Extracted {
     /// The document's `<title>`.
+    #[schema(required = false)]
     pub title: Option<String>,
     /// `<meta name="description">`.
+    #[schema(required = false)]
     pub description: Option<String>,
     /// `<link rel="canonical">`, absolute.
+    #[schema(required = false)]
     pub canonical: Option<String>,
     /// Absolute http(s) links, without fragments, deduplicated, in page order.
+    #[schema(required = false)]
     pub links: Vec<String>,
     /// Whether links were cut at [`MAX_LINKS`].
+    #[schema(required = false)]
     pub links_truncated: bool,
     /// Visible text, whitespace collapsed.
+    #[schema(required = false)]
     pub text: String,
     /// Whether text was cut at [`MAX_TEXT_BYTES`].
+    #[schema(required = false)]
     pub text_truncated: bool,
     /// One value per named selector.
+    #[schema(required = false)]
     pub data: Map<String, Value>,
 }
 

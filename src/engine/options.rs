@@ -13,7 +13,7 @@ pub const DEFAULT_VIEWPORT: Viewport = Viewport {
 };
 
 /// A viewport size in CSS pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Viewport {
     /// Width.
     pub width: u32,
@@ -22,7 +22,7 @@ pub struct Viewport {
 }
 
 /// One cookie set before the page loads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CookieSpec {
     /// Name.
     pub name: String,
@@ -43,7 +43,7 @@ pub struct CookieSpec {
 }
 
 /// Resource types a job may refuse to load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockedResource {
     /// Images.
@@ -57,7 +57,7 @@ pub enum BlockedResource {
 }
 
 /// A page lifecycle event a navigation can wait for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub enum PageEvent {
     /// The `load` event.
     #[default]
@@ -73,7 +73,7 @@ pub enum PageEvent {
 
 /// When a navigation counts as done: `"load"`, `"domcontentloaded"`, `"networkidle"`, or
 /// `{"selector": "…"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum WaitUntil {
     /// A lifecycle event.
@@ -93,7 +93,7 @@ impl Default for WaitUntil {
 
 /// Options that shape the page of every browser job (and, where they apply, the request of
 /// an http one).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PageOptions {
     /// Viewport size ([`DEFAULT_VIEWPORT`] when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,18 +141,95 @@ pub struct SelectorSpec {
     pub all: bool,
 }
 
-/// Named selectors, in name order.
-pub type Selectors = BTreeMap<String, SelectorSpec>;
+// The contract shows a selector as it is written (a CSS string or an object: its serde form),
+// not as this struct's fields. utoipa composes the schemas of a map's values through
+// `ComposeSchema` (public, though documented as the derive's own).
+impl utoipa::__dev::ComposeSchema for SelectorSpec {
+    fn compose(
+        _: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <SelectorForm as utoipa::PartialSchema>::schema()
+    }
+}
 
-/// The two ways a selector is written.
-#[derive(Serialize, Deserialize)]
+impl utoipa::ToSchema for SelectorSpec {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "SelectorSpec".to_owned(),
+            <SelectorForm as utoipa::PartialSchema>::schema(),
+        ));
+    }
+}
+
+/// Named selectors, in name order.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+pub struct Selectors(pub BTreeMap<String, SelectorSpec>);
+
+impl Selectors {
+    /// No selectors.
+    pub fn new() -> Selectors {
+        Selectors::default()
+    }
+
+    /// Whether there are none (then they are not stored).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, SelectorSpec)> for Selectors {
+    fn from_iter<I: IntoIterator<Item = (String, SelectorSpec)>>(pairs: I) -> Selectors {
+        Selectors(pairs.into_iter().collect())
+    }
+}
+
+impl std::ops::Deref for Selectors {
+    type Target = BTreeMap<String, SelectorSpec>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Selectors {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a Selectors {
+    type Item = (&'a String, &'a SelectorSpec);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, SelectorSpec>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<const N: usize> From<[(String, SelectorSpec); N]> for Selectors {
+    fn from(pairs: [(String, SelectorSpec); N]) -> Selectors {
+        Selectors(pairs.into())
+    }
+}
+
+/// The two ways a selector is written, as it is stored and shown.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum SelectorForm {
+    /// A CSS selector: the first match's text.
     Css(String),
+    /// A CSS selector and what to take from its matches.
     Detailed {
+        /// The CSS selector.
         selector: String,
+        /// Take this attribute instead of the element's text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attr: Option<String>,
+        /// Take every match (an array) instead of the first.
         #[serde(default, skip_serializing_if = "is_false")]
         all: bool,
     },

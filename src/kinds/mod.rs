@@ -41,9 +41,17 @@ pub trait JobKind {
     /// `auto` chooses its rung.
     const REACHES_WEB: bool = true;
     /// What the kind's payload holds, parsed. Its serde form is how it is stored.
-    type Payload: Serialize + DeserializeOwned + Debug + Clone + PartialEq + Send + Sync + 'static;
+    type Payload: Serialize
+        + DeserializeOwned
+        + utoipa::ToSchema
+        + Debug
+        + Clone
+        + PartialEq
+        + Send
+        + Sync
+        + 'static;
     /// What one successful attempt returns: the job's result.
-    type Output: Serialize + Debug + Send;
+    type Output: Serialize + utoipa::ToSchema + Debug + Send;
 
     /// Whether this job needs a browser: the kind always does, or its payload asks for
     /// what only a browser can do (`auto` then never starts it on `http`).

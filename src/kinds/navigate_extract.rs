@@ -30,7 +30,7 @@ const JUDGED_BYTES: usize = 64 * 1024;
 pub struct NavigateExtract;
 
 /// What to extract, and how to load the page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NavigateExtractPayload {
     /// Named selectors whose matches go into the result's `data`.
     #[serde(default, skip_serializing_if = "Selectors::is_empty")]
@@ -44,7 +44,7 @@ pub struct NavigateExtractPayload {
 }
 
 /// What a page yielded. The same fields whichever engine loaded it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Extraction {
     /// The main document's status.
     pub status_code: u16,
@@ -60,6 +60,7 @@ pub struct Extraction {
     pub fetch_ms: u64,
     /// Metadata, links, text and data; absent for content that is neither HTML nor text.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Extracted)]
     pub extracted: Option<Extracted>,
     /// The value of the payload's `evaluate` expression.
     #[serde(skip_serializing_if = "Option::is_none")]

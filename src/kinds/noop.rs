@@ -15,7 +15,7 @@ pub const MAX_SLEEP_MS: u64 = 60_000;
 pub struct Noop;
 
 /// How long to sleep before succeeding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoopPayload {
     /// Milliseconds, 0 ..= [`MAX_SLEEP_MS`].
     #[serde(default)]
@@ -23,7 +23,7 @@ pub struct NoopPayload {
 }
 
 /// What a `noop` job reports.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NoopOutput {
     /// Always `noop`.
     pub job_type: &'static str,

@@ -13,7 +13,7 @@ use crate::job::{JobError, Strategy};
 pub struct Pdf;
 
 /// How to load the page and print it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PdfPayload {
     /// Page options.
     #[serde(flatten)]
@@ -24,7 +24,7 @@ pub struct PdfPayload {
 }
 
 /// What a `pdf` job produced.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Printed {
     /// The main document's status.
     pub status_code: u16,

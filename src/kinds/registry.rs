@@ -37,6 +37,34 @@ macro_rules! job_kinds {
                 match self { $(JobType::$kind => <$module::$kind as JobKind>::REACHES_WEB),+ }
             }
 
+            /// The contract's names of this kind's payload and output schemas.
+            pub fn schema_names(self) -> (String, String) {
+                match self {
+                    $(JobType::$kind => (
+                        <<$module::$kind as JobKind>::Payload as utoipa::ToSchema>::name().into_owned(),
+                        <<$module::$kind as JobKind>::Output as utoipa::ToSchema>::name().into_owned(),
+                    )),+
+                }
+            }
+
+            /// Every kind's payload and output schemas, with each schema they use, for the
+            /// contract's components.
+            pub fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
+                use utoipa::{PartialSchema, ToSchema};
+                let mut schemas = Vec::new();
+                $(
+                    {
+                        type P = <$module::$kind as JobKind>::Payload;
+                        schemas.push((P::name().into_owned(), P::schema()));
+                        P::schemas(&mut schemas);
+                        type O = <$module::$kind as JobKind>::Output;
+                        schemas.push((O::name().into_owned(), O::schema()));
+                        O::schemas(&mut schemas);
+                    }
+                )+
+                schemas
+            }
+
             /// The accepted names, comma-separated, for error messages.
             pub fn expected() -> String {
                 JobType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")

@@ -14,7 +14,7 @@ use crate::job::{JobError, Strategy};
 pub struct Screenshot;
 
 /// How to load the page and what to capture.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScreenshotPayload {
     /// Page options.
     #[serde(flatten)]
@@ -25,7 +25,7 @@ pub struct ScreenshotPayload {
 }
 
 /// What a `screenshot` job produced.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Shot {
     /// The main document's status.
     pub status_code: u16,

@@ -406,8 +406,8 @@ async fn act(app: &TestApp, id: &str, action: &str, body: Option<(&str, &str)>) 
 }
 
 /// Cancel and retry take no body, an empty body with a JSON content type (what generated
-/// clients send for an omitted optional body), `{}`, or (retry) its fields; anything else is
-/// named.
+/// clients send for an omitted optional body), `{}`, or (retry) its fields; anything else
+/// (`null` too) is named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_and_retry_take_no_body_an_empty_one_or_an_object() {
     let app = TestApp::spawn_with(Options {
@@ -464,6 +464,11 @@ async fn cancel_and_retry_take_no_body_an_empty_one_or_an_object() {
         (422, vec!["bogus".to_owned()]),
         "{problem}"
     );
+    // A body, when sent, is an object (as the contract says): `null` is not one.
+    for action in ["cancel", "retry"] {
+        let (status, problem) = act(&app, id, action, Some((json_ct, "null"))).await;
+        assert_eq!(status, 422, "{action} with null: {problem}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,7 +50,8 @@ fn fuzz(base: &str, key: &str, which: &str) {
     );
 }
 
-fn new_key(env: &[(&str, String)]) -> String {
+/// A new admin key of the tenant `contract`, made by `control-plane keys create` with `env`.
+pub fn new_key(env: &[(&str, String)]) -> String {
     let mut create = command(&["keys", "create", "--tenant", "contract", "--role", "admin"]);
     for (name, value) in env {
         create.env(name, value);

@@ -11,6 +11,7 @@ mod browser;
 mod chaos;
 mod cli;
 mod client;
+mod clients;
 mod common;
 mod contract;
 mod dashboard;

@@ -31,7 +31,7 @@ const CSS_PX_PER_INCH: f64 = 96.0;
 const PDF_CHUNK_BYTES: i64 = 1024 * 1024;
 
 /// Image format of a screenshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
     /// PNG (lossless).
@@ -61,7 +61,7 @@ impl ImageFormat {
 }
 
 /// What a screenshot captures and how.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScreenshotOptions {
     /// png or jpeg.
     #[serde(default, skip_serializing_if = "is_default")]
@@ -78,7 +78,7 @@ pub struct ScreenshotOptions {
 }
 
 /// Paper sizes for PDFs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Paper {
     /// 210 × 297 mm.
     #[default]
@@ -98,7 +98,7 @@ impl Paper {
 }
 
 /// How a page is printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PdfOptions {
     /// Paper size.
     #[serde(default, skip_serializing_if = "is_default")]

@@ -24,7 +24,7 @@ use crate::job::{ErrorKind, JobError, Strategy};
 const SELECTOR_POLL: Duration = Duration::from_millis(50);
 
 /// A file a job produced, as results list it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ArtifactRef {
     /// The file name.
     pub name: String,

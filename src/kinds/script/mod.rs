@@ -20,7 +20,7 @@ pub use steps::{Bottom, MAX_STEPS, MAX_WAIT_MS, Scroll, Step, WaitFor};
 pub struct Script;
 
 /// The steps, and how to load the page they start from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScriptPayload {
     /// The steps, in order.
     pub steps: Vec<Step>,
@@ -30,7 +30,7 @@ pub struct ScriptPayload {
 }
 
 /// How one step went.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StepOutcome {
     /// Its position (0-based).
     pub index: usize,
@@ -46,7 +46,7 @@ pub struct StepOutcome {
 }
 
 /// What a `script` job produced.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScriptOutput {
     /// The url the page showed at the end.
     pub final_url: Value,
@@ -124,7 +124,10 @@ async fn perform(
             ))
         }
         Step::Click(css) => s.click(css).await.map(|()| None),
-        Step::Type { selector, text } => s.type_into(selector, text).await.map(|()| None),
+        Step::Type(typed) => s
+            .type_into(&typed.selector, &typed.text)
+            .await
+            .map(|()| None),
         Step::WaitFor(WaitFor::Selector(css)) => s.wait_for_selector(css).await.map(|()| None),
         Step::WaitFor(WaitFor::Ms(ms)) => {
             tokio::time::sleep(Duration::from_millis(*ms)).await;

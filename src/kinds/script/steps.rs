@@ -18,7 +18,7 @@ pub const MAX_WAIT_MS: i64 = 60_000;
 const STEP_KINDS: &str = "goto, click, type, wait_for, scroll, extract, evaluate, screenshot";
 
 /// One step of a script, written as a one-key object (`{"click": "#go"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Navigate to a url (under the target policy).
@@ -26,12 +26,7 @@ pub enum Step {
     /// Click the first element matching a selector.
     Click(String),
     /// Type text into the first element matching a selector.
-    Type {
-        /// The field.
-        selector: String,
-        /// What to type.
-        text: String,
-    },
+    Type(TypeText),
     /// Wait for a selector or a number of milliseconds.
     WaitFor(WaitFor),
     /// Scroll to the bottom, or by a number of pixels.
@@ -44,8 +39,17 @@ pub enum Step {
     Screenshot(String),
 }
 
+/// What a `type` step types, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TypeText {
+    /// The field: the first element matching this CSS selector.
+    pub selector: String,
+    /// What to type.
+    pub text: String,
+}
+
 /// What a `wait_for` step waits for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum WaitFor {
     /// A number of milliseconds.
@@ -55,7 +59,7 @@ pub enum WaitFor {
 }
 
 /// Where a `scroll` step scrolls.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Scroll {
     /// To the bottom of the page (`"bottom"`).
@@ -65,7 +69,7 @@ pub enum Scroll {
 }
 
 /// The bottom of the page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Bottom {
     /// `"bottom"`.
     #[serde(rename = "bottom")]
@@ -78,7 +82,7 @@ impl Step {
         match self {
             Step::Goto(_) => "goto",
             Step::Click(_) => "click",
-            Step::Type { .. } => "type",
+            Step::Type(_) => "type",
             Step::WaitFor(_) => "wait_for",
             Step::Scroll(_) => "scroll",
             Step::Extract(_) => "extract",
@@ -176,10 +180,10 @@ fn type_step(arg: &Value, path: &str, problems: &Problems) -> Parsed<Step> {
     let text = f.text("text");
     f.finish();
     match (selector?, text?) {
-        (Some(selector), Some(text)) => Some(Step::Type {
+        (Some(selector), Some(text)) => Some(Step::Type(TypeText {
             selector,
             text: text.to_owned(),
-        }),
+        })),
         _ => {
             problems.push(path, "missing", "type needs {\"selector\", \"text\"}");
             None
