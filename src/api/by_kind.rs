@@ -1,17 +1,95 @@
-//! The contract's jobs by kind: each job type's payload and result with its own schema, and
-//! `Job` as their union, discriminated by `job_type`. The schemas come from the kinds' own
-//! types (their serde forms), registered through the kinds' list; nothing here names a kind.
+//! The contract's jobs by kind and events by kind: each job type's payload and result with
+//! its own schema, and `Job` as their union, discriminated by `job_type`; each event kind's
+//! detail with its own schema, and `JobEvent` as their union, discriminated by `kind`; the
+//! event stream's messages. The schemas come from the types that write them (the kinds'
+//! payloads and outputs, the events' details); nothing here names a kind.
 
 use serde_json::{Map, Value, json};
 use utoipa::openapi::Components;
 
+use crate::job::{EventDetail, EventKind, event_detail};
 use crate::kinds::JobType;
 
 /// Adds every kind's payload and output schemas (and the schemas they use) to `components`.
 pub fn register(components: &mut Components) {
-    for (name, schema) in JobType::schemas() {
+    for (name, schema) in JobType::schemas()
+        .into_iter()
+        .chain(event_detail::schemas())
+    {
         components.schemas.entry(name).or_insert(schema);
     }
+}
+
+/// Replaces the served document's `JobEvent` with one schema per kind (`<Kind>Event`, its
+/// detail typed) and their union, discriminated by `kind`; and gives the event stream the
+/// schema of its messages' data.
+pub fn type_events(document: &mut Value) {
+    let Some(schemas) = document["components"]["schemas"].as_object_mut() else {
+        return;
+    };
+    let Some(base) = schemas.get("JobEvent").cloned() else {
+        return;
+    };
+    let mut variants = Vec::new();
+    let mut mapping = Map::new();
+    for &kind in EventKind::ALL {
+        let mut event = base.clone();
+        event["description"] = json!(format!("A `{kind}` event."));
+        event["properties"]["kind"] = json!({"type": "string", "enum": [kind.as_str()]});
+        event["properties"]["detail"] = json!({
+            "$ref": format!("#/components/schemas/{}", EventDetail::schema_name(kind))
+        });
+        let name = format!("{}Event", pascal(kind.as_str()));
+        schemas.insert(name.clone(), event);
+        let reference = format!("#/components/schemas/{name}");
+        variants.push(json!({"$ref": reference}));
+        mapping.insert(kind.as_str().to_owned(), Value::String(reference));
+    }
+    schemas.insert(
+        "JobEvent".to_owned(),
+        json!({
+            "description": "One entry of a job's timeline; its detail typed by its `kind`.",
+            "oneOf": variants,
+            "discriminator": {"propertyName": "kind", "mapping": mapping},
+        }),
+    );
+    // Each event schema names its own kind now; the set of all kinds is referenced nowhere
+    // else, and a component nothing uses is noise to a generator.
+    schemas.remove("EventKind");
+    schemas.insert("StreamMessage".to_owned(), stream_message());
+    let stream = &mut document["paths"]["/api/v1/jobs/{id}/events"]["get"]["responses"]["200"]["content"]
+        ["text/event-stream"];
+    if stream.is_object() {
+        stream["schema"] = json!({"$ref": "#/components/schemas/StreamMessage"});
+    }
+}
+
+/// The data of one message of a job's event stream, by the message's `event` field: the
+/// event itself (its kind), then `end` with the job's final state, or `error`.
+fn stream_message() -> Value {
+    json!({
+        "description": "The `data` of one Server-Sent Event of a job's stream: a `JobEvent` \
+                        (SSE `event` = its kind, `id` = its id), then `{\"state\"}` under \
+                        `event: end` once the job is finished, or `{\"detail\"}` under \
+                        `event: error`.",
+        "oneOf": [
+            {"$ref": "#/components/schemas/JobEvent"},
+            {
+                "type": "object",
+                "title": "StreamEnd",
+                "required": ["state"],
+                "properties": {"state": {"$ref": "#/components/schemas/JobState"}},
+                "additionalProperties": false
+            },
+            {
+                "type": "object",
+                "title": "StreamError",
+                "required": ["detail"],
+                "properties": {"detail": {"type": "string"}},
+                "additionalProperties": false
+            }
+        ]
+    })
 }
 
 /// Replaces the served document's `Job` with one schema per kind (`<Kind>Job`, its payload

@@ -167,24 +167,11 @@ pub(super) fn idempotency_key(
     }))
 }
 
-/// JSON with object keys sorted, so equal requests hash equally whatever their key order.
+/// JSON with object keys sorted, so equal requests hash equally whatever their key order:
+/// serde_json's compact form, since its maps keep keys sorted (its `preserve_order` feature
+/// is off; a test below fails if a dependency ever turns it on).
 fn canonical_json(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let fields: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&map[k])))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(canonical_json).collect();
-            format!("[{}]", items.join(","))
-        }
-        other => other.to_string(),
-    }
+    value.to_string()
 }
 
 /// A callback needs a secret to be signed with, and must pass the target policy as job urls do.
@@ -497,6 +484,21 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_requests_are_written_alike_whatever_their_key_order() {
+        let one: Value =
+            serde_json::from_str(r#"{"url":"u","payload":{"b":1,"a":[{"y":2,"x":1}]}}"#)
+                .expect("json");
+        let other: Value =
+            serde_json::from_str(r#"{"payload":{"a":[{"x":1,"y":2}],"b":1},"url":"u"}"#)
+                .expect("json");
+        assert_eq!(canonical_json(&one), canonical_json(&other));
+        assert_eq!(
+            canonical_json(&one),
+            r#"{"payload":{"a":[{"x":1,"y":2}],"b":1},"url":"u"}"#
+        );
+    }
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {

@@ -206,6 +206,7 @@ pub fn served() -> &'static Value {
     SERVED.get_or_init(|| {
         let mut document = serde_json::to_value(document()).unwrap_or(Value::Null);
         super::by_kind::type_jobs(&mut document);
+        super::by_kind::type_events(&mut document);
         if let Some(request) = document["components"]["schemas"]["JobRequest"].as_object_mut() {
             request.insert(
                 "not".to_owned(),

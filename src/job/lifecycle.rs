@@ -12,10 +12,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::event_detail::{
+    CancelledDetail, CreatedDetail, DeferredDetail, EventDetail, FailedDetail, LeaseExpiredDetail,
+    ReleasedDetail, RetriedDetail, RetryingDetail,
+};
 use super::transition::{AttemptChange, EventRecord, Guard, TimeChange, Transition, ValueChange};
-use super::{EventKind, JobError, JobState, Priority, Replay, RingState, Strategy};
+use super::{JobError, JobState, Priority, Replay, RingState, Strategy};
 
 /// The columns of a job that decisions depend on, as read just before deciding.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,18 +97,14 @@ pub fn claim(worker: &str, lease: Duration) -> Transition {
         worker: Some(worker.to_owned()),
         lease_until: TimeChange::After(lease),
         started_at: TimeChange::Now,
-        event: Some(EventRecord::new(EventKind::Started, json!({}))),
+        event: Some(EventRecord::of(EventDetail::Started)),
         ..Transition::default()
     }
 }
 
 /// A new job's timeline starts with this event.
 pub fn created(priority: Priority, run_at: Option<DateTime<Utc>>) -> EventRecord {
-    let detail = match run_at {
-        Some(at) => json!({"priority": priority, "run_at": at}),
-        None => json!({"priority": priority}),
-    };
-    EventRecord::new(EventKind::Created, detail)
+    EventRecord::of(EventDetail::Created(CreatedDetail { priority, run_at }))
 }
 
 impl Hold {
@@ -140,7 +140,7 @@ impl Hold {
                 result: ValueChange::Set(result.clone()),
                 error: ValueChange::Clear,
                 finished_at: TimeChange::Now,
-                event: Some(EventRecord::new(EventKind::Succeeded, json!({}))),
+                event: Some(EventRecord::of(EventDetail::Succeeded)),
                 ..done
             },
             Settlement::Retry { error, run_at } => Transition {
@@ -149,10 +149,10 @@ impl Hold {
                 error: ValueChange::Set(error.clone()),
                 run_at: TimeChange::At(*run_at),
                 ring: Some(RingState::Needed),
-                event: Some(EventRecord::new(
-                    EventKind::Retrying,
-                    json!({"error": error.to_json(), "run_at": run_at}),
-                )),
+                event: Some(EventRecord::of(EventDetail::Retrying(RetryingDetail {
+                    error: error.clone(),
+                    run_at: *run_at,
+                }))),
                 ..done
             },
             Settlement::Deferred { until, reason } => Transition {
@@ -160,10 +160,10 @@ impl Hold {
                 attempt: AttemptChange::Back,
                 run_at: TimeChange::At(*until),
                 ring: Some(RingState::Needed),
-                event: Some(EventRecord::new(
-                    EventKind::Deferred,
-                    json!({"until": until, "reason": reason}),
-                )),
+                event: Some(EventRecord::of(EventDetail::Deferred(DeferredDetail {
+                    until: *until,
+                    reason,
+                }))),
                 ..done
             },
             Settlement::Failed(error) => Transition {
@@ -171,10 +171,9 @@ impl Hold {
                 result: ValueChange::Clear,
                 error: ValueChange::Set(error.clone()),
                 finished_at: TimeChange::Now,
-                event: Some(EventRecord::new(
-                    EventKind::Failed,
-                    json!({"error": error.to_json()}),
-                )),
+                event: Some(EventRecord::of(EventDetail::Failed(FailedDetail {
+                    error: error.clone(),
+                }))),
                 ..done
             },
         }
@@ -188,10 +187,9 @@ impl Hold {
             run_at: TimeChange::Now,
             lease_until: TimeChange::Clear,
             ring: Some(RingState::Needed),
-            event: Some(EventRecord::new(
-                EventKind::Released,
-                json!({"reason": "worker shutting down"}),
-            )),
+            event: Some(EventRecord::of(EventDetail::Released(ReleasedDetail {
+                reason: "worker shutting down",
+            }))),
             ..Transition::default()
         }
     }
@@ -208,10 +206,9 @@ impl Snapshot {
             state: Some(JobState::Cancelled),
             lease_until: TimeChange::Clear,
             finished_at: TimeChange::Now,
-            event: Some(EventRecord::new(
-                EventKind::Cancelled,
-                json!({"from": self.state}),
-            )),
+            event: Some(EventRecord::of(EventDetail::Cancelled(CancelledDetail {
+                from: self.state,
+            }))),
             ..Transition::default()
         })
     }
@@ -237,11 +234,12 @@ impl Snapshot {
             max_attempts: Some(max_attempts),
             strategy: Some(strategy),
             priority: Some(priority),
-            event: Some(EventRecord::new(
-                EventKind::Retried,
-                json!({"from": self.state, "strategy": strategy, "priority": priority,
-                       "max_attempts": max_attempts}),
-            )),
+            event: Some(EventRecord::of(EventDetail::Retried(RetriedDetail {
+                from: self.state,
+                strategy,
+                priority,
+                max_attempts,
+            }))),
             ..Transition::default()
         })
     }
@@ -271,13 +269,9 @@ impl Snapshot {
             },
             ring: Some(RingState::Needed),
             error: ValueChange::Set(JobError::lease_expired()),
-            event: Some(EventRecord::new(
-                EventKind::LeaseExpired,
-                match term {
-                    Some(term) => json!({"state": next, "term": term}),
-                    None => json!({"state": next}),
-                },
-            )),
+            event: Some(EventRecord::of(EventDetail::LeaseExpired(
+                LeaseExpiredDetail { state: next, term },
+            ))),
             ..Transition::default()
         }
     }
@@ -286,6 +280,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn seen(state: JobState, attempt: u32, max_attempts: u32) -> Snapshot {
         Snapshot {

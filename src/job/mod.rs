@@ -2,9 +2,11 @@
 //! typed errors and timeline, priorities, strategies, targets, and the request-parsing cursor.
 //! It knows nothing of storage, queues or job kinds.
 
+pub mod backoff;
 pub mod decision;
 pub mod error;
 pub mod event;
+pub mod event_detail;
 pub mod fields;
 pub mod host_map;
 pub mod lifecycle;
@@ -19,9 +21,11 @@ pub mod verdict;
 
 use uuid::Uuid;
 
+pub use backoff::Backoff;
 pub use decision::{StrategyDecision, TriedRung};
 pub use error::{ErrorKind, JobError};
 pub use event::{EventKind, JobEvent};
+pub use event_detail::EventDetail;
 pub use fields::{FieldError, Fields, Problems};
 pub use lifecycle::{Hold, Settlement, Snapshot};
 pub use names::UnknownName;

@@ -1,12 +1,28 @@
 //! Closed sets of names stored as text and exchanged as snake_case strings.
 
-/// Declares an enum whose values are stored and sent as fixed names.
+/// Declares an enum whose values are stored and sent as fixed names. Each name is written
+/// once, beside its variant: storage, the wire (serde), parsing, display and the contract
+/// all read it from there.
 macro_rules! named_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-        #[serde(rename_all = "snake_case")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                name.parse().map_err(|e: $crate::job::UnknownName| {
+                    serde::de::Error::custom(format!("unknown {} {name:?}; {e}", stringify!($name)))
+                })
+            }
+        }
 
         impl $name {
             /// Every value, in declaration order.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{EventKind, JobError, JobState, Priority, RingState, Strategy};
+use super::{EventDetail, EventKind, JobError, JobState, Priority, RingState, Strategy};
 
 /// What a job row must hold for a transition to apply. Anything else and the transition is
 /// refused (the store changes nothing), which is how a late or duplicated actor is fenced off.
@@ -78,9 +78,12 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
-    /// An event of `kind` with `detail`.
-    pub fn new(kind: EventKind, detail: Value) -> EventRecord {
-        EventRecord { kind, detail }
+    /// The event `detail` tells of (its kind follows from it).
+    pub fn of(detail: EventDetail) -> EventRecord {
+        EventRecord {
+            kind: detail.kind(),
+            detail: detail.to_value(),
+        }
     }
 }
 

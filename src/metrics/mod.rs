@@ -6,13 +6,15 @@
 //! request); gauges of things that exist elsewhere (queue levels, job counts, the browser
 //! pool, database connections) are read when scraped (`app::scrape`, which knows them).
 
+mod families;
 pub mod http;
 
 use std::sync::Arc;
 
+use families::*;
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
 };
 
 /// Attempt durations: from a plain fetch (tens of ms) to a page that uses its whole timeout.
@@ -83,38 +85,6 @@ pub struct Families {
     pub purged_bytes: IntCounter,
 }
 
-/// Registers `metric` in `registry`. The names and labels are fixed in this file, so a
-/// failure is a programming error caught by every test, not something input can cause.
-fn register<M: prometheus::core::Collector + Clone + 'static>(
-    registry: &Registry,
-    metric: prometheus::Result<M>,
-) -> M {
-    let metric = metric.expect("a metric's name and labels are valid");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
-}
-
-fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    register(registry, IntCounterVec::new(Opts::new(name, help), labels))
-}
-
-fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    register(registry, IntGaugeVec::new(Opts::new(name, help), labels))
-}
-
-fn histograms(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    buckets: &[f64],
-) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-    register(registry, HistogramVec::new(opts, labels))
-}
-
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
@@ -126,156 +96,30 @@ impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
         let families = Families {
-            jobs_finished: counters(
-                &r,
-                "control_plane_jobs_finished_total",
-                "Jobs that reached a terminal state.",
-                &["job_type", "strategy", "outcome", "error_kind"],
-            ),
-            attempts: counters(
-                &r,
-                "control_plane_attempts_total",
-                "Attempts this process ran, by how they ended.",
-                &["job_type", "strategy", "outcome"],
-            ),
-            attempt_seconds: histograms(
-                &r,
-                "control_plane_attempt_duration_seconds",
-                "How long attempts ran.",
-                &["job_type", "strategy"],
-                ATTEMPT_BUCKETS,
-            ),
-            jobs: gauges(&r, "control_plane_jobs", "Jobs by state.", &["state"]),
-            queue_depth: gauges(
-                &r,
-                "control_plane_queue_depth",
-                "Doorbells in a queue level: waiting plus delivered and unacknowledged.",
-                &["priority"],
-            ),
-            queue_pending: gauges(
-                &r,
-                "control_plane_queue_pending",
-                "Doorbells delivered to a worker and not yet acknowledged.",
-                &["priority"],
-            ),
-            queue_due: gauges(
-                &r,
-                "control_plane_queue_due_jobs",
-                "Queued jobs that are due now.",
-                &["priority"],
-            ),
-            queue_oldest_due_age: register(
-                &r,
-                prometheus::GaugeVec::new(
-                    Opts::new(
-                        "control_plane_queue_oldest_due_age_seconds",
-                        "How long the oldest due queued job has waited (0 when none).",
-                    ),
-                    &["priority"],
-                ),
-            ),
-            worker_running: gauges(
-                &r,
-                "control_plane_worker_running_jobs",
-                "Jobs a worker is running now.",
-                &["worker"],
-            ),
-            worker_free_slots: gauges(
-                &r,
-                "control_plane_worker_free_slots",
-                "Jobs a worker could start now.",
-                &["worker"],
-            ),
-            browsers: register(
-                &r,
-                IntGauge::new("control_plane_browsers", "Chromium processes alive."),
-            ),
-            browser_contexts: register(
-                &r,
-                IntGauge::new(
-                    "control_plane_browser_contexts",
-                    "Browser contexts (one per running browser job) open.",
-                ),
-            ),
-            browser_capacity: register(
-                &r,
-                IntGauge::new(
-                    "control_plane_browser_context_capacity",
-                    "Browser contexts the pool may open at once.",
-                ),
-            ),
-            browser_restarts: register(
-                &r,
-                IntCounter::new(
-                    "control_plane_browser_restarts_total",
-                    "Browsers replaced after a crash or a lost connection.",
-                ),
-            ),
-            browser_recycles: register(
-                &r,
-                IntCounter::new(
-                    "control_plane_browser_recycles_total",
-                    "Browsers replaced after serving BROWSER_RECYCLE_PAGES jobs.",
-                ),
-            ),
-            browser_pages: register(
-                &r,
-                IntCounter::new(
-                    "control_plane_browser_pages_served_total",
-                    "Jobs the browser pool served.",
-                ),
-            ),
-            http_requests: counters(
-                &r,
-                "control_plane_http_requests_total",
-                "HTTP requests answered, by route template and status.",
-                &["method", "route", "status"],
-            ),
-            http_seconds: histograms(
-                &r,
-                "control_plane_http_request_duration_seconds",
-                "How long HTTP requests took to answer (a stream: until its headers).",
-                &["method", "route"],
-                HTTP_BUCKETS,
-            ),
-            http_in_flight: gauges(
-                &r,
-                "control_plane_http_requests_in_flight",
-                "HTTP requests being answered now (a wait until it answers, a stream until its headers).",
-                &["route"],
-            ),
-            db_connections: gauges(
-                &r,
-                "control_plane_db_connections",
-                "Database connections of this process.",
-                &["state"],
-            ),
-            db_queries: register(
-                &r,
-                IntCounter::new(
-                    "control_plane_db_queries_total",
-                    "Statements this process sent to the database.",
-                ),
-            ),
-            webhook_deliveries: counters(
-                &r,
-                "control_plane_webhook_deliveries_total",
-                "Webhook delivery attempts, by how they ended.",
-                &["outcome"],
-            ),
-            purged_rows: counters(
-                &r,
-                "control_plane_purged_rows_total",
-                "Rows deleted by retention or an erased job, by table.",
-                &["table"],
-            ),
-            purged_bytes: register(
-                &r,
-                IntCounter::new(
-                    "control_plane_purged_bytes_total",
-                    "Bytes of artifacts deleted from the artifact store.",
-                ),
-            ),
+            jobs_finished: counters(&r, &JOBS_FINISHED),
+            attempts: counters(&r, &ATTEMPTS),
+            attempt_seconds: histograms(&r, &ATTEMPT_SECONDS, ATTEMPT_BUCKETS),
+            jobs: gauges(&r, &JOBS),
+            queue_depth: gauges(&r, &QUEUE_DEPTH),
+            queue_pending: gauges(&r, &QUEUE_PENDING),
+            queue_due: gauges(&r, &QUEUE_DUE),
+            queue_oldest_due_age: float_gauges(&r, &QUEUE_OLDEST_DUE_AGE),
+            worker_running: gauges(&r, &WORKER_RUNNING),
+            worker_free_slots: gauges(&r, &WORKER_FREE_SLOTS),
+            browsers: int_gauge(&r, &BROWSERS),
+            browser_contexts: int_gauge(&r, &BROWSER_CONTEXTS),
+            browser_capacity: int_gauge(&r, &BROWSER_CAPACITY),
+            browser_restarts: int_counter(&r, &BROWSER_RESTARTS),
+            browser_recycles: int_counter(&r, &BROWSER_RECYCLES),
+            browser_pages: int_counter(&r, &BROWSER_PAGES),
+            http_requests: counters(&r, &HTTP_REQUESTS),
+            http_seconds: histograms(&r, &HTTP_SECONDS, HTTP_BUCKETS),
+            http_in_flight: gauges(&r, &HTTP_IN_FLIGHT),
+            db_connections: gauges(&r, &DB_CONNECTIONS),
+            db_queries: int_counter(&r, &DB_QUERIES),
+            webhook_deliveries: counters(&r, &WEBHOOK_DELIVERIES),
+            purged_rows: counters(&r, &PURGED_ROWS),
+            purged_bytes: int_counter(&r, &PURGED_BYTES),
             registry: r,
         };
         // Series that exist from the start read 0 rather than "no data".

@@ -16,7 +16,8 @@ use super::schedule::next_attempt;
 use super::sign::WebhookSecret;
 use crate::dispatch::Dispatcher;
 use crate::engine::http::error_chain;
-use crate::job::EventKind;
+use crate::job::EventDetail;
+use crate::job::event_detail::WebhookDetail;
 use crate::job::target::TargetPolicy;
 use crate::job::transition::EventRecord;
 use crate::metrics::Metrics;
@@ -107,17 +108,18 @@ impl Courier {
                 None => (None, "gave_up"),
             },
         };
-        let mut detail = json!({"attempt": attempt_no, "outcome": outcome, "url": url});
-        match &attempt {
-            Attempt::Delivered(status) | Attempt::Refused(status) => {
-                detail["status"] = json!(status);
-            }
-            Attempt::Unreachable(error) => detail["error"] = json!(error),
-        }
-        if let Some(at) = next {
-            detail["next_attempt_at"] = json!(at);
-        }
-        let event = EventRecord::new(EventKind::Webhook, detail);
+        let (status, error) = match &attempt {
+            Attempt::Delivered(status) | Attempt::Refused(status) => (Some(*status), None),
+            Attempt::Unreachable(error) => (None, Some(error.clone())),
+        };
+        let event = EventRecord::of(EventDetail::Webhook(WebhookDetail {
+            attempt: attempt_no,
+            outcome,
+            url: url.to_owned(),
+            status,
+            error,
+            next_attempt_at: next,
+        }));
         let store = self.dispatcher.store();
         match store.settle_hook(job.id, attempt_no, next, &event).await {
             Ok(true) => {

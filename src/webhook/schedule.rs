@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
+
+use crate::job::Backoff;
 
 /// The longest wait between two attempts.
 pub const MAX_GAP: Duration = Duration::from_secs(3600);
@@ -20,10 +21,8 @@ pub fn next_attempt(
     finished_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let doubled = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let gap = doubled.min(MAX_GAP);
     // Between three quarters and the whole gap.
-    let jittered = gap.mul_f64(rand::rng().random_range(0.75..=1.0));
+    let jittered = Backoff::new(base, MAX_GAP).jittered(attempt, 0.75, &mut rand::rng());
     let at = now + chrono::Duration::from_std(jittered).ok()?;
     let give_up = finished_at + chrono::Duration::from_std(GIVE_UP_AFTER).ok()?;
     (at <= give_up).then_some(at)

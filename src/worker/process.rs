@@ -12,7 +12,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use super::{Shared, lock};
 use crate::attempt::{Entry, Outcome};
 use crate::dispatch::Settled;
-use crate::job::{Rung, Settlement, Strategy};
+use crate::job::{Backoff, Rung, Settlement, Strategy};
 use crate::kinds::RunningJob;
 use crate::memory::Admission;
 use crate::metrics::Metrics;
@@ -22,10 +22,11 @@ use crate::store::StoreError;
 /// How long recording an outcome may wait for the database to come back.
 const SETTLE_BUDGET: Duration = Duration::from_secs(30);
 
-/// Exponential pause after `failures` consecutive failures: 100 ms doubling to 5 s.
+/// The pause after `failures` consecutive failures to reach the database or the queue:
+/// 200 ms doubling to 5 s.
 pub(super) fn backoff(failures: u32) -> Duration {
-    let ms = 100u64.saturating_mul(1 << failures.min(6));
-    Duration::from_millis(ms.min(5_000))
+    const PAUSES: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    PAUSES.ceiling(failures.saturating_add(1))
 }
 
 /// Claims, runs and settles the job behind one doorbell. When the doorbell names the job's

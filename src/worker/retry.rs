@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde_json::Value;
 
-use crate::job::{JobError, Settlement};
+use crate::job::{Backoff, JobError, Settlement};
 use crate::kinds::RunningJob;
 
 /// The longest a target's `Retry-After` may postpone a retry.
@@ -34,17 +34,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The backoff ceiling after failed attempt number `attempt` (1-based).
     pub fn ceiling(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(32);
-        self.base
-            .checked_mul(1u32 << doublings.min(31))
-            .unwrap_or(self.cap)
-            .min(self.cap)
+        Backoff::new(self.base, self.cap).ceiling(attempt)
     }
 
-    /// A jittered delay after failed attempt number `attempt`.
+    /// A delay after failed attempt number `attempt`, with full jitter.
     pub fn delay(&self, attempt: u32, rng: &mut impl Rng) -> Duration {
-        let ceiling = self.ceiling(attempt).as_millis() as u64;
-        Duration::from_millis(rng.random_range(0..=ceiling))
+        Backoff::new(self.base, self.cap).jittered(attempt, 0.0, rng)
     }
 
     /// Turns an attempt's outcome into how the job is settled.

@@ -17,8 +17,8 @@ from cp_client.api.jobs import (
     retry_job,
 )
 from cp_client.models import (
+    CreatedEvent,
     ErrorKind,
-    EventKind,
     EventsPage,
     JobError,
     JobRequest,
@@ -30,6 +30,7 @@ from cp_client.models import (
     ScreenshotJob,
     ScreenshotResult,
     Strategy,
+    SucceededEvent,
 )
 from cp_client.types import File
 
@@ -70,9 +71,10 @@ def main() -> None:
         list_jobs.sync(client=client, job_type=JobType.NAVIGATE_EXTRACT), JobsPage
     )
     assert any(listed.id == job.id for listed in page.jobs)
-    events = expect(job_events.sync(job.id, client=client), EventsPage)
-    kinds = [event.kind for event in events.events]
-    assert kinds[0] == EventKind.CREATED and kinds[-1] == EventKind.SUCCEEDED, kinds
+    events = expect(job_events.sync(job.id, client=client), EventsPage).events
+    created = expect(events[0], CreatedEvent)
+    assert created.detail.priority == 3
+    assert isinstance(events[-1], SucceededEvent), events[-1]
 
     # A delayed job is cancelled with no body at all.
     later = JobRequest(url=f"{site}/", delay_ms=3_600_000)

@@ -56,7 +56,9 @@ async function main(): Promise<void> {
     const page = (await listJobs({ query: { job_type: 'navigate_extract' }, throwOnError: true })).data;
     check(page.jobs.some((job) => job.id === id), 'listed');
     const events = (await jobEvents({ path: { id }, throwOnError: true })).data.events;
-    check(events[0]?.kind === 'created', 'created first');
+    const first = events[0];
+    check(first?.kind === 'created', 'created first');
+    check(first.detail.priority === 3, 'created at the default priority');
     check(events[events.length - 1]?.kind === 'succeeded', 'succeeded last');
 
     // A delayed job is cancelled with no body at all.

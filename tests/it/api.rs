@@ -1,7 +1,6 @@
 //! The API's edges: bad input gets a precise problem and stores nothing; the target policy;
 //! service endpoints.
 
-use control_plane::auth::Role;
 use serde_json::{Value, json};
 
 use crate::common::{Backend, Options, TestApp, on_both_backends};
@@ -490,108 +489,60 @@ async fn service_endpoints_describe_liveness_and_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_ready_names_the_queue_and_jobs_are_still_accepted() {
-    use control_plane::app::Backends;
-    use control_plane::queue::RedisQueue;
-    use control_plane::store::{JobStore, PgStore};
-    use std::sync::Arc;
     use std::time::Duration;
 
-    let db = crate::common::TestDatabase::create().await;
-    let store = Arc::new(
-        PgStore::connect(
-            &db.url,
-            control_plane::store::PgPools::new(4, Duration::from_secs(5)),
-        )
-        .await
-        .expect("store"),
-    );
-    store.migrate().await.expect("migrate");
+    // A Redis server of the test's own, to stop; the app is built as every test app is.
     let mut redis = crate::common::OwnRedis::start().await;
-    let queue = RedisQueue::connect(&redis.url, "cp").await.expect("queue");
-    let artifact_dir = crate::common::TestDataDir::new();
-    let options = crate::common::Options {
+    let app = TestApp::spawn_with(Options {
         workers: 0,
-        ..crate::common::Options::default()
-    };
-    let app = control_plane::app::build(
-        &options.settings(&artifact_dir.0),
-        Backends::production(store.clone(), &queue),
-        false,
-    )
-    .await
-    .expect("app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let bound = listener.local_addr().expect("addr");
-    let base = format!("http://{bound}");
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(control_plane::app::serve_api(
-        listener,
-        app.api_state(bound),
-        shutdown.clone(),
-        Duration::from_secs(1),
-    ));
-    let key = crate::common::create_key(store.as_ref(), "default", Role::Admin).await;
-    let client = crate::common::client_with_key(&key);
-    assert_eq!(
-        client
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .expect("ready")
-            .status(),
-        200
-    );
+        scheduler: false,
+        redis_url: Some(redis.url.clone()),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(app.get("/ready").await.status(), 200);
 
     let _ = redis.child.kill();
     let _ = redis.child.wait();
-    let ready = client
-        .get(format!("{base}/ready"))
-        .send()
-        .await
-        .expect("ready");
+    let ready = app.get("/ready").await;
     assert_eq!(ready.status(), 503);
     let ready: Value = ready.json().await.expect("json");
     assert_eq!(ready["failed"], json!(["queue"]), "{ready}");
     assert_eq!(ready["checks"]["database"]["status"], "up");
 
     // The database is the truth: the job is stored, left for the scheduler to ring later.
-    let response = client
-        .post(format!("{base}/api/v1/jobs"))
-        .json(&json!({"url": "https://example.com/", "job_type": "noop"}))
-        .send()
-        .await
-        .expect("submit");
+    let response = app
+        .post_json(
+            JOBS,
+            &json!({"url": "https://example.com/", "job_type": "noop"}),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     // The job is answered once committed; its ring (which fails) follows.
-    let needed = || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM jobs WHERE state = 'queued' AND doorbell = 'needed'",
-        )
-        .fetch_one(store.pool())
-        .await
-        .expect("count")
-    };
+    const NEEDED: &str = "SELECT count(*) FROM jobs WHERE state = 'queued' AND doorbell = 'needed'";
     crate::common::eventually(
         "the failed ring to leave the job for the scheduler",
         Duration::from_secs(10),
-        || async { (needed().await == 1).then_some(()) },
+        || async { (app.db.scalar(NEEDED).await == 1).then_some(()) },
     )
     .await;
 
     // The scheduler takes the job, cannot ring it, and leaves it for another ring.
-    let term = store
+    let term = app
+        .store
         .lead("test", Duration::from_secs(5), None)
         .await
         .expect("lead")
         .expect("nobody else leads");
     assert!(
-        app.dispatcher().dispatch_due(term).await.is_err(),
+        app.app().dispatcher().dispatch_due(term).await.is_err(),
         "the queue is down"
     );
-    assert_eq!(needed().await, 1, "still waiting for a doorbell");
-    shutdown.cancel();
+    assert_eq!(
+        app.db.scalar(NEEDED).await,
+        1,
+        "still waiting for a doorbell"
+    );
 }
 
 on_both_backends!(every_bad_input_gets_its_status_names_its_field_and_stores_nothing,);

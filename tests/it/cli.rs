@@ -213,6 +213,31 @@ pub async fn fetch_json(client: &reqwest::Client, url: &str) -> Option<Value> {
     client.get(url).send().await.ok()?.json().await.ok()
 }
 
+/// Waits until the job `id` is finished with the API's own `?wait=` (answered when the job
+/// finishes, at most a minute later), as a client would; a request the API does not answer
+/// (it is starting, or was cut) is asked again. Fails after `deadline`.
+pub async fn finished(client: &reqwest::Client, base: &str, id: &str, deadline: Duration) -> Value {
+    let until = Instant::now() + deadline;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let wait_ms = left.as_millis().clamp(1, 60_000);
+        let url = format!("{base}/api/v1/jobs/{id}?wait={wait_ms}ms");
+        let job = fetch_json(client, &url).await;
+        let state = job.as_ref().and_then(|job| job["state"].as_str());
+        if let (Some(job), Some("succeeded" | "failed" | "cancelled")) = (&job, state) {
+            return job.clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "job {id} did not finish in {deadline:?}: {job:?}"
+        );
+        if job.is_none() {
+            // Not answered: a short pause before asking a process that may be starting.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 async fn wait_running(client: &reqwest::Client, base: &str, id: &str) {
     eventually("the job to run", Duration::from_secs(30), || async {
         let job = fetch_json(client, &format!("{base}/api/v1/jobs/{id}")).await?;

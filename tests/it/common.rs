@@ -635,7 +635,9 @@ impl TestApp {
         response.json().await.expect("json body")
     }
 
-    /// Polls a job until `done` holds, failing after `deadline`.
+    /// Polls a job until `done` holds, failing after `deadline` (for states short of the
+    /// end, which `?wait=` does not wait for; a finished job is waited for with
+    /// [`TestApp::wait_terminal`]).
     pub async fn wait_for(
         &self,
         id: &str,
@@ -656,15 +658,30 @@ impl TestApp {
         }
     }
 
-    /// Polls a job until it is terminal.
+    /// Waits until a job is terminal with the API's own `?wait=` (which answers when the
+    /// job finishes, at most a minute later), as a client would; fails after `deadline`.
     pub async fn wait_terminal(&self, id: &str, deadline: Duration) -> Value {
-        self.wait_for(id, deadline, |job| {
-            matches!(
+        let until = Instant::now() + deadline;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let wait_ms = left.as_millis().clamp(1, 60_000);
+            let response = self
+                .get(&format!("/api/v1/jobs/{id}?wait={wait_ms}ms"))
+                .await;
+            assert_eq!(response.status(), 200);
+            let job: Value = response.json().await.expect("json body");
+            let terminal = matches!(
                 job["state"].as_str(),
                 Some("succeeded" | "failed" | "cancelled")
-            )
-        })
-        .await
+            );
+            if terminal {
+                return job;
+            }
+            assert!(
+                Instant::now() < until,
+                "job {id} did not finish in {deadline:?}: {job}"
+            );
+        }
     }
 
     /// Rows in the jobs table.

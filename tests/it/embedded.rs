@@ -50,11 +50,7 @@ async fn dev_runs_alone_and_prints_how_to_use_it() {
         .await
         .expect("job");
     let id = job["id"].as_str().expect("id").to_owned();
-    let job = eventually("the job to finish", Duration::from_secs(60), || async {
-        let job = fetch_json(&client, &format!("{}/api/v1/jobs/{id}", process.base)).await?;
-        matches!(job["state"].as_str(), Some("succeeded" | "failed")).then_some(job)
-    })
-    .await;
+    let job = crate::cli::finished(&client, &process.base, &id, Duration::from_secs(60)).await;
     if job["state"] == "failed" {
         assert_eq!(job["error"]["kind"], "navigation", "{job}");
     }

@@ -168,11 +168,8 @@ async fn a_frozen_leader_is_replaced_within_two_leases_and_does_not_act_when_it_
     )
     .await;
     for id in [&held, &delayed] {
-        eventually("the job to succeed", Duration::from_secs(60), || async {
-            let job = fetch_json(&client, &format!("{base}/api/v1/jobs/{id}")).await?;
-            (job["state"] == "succeeded").then_some(())
-        })
-        .await;
+        let job = crate::cli::finished(&client, &base, id, Duration::from_secs(60)).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
     }
     // What the old leader could have done twice, the events show done once, by the new term.
     let held_events = events(&client, &base, &held).await;

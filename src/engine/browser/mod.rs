@@ -89,27 +89,7 @@ impl Browser {
         let deadline = tokio::time::Instant::now() + attempt.timeout - margin;
         let started = Instant::now();
         let refusals = Arc::new(Mutex::new(session::Refusals::default()));
-        let egress = Egress::start(
-            self.policy,
-            self.pool.guarded_ports().clone(),
-            refusals.clone(),
-        )
-        .await
-        .map_err(|e| {
-            JobError::new(
-                ErrorKind::Internal,
-                format!("cannot start the job's network proxy: {e}"),
-            )
-        })?;
-        let page = tokio::time::timeout_at(deadline, self.pool.open(&egress.proxy_server()))
-            .await
-            .map_err(|_| {
-                JobError::new(
-                    ErrorKind::Timeout,
-                    "no browser context became free before the job's timeout",
-                )
-            })?
-            .map_err(pool_error)?;
+        let (egress, page) = self.open(deadline, &refusals).await?;
         let died = page.died();
         tokio::pin!(died);
         let mut session = Session {
@@ -164,6 +144,39 @@ impl Browser {
             "browser job timings (cumulative)"
         );
         outcome
+    }
+}
+
+impl Browser {
+    /// The job's own egress proxy, and a fresh page in a context of its own that leaves
+    /// through it (waiting for a free context until `deadline`).
+    async fn open(
+        &self,
+        deadline: tokio::time::Instant,
+        refusals: &Arc<Mutex<session::Refusals>>,
+    ) -> Result<(Egress, JobPage), JobError> {
+        let egress = Egress::start(
+            self.policy,
+            self.pool.guarded_ports().clone(),
+            refusals.clone(),
+        )
+        .await
+        .map_err(|e| {
+            JobError::new(
+                ErrorKind::Internal,
+                format!("cannot start the job's network proxy: {e}"),
+            )
+        })?;
+        let page = tokio::time::timeout_at(deadline, self.pool.open(&egress.proxy_server()))
+            .await
+            .map_err(|_| {
+                JobError::new(
+                    ErrorKind::Timeout,
+                    "no browser context became free before the job's timeout",
+                )
+            })?
+            .map_err(pool_error)?;
+        Ok((egress, page))
     }
 }
 

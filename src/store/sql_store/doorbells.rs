@@ -6,11 +6,12 @@ use uuid::Uuid;
 
 use super::SqlStore;
 use super::render::{Target, fence, queued, ring_to, update};
+use crate::job::event_detail::DispatchedDetail;
 use crate::job::transition::EventRecord;
-use crate::job::{Doorbell, EventKind, JobState, RingState, Snapshot};
-use crate::persist::Cause;
-use crate::store::driver::{Cells, Column, Driver, Row};
-use crate::store::row::{count, priority_of};
+use crate::job::{Doorbell, EventDetail, JobState, RingState};
+use crate::store::Job;
+use crate::store::driver::{Cells, Column, Driver};
+use crate::store::row::priority_of;
 use crate::store::sql::Sql;
 use crate::store::{LostPage, QueuePosition, StoreError, Term, Unring};
 
@@ -85,7 +86,10 @@ impl<D: Driver> SqlStore<D> {
             .push(" AND doorbell = ")
             .bind(RingState::Needed.as_str());
         fence(&mut sql, term);
-        let event = EventRecord::new(EventKind::Dispatched, serde_json::json!({"term": term.0}));
+        let event = EventRecord::of(EventDetail::Dispatched(DispatchedDetail {
+            term: term.0,
+            queue_lost: false,
+        }));
         let mut leader = self.driver.leader().await?;
         let rows = leader.apply(sql, Some(&event), true).await?.into_rows();
         rows.into_iter()
@@ -107,32 +111,23 @@ impl<D: Driver> SqlStore<D> {
         limit: u32,
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut sql = self.sql();
-        sql.push(
-            "SELECT id, attempt, max_attempts, worker_id, strategy, priority FROM jobs
-             WHERE state = ",
-        )
-        .bind(JobState::Running.as_str());
+        // Whole rows, read as every job is read (reaping is rare: the bytes are no matter).
+        sql.push("SELECT * FROM jobs WHERE state = ")
+            .bind(JobState::Running.as_str());
         if term.is_some() {
             sql.push(" AND lease_until < ").now();
         }
         sql.push(" ORDER BY lease_until LIMIT ").bind(limit);
-        let columns = [
-            Column::Uuid,
-            Column::Int,
-            Column::Int,
-            Column::OptText,
-            Column::Text,
-            Column::Int,
-        ];
         // The leader's connection (a restart's recovery has no leader: the writer).
         let mut conn = match term {
             Some(_) => self.driver.leader().await?,
             None => self.driver.writer().await?,
         };
-        let candidates = conn.rows(sql, &columns).await?;
+        let candidates = conn.jobs(sql).await?;
         let mut reaped = Vec::new();
         for row in candidates {
-            let (id, seen) = expired(row)?;
+            let job = Job::try_from(row)?;
+            let (id, seen) = (job.id, job.snapshot());
             let mut transition = seen.reap(term.map(|t| t.0));
             transition.guard.lease_expired = term.is_some();
             let change = update(self.driver.dialect(), Target::Id(id), &transition, term);
@@ -299,37 +294,13 @@ impl<D: Driver> SqlStore<D> {
             .push(" AND rung_at < ")
             .bind(lost_before);
         fence(&mut sql, term);
-        let event = EventRecord::new(
-            EventKind::Dispatched,
-            serde_json::json!({"term": term.0, "queue_lost": true}),
-        );
+        let event = EventRecord::of(EventDetail::Dispatched(DispatchedDetail {
+            term: term.0,
+            queue_lost: true,
+        }));
         let mut leader = self.driver.leader().await?;
         Ok(leader.apply(sql, Some(&event), false).await?.count())
     }
-}
-
-/// A reap candidate: its id and what the decision needs.
-fn expired(row: Row) -> Result<(Uuid, Snapshot), StoreError> {
-    let mut cells = Cells::of(row);
-    let id = cells.uuid()?;
-    let attempt = count(id, cells.int()?)?;
-    let max_attempts = count(id, cells.int()?)?;
-    let worker = cells.opt_text()?;
-    let strategy = cells.text()?;
-    let priority = priority_of(id, cells.int()?)?;
-    Ok((
-        id,
-        Snapshot {
-            state: JobState::Running,
-            attempt,
-            max_attempts,
-            worker,
-            strategy: strategy
-                .parse()
-                .map_err(|e| StoreError::Corrupt(Cause::of(format!("job {id}"), e)))?,
-            priority,
-        },
-    ))
 }
 
 impl<D: Driver> SqlStore<D> {
