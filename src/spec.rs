@@ -80,7 +80,7 @@ fn fields(f: &mut Fields<'_>) -> Parsed<JobSpec> {
         }
         url
     });
-    let job_type = job_type.map(|t| t.unwrap_or(JobType::NavigateExtract));
+    let job_type = job_type.map(|t| t.unwrap_or(JobType::DEFAULT));
     let strategy = strategy.map(|s| s.unwrap_or(Strategy::Auto));
     if let (Some(job_type), Some(Strategy::Http)) = (job_type, strategy)
         && job_type.needs_browser()

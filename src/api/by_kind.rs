@@ -126,6 +126,60 @@ pub fn type_jobs(document: &mut Value) {
     );
 }
 
+/// Replaces the served document's `JobRequest` with one schema per kind (`<Kind>Request`,
+/// its `job_type` fixed and its payload typed) and their union. Exactly one matches any
+/// request: each names its own `job_type`, and only the default kind's may leave it out.
+pub fn type_requests(document: &mut Value) {
+    let Some(schemas) = document["components"]["schemas"].as_object_mut() else {
+        return;
+    };
+    let Some(base) = schemas.get("JobRequest").cloned() else {
+        return;
+    };
+    let mut variants = Vec::new();
+    for &job_type in JobType::ALL {
+        let (payload, _) = job_type.schema_names();
+        let name = format!("{}Request", pascal(job_type.as_str()));
+        schemas.insert(name.clone(), request_schema(&base, job_type, &payload));
+        variants.push(json!({"$ref": format!("#/components/schemas/{name}")}));
+    }
+    schemas.insert(
+        "JobRequest".to_owned(),
+        json!({
+            "description": "`POST /api/v1/jobs`: a job of one kind, its payload typed by its \
+                            `job_type`. Optional fields may also be `null` (the same as absent).",
+            "oneOf": variants,
+        }),
+    );
+}
+
+/// `JobRequest` for one kind: its `job_type` (required unless it is the default) and its
+/// payload's schema.
+fn request_schema(base: &Value, job_type: JobType, payload: &str) -> Value {
+    let mut request = base.clone();
+    request["description"] = json!(format!("A `{job_type}` job request."));
+    let default = job_type == JobType::DEFAULT;
+    request["properties"]["job_type"] = if default {
+        json!({
+            "oneOf": [{"type": "string", "enum": [job_type.as_str()]}, {"type": "null"}],
+            "description": "What the job does (the default: may be left out)."
+        })
+    } else {
+        json!({"type": "string", "enum": [job_type.as_str()], "description": "What the job does."})
+    };
+    if !default && let Some(required) = request["required"].as_array_mut() {
+        required.push(json!("job_type"));
+    }
+    request["properties"]["payload"] = json!({
+        "oneOf": [
+            {"$ref": format!("#/components/schemas/{payload}")},
+            {"type": "null"}
+        ],
+        "description": "The job type's options (at most 256 KiB)."
+    });
+    request
+}
+
 /// What every result holds beside its kind's fields.
 fn attempt_fields() -> Value {
     json!({

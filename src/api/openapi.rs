@@ -205,8 +205,6 @@ pub fn served() -> &'static Value {
     static SERVED: OnceLock<Value> = OnceLock::new();
     SERVED.get_or_init(|| {
         let mut document = serde_json::to_value(document()).unwrap_or(Value::Null);
-        super::by_kind::type_jobs(&mut document);
-        super::by_kind::type_events(&mut document);
         if let Some(request) = document["components"]["schemas"]["JobRequest"].as_object_mut() {
             request.insert(
                 "not".to_owned(),
@@ -216,6 +214,10 @@ pub fn served() -> &'static Value {
                 }),
             );
         }
+        // After the rule above, which each kind's request keeps.
+        super::by_kind::type_requests(&mut document);
+        super::by_kind::type_jobs(&mut document);
+        super::by_kind::type_events(&mut document);
         document
     })
 }
@@ -327,9 +329,11 @@ mod tests {
     #[test]
     fn the_job_request_schema_names_only_fields_the_parser_knows() {
         let document = served();
-        let properties = document["components"]["schemas"]["JobRequest"]["properties"]
+        // Every kind's request names the same properties; the default kind's is the one a
+        // request without `job_type` matches.
+        let properties = document["components"]["schemas"]["NavigateExtractRequest"]["properties"]
             .as_object()
-            .expect("JobRequest properties")
+            .expect("NavigateExtractRequest properties")
             .clone();
         assert!(properties.len() >= 9, "{properties:?}");
         for name in properties.keys().filter(|name| *name != "url") {

@@ -31,6 +31,11 @@ registry::job_kinds! {
     noop::Noop,
 }
 
+impl JobType {
+    /// The job type of a request that names none.
+    pub const DEFAULT: JobType = JobType::NavigateExtract;
+}
+
 /// One kind of job.
 pub trait JobKind {
     /// The kind's name, as `job_type` says it.

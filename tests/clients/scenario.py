@@ -21,13 +21,16 @@ from cp_client.models import (
     ErrorKind,
     EventsPage,
     JobError,
-    JobRequest,
     JobsPage,
     JobState,
     JobType,
     NavigateExtractJob,
+    NavigateExtractRequest,
     NavigateExtractResult,
     ScreenshotJob,
+    ScreenshotPayload,
+    ScreenshotRequest,
+    ScreenshotRequestJobType,
     ScreenshotResult,
     Strategy,
     SucceededEvent,
@@ -53,9 +56,7 @@ def main() -> None:
     )
 
     # Submit a navigate_extract, wait for it with the API's own ?wait=, read typed fields.
-    request = JobRequest(
-        url=f"{site}/", job_type=JobType.NAVIGATE_EXTRACT, strategy=Strategy.HTTP
-    )
+    request = NavigateExtractRequest(url=f"{site}/", strategy=Strategy.HTTP)
     job = expect(create_job.sync(client=client, body=request), NavigateExtractJob)
     done = expect(get_job.sync(job.id, client=client, wait="30s"), NavigateExtractJob)
     assert done.state == JobState.SUCCEEDED, done.error
@@ -77,13 +78,15 @@ def main() -> None:
     assert isinstance(events[-1], SucceededEvent), events[-1]
 
     # A delayed job is cancelled with no body at all.
-    later = JobRequest(url=f"{site}/", delay_ms=3_600_000)
+    later = NavigateExtractRequest(url=f"{site}/", delay_ms=3_600_000)
     delayed = expect(create_job.sync(client=client, body=later), NavigateExtractJob)
     cancelled = expect(cancel_job.sync(delayed.id, client=client), NavigateExtractJob)
     assert cancelled.state == JobState.CANCELLED
 
     # A job that fails (the site answers 404) is retried with no body.
-    missing = JobRequest(url=f"{site}/status/404", strategy=Strategy.HTTP, max_attempts=1)
+    missing = NavigateExtractRequest(
+        url=f"{site}/status/404", strategy=Strategy.HTTP, max_attempts=1
+    )
     failing = expect(create_job.sync(client=client, body=missing), NavigateExtractJob)
     failed = expect(get_job.sync(failing.id, client=client, wait="30s"), NavigateExtractJob)
     assert failed.state == JobState.FAILED
@@ -95,7 +98,12 @@ def main() -> None:
     assert retried.max_attempts >= 1
 
     # A screenshot, downloaded as bytes.
-    shoot = JobRequest(url=f"{site}/", job_type=JobType.SCREENSHOT, strategy=Strategy.VANILLA)
+    shoot = ScreenshotRequest(
+        url=f"{site}/",
+        job_type=ScreenshotRequestJobType.SCREENSHOT,
+        strategy=Strategy.VANILLA,
+        payload=ScreenshotPayload(full_page=True),
+    )
     shot = expect(create_job.sync(client=client, body=shoot), ScreenshotJob)
     taken = expect(get_job.sync(shot.id, client=client, wait="60s"), ScreenshotJob)
     assert taken.state == JobState.SUCCEEDED, taken.error

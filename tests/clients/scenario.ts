@@ -79,7 +79,7 @@ async function main(): Promise<void> {
 
     // A screenshot, downloaded as bytes.
     const shoot = await createJob({
-        body: { url: `${site}/`, job_type: 'screenshot', strategy: 'vanilla' },
+        body: { url: `${site}/`, job_type: 'screenshot', strategy: 'vanilla', payload: { full_page: true } },
         throwOnError: true,
     });
     const taken = kind((await getJob({ path: { id: shoot.data.id }, query: { wait: '60s' }, throwOnError: true })).data, 'screenshot');
