@@ -1,5 +1,5 @@
 //! A claimed job as a worker holds it, and what a kind's `run` gets (the attempt itself is
-//! run by `crate::attempt`).
+//! run one level up, in `attempt`).
 
 use std::time::Duration;
 
