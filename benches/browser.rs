@@ -238,7 +238,7 @@ async fn main() {
     );
 
     let http = Arc::new(Attempts::new(
-        Arc::new(Engine::new(policy, None).expect("engine")),
+        Arc::new(Engine::new(policy, None)),
         domains.clone(),
     ));
     drive(Arc::clone(&http), &url, Strategy::Http, 20, 4, None).await;
@@ -260,7 +260,7 @@ async fn main() {
         let idle_mib = pss_kib(&pool.process_ids()) as f64 / 1024.0;
         let browser = Browser::new(pool.clone(), policy, artifacts.clone());
         let engine = Arc::new(Attempts::new(
-            Arc::new(Engine::new(policy, Some(browser)).expect("engine")),
+            Arc::new(Engine::new(policy, Some(browser))),
             domains.clone(),
         ));
         drive(Arc::clone(&engine), &url, Strategy::Vanilla, 5, 1, None).await;

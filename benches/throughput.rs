@@ -113,7 +113,7 @@ async fn run(backends: Backends, jobs: usize, workers: usize, concurrency: usize
     let stop = CancellationToken::new();
     let mut handles = Vec::new();
     for _ in 0..workers {
-        let engine = Arc::new(Engine::new(TargetPolicy::new(true), None).expect("engine"));
+        let engine = Arc::new(Engine::new(TargetPolicy::new(true), None));
         let domains = Arc::new(Domains::new(backends.store.clone(), backends.pacer.clone()));
         let worker = Worker::new(
             dispatcher.clone(),

@@ -12,7 +12,9 @@ use super::AppState;
 use super::auth::Writer;
 use super::body::BatchBody;
 use super::deadline::Deadline;
-use super::jobs::{REPLAYED, admit, check_callback, idempotency_key, key_reused, permitted_target};
+use super::jobs::{
+    REPLAYED, admit, check_callback, idempotency_key, key_reused, known_proxy, permitted_target,
+};
 use super::problem::Problem;
 use super::schemas::BatchRequest;
 use crate::job::FieldError;
@@ -63,6 +65,7 @@ pub async fn create_batch(
                 .await
                 .map_err(|problem| problem.within(&format!("jobs[{index}].")))?;
         }
+        known_proxy(&state, spec).map_err(|problem| problem.within(&format!("jobs[{index}].")))?;
     }
     let admitted = admit(&state, &caller, specs.len() as u64, deadline).await?;
     let created = state.dispatcher.submit_batch(admitted, specs, key).await?;

@@ -201,6 +201,18 @@ fn attempt_fields() -> Value {
                 "minimum": 0,
                 "description": "How long the attempt ran, every rung and probe included, in \
                                 milliseconds (absent on results stored before it was kept)."
+            },
+            "dialogs": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/JavaScriptDialog"},
+                "maxItems": crate::engine::tally::MAX_DIALOGS,
+                "description": "The JavaScript dialogs the attempt's pages opened, each \
+                                answered at once so the page went on (absent when none)."
+            },
+            "spent": {
+                "$ref": "#/components/schemas/Spent",
+                "description": "What the attempt spent: browser time and requests by route \
+                                (absent on results stored before it was kept)."
             }
         }
     })

@@ -14,7 +14,7 @@ use super::AppState;
 use super::auth::Operator;
 use super::body::JsonBody;
 use super::problem::Problem;
-use crate::job::Rung;
+use crate::job::Step;
 use crate::job::target::{is_dns_name, normalize_host};
 use crate::memory::evidence::WINDOW;
 use crate::memory::{
@@ -37,8 +37,9 @@ pub struct DomainsPage {
     pub next_after: Option<String>,
 }
 
-/// What is believed about each rung, by rung name.
-type RungTable = BTreeMap<Rung, RungStats>;
+/// What is believed about each step of the ladder, by its name (`stealth`, `stealth via
+/// residential`).
+type RungTable = BTreeMap<Step, RungStats>;
 
 /// One host under a domain.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -72,6 +72,7 @@ pub async fn create(
     if let Some(callback) = &spec.callback {
         check_callback(&state, callback).await?;
     }
+    known_proxy(&state, &spec)?;
     let admitted = admit(&state, &caller, 1, deadline).await?;
     let created = state
         .dispatcher
@@ -187,6 +188,22 @@ pub(super) async fn check_callback(
         )]));
     }
     permitted_target(state, "callback.url", callback).await
+}
+
+/// A job's `proxy` names a pool or tier this deployment has (or `none`), or a 422 naming
+/// the field.
+pub(super) fn known_proxy(state: &AppState, spec: &crate::spec::JobSpec) -> Result<(), Problem> {
+    let Some(choice) = spec.payload.page().and_then(|page| page.proxy.as_deref()) else {
+        return Ok(());
+    };
+    if state.pools.knows(choice) {
+        return Ok(());
+    }
+    Err(Problem::invalid_fields(vec![FieldError::new(
+        "payload.proxy",
+        "unknown_proxy",
+        format!("no proxy pool or tier is named {choice:?} (PROXY_POOLS); none goes direct"),
+    )]))
 }
 
 /// `url` (the request's `field`) passes the target policy, or a 422 naming the field.

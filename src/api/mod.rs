@@ -15,6 +15,7 @@ pub mod live;
 pub mod openapi;
 pub mod paging;
 pub mod problem;
+pub mod proxies;
 pub mod retention;
 pub mod schemas;
 pub mod scrape;
@@ -76,6 +77,8 @@ pub struct AppState {
     pub holds: holds::Holds,
     /// Whether jobs may carry a `callback` (a `WEBHOOK_SECRET` is set to sign it with).
     pub callbacks: bool,
+    /// The proxy pools jobs may name (and whose health the API shows).
+    pub pools: crate::proxy::Pools,
     /// This process's metrics and what a scrape reads.
     pub scrape: scrape::Sources,
     /// Erases jobs on request.
@@ -97,6 +100,7 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
         .route("/api/v1/jobs/{id}/artifacts/{name}", get(artifacts::get))
         .route("/api/v1/queue/stats", get(queue_stats))
         .route("/metrics", get(metrics))
+        .route("/api/v1/proxies", get(proxies::list))
         .route("/api/v1/domains", get(domains::list))
         .route("/api/v1/domains/{domain}", get(domains::get))
         .route(

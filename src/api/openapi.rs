@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::jobs::{IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY};
 use super::problem::Problem;
+use crate::engine::tally::{Dialog, Spent};
 
 /// The document, built once from every annotated handler.
 #[derive(OpenApi)]
@@ -42,6 +43,7 @@ use super::problem::Problem;
         super::retention::get,
         super::retention::put,
         super::retention::delete,
+        super::proxies::list,
         super::domains::list,
         super::domains::get,
         super::domains::put_policy,
@@ -52,13 +54,14 @@ use super::problem::Problem;
         openapi_json,
         docs,
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, Dialog, Spent)),
     modifiers(&Contract),
     security(("bearer" = [])),
     tags(
         (name = "jobs", description = "Submit, read, cancel and retry jobs of the caller's tenant"),
         (name = "tenants", description = "Quotas and retention (admin)"),
         (name = "domains", description = "The domain memory, pace and overrides (admin)"),
+        (name = "proxies", description = "Upstream proxy pools and their health (admin)"),
         (name = "service", description = "Liveness, readiness and this contract (no key needed)"),
     )
 )]

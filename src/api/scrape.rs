@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::browser::BrowserPool;
 use crate::metrics::{Metrics, catch_up, gauge};
+use crate::proxy::Pools;
 use crate::queue::JobQueue;
 use crate::store::JobStore;
 
@@ -36,6 +37,8 @@ pub struct Sources {
     /// Whether to read job counts and queue levels (API processes; a worker leaves the
     /// shared backlog to them, so it is counted once).
     pub backlog: bool,
+    /// The upstream proxy pools, whose health this process keeps.
+    pub proxies: Pools,
 }
 
 impl Sources {
@@ -67,6 +70,26 @@ impl Sources {
             catch_up(&f.browser_restarts, stats.restarts);
             catch_up(&f.browser_recycles, stats.recycles);
             catch_up(&f.browser_pages, stats.pages_served);
+        }
+        self.proxy_health();
+    }
+
+    /// Each upstream proxy's use and health, by pool, tier and name (never its address's
+    /// credentials).
+    fn proxy_health(&self) {
+        let f = self.metrics.families();
+        for pool in self.proxies.views() {
+            for proxy in &pool.proxies {
+                let labels = [pool.name.as_str(), pool.tier.as_str(), proxy.name.as_str()];
+                catch_up(&f.proxy_attempts.with_label_values(&labels), proxy.attempts);
+                catch_up(&f.proxy_failures.with_label_values(&labels), proxy.failures);
+                f.proxy_in_flight
+                    .with_label_values(&labels)
+                    .set(i64::from(proxy.in_flight));
+                f.proxy_benched
+                    .with_label_values(&labels)
+                    .set(i64::from(proxy.state == "benched"));
+            }
         }
     }
 
@@ -123,6 +146,7 @@ async fn metrics(State(sources): State<Sources>) -> Response {
 /// metrics listener. It answers without keys: bind it where only the scraper reaches.
 pub async fn serve(listener: TcpListener, sources: Sources, shutdown: CancellationToken) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
+    let _own = addr.map(|addr| crate::engine::own_ports::OwnPort::guard(addr.port()));
     let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))

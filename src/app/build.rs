@@ -22,10 +22,10 @@ use crate::engine::Engine;
 use crate::engine::browser::{
     Browser, BrowserPool, INSTALL_HINT, PersonaDefaults, PoolConfig, find_chrome, sandboxed,
 };
-use crate::engine::http::webhook_client;
 use crate::job::target::TargetPolicy;
 use crate::memory::{Domains, MemoryIndex};
 use crate::metrics::Metrics;
+use crate::proxy::Pools;
 use crate::queue::Signals;
 use crate::quota::{Ledger, Limiter, Quota, QuotaIndex};
 use crate::retention::{PurgePace, Purger};
@@ -42,6 +42,7 @@ pub struct App {
     domains: Arc<Domains>,
     browser_note: Option<String>,
     metrics: Metrics,
+    pools: Pools,
     settings: Settings,
 }
 
@@ -55,7 +56,7 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
     } else {
         (None, None)
     };
-    let engine = Arc::new(Engine::new(policy, browser).map_err(StartError::Engine)?);
+    let engine = Arc::new(Engine::new(policy, browser));
     let index: Arc<dyn MemoryIndex> = backends.store.clone();
     let domains = Arc::new(Domains::new(index, backends.pacer.clone()));
     Ok(App {
@@ -67,6 +68,7 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
         engine,
         browser_note,
         metrics: Metrics::new(),
+        pools: Pools::new(settings.proxy_pools.0.clone(), &settings.proxy_tiers),
         settings: settings.clone(),
     })
 }
@@ -118,6 +120,7 @@ impl App {
             scrape: self.scrape(true),
             purger: self.purger(),
             callbacks: settings.webhook_secret.0.is_some(),
+            pools: self.pools.clone(),
         }
     }
 
@@ -125,10 +128,8 @@ impl App {
     pub fn courier(&self) -> Result<Courier, StartError> {
         let settings = &self.settings;
         let policy = target_policy(settings);
-        let client = webhook_client(policy).map_err(StartError::Engine)?;
         Ok(Courier::new(
             self.dispatcher.clone(),
-            client,
             policy,
             settings.webhook_secret.0.clone(),
             settings.webhook_retry_base,
@@ -144,6 +145,7 @@ impl App {
             queue: self.dispatcher.queue().clone(),
             pool: self.pool(),
             backlog,
+            proxies: self.pools.clone(),
         }
     }
 
@@ -195,7 +197,8 @@ impl App {
     pub fn worker(&self, config: WorkerConfig) -> Worker {
         let attempts = Arc::new(
             Attempts::new(self.engine.clone(), self.domains.clone())
-                .with_result_cap(self.settings.result_max_bytes),
+                .with_result_cap(self.settings.result_max_bytes)
+                .with_pools(self.pools.clone()),
         );
         Worker::new(
             self.dispatcher.clone(),

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::artifact::ArtifactError;
 use crate::auth::AuthMode;
 use crate::config::{Command, MissingSetting, ServeArgs, Settings};
+use crate::engine::own_ports::OwnPort;
 use crate::queue::QueueError;
 use crate::store::StoreError;
 
@@ -156,6 +157,9 @@ async fn run_until_signal(
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     let config = app.worker_config();
+    let _guarded: Vec<OwnPort> = (app.settings().guarded_ports.iter())
+        .map(|port| OwnPort::guard(*port))
+        .collect();
     if work {
         // Report before the API answers, so /ready shows the browser from the start.
         app.report_now(&config.id).await;

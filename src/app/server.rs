@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use crate::api::{self, AppState};
+use crate::engine::own_ports::OwnPort;
 
 /// How long a client may take to send a request's headers, and how long an idle keep-alive
 /// connection stays open: a slow or silent client cannot hold a connection for long.
@@ -33,6 +34,11 @@ pub async fn serve_api(
     shutdown: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<()> {
+    // No job may call the API from inside the worker, whatever ALLOW_PRIVATE_TARGETS says.
+    let _own = listener
+        .local_addr()
+        .ok()
+        .map(|addr| OwnPort::guard(addr.port()));
     let router = api::router(state, crate::ui::router());
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = GracefulShutdown::new();

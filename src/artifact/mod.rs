@@ -5,6 +5,7 @@
 mod key;
 mod location;
 mod s3;
+mod unclaimed;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -292,10 +293,14 @@ impl ArtifactStore {
         if let Err(e) = self.index.put_artifact(&record, hold).await {
             // The attempt lost the job (or the job is gone): leave no object that no row
             // names; being its own, it is nobody else's. An index that is only unreachable
-            // keeps it for the retry.
-            if !e.unavailable {
-                let _ = self.objects.delete(&path).await;
-            }
+            // may have taken the row: asked again once it answers.
+            unclaimed::settle(
+                self.objects.clone(),
+                self.index.clone(),
+                record,
+                path,
+                !e.unavailable,
+            );
             return Err(e.into());
         }
         Ok(record)

@@ -18,9 +18,12 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::engine::Engine;
+use crate::engine::egress::Route;
+use crate::engine::tally::Tally;
 use crate::job::{ErrorKind, JobError, Rung, Strategy, StrategyDecision};
 use crate::kinds::{Payload, RunningJob};
-use crate::memory::{Admission, Domains, decision};
+use crate::memory::{Admission, Domains, Reach, decision};
+use crate::proxy::Pools;
 use crate::queue::QueueError;
 
 pub use admission::Entry;
@@ -47,6 +50,7 @@ pub type Outcome = Result<Finished, JobError>;
 pub struct Attempts {
     engine: Arc<Engine>,
     domains: Arc<Domains>,
+    pools: Pools,
     result_max_bytes: usize,
 }
 
@@ -57,8 +61,14 @@ impl Attempts {
         Attempts {
             engine,
             domains,
+            pools: Pools::default(),
             result_max_bytes: DEFAULT_RESULT_MAX_BYTES,
         }
+    }
+
+    /// The same, relaying jobs that name a proxy pool or tier through `pools`.
+    pub fn with_pools(self, pools: Pools) -> Attempts {
+        Attempts { pools, ..self }
     }
 
     /// The same, failing results over `bytes` of JSON (`RESULT_MAX_BYTES`).
@@ -109,7 +119,8 @@ impl Attempts {
     pub async fn run(&self, job: &RunningJob, stop: &CancellationToken) -> Outcome {
         let began = Instant::now();
         let run = AssertUnwindSafe(self.climb(job, stop, began)).catch_unwind();
-        match tokio::time::timeout(job.attempt_budget(), run).await {
+        let budget = job.attempt_budget(self.pools.tiers().len());
+        match tokio::time::timeout(budget, run).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_panic)) => Err(JobError::new(
                 ErrorKind::Internal,
@@ -136,52 +147,80 @@ impl Attempts {
                 format!("the stored payload cannot be read: {e}"),
             )
         })?;
+        let tally = Tally::default();
+        // A job that names a pool or tier (or `none`) takes one proxy for the whole attempt
+        // (every rung and probe), chosen before the first; else each step of the ladder
+        // leaves by its own tier.
+        let fixed = match payload.page().and_then(|page| page.proxy.as_deref()) {
+            Some(choice) if running.job_type.reaches_web() => {
+                let deadline = tokio::time::Instant::now() + running.timeout();
+                Some(self.pools.route(Some(choice), deadline).await?)
+            }
+            _ => None,
+        };
         let job = Job {
             attempts: self,
             payload: &payload,
             running,
             stop,
+            tally: &tally,
+            fixed: fixed.as_ref(),
         };
         if !running.job_type.reaches_web() {
             let rung = running.strategy.rung().unwrap_or(Rung::Http);
-            let output = job.run_rung(&payload, rung).await?;
+            let output = job.run_rung(&payload, rung, Route::Direct).await?;
+            let (dialogs, spent) = tally.taken();
             return self.finish(JobResult {
                 output,
                 executed_with: None,
                 strategy_decision: None,
                 took_ms: elapsed_ms(began),
+                dialogs,
+                spent,
             });
         }
-        let has_browser = self.engine.browser().is_some();
-        let needs_browser = payload.needs_browser();
+        let tiers = match fixed {
+            Some(_) => Vec::new(),
+            None => self.pools.tiers(),
+        };
+        let reach = Reach {
+            needs_browser: payload.needs_browser(),
+            has_browser: self.engine.browser().is_some(),
+            tiers: &tiers,
+        };
         let start = self
             .domains
-            .start(
-                &running.domain,
-                running.strategy,
-                needs_browser,
-                has_browser,
-            )
+            .start(&running.domain, running.strategy, reach)
             .await;
         let mut climb = Climb::run(&job, &start).await;
         let probe = match start.reason {
             Some(_) => climb.probe(&job, &start).await,
             None => None,
         };
+        // The step it really started on: a job's own proxy replaces the ladder's routes.
+        let first = climb
+            .tried
+            .first()
+            .map_or(start.first.clone(), |t| t.step());
         let decision: Option<StrategyDecision> = start
             .reason
             .as_deref()
-            .map(|reason| decision(start.first, &climb.tried, reason, probe));
+            .map(|reason| decision(&first, &climb.tried, reason, probe));
         self.domains
             .learned(&climb.observations, decision.as_ref())
             .await;
         match climb.outcome {
-            Ok((output, ran_with)) => self.finish(JobResult {
-                output,
-                executed_with: Some(ran_with.strategy()),
-                strategy_decision: decision,
-                took_ms: elapsed_ms(began),
-            }),
+            Ok((output, ran_with)) => {
+                let (dialogs, spent) = tally.taken();
+                self.finish(JobResult {
+                    output,
+                    executed_with: Some(ran_with.strategy()),
+                    strategy_decision: decision,
+                    took_ms: elapsed_ms(began),
+                    dialogs,
+                    spent,
+                })
+            }
             Err(mut error) => {
                 error.strategy_decision = decision.map(Box::new);
                 Err(error)

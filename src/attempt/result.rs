@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::engine::tally::{Dialog, Spent};
 use crate::job::{Strategy, StrategyDecision};
 use crate::kinds::Output;
 
@@ -20,4 +21,9 @@ pub struct JobResult {
     pub strategy_decision: Option<StrategyDecision>,
     /// How long the attempt ran, every rung and probe included, in milliseconds.
     pub took_ms: u64,
+    /// The JavaScript dialogs its pages opened, each answered so the page went on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dialogs: Vec<Dialog>,
+    /// What it spent: browser time, and requests by route.
+    pub spent: Spent,
 }

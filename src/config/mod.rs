@@ -299,6 +299,12 @@ pub struct Settings {
     #[arg(long, env = "AUTH", global = true, value_enum)]
     pub auth: Option<AuthMode>,
 
+    /// More ports no job may reach on this machine, comma-separated (e.g. the API port of a
+    /// `serve` process beside this worker, a local database's). The API, `/metrics`, the
+    /// browsers' DevTools endpoints and the egress proxies are always guarded.
+    #[arg(long, env = "GUARDED_PORTS", global = true, value_delimiter = ',')]
+    pub guarded_ports: Vec<u16>,
+
     /// Host names the API answers to, comma-separated; `*` for any, `*.example.com` for
     /// subdomains [default: on a loopback BIND, its address and localhost; else any].
     #[arg(long, env = "ALLOWED_HOSTS", global = true, value_delimiter = ',')]
@@ -309,6 +315,24 @@ pub struct Settings {
     /// admin keys].
     #[arg(long, env = "METRICS_BIND", global = true)]
     pub metrics_bind: Option<SocketAddr>,
+
+    /// Upstream proxy pools, as JSON: `[{"name", "tier", "rotation", "max_per_proxy",
+    /// "proxies": ["http://user:pass@host:port", "socks5://…", {"name", "url"}]}]`. Jobs name
+    /// a pool or a tier with their `proxy` option. Never shown (it holds credentials).
+    #[arg(
+        long,
+        env = "PROXY_POOLS",
+        global = true,
+        hide_env_values = true,
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub proxy_pools: crate::proxy::spec::PoolsSetting,
+
+    /// Proxy tiers from cheapest to dearest, comma-separated [default: the order in which
+    /// PROXY_POOLS first names them].
+    #[arg(long, env = "PROXY_TIERS", global = true, value_delimiter = ',')]
+    pub proxy_tiers: Vec<String>,
 
     /// The key webhook deliveries are signed with, `whsec_<base64 of 24 to 64 bytes>` (the
     /// Standard Webhooks form). Without it (or empty), jobs with a `callback` are refused.

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{
@@ -13,10 +12,13 @@ use reqwest::header::{
 use reqwest::redirect;
 use url::Url;
 
+use super::Attempt;
 use super::body::{ContentKind, content_kind, decode};
+use super::egress::{Egress, Route};
 use super::judge::{self, Signals};
 use super::options::CookieSpec;
-use crate::job::target::{ResolveError, TargetPolicy, TargetRefused};
+use super::tally::Tally;
+use crate::job::target::{TargetPolicy, TargetRefused};
 use crate::job::{ErrorKind, JobError};
 
 /// The most redirects a request follows.
@@ -31,30 +33,6 @@ pub const DEFAULT_USER_AGENT: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     ")"
 );
-
-/// Resolves host names and refuses those that resolve to non-public addresses, so a name
-/// that passed the check at submission cannot be pointed at a private network later.
-struct PolicyResolver {
-    policy: TargetPolicy,
-}
-
-impl reqwest::dns::Resolve for PolicyResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.policy;
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs = policy.resolve(&host, 0).await.map_err(|e| match e {
-                // Boxed as itself, so `request_error` finds it and reports `target_policy`.
-                ResolveError::Refused(refused) => {
-                    Box::new(refused) as Box<dyn StdError + Send + Sync>
-                }
-                lookup => Box::new(lookup),
-            })?;
-            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
-            Ok(addrs)
-        })
-    }
-}
 
 /// What one GET sends besides the url.
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,31 +81,77 @@ impl Fetched {
     }
 }
 
-/// A client for webhook deliveries: the target policy's resolver, and no redirects (a
-/// receiver answers where it was asked; a redirect counts as a failed delivery).
-pub fn webhook_client(policy: TargetPolicy) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// A reqwest client whose every connection leaves through an egress of its own, which
+/// resolves, checks and connects (or relays through the route's upstream proxy).
+pub struct Outbound {
+    /// The client.
+    pub client: reqwest::Client,
+    /// The egress its connections go through: it explains refusals.
+    pub egress: Egress,
+}
+
+impl Outbound {
+    /// Opens an egress on `route` and a client from `builder` that uses it for everything.
+    pub async fn open(
+        policy: TargetPolicy,
+        route: Route,
+        tally: Tally,
+        builder: reqwest::ClientBuilder,
+    ) -> Result<Outbound, JobError> {
+        let egress = Egress::start(policy, route, tally).await.map_err(|e| {
+            JobError::new(
+                ErrorKind::Internal,
+                format!("cannot start the job's network proxy: {e}"),
+            )
+        })?;
+        let proxy = reqwest::Proxy::all(egress.proxy_server())
+            .map_err(|e| JobError::new(ErrorKind::Internal, e.to_string()))?;
+        let client = builder
+            .proxy(proxy)
+            .build()
+            .map_err(|e| JobError::new(ErrorKind::Internal, e.to_string()))?;
+        Ok(Outbound { client, egress })
+    }
+
+    /// Classifies a failure of this client's request: as the egress explains it when it
+    /// refused or could not carry the request, else as [`request_error`].
+    pub fn error(&self, error: reqwest::Error) -> JobError {
+        match self.egress.explain() {
+            Some(explained) if !error.is_timeout() => explained,
+            _ => request_error(error),
+        }
+    }
+}
+
+/// A client for webhook deliveries, through an egress that lives as long as it does: the
+/// target policy's checks, and no redirects (a receiver answers where it was asked; a
+/// redirect counts as a failed delivery).
+pub async fn webhook_client(policy: TargetPolicy) -> Result<Outbound, JobError> {
+    let builder = reqwest::Client::builder()
         .redirect(redirect::Policy::none())
-        .dns_resolver(Arc::new(PolicyResolver { policy }))
         .user_agent(concat!(
             "control-plane-webhooks/",
             env!("CARGO_PKG_VERSION")
         ))
-        .connect_timeout(Duration::from_secs(10))
-        .no_proxy()
-        .build()
+        .connect_timeout(Duration::from_secs(10));
+    Outbound::open(policy, Route::Direct, Tally::default(), builder).await
 }
 
-/// Runs plain GETs.
+/// Runs plain GETs, each attempt through an egress of its own.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    client: reqwest::Client,
     policy: TargetPolicy,
 }
 
 impl HttpClient {
     /// A client whose every connection and redirect obeys `policy`.
-    pub fn new(policy: TargetPolicy) -> Result<HttpClient, reqwest::Error> {
+    pub fn new(policy: TargetPolicy) -> HttpClient {
+        HttpClient { policy }
+    }
+
+    /// The client of one attempt: redirects checked, connections through its egress.
+    async fn outbound(&self, route: &Route, tally: &Tally) -> Result<Outbound, JobError> {
+        let policy = self.policy;
         let redirects = redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
                 return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
@@ -136,44 +160,43 @@ impl HttpClient {
                 let scheme = attempt.url().scheme().to_owned();
                 return attempt.error(format!("redirect to a {scheme}: url"));
             }
-            // Host names are checked by the resolver; IP literals never reach it.
+            // Said early and plainly here; the egress would refuse the connection anyway.
             match policy.check_literal(attempt.url()) {
                 Ok(()) => attempt.follow(),
                 Err(refused) => attempt.error(refused),
             }
         });
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .redirect(redirects)
-            .dns_resolver(Arc::new(PolicyResolver { policy }))
             .user_agent(DEFAULT_USER_AGENT)
             .connect_timeout(Duration::from_secs(10))
-            .no_proxy()
-            .build()?;
-        Ok(HttpClient { client, policy })
+            .pool_max_idle_per_host(0);
+        Outbound::open(policy, route.clone(), tally.clone(), builder).await
     }
 
-    /// GETs `url` within `timeout`. Error statuses and anti-bot answers are errors, judged
-    /// from the status, headers and the start of the body.
+    /// GETs the attempt's url within its timeout, leaving by its route. Error statuses and
+    /// anti-bot answers are errors, judged from the status, headers and the start of the body.
     pub async fn fetch(
         &self,
-        url: &str,
+        attempt: &Attempt,
         request: &FetchRequest<'_>,
-        timeout: Duration,
     ) -> Result<Fetched, JobError> {
-        let url = Url::parse(url)
+        let timeout = attempt.timeout;
+        let url = Url::parse(&attempt.url)
             .map_err(|e| JobError::new(ErrorKind::InvalidPayload, format!("bad url: {e}")))?;
         self.policy
             .check_literal(&url)
             .map_err(|refused| refused_error(&refused))?;
         let started = Instant::now();
-        let response = self
+        let outbound = self.outbound(&attempt.route, &attempt.tally).await?;
+        let response = outbound
             .client
             .get(url)
             .headers(headers(request))
             .timeout(timeout)
             .send()
             .await
-            .map_err(request_error)?;
+            .map_err(|e| outbound.error(e))?;
         let status = response.status();
         if status.is_client_error() || status.is_server_error() {
             return Err(refusal(response).await);
@@ -182,7 +205,7 @@ impl HttpClient {
         let content_type = header(&response, CONTENT_TYPE);
         let retry_after = header(&response, reqwest::header::RETRY_AFTER);
         let cf_mitigated = header(&response, HeaderName::from_static("cf-mitigated"));
-        let (body, body_truncated) = read_body(response).await?;
+        let (body, body_truncated) = read_body(response).await.map_err(|e| outbound.error(e))?;
         Ok(Fetched {
             status: status.as_u16(),
             final_url,
@@ -273,9 +296,9 @@ async fn refusal(mut response: reqwest::Response) -> JobError {
 }
 
 /// Reads the body up to [`MAX_BODY_BYTES`]; the flag says whether more was sent.
-async fn read_body(mut response: reqwest::Response) -> Result<(Vec<u8>, bool), JobError> {
+async fn read_body(mut response: reqwest::Response) -> Result<(Vec<u8>, bool), reqwest::Error> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(request_error)? {
+    while let Some(chunk) = response.chunk().await? {
         let room = MAX_BODY_BYTES - body.len();
         if chunk.len() > room {
             body.extend_from_slice(&chunk[..room]);
@@ -291,7 +314,7 @@ fn refused_error(refused: &TargetRefused) -> JobError {
 }
 
 /// Classifies a reqwest failure: refused targets, timeouts, or navigation errors.
-fn request_error(error: reqwest::Error) -> JobError {
+pub fn request_error(error: reqwest::Error) -> JobError {
     let mut source: Option<&(dyn StdError + 'static)> = Some(&error);
     while let Some(cause) = source {
         if let Some(refused) = cause.downcast_ref::<TargetRefused>() {
@@ -324,34 +347,4 @@ pub fn error_chain(error: &dyn StdError) -> String {
         source = cause.source();
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::SocketAddr;
-
-    use super::*;
-    use reqwest::dns::Resolve;
-
-    #[tokio::test]
-    async fn the_resolver_refuses_names_that_resolve_to_private_addresses() {
-        let strict = PolicyResolver {
-            policy: TargetPolicy::new(false),
-        };
-        let name = "localhost".parse().expect("name");
-        let error = match strict.resolve(name).await {
-            Ok(_) => panic!("localhost must be refused"),
-            Err(e) => e,
-        };
-        assert!(error.downcast_ref::<TargetRefused>().is_some(), "{error}");
-        let open = PolicyResolver {
-            policy: TargetPolicy::new(true),
-        };
-        let name = "localhost".parse().expect("name");
-        let addrs: Vec<SocketAddr> = match open.resolve(name).await {
-            Ok(addrs) => addrs.collect(),
-            Err(e) => panic!("localhost must resolve: {e}"),
-        };
-        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
-    }
 }

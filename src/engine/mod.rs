@@ -3,10 +3,13 @@
 
 pub mod body;
 pub mod browser;
+pub mod egress;
 pub mod extract;
 pub mod http;
 pub mod judge;
 pub mod options;
+pub mod own_ports;
+pub mod tally;
 
 use std::time::Duration;
 
@@ -19,7 +22,7 @@ pub use browser::Browser;
 pub use http::HttpClient;
 
 /// The attempt a service works for: what it needs to know of the job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Attempt {
     /// The job (artifacts are kept under it).
     pub id: Uuid,
@@ -29,6 +32,10 @@ pub struct Attempt {
     pub timeout: Duration,
     /// The attempt and worker holding the job: what the artifacts it writes are fenced by.
     pub hold: Hold,
+    /// How its connections leave the worker.
+    pub route: egress::Route,
+    /// What it met and spent so far.
+    pub tally: tally::Tally,
 }
 
 /// The services of one worker: a plain HTTP client, and Chromium when there is one.
@@ -41,11 +48,11 @@ pub struct Engine {
 impl Engine {
     /// An engine whose network access obeys `policy`; browser work runs in `browser` when
     /// there is one.
-    pub fn new(policy: TargetPolicy, browser: Option<Browser>) -> Result<Engine, reqwest::Error> {
-        Ok(Engine {
-            http: HttpClient::new(policy)?,
+    pub fn new(policy: TargetPolicy, browser: Option<Browser>) -> Engine {
+        Engine {
+            http: HttpClient::new(policy),
             browser,
-        })
+        }
     }
 
     /// The http client.

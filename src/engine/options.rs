@@ -119,7 +119,12 @@ pub struct PageOptions {
     /// When navigation counts as done.
     #[serde(default, skip_serializing_if = "is_default")]
     pub wait_until: WaitUntil,
+    /// The proxy pool or tier the job's requests go through, or `none` (direct).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
+
+pub use crate::job::step::is_proxy_name;
 
 impl PageOptions {
     /// The viewport to use.

@@ -4,16 +4,29 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Rung, Verdict};
+use super::{Rung, Step, Verdict};
 
 /// One rung's try within an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TriedRung {
     /// The rung, as the strategy it runs (`http`, `vanilla`, `stealth`).
     pub strategy: Rung,
+    /// The proxy tier its connections left through; absent when they left directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_tier: Option<String>,
     /// What it came to; absent when the outcome said nothing about the site (the job's
     /// own fault, a cancel, the browser crashing).
     pub verdict: Option<Verdict>,
+}
+
+impl TriedRung {
+    /// The ladder's step it ran on.
+    pub fn step(&self) -> Step {
+        Step {
+            rung: self.strategy,
+            tier: self.proxy_tier.clone(),
+        }
+    }
 }
 
 /// Where an `auto` attempt started, what it tried and why.
@@ -21,6 +34,9 @@ pub struct TriedRung {
 pub struct StrategyDecision {
     /// The rung the attempt started on.
     pub chosen: Rung,
+    /// The proxy tier it started through; absent when it started direct.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen_proxy_tier: Option<String>,
     /// Each rung tried, in order: a blocked rung hands over to the next, once.
     pub tried: Vec<TriedRung>,
     /// Why it started there (`learned: …`, `no evidence: …`, a policy).
@@ -49,13 +65,16 @@ mod tests {
     fn a_decision_reads_as_it_always_has_and_ends_on_its_last_rung() {
         let decision = StrategyDecision {
             chosen: Rung::Http,
+            chosen_proxy_tier: None,
             tried: vec![
                 TriedRung {
                     strategy: Rung::Http,
+                    proxy_tier: None,
                     verdict: Some(Verdict::Blocked),
                 },
                 TriedRung {
                     strategy: Rung::Vanilla,
+                    proxy_tier: None,
                     verdict: Some(Verdict::Success),
                 },
             ],

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::engine::options::PageOptions;
 use crate::job::fields::{Fields, Parsed};
 use crate::job::{JobError, Strategy};
 
@@ -62,6 +63,11 @@ pub trait JobKind {
     /// what only a browser can do (`auto` then never starts it on `http`).
     fn needs_browser(_payload: &Self::Payload) -> bool {
         Self::NEEDS_BROWSER
+    }
+
+    /// The page options of this job, for kinds that load a page (where its `proxy` is).
+    fn page(_payload: &Self::Payload) -> Option<&PageOptions> {
+        None
     }
 
     /// Parses the payload object, naming every bad field. `strategy` is the job's (when it

@@ -74,6 +74,10 @@ pub struct Extraction {
 }
 
 impl JobKind for NavigateExtract {
+    fn page(payload: &NavigateExtractPayload) -> Option<&PageOptions> {
+        Some(&payload.page)
+    }
+
     const NAME: &'static str = "navigate_extract";
     type Payload = NavigateExtractPayload;
     type Output = Extraction;
@@ -176,7 +180,7 @@ async fn served(run: &Run<'_>, payload: &NavigateExtractPayload) -> Result<Extra
     let fetched = run
         .engine
         .http()
-        .fetch(&run.job.url, &request, run.attempt().timeout)
+        .fetch(&run.attempt(), &request)
         .await?;
     let text = fetched.text();
     let kind = fetched.kind(&text);

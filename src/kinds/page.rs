@@ -1,5 +1,5 @@
 //! Parsing the page options every browser kind accepts: `viewport`, `user_agent`, `locale`,
-//! `timezone`, `headers`, `cookies`, `block`, `wait_until`.
+//! `timezone`, `headers`, `cookies`, `block`, `wait_until`, `proxy`.
 
 use crate::job::target::is_dns_name;
 use std::collections::BTreeMap;
@@ -27,6 +27,7 @@ pub fn parse(f: &mut Fields<'_>) -> Parsed<PageOptions> {
     let cookies = cookies(f);
     let block = block(f);
     let wait_until = wait_until(f);
+    let proxy = f.with("proxy", proxy_name);
     Some(PageOptions {
         viewport: viewport?,
         user_agent: user_agent?,
@@ -36,7 +37,21 @@ pub fn parse(f: &mut Fields<'_>) -> Parsed<PageOptions> {
         cookies: cookies?,
         block: block?,
         wait_until: wait_until?,
+        proxy: proxy?,
     })
+}
+
+/// A pool or tier name, or `none` (whether the pool exists is checked at submission).
+fn proxy_name(value: &Value) -> Result<String, (&'static str, String)> {
+    let name = as_text(value)?;
+    if crate::engine::options::is_proxy_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err((
+            "invalid",
+            "a pool or tier name (1 to 64 of a-z, 0-9, - and _), or none".to_owned(),
+        ))
+    }
 }
 
 fn viewport(f: &mut Fields<'_>) -> Parsed<Viewport> {

@@ -47,6 +47,10 @@ fn paper(value: &Value) -> Result<Paper, (&'static str, String)> {
 }
 
 impl JobKind for Pdf {
+    fn page(payload: &PdfPayload) -> Option<&PageOptions> {
+        Some(&payload.page)
+    }
+
     const NAME: &'static str = "pdf";
     const NEEDS_BROWSER: bool = true;
     type Payload = PdfPayload;

@@ -139,6 +139,11 @@ macro_rules! job_kinds {
                 match self { $(Payload::$kind(payload) => <$module::$kind as JobKind>::needs_browser(payload)),+ }
             }
 
+            /// The job's page options, when its kind loads a page.
+            pub fn page(&self) -> Option<&crate::engine::options::PageOptions> {
+                match self { $(Payload::$kind(payload) => <$module::$kind as JobKind>::page(payload)),+ }
+            }
+
             /// The payload as stored: the kind's payload in its serde form.
             pub fn to_stored(&self) -> serde_json::Value {
                 let stored = match self {

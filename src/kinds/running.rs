@@ -10,6 +10,8 @@ use uuid::Uuid;
 use super::JobType;
 
 use crate::engine::browser::INSTALL_HINT;
+use crate::engine::egress::Route;
+use crate::engine::tally::Tally;
 use crate::engine::{Attempt, Browser, Engine};
 use crate::job::{ErrorKind, Hold, JobError, Priority, Rung, Strategy};
 
@@ -54,14 +56,15 @@ impl RunningJob {
         Duration::from_millis(u64::from(self.timeout_ms))
     }
 
-    /// How long the whole attempt may run: each rung `auto` climbs gets its own timeout.
-    pub fn attempt_budget(&self) -> Duration {
-        let rungs = if self.strategy == Strategy::Auto {
-            Rung::ALL.len() as u32
+    /// How long the whole attempt may run: each step `auto` climbs gets its own timeout
+    /// (the direct rungs, then one per proxy tier of `tiers`).
+    pub fn attempt_budget(&self, tiers: usize) -> Duration {
+        let steps = if self.strategy == Strategy::Auto {
+            Rung::ALL.len() + tiers
         } else {
             1
         };
-        self.timeout() * rungs
+        self.timeout() * u32::try_from(steps).unwrap_or(u32::MAX)
     }
 }
 
@@ -78,6 +81,10 @@ pub struct Run<'a> {
     pub deadline: tokio::time::Instant,
     /// The rung this run uses (the job's strategy, or the one `auto` is trying).
     pub rung: Rung,
+    /// How the rung's connections leave the worker (direct, or through a proxy).
+    pub route: Route,
+    /// What the attempt met and spent, every rung together.
+    pub tally: Tally,
 }
 
 impl Run<'_> {
@@ -91,6 +98,8 @@ impl Run<'_> {
                 .deadline
                 .saturating_duration_since(tokio::time::Instant::now()),
             hold: self.job.hold(),
+            route: self.route.clone(),
+            tally: self.tally.clone(),
         }
     }
 

@@ -38,6 +38,10 @@ pub struct Shot {
 }
 
 impl JobKind for Screenshot {
+    fn page(payload: &ScreenshotPayload) -> Option<&PageOptions> {
+        Some(&payload.page)
+    }
+
     const NAME: &'static str = "screenshot";
     const NEEDS_BROWSER: bool = true;
     type Payload = ScreenshotPayload;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Verdict;
-use crate::job::Rung;
+use crate::job::{Rung, Step};
 
 /// How much one job's worth of newer evidence discounts older evidence.
 pub const DISCOUNT: f64 = 0.9;
@@ -34,6 +34,8 @@ pub struct Observation {
     pub job_id: Uuid,
     /// The rung it ran with.
     pub rung: Rung,
+    /// The proxy tier it left through (none: directly).
+    pub tier: Option<String>,
     /// What it came to.
     pub verdict: Verdict,
     /// How long it took.
@@ -42,7 +44,17 @@ pub struct Observation {
     pub at: DateTime<Utc>,
 }
 
-/// What is believed about one rung at a host or domain.
+impl Observation {
+    /// The ladder's step it ran on.
+    pub fn step(&self) -> Step {
+        Step {
+            rung: self.rung,
+            tier: self.tier.clone(),
+        }
+    }
+}
+
+/// What is believed about one step (a rung, direct or through a tier) at a host or domain.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RungStats {
     /// Discounted successes.
@@ -70,11 +82,11 @@ impl RungStats {
     }
 }
 
-/// Beliefs about every rung, from one set of observations.
+/// Beliefs about every step, from one set of observations.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Evidence {
-    /// Per rung.
-    pub rungs: BTreeMap<Rung, RungStats>,
+    /// Per step of the ladder.
+    pub rungs: BTreeMap<Step, RungStats>,
     /// How many observations it rests on.
     pub observations: usize,
 }
@@ -105,7 +117,7 @@ impl Evidence {
 
     /// Newest first: a block counts towards the streak until the rung's newest success.
     fn count(&mut self, seen: &Observation, weight: f64) {
-        let stats = self.rungs.entry(seen.rung).or_default();
+        let stats = self.rungs.entry(seen.step()).or_default();
         match seen.verdict {
             Verdict::Success => {
                 stats.successes += weight;
@@ -128,7 +140,7 @@ impl Evidence {
         if seen.verdict != Verdict::Success {
             return;
         }
-        let stats = self.rungs.entry(seen.rung).or_default();
+        let stats = self.rungs.entry(seen.step()).or_default();
         let latency = f64::from(seen.latency_ms);
         stats.ewma_latency_ms = Some(match stats.ewma_latency_ms {
             None => latency,
@@ -136,9 +148,9 @@ impl Evidence {
         });
     }
 
-    /// What is believed about `rung` (nothing seen: all zero).
-    pub fn of(&self, rung: Rung) -> RungStats {
-        self.rungs.get(&rung).copied().unwrap_or_default()
+    /// What is believed about `step` (nothing seen: all zero).
+    pub fn of(&self, step: &Step) -> RungStats {
+        self.rungs.get(step).copied().unwrap_or_default()
     }
 
     /// Whether any success or block was seen (what strategy choice can learn from).
@@ -164,6 +176,7 @@ mod tests {
             host: "a.test".into(),
             job_id: Uuid::from_u128(job),
             rung,
+            tier: None,
             verdict,
             latency_ms: 100,
             at: Utc::now() - chrono::Duration::hours(hours_ago),
@@ -178,16 +191,16 @@ mod tests {
             seen(2, Rung::Http, Verdict::Blocked, 0),
         ];
         let evidence = Evidence::weigh(&observations, Utc::now());
-        let http = evidence.of(Rung::Http);
+        let http = evidence.of(&Rung::Http.into());
         assert!((http.blocks - (1.0 + DISCOUNT)).abs() < 1e-6, "{http:?}");
-        assert!((evidence.of(Rung::Vanilla).successes - 1.0).abs() < 1e-6);
-        assert!(evidence.of(Rung::Stealth).successes == 0.0);
-        assert!(evidence.of(Rung::Vanilla).success_estimate() > 0.6);
+        assert!((evidence.of(&Rung::Vanilla.into()).successes - 1.0).abs() < 1e-6);
+        assert!(evidence.of(&Rung::Stealth.into()).successes == 0.0);
+        assert!(evidence.of(&Rung::Vanilla.into()).success_estimate() > 0.6);
     }
 
     #[test]
     fn a_day_old_observation_weighs_half() {
         let evidence = Evidence::weigh(&[seen(1, Rung::Http, Verdict::Success, 24)], Utc::now());
-        assert!((evidence.of(Rung::Http).successes - 0.5).abs() < 0.01);
+        assert!((evidence.of(&Rung::Http.into()).successes - 0.5).abs() < 0.01);
     }
 }

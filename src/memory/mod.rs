@@ -25,7 +25,7 @@ pub use domain::registrable;
 pub use evidence::{Evidence, Observation, RungStats};
 pub use pace::{Admission, Limits, LocalPacer, PaceView, Pacer, RedisPacer, Seed, Throttle};
 pub use policy::DomainPolicy;
-pub use service::{Domains, RECORDS_TTL, Start, decision};
+pub use service::{Domains, RECORDS_TTL, Reach, Start, decision};
 
 /// Whose observations to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::job::fields::{Fields, wrong_type};
+use crate::job::step::{MAX_FORBIDDEN_TIERS, NO_PROXY, is_proxy_name};
 use crate::job::{FieldError, Problems, Rung};
 
 /// Requests in flight at once per domain when no policy says otherwise.
@@ -25,13 +26,22 @@ pub const MAX_MIN_DELAY_MS: u32 = 3_600_000;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DomainPolicy {
-    /// Always run this rung: no choice, no escalation.
+    /// Always run this rung: no choice of engine, no escalation to another (the ladder may
+    /// still climb into proxy tiers unless `proxy_tier` is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<Rung>,
     /// Never escalate to (or start with) stealth.
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     pub forbid_stealth: bool,
+    /// Always leave through this proxy tier (every rung `auto` tries goes through it), or
+    /// `none`: always directly. Absent: `auto` climbs into the tiers after the direct rungs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_tier: Option<String>,
+    /// Proxy tiers `auto` never climbs into at this domain (at most 64).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub forbid_proxy_tiers: Vec<String>,
     /// Requests in flight at once across every worker (default 4), 1 ..= 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 1000)]
@@ -76,6 +86,17 @@ impl DomainPolicy {
             let rate = f.with("rate", rate);
             let burst = f.int("burst", 0..=i64::from(MAX_BURST));
             let min_delay_ms = f.int("min_delay_ms", 0..=i64::from(MAX_MIN_DELAY_MS));
+            let proxy_tier = f.with("proxy_tier", tier_name);
+            let forbid_proxy_tiers = f.with("forbid_proxy_tiers", tier_names);
+            if let (Some(Some(pinned)), Some(Some(forbidden))) = (&proxy_tier, &forbid_proxy_tiers)
+                && forbidden.contains(pinned)
+            {
+                f.report(
+                    "forbid_proxy_tiers",
+                    "conflict",
+                    format!("cannot forbid the tier {pinned:?} and pin it at once"),
+                );
+            }
             if pin == Some(Some(Rung::Stealth)) && forbid_stealth == Some(true) {
                 f.report(
                     "forbid_stealth",
@@ -92,11 +113,46 @@ impl DomainPolicy {
                 rate: rate?,
                 burst: narrow(burst?),
                 min_delay_ms: narrow(min_delay_ms?),
+                proxy_tier: proxy_tier?,
+                forbid_proxy_tiers: forbid_proxy_tiers?.unwrap_or_default(),
             })
         });
         let parsed = if problems.is_empty() { parsed } else { None };
         problems.verdict(parsed)
     }
+}
+
+fn tier_name(value: &Value) -> Result<String, (&'static str, String)> {
+    match value.as_str() {
+        Some(name) if name == NO_PROXY || is_proxy_name(name) => Ok(name.to_owned()),
+        Some(_) => Err((
+            "invalid",
+            "must be `none` or a tier: 1 to 64 of a-z, 0-9, - and _".to_owned(),
+        )),
+        None => Err(wrong_type("a string", value)),
+    }
+}
+
+fn tier_names(value: &Value) -> Result<Vec<String>, (&'static str, String)> {
+    let Some(names) = value.as_array() else {
+        return Err(wrong_type("an array of tier names", value));
+    };
+    if names.len() > MAX_FORBIDDEN_TIERS {
+        return Err((
+            "too_many",
+            format!("at most {MAX_FORBIDDEN_TIERS} tiers may be forbidden"),
+        ));
+    }
+    names
+        .iter()
+        .map(|name| match name.as_str() {
+            Some(tier) if is_proxy_name(tier) && tier != NO_PROXY => Ok(tier.to_owned()),
+            _ => Err((
+                "invalid",
+                "each must be a tier: 1 to 64 of a-z, 0-9, - and _".to_owned(),
+            )),
+        })
+        .collect()
 }
 
 fn rate(value: &Value) -> Result<f64, (&'static str, String)> {
@@ -143,5 +199,17 @@ mod tests {
         let conflict = DomainPolicy::parse(&json!({"pin": "stealth", "forbid_stealth": true}))
             .expect_err("conflict");
         assert_eq!(conflict[0].field, "forbid_stealth");
+        let conflict = DomainPolicy::parse(
+            &json!({"proxy_tier": "residential", "forbid_proxy_tiers": ["residential"]}),
+        )
+        .expect_err("conflict");
+        assert_eq!(conflict[0].field, "forbid_proxy_tiers");
+        for bad in [
+            json!({"proxy_tier": "Résidentiel"}),
+            json!({"forbid_proxy_tiers": ["none"]}),
+        ] {
+            let errors = DomainPolicy::parse(&bad).expect_err("invalid");
+            assert!(errors[0].field.contains("proxy_tier"), "{errors:?}");
+        }
     }
 }

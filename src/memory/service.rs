@@ -16,7 +16,7 @@ use super::{
     Admission, DecisionRecord, DomainPolicy, DomainRecord, Limits, MemoryIndex, PaceView, Pacer,
     Seed, Subject, Throttle, Verdict, registrable,
 };
-use crate::job::{Rung, Strategy, StrategyDecision, TriedRung};
+use crate::job::{Step, Strategy, StrategyDecision, TriedRung};
 use crate::queue::QueueError;
 use crate::ttl_cache::TtlCache;
 
@@ -32,12 +32,24 @@ const LATENCY_DOMAINS: usize = 10_000;
 pub struct Start {
     /// The rungs open to it.
     pub ladder: Ladder,
-    /// The rung it starts on.
-    pub first: Rung,
+    /// The step it starts on.
+    pub first: Step,
     /// Why (only `auto` jobs choose).
     pub reason: Option<String>,
     /// What the choice rested on (`auto` only), for deciding whether to probe after.
     pub evidence: Evidence,
+}
+
+/// What a job can reach the web with: whether it needs a browser, whether this worker has
+/// one, and the proxy tiers `auto` may climb into (none when the job named its own proxy).
+#[derive(Debug, Clone, Copy)]
+pub struct Reach<'a> {
+    /// The kind cannot run without a browser.
+    pub needs_browser: bool,
+    /// This worker has a browser.
+    pub has_browser: bool,
+    /// The tiers, cheapest first.
+    pub tiers: &'a [String],
 }
 
 #[derive(Default)]
@@ -187,30 +199,26 @@ impl Domains {
     }
 
     /// Where a job with `strategy` to `host` starts: a fixed strategy is its own rung;
-    /// `auto` chooses from the host's record (its domain's when the host is new).
-    pub async fn start(
-        &self,
-        host: &str,
-        strategy: Strategy,
-        needs_browser: bool,
-        has_browser: bool,
-    ) -> Start {
+    /// `auto` chooses from the host's record (its domain's when the host is new), climbing
+    /// into `tiers` (cheapest first) after the direct rungs.
+    pub async fn start(&self, host: &str, strategy: Strategy, reach: Reach<'_>) -> Start {
         if let Some(rung) = strategy.rung() {
             return Start {
-                ladder: Ladder::single(rung),
-                first: rung,
+                ladder: Ladder::single(rung.into()),
+                first: rung.into(),
                 reason: None,
                 evidence: Evidence::default(),
             };
         }
         let domain = registrable(host);
         let policy = self.record(&domain).await.policy.unwrap_or_default();
-        let ladder = Ladder::open(needs_browser, has_browser, &policy);
+        let ladder = Ladder::open(reach.needs_browser, reach.has_browser, &policy, reach.tiers);
         let (evidence, prior) = self.evidence(host, &domain).await;
         let choice = choose(&ladder, &evidence, prior);
-        let reason = match policy.pin {
-            Some(pin) => format!("{pin} is pinned by the domain's policy"),
-            None => choice.reason,
+        let reason = match (policy.pin, ladder.rungs()) {
+            (Some(pin), [_]) => format!("{pin} is pinned by the domain's policy"),
+            (Some(pin), _) => format!("{pin} is pinned by the domain's policy; {}", choice.reason),
+            (None, _) => choice.reason,
         };
         Start {
             ladder,
@@ -300,13 +308,14 @@ impl Domains {
 /// The `strategy_decision` of a job's result: where it started, what it tried, why, and the
 /// probe of a cheaper rung that followed, if any.
 pub fn decision(
-    first: Rung,
+    first: &Step,
     tried: &[TriedRung],
     reason: &str,
     probe: Option<TriedRung>,
 ) -> StrategyDecision {
     StrategyDecision {
-        chosen: first,
+        chosen: first.rung,
+        chosen_proxy_tier: first.tier.clone(),
         tried: tried.to_vec(),
         reason: reason.to_owned(),
         probe,

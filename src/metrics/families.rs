@@ -236,3 +236,31 @@ pub const PURGED_BYTES: Spec = Spec {
     help: "Bytes of artifacts deleted from the artifact store.",
     labels: &[],
 };
+
+/// `control_plane_proxy_attempts_total`.
+pub const PROXY_ATTEMPTS: Spec = Spec {
+    name: "control_plane_proxy_attempts_total",
+    help: "Attempts given an upstream proxy, by pool, tier and proxy name.",
+    labels: &["pool", "tier", "proxy"],
+};
+
+/// `control_plane_proxy_failures_total`.
+pub const PROXY_FAILURES: Spec = Spec {
+    name: "control_plane_proxy_failures_total",
+    help: "Times an upstream proxy failed (and was benched), by pool, tier and proxy name.",
+    labels: &["pool", "tier", "proxy"],
+};
+
+/// `control_plane_proxy_in_flight`.
+pub const PROXY_IN_FLIGHT: Spec = Spec {
+    name: "control_plane_proxy_in_flight",
+    help: "Attempts an upstream proxy carries now.",
+    labels: &["pool", "tier", "proxy"],
+};
+
+/// `control_plane_proxy_benched`.
+pub const PROXY_BENCHED: Spec = Spec {
+    name: "control_plane_proxy_benched",
+    help: "1 while an upstream proxy is benched after failures, else 0.",
+    labels: &["pool", "tier", "proxy"],
+};

@@ -83,6 +83,14 @@ pub struct Families {
     pub purged_rows: IntCounterVec,
     /// Bytes of artifact objects deleted from the artifact store.
     pub purged_bytes: IntCounter,
+    /// Attempts given each upstream proxy: `pool`, `tier`, `proxy` (its name).
+    pub proxy_attempts: IntCounterVec,
+    /// Failures of each upstream proxy: `pool`, `tier`, `proxy`.
+    pub proxy_failures: IntCounterVec,
+    /// Attempts each upstream proxy carries now: `pool`, `tier`, `proxy`.
+    pub proxy_in_flight: IntGaugeVec,
+    /// Whether each upstream proxy is benched: `pool`, `tier`, `proxy`.
+    pub proxy_benched: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -120,6 +128,10 @@ impl Metrics {
             webhook_deliveries: counters(&r, &WEBHOOK_DELIVERIES),
             purged_rows: counters(&r, &PURGED_ROWS),
             purged_bytes: int_counter(&r, &PURGED_BYTES),
+            proxy_attempts: counters(&r, &PROXY_ATTEMPTS),
+            proxy_failures: counters(&r, &PROXY_FAILURES),
+            proxy_in_flight: gauges(&r, &PROXY_IN_FLIGHT),
+            proxy_benched: gauges(&r, &PROXY_BENCHED),
             registry: r,
         };
         // Series that exist from the start read 0 rather than "no data".

@@ -136,6 +136,7 @@ pub async fn queue(viewer: Viewer, State(state): State<AppState>) -> Response {
         counts: Vec::new(),
         workers: Vec::new(),
         problem: None,
+        pools: state.pools.views(),
     };
     let levels = levels.unwrap_or_else(|e| {
         page.problem = Some(format!("the queue did not answer: {e}"));

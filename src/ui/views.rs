@@ -251,4 +251,6 @@ pub struct QueuePage {
     pub counts: Vec<(String, i64)>,
     pub workers: Vec<WorkerView>,
     pub problem: Option<String>,
+    /// The upstream proxy pools and their health (never a credential).
+    pub pools: Vec<crate::proxy::PoolView>,
 }

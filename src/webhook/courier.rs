@@ -15,7 +15,7 @@ use url::Url;
 use super::schedule::next_attempt;
 use super::sign::WebhookSecret;
 use crate::dispatch::Dispatcher;
-use crate::engine::http::error_chain;
+use crate::engine::http::{error_chain, webhook_client};
 use crate::job::EventDetail;
 use crate::job::event_detail::WebhookDetail;
 use crate::job::target::TargetPolicy;
@@ -35,7 +35,6 @@ const POLL: Duration = Duration::from_millis(500);
 /// Delivers finished jobs to their callbacks.
 pub struct Courier {
     dispatcher: Dispatcher,
-    client: reqwest::Client,
     policy: TargetPolicy,
     secret: Option<WebhookSecret>,
     retry_base: Duration,
@@ -53,11 +52,10 @@ enum Attempt {
 }
 
 impl Courier {
-    /// A courier over `dispatcher`'s store, sending through `client` (which obeys
-    /// `policy`), signing with `secret`, retrying from `retry_base`.
+    /// A courier over `dispatcher`'s store, sending where `policy` allows (each delivery
+    /// through an egress of its own), signing with `secret`, retrying from `retry_base`.
     pub fn new(
         dispatcher: Dispatcher,
-        client: reqwest::Client,
         policy: TargetPolicy,
         secret: Option<WebhookSecret>,
         retry_base: Duration,
@@ -65,7 +63,6 @@ impl Courier {
     ) -> Courier {
         Courier {
             dispatcher,
-            client,
             policy,
             secret,
             retry_base,
@@ -146,13 +143,17 @@ impl Courier {
             Ok(target) => target,
             Err(e) => return Attempt::Unreachable(format!("bad callback url: {e}")),
         };
-        // Names are checked by the client's resolver; IP literals never reach it.
+        // Said early and plainly; the egress checks names and addresses when it connects.
         if let Err(refused) = self.policy.check_literal(&target) {
             return Attempt::Unreachable(refused.to_string());
         }
+        let outbound = match webhook_client(self.policy).await {
+            Ok(outbound) => outbound,
+            Err(e) => return Attempt::Unreachable(e.message),
+        };
         let (id, timestamp, body) = envelope(job);
         let signature = secret.sign(&id, timestamp, &body);
-        let sent = self
+        let sent = outbound
             .client
             .post(target)
             .header("content-type", "application/json")
@@ -168,7 +169,10 @@ impl Courier {
                 Attempt::Delivered(response.status().as_u16())
             }
             Ok(response) => Attempt::Refused(response.status().as_u16()),
-            Err(e) => Attempt::Unreachable(error_chain(&e)),
+            Err(e) => Attempt::Unreachable(match outbound.egress.first_refusal() {
+                Some(why) => why,
+                None => error_chain(&e),
+            }),
         }
     }
 }

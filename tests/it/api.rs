@@ -365,27 +365,32 @@ async fn the_target_policy_refuses_private_and_local_targets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_checks_the_target_again_when_it_runs() {
+    use control_plane::engine::Attempt;
     use control_plane::engine::http::{FetchRequest, HttpClient};
+    use control_plane::job::Hold;
     use control_plane::job::target::TargetPolicy;
     let site = crate::site::Site::start().await;
-    let strict = HttpClient::new(TargetPolicy::new(false)).expect("client");
+    let attempt = Attempt {
+        id: uuid::Uuid::now_v7(),
+        url: site.url("/"),
+        timeout: std::time::Duration::from_secs(5),
+        hold: Hold {
+            attempt: 1,
+            worker: "w".into(),
+        },
+        route: Default::default(),
+        tally: Default::default(),
+    };
+    let strict = HttpClient::new(TargetPolicy::new(false));
     let error = strict
-        .fetch(
-            &site.url("/"),
-            &FetchRequest::default(),
-            std::time::Duration::from_secs(5),
-        )
+        .fetch(&attempt, &FetchRequest::default())
         .await
         .expect_err("refused");
     assert_eq!(error.kind.as_str(), "target_policy");
     assert!(!error.retryable);
-    let open = HttpClient::new(TargetPolicy::new(true)).expect("client");
+    let open = HttpClient::new(TargetPolicy::new(true));
     let page = open
-        .fetch(
-            &site.url("/"),
-            &FetchRequest::default(),
-            std::time::Duration::from_secs(5),
-        )
+        .fetch(&attempt, &FetchRequest::default())
         .await
         .expect("allowed");
     assert!(page.text().contains("<title>Fixture Shop</title>"));

@@ -326,6 +326,44 @@ async fn cookies_and_options_apply_to_one_job_and_never_leak_to_the_next() {
     );
 }
 
+/// A page that opens `alert`, `confirm` and `prompt` goes on at once (each accepted, the
+/// prompt answered empty) instead of stalling until the job's timeout; the result lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_dialogs_are_answered_and_recorded() {
+    let site = Site::start().await;
+    let app = browser_app(Backend::Postgres).await;
+    for strategy in ["vanilla", "stealth"] {
+        let job = succeeded(
+            &app,
+            json!({"url": site.url("/dialogs"), "strategy": strategy, "timeout_ms": 60_000,
+                   "max_attempts": 1, "payload": {"selectors": {"answers": "#answers"}}}),
+        )
+        .await;
+        let result = &job["result"];
+        assert_eq!(
+            result["data"]["answers"], "confirm=true prompt=\"\"",
+            "{strategy}: {result}"
+        );
+        let kinds: Vec<&str> = result["dialogs"]
+            .as_array()
+            .expect("dialogs listed")
+            .iter()
+            .filter_map(|d| d["type"].as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["alert", "confirm", "prompt"],
+            "{strategy}: {result}"
+        );
+        assert_eq!(result["dialogs"][0]["message"], "hello from the page");
+        assert!(
+            result["spent"]["browser_ms"]
+                .as_u64()
+                .is_some_and(|ms| ms > 0)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captcha_and_challenge_pages_are_blocked_with_a_reason() {
     let site = Site::start().await;
@@ -908,8 +946,7 @@ async fn the_browser_refuses_private_targets_unless_allowed() {
     // A job that got past submission (say, a name that later resolved to 127.0.0.1) is still
     // refused by the worker's browser, for the page and for every request it makes.
     let strict = TargetPolicy::new(false);
-    let engine =
-        Engine::new(strict, Some(Browser::new(pool.clone(), strict, artifacts))).expect("engine");
+    let engine = Engine::new(strict, Some(Browser::new(pool.clone(), strict, artifacts)));
     let domains = control_plane::memory::Domains::new(
         store.clone(),
         std::sync::Arc::new(control_plane::memory::LocalPacer::new()),

@@ -340,6 +340,8 @@ pub struct Options {
     pub artifacts: Option<(ArtifactLocation, S3Access)>,
     /// `RETENTION_INTERVAL` (long by default: the retention tests shorten it).
     pub retention_interval: Duration,
+    /// `PROXY_POOLS` (JSON; none by default).
+    pub proxy_pools: String,
 }
 
 impl Default for Options {
@@ -362,6 +364,7 @@ impl Default for Options {
             webhook_secret: None,
             artifacts: None,
             retention_interval: Duration::from_secs(3600),
+            proxy_pools: String::new(),
         }
     }
 }
@@ -403,6 +406,7 @@ impl Options {
         );
         settings.webhook_retry_base = Duration::from_millis(500);
         settings.retention_interval = self.retention_interval;
+        settings.proxy_pools = self.proxy_pools.parse().expect("valid PROXY_POOLS");
         if let Some((location, access)) = &self.artifacts {
             settings.artifact_dir = None;
             settings.artifact_store = Some(location.clone());

@@ -159,42 +159,71 @@ async fn slow_and_idle_connections_are_closed() {
     assert_eq!(app.get("/health").await.status(), 200);
 }
 
-/// Even with private targets allowed, a job cannot reach its worker's DevTools endpoint:
-/// from there a page could list every job's url and drive every browser.
+/// Even with private targets allowed, no job reaches its worker's DevTools endpoint (from
+/// there a page could list every job's url and close other tenants' pages) nor the service's
+/// own API, on any engine and in any spelling of this machine's address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_devtools_endpoint_is_out_of_reach_even_with_private_targets() {
+async fn the_services_own_ports_are_out_of_reach_in_every_spelling_even_with_private_targets() {
     let app = TestApp::spawn_with(browser()).await;
     assert!(
         Options::default().allow_private,
         "the harness allows private targets"
     );
-    let ports = app
-        .pool
-        .as_ref()
-        .expect("a browser pool")
-        .guarded_ports()
-        .ports();
-    let devtools = ports
-        .iter()
-        .copied()
+    let pool = app.pool.as_ref().expect("a browser pool");
+    let devtools = pool
+        .devtools_ports()
+        .await
+        .into_iter()
         .find(|port| std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok())
         .expect("a live DevTools port");
-    for (url, strategy) in [
-        (format!("http://127.0.0.1:{devtools}/json/list"), "vanilla"),
-        (
-            format!("http://localhost:{devtools}/json/version"),
-            "stealth",
-        ),
-    ] {
-        let job = run(
-            &app,
-            json!({"url": url, "strategy": strategy, "max_attempts": 1}),
-        )
-        .await;
-        assert_eq!(job["state"], "failed", "{job}");
-        assert_eq!(job["error"]["kind"], "target_policy", "{job}");
+    let api: u16 = app
+        .base
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("the API's port");
+    let spellings = [
+        "127.0.0.1",
+        "localhost",
+        "127.1.2.3",
+        "0.0.0.0",
+        "[::]",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "[::127.0.0.1]",
+        "[::ffff:0.0.0.0]",
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.1",
+    ];
+    let mut jobs = Vec::new();
+    for (port, path) in [(devtools, "/json/list"), (api, "/api/v1/jobs")] {
+        for host in spellings {
+            for strategy in ["http", "vanilla", "stealth"] {
+                let url = format!("http://{host}:{port}{path}");
+                let body = json!({"url": url, "strategy": strategy, "max_attempts": 1});
+                let id = app.submit(&body).await["id"]
+                    .as_str()
+                    .expect("an id")
+                    .to_owned();
+                jobs.push((id, url, strategy));
+            }
+        }
+    }
+    for (id, url, strategy) in jobs {
+        let job = app.wait_terminal(&id, Duration::from_secs(60)).await;
+        assert_eq!(job["state"], "failed", "{url} ({strategy}): {job}");
+        assert_eq!(
+            job["error"]["kind"], "target_policy",
+            "{url} ({strategy}): {job}"
+        );
         assert!(!job.to_string().contains("webSocketDebuggerUrl"), "{job}");
     }
+    // The browsers are still there, and every other tenant's page with them.
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", devtools)).is_ok(),
+        "the DevTools endpoint was closed"
+    );
 }
 
 /// A client that stops in the middle of its body is told 408 (it was slow), not 503 (the

@@ -30,6 +30,7 @@ mod memory;
 mod metrics;
 mod objects;
 mod pacing;
+mod proxies;
 mod queues;
 mod quotas;
 mod rebinding;

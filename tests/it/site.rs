@@ -100,6 +100,7 @@ impl Site {
                 get(|| async { Html("<html><head></head><body></body></html>") }),
             )
             .route("/form", get(|| async { Html(FORM) }))
+            .route("/dialogs", get(|| async { Html(DIALOGS) }))
             .route("/hostile/wide", get(|| async { Html(WIDE) }))
             .route("/hostile/tall", get(|| async { Html(TALL) }))
             .route("/hostile/nested", get(|| async { Html(nested_page()) }))
@@ -263,6 +264,20 @@ const CAPTCHA: &str = r#"<!doctype html>
 <body><form><div class="g-recaptcha" data-sitekey="test"></div><button>Continue</button></form></body></html>"#;
 
 /// A form for script jobs: typing a name and submitting it greets the name.
+/// A page that opens an alert, a confirm and a prompt as it loads, then shows the answers.
+const DIALOGS: &str = r#"<!doctype html>
+<html><head><title>Dialogs</title></head>
+<body>
+  <p id="answers">waiting</p>
+  <script>
+    alert("hello from the page");
+    const confirmed = confirm("really?");
+    const answered = prompt("your name?", "nobody");
+    document.getElementById("answers").textContent =
+      "confirm=" + confirmed + " prompt=" + JSON.stringify(answered);
+  </script>
+</body></html>"#;
+
 const FORM: &str = r#"<!doctype html>
 <html><head><title>Form</title></head>
 <body>

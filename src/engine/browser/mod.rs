@@ -5,7 +5,7 @@
 
 pub mod actions;
 pub mod capture;
-pub mod egress;
+mod dialogs;
 mod intercept;
 pub mod navigate;
 mod page;
@@ -18,19 +18,20 @@ pub mod stealth;
 mod warden;
 mod world;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tracing::debug;
 
 use super::Attempt;
+use super::egress::{Egress, Route};
 use super::options::PageOptions;
+use super::tally::Tally;
 use crate::artifact::ArtifactStore;
 use crate::job::target::TargetPolicy;
 use crate::job::{ErrorKind, JobError, Strategy};
 
 pub use capture::{ImageFormat, Paper, PdfOptions, ScreenshotOptions};
-pub use egress::{Egress, GuardedPorts};
 pub use navigate::{DocumentResponse, judge_rendered};
 pub use page::JobPage;
 pub use persona::{DEFAULT_LOCALE, PersonaDefaults};
@@ -88,8 +89,10 @@ impl Browser {
         let margin = (attempt.timeout / 5).min(Duration::from_secs(2));
         let deadline = tokio::time::Instant::now() + attempt.timeout - margin;
         let started = Instant::now();
-        let refusals = Arc::new(Mutex::new(session::Refusals::default()));
-        let (egress, page) = self.open(deadline, &refusals).await?;
+        let (egress, page) = self
+            .open(deadline, attempt.route.clone(), attempt.tally.clone())
+            .await?;
+        let refusals = egress.refusals().clone();
         let died = page.died();
         tokio::pin!(died);
         let mut session = Session {
@@ -108,8 +111,8 @@ impl Browser {
             prepared = session.prepare() => prepared,
             () = &mut died => Err(crashed()),
         };
-        let interceptor = match prepared {
-            Ok(interceptor) => interceptor,
+        let helpers = match prepared {
+            Ok(helpers) => helpers,
             Err(error) => {
                 let error = crashed_or(&session.page, error).await;
                 session.page.close().await;
@@ -130,12 +133,15 @@ impl Browser {
             Ok(value) => Ok(value),
             Err(error) => Err(session.failed(error, deadline + margin).await),
         };
-        if let Some(interceptor) = interceptor {
-            interceptor.abort();
+        for helper in helpers {
+            helper.abort();
         }
         let performed_ms = started.elapsed().as_millis() as u64;
         session.page.close().await;
         drop(egress);
+        attempt
+            .tally
+            .browser_ms(started.elapsed().as_millis() as u64);
         debug!(
             job = %attempt.id,
             prepared_ms,
@@ -153,20 +159,17 @@ impl Browser {
     async fn open(
         &self,
         deadline: tokio::time::Instant,
-        refusals: &Arc<Mutex<session::Refusals>>,
+        route: Route,
+        tally: Tally,
     ) -> Result<(Egress, JobPage), JobError> {
-        let egress = Egress::start(
-            self.policy,
-            self.pool.guarded_ports().clone(),
-            refusals.clone(),
-        )
-        .await
-        .map_err(|e| {
-            JobError::new(
-                ErrorKind::Internal,
-                format!("cannot start the job's network proxy: {e}"),
-            )
-        })?;
+        let egress = Egress::start(self.policy, route, tally)
+            .await
+            .map_err(|e| {
+                JobError::new(
+                    ErrorKind::Internal,
+                    format!("cannot start the job's network proxy: {e}"),
+                )
+            })?;
         let page = tokio::time::timeout_at(deadline, self.pool.open(&egress.proxy_server()))
             .await
             .map_err(|_| {

@@ -111,18 +111,13 @@ impl Session {
 
     /// A navigation error, explained by the egress proxy when it refused the target.
     fn navigation_failed(&self, url: &str, error_text: &str) -> JobError {
-        let refused = self
-            .refusals
-            .lock()
-            .ok()
-            .and_then(|r| r.policy.first().cloned());
-        match refused {
-            Some(why) => JobError::new(ErrorKind::TargetPolicy, why),
-            None => JobError::new(
+        let explained = self.refusals.lock().ok().and_then(|r| r.explain());
+        explained.unwrap_or_else(|| {
+            JobError::new(
                 ErrorKind::Navigation,
                 format!("navigating to {url} failed: {error_text}"),
-            ),
-        }
+            )
+        })
     }
 
     /// Fails on error statuses, challenges and captchas of the loaded document (an empty

@@ -15,10 +15,10 @@ use tokio::sync::{RwLock, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::egress::GuardedPorts;
 use super::page::{JobPage, Lease};
 use super::process::{kill_leftovers, launch, processes_with_arg, sweep_orphans};
 use super::warden::Warden;
+use crate::engine::own_ports::OwnPort;
 
 /// How long a browser may take to close before it is killed.
 pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,11 +83,10 @@ pub(super) struct LiveBrowser {
     served: AtomicU64,
     user_data_dir: PathBuf,
     generation: u64,
-    /// The port of its DevTools endpoint, guarded while it lives.
-    devtools_port: Option<u16>,
+    /// Its DevTools endpoint's port, which no job may reach while the browser lives.
+    devtools_port: std::sync::Mutex<Option<OwnPort>>,
     /// Holds its workers at their first line (see [`Warden`]).
     pub(super) warden: Arc<Warden>,
-    guarded: GuardedPorts,
 }
 
 impl LiveBrowser {
@@ -99,9 +98,13 @@ impl LiveBrowser {
     /// directory and removes the directory.
     async fn shut_down(&self) {
         let taken = self.browser.write().await.take();
-        if let Some(port) = self.devtools_port {
-            self.guarded.release(port);
-        }
+        // Unguarded once the browser is gone (a port left guarded could refuse a stranger
+        // that is given it later).
+        let devtools = self
+            .devtools_port
+            .lock()
+            .ok()
+            .and_then(|mut port| port.take());
         if let Some(mut browser) = taken {
             let closed = tokio::time::timeout(CLOSE_TIMEOUT, async {
                 let _ = browser.close().await;
@@ -116,6 +119,7 @@ impl LiveBrowser {
         self.handler.abort();
         kill_leftovers(&self.user_data_dir);
         let _ = std::fs::remove_dir_all(&self.user_data_dir);
+        drop(devtools);
         debug!(generation = self.generation, "browser shut down");
     }
 }
@@ -148,8 +152,6 @@ struct PoolInner {
     restarts: AtomicU64,
     recycles: AtomicU64,
     closed: AtomicBool,
-    /// The DevTools ports of this pool's browsers, which no job may reach.
-    guarded: GuardedPorts,
 }
 
 /// A pool of Chromium processes shared by a worker's jobs.
@@ -195,7 +197,6 @@ impl BrowserPool {
                 restarts: AtomicU64::new(0),
                 recycles: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
-                guarded: GuardedPorts::default(),
                 config,
             }),
         }
@@ -215,6 +216,20 @@ impl BrowserPool {
             *slot = Some(self.launch().await?);
         }
         Ok(())
+    }
+
+    /// The DevTools ports of the pool's live browsers (which no job may reach).
+    pub async fn devtools_ports(&self) -> Vec<u16> {
+        let mut ports = Vec::new();
+        for slot in &self.inner.slots {
+            if let Some(live) = slot.lock().await.as_ref()
+                && let Ok(port) = live.devtools_port.lock()
+                && let Some(port) = port.as_ref()
+            {
+                ports.push(port.port());
+            }
+        }
+        ports
     }
 
     /// The pool's counters now.
@@ -245,11 +260,6 @@ impl BrowserPool {
             restarts: inner.restarts.load(Ordering::SeqCst),
             recycles: inner.recycles.load(Ordering::SeqCst),
         }
-    }
-
-    /// The DevTools ports of this pool's browsers.
-    pub fn guarded_ports(&self) -> &GuardedPorts {
-        &self.inner.guarded
     }
 
     /// Opens a fresh browser context and page for one job, waiting for a free context. The
@@ -419,14 +429,11 @@ impl BrowserPool {
         info!(generation, executable = %inner.config.executable.display(), "browser started");
         let devtools_port = url::Url::parse(launched.browser.websocket_address())
             .ok()
-            .and_then(|url| url.port());
-        if let Some(port) = devtools_port {
-            inner.guarded.guard(port);
-        }
+            .and_then(|url| url.port())
+            .map(OwnPort::guard);
         Ok(Arc::new(LiveBrowser {
-            devtools_port,
+            devtools_port: std::sync::Mutex::new(devtools_port),
             warden,
-            guarded: inner.guarded.clone(),
             browser: RwLock::new(Some(launched.browser)),
             handler: launched.handler,
             died: launched.died,

@@ -1,7 +1,6 @@
 //! One job's open page: the handle job kinds work with. The toolkit's parts (setup,
 //! interception, navigation, capture, actions) are `impl Session` blocks in their own files.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chromiumoxide::Page;
@@ -17,6 +16,7 @@ use super::warden::Taught;
 use super::world::OwnWorld;
 use crate::artifact::ArtifactRecord;
 use crate::engine::Attempt;
+use crate::engine::egress::SharedRefusals;
 use crate::engine::options::PageOptions;
 use crate::job::{ErrorKind, JobError, Strategy};
 
@@ -50,12 +50,6 @@ impl From<&ArtifactRecord> for ArtifactRef {
     }
 }
 
-/// What the request interceptor refused, so a refused navigation can be explained.
-#[derive(Debug, Default)]
-pub(super) struct Refusals {
-    pub(super) policy: Vec<String>,
-}
-
 /// One job's page in its own browser context, with the job's options applied.
 pub struct Session {
     pub(super) page: JobPage,
@@ -64,7 +58,7 @@ pub struct Session {
     pub(super) strategy: Strategy,
     pub(super) options: PageOptions,
     pub(super) deadline: tokio::time::Instant,
-    pub(super) refusals: Arc<Mutex<Refusals>>,
+    pub(super) refusals: SharedRefusals,
     pub(super) artifacts: Vec<ArtifactRecord>,
     /// What this page's workers are told while it lives (stealth).
     pub(super) taught: Option<Taught>,

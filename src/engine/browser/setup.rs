@@ -21,10 +21,9 @@ use super::stealth;
 use crate::job::{ErrorKind, JobError, Strategy};
 
 impl Session {
-    /// Applies the strategy and the page options; starts request interception when needed.
-    pub(super) async fn prepare(
-        &mut self,
-    ) -> Result<Option<tokio::task::JoinHandle<()>>, JobError> {
+    /// Applies the strategy and the page options; starts answering dialogs, and request
+    /// interception when needed. Returns the helper tasks, to stop when the page closes.
+    pub(super) async fn prepare(&mut self) -> Result<Vec<tokio::task::JoinHandle<()>>, JobError> {
         self.leave_workers_alone().await?;
         if let Some((user_agent, languages)) = self.identity().await? {
             self.teach_workers(&user_agent, &languages).await?;
@@ -32,7 +31,9 @@ impl Session {
         self.emulate().await?;
         self.extra_headers().await?;
         self.cookies().await?;
-        self.intercept().await
+        let mut helpers = vec![self.answer_dialogs().await?];
+        helpers.extend(self.intercept().await?);
+        Ok(helpers)
     }
 
     /// Stops the DevTools client from attaching to the page's workers. It attached to each

@@ -61,6 +61,10 @@ pub struct ScriptOutput {
 }
 
 impl JobKind for Script {
+    fn page(payload: &ScriptPayload) -> Option<&PageOptions> {
+        Some(&payload.page)
+    }
+
     const NAME: &'static str = "script";
     const NEEDS_BROWSER: bool = true;
     type Payload = ScriptPayload;

@@ -27,6 +27,7 @@ fn observation(row: Row) -> Result<Observation, StoreError> {
     Ok(Observation {
         job_id: cells.uuid()?,
         rung: cells.text()?.parse().map_err(|e| corrupt(format!("{e}")))?,
+        tier: cells.opt_text()?,
         verdict: cells.text()?.parse().map_err(|e| corrupt(format!("{e}")))?,
         latency_ms: u32::try_from(cells.int()?).unwrap_or(u32::MAX),
         at: cells.time()?,
@@ -65,7 +66,8 @@ impl<D: Driver> MemoryIndex for SqlStore<D> {
         }
         let mut sql = self.sql();
         sql.push(
-            "INSERT INTO domain_observations (host, domain, job_id, rung, verdict, latency_ms, at) VALUES ",
+            "INSERT INTO domain_observations \
+             (host, domain, job_id, rung, proxy_tier, verdict, latency_ms, at) VALUES ",
         );
         for (i, seen) in observations.iter().enumerate() {
             if i > 0 {
@@ -79,6 +81,8 @@ impl<D: Driver> MemoryIndex for SqlStore<D> {
                 .bind(seen.job_id)
                 .push(", ")
                 .bind(seen.rung.as_str())
+                .push(", ")
+                .bind(seen.tier.clone())
                 .push(", ")
                 .bind(seen.verdict.as_str())
                 .push(", ")
@@ -99,7 +103,8 @@ impl<D: Driver> MemoryIndex for SqlStore<D> {
     async fn recent(&self, of: Subject<'_>, limit: u32) -> Result<Vec<Observation>, StoreError> {
         let mut sql = self.sql();
         sql.push(
-            "SELECT host, job_id, rung, verdict, latency_ms, at FROM domain_observations WHERE ",
+            "SELECT host, job_id, rung, proxy_tier, verdict, latency_ms, at \
+             FROM domain_observations WHERE ",
         );
         match of {
             Subject::Host(host) => sql.push("host = ").bind(host),
@@ -110,6 +115,7 @@ impl<D: Driver> MemoryIndex for SqlStore<D> {
             Column::Text,
             Column::Uuid,
             Column::Text,
+            Column::OptText,
             Column::Text,
             Column::Int,
             Column::Time,

@@ -1,0 +1,703 @@
+//! Upstream proxies, real ones from Debian's packages: `tinyproxy` (HTTP CONNECT and plain
+//! http, Basic credentials) and `microsocks` (SOCKS5, user name and password), each sending
+//! its outgoing connections from an address of its own on loopback (127.0.0.2, …), so a
+//! fixture site that answers with the peer address it saw tells which way a job came.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::response::Html;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::common::{Options, TestApp};
+
+const LONG: Duration = Duration::from_secs(120);
+const USER: &str = "scraper";
+const PASSWORD: &str = "pr0xy-s3cret-7f3a";
+
+/// A site that shows the address each request came from, and counts them.
+struct WhoAmI {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl WhoAmI {
+    async fn start() -> WhoAmI {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let app = Router::new().route(
+            "/whoami",
+            get(move |ConnectInfo(peer): ConnectInfo<SocketAddr>| {
+                let record = record.clone();
+                async move {
+                    let ip = peer.ip().to_string();
+                    record.lock().expect("lock").push(ip.clone());
+                    Html(format!(
+                        "<html><head><title>who</title></head><body><p id=\"ip\">{ip}</p></body></html>"
+                    ))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            let _ = axum::serve(listener, service).await;
+        });
+        WhoAmI { addr, seen }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/whoami", self.addr.port())
+    }
+
+    fn count(&self, ip: &str) -> usize {
+        self.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|seen| *seen == ip)
+            .count()
+    }
+}
+
+/// A proxy process, killed when dropped.
+struct Proxy {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A directory of this proxy's own.
+fn scratch() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cp-proxy-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Proxy {
+    /// tinyproxy on `port` (a free one when 0), leaving from `out`, asking for credentials.
+    fn tinyproxy(out: &str, port: u16) -> Proxy {
+        let port = if port == 0 { free_port() } else { port };
+        let dir = scratch();
+        let config = dir.join("tinyproxy.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nBind {out}\nTimeout 30\nMaxClients 200\n\
+                 LogLevel Critical\nBasicAuth {USER} {PASSWORD}\nDisableViaHeader Yes\n"
+            ),
+        )
+        .expect("config");
+        let child = Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tinyproxy runs (Debian's tinyproxy package)");
+        Proxy::listening(child, port, dir)
+    }
+
+    /// microsocks on a free port, leaving from `out`, asking for credentials.
+    fn microsocks(out: &str) -> Proxy {
+        let port = free_port();
+        let dir = scratch();
+        let child = Command::new("microsocks")
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-b", out])
+            .args(["-u", USER, "-P", PASSWORD])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("microsocks runs (Debian's microsocks package)");
+        Proxy::listening(child, port, dir)
+    }
+
+    fn listening(child: Child, port: u16, dir: std::path::PathBuf) -> Proxy {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the proxy never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Proxy { child, port, dir }
+    }
+
+    fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://{USER}:{PASSWORD}@127.0.0.1:{}", self.port)
+    }
+}
+
+async fn run(app: &TestApp, body: Value) -> Value {
+    let id = app.submit(&body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.wait_terminal(&id, LONG).await
+}
+
+async fn whoami(app: &TestApp, site: &WhoAmI, strategy: &str, proxy: Option<&str>) -> Value {
+    let mut payload = json!({"selectors": {"ip": "#ip"}});
+    if let Some(proxy) = proxy {
+        payload["proxy"] = json!(proxy);
+    }
+    let job = run(
+        app,
+        json!({"url": site.url(), "strategy": strategy, "max_attempts": 1, "payload": payload}),
+    )
+    .await;
+    assert_eq!(job["state"], "succeeded", "{strategy} via {proxy:?}: {job}");
+    job
+}
+
+/// Every place a credential could leak to: the job with its result or error, its events,
+/// the pools' own route, and the metrics.
+async fn assert_no_credentials(app: &TestApp, jobs: &[Value]) {
+    let mut seen = String::new();
+    for job in jobs {
+        let id = job["id"].as_str().expect("id");
+        seen.push_str(&app.job(id).await.to_string());
+        let events = app.get(&format!("/api/v1/jobs/{id}/events")).await;
+        seen.push_str(&events.text().await.expect("events"));
+    }
+    let pools = app.get("/api/v1/proxies").await;
+    assert_eq!(pools.status(), 200);
+    let pools = pools.text().await.expect("pools");
+    assert!(pools.contains("\"authenticated\":true"), "{pools}");
+    seen.push_str(&pools);
+    seen.push_str(&app.get("/metrics").await.text().await.expect("metrics"));
+    seen.push_str(
+        &app.get("/api/v1/openapi.json")
+            .await
+            .text()
+            .await
+            .expect("contract"),
+    );
+    for secret in [PASSWORD, "cHIweHktczNjcmV0"] {
+        assert!(!seen.contains(secret), "a credential leaked: {secret}");
+    }
+}
+
+/// Jobs naming a pool or a tier leave through one of its proxies, on the http engine and in
+/// both browsers; jobs naming none (or `none`) go direct; a pool name nobody configured is
+/// refused at submission; credentials show nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_leave_through_the_pool_they_name_on_every_engine() {
+    let site = WhoAmI::start().await;
+    let http = Proxy::tinyproxy("127.0.0.2", 0);
+    let socks = Proxy::microsocks("127.0.0.3");
+    let wrong = Proxy::tinyproxy("127.0.0.4", 0);
+    let wrong_url = format!("http://{USER}:not-the-{PASSWORD}@127.0.0.1:{}", wrong.port);
+    let pools = json!([
+        {"name": "res", "tier": "residential", "proxies": [http.url("http")]},
+        {"name": "dc", "tier": "datacenter", "proxies": [socks.url("socks5")]},
+        {"name": "refused", "tier": "mobile", "proxies": [wrong_url]},
+    ]);
+    let app = TestApp::spawn_with(Options {
+        browser: true,
+        proxy_pools: pools.to_string(),
+        ..Options::default()
+    })
+    .await;
+    let mut jobs = Vec::new();
+    for (strategy, proxy, from) in [
+        ("http", Some("res"), "127.0.0.2"),
+        ("http", Some("datacenter"), "127.0.0.3"),
+        ("http", None, "127.0.0.1"),
+        ("vanilla", Some("dc"), "127.0.0.3"),
+        ("vanilla", Some("residential"), "127.0.0.2"),
+        ("stealth", Some("res"), "127.0.0.2"),
+        ("stealth", Some("none"), "127.0.0.1"),
+    ] {
+        let job = whoami(&app, &site, strategy, proxy).await;
+        assert_eq!(
+            job["result"]["data"]["ip"], from,
+            "{strategy} via {proxy:?}: {job}"
+        );
+        let route = match proxy {
+            Some("res" | "residential") => "residential",
+            Some("dc" | "datacenter") => "datacenter",
+            _ => "direct",
+        };
+        let spent = &job["result"]["spent"]["requests"];
+        assert!(spent[route].as_u64().is_some_and(|n| n >= 1), "{job}");
+        jobs.push(job);
+    }
+    // A proxy that refuses our credentials fails the job plainly, without a password in it.
+    let refused = run(
+        &app,
+        json!({"url": site.url(), "strategy": "http", "max_attempts": 1,
+               "timeout_ms": 5000, "payload": {"proxy": "refused"}}),
+    )
+    .await;
+    assert_eq!(refused["state"], "failed", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("refused the credentials"), "{refused}");
+    jobs.push(refused);
+    assert_no_credentials(&app, &jobs).await;
+    let unknown = app
+        .post_json(
+            "/api/v1/jobs",
+            &json!({"url": site.url(), "payload": {"proxy": "nowhere"}}),
+        )
+        .await;
+    assert_eq!(unknown.status(), 422);
+    let problem: Value = unknown.json().await.expect("problem");
+    assert_eq!(problem["errors"][0]["field"], "payload.proxy", "{problem}");
+}
+
+/// 300 jobs through a pool of three proxies: each carries its share; one killed mid-run is
+/// benched and no job fails because of it; restarted, it carries jobs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_spreads_its_jobs_and_benches_a_dead_proxy_until_it_returns() {
+    let site = WhoAmI::start().await;
+    let outs = ["127.0.0.5", "127.0.0.6", "127.0.0.7"];
+    let mut proxies: Vec<Proxy> = outs.iter().map(|out| Proxy::tinyproxy(out, 0)).collect();
+    let pools = json!([{"name": "rot", "tier": "datacenter", "max_per_proxy": 4,
+                        "proxies": proxies.iter().map(|p| p.url("http")).collect::<Vec<_>>()}]);
+    let app = TestApp::spawn_with(Options {
+        concurrency: 4,
+        proxy_pools: pools.to_string(),
+        ..Options::default()
+    })
+    .await;
+    let batch = |n: usize| {
+        let jobs: Vec<Value> = (0..n)
+            .map(|_| {
+                json!({"url": site.url(), "strategy": "http", "max_attempts": 1,
+                            "payload": {"proxy": "rot"}})
+            })
+            .collect();
+        json!({ "jobs": jobs })
+    };
+    let all_succeed = async |n: usize| {
+        let response = app.post_json("/api/v1/jobs/batch", &batch(n)).await;
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.expect("json");
+        let ids: Vec<String> = body["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .map(|job| job["id"].as_str().expect("id").to_owned())
+            .collect();
+        for id in ids {
+            let job = app.wait_terminal(&id, LONG).await;
+            assert_eq!(job["state"], "succeeded", "{job}");
+        }
+    };
+
+    all_succeed(150).await;
+    for out in outs {
+        let share = site.count(out);
+        assert!(
+            (40..=60).contains(&share),
+            "{out} carried {share} of 150: {:?}",
+            counts(&site, &outs)
+        );
+    }
+
+    // The third proxy dies; the other two carry everything and no job fails.
+    let port = proxies[2].port;
+    proxies.pop();
+    let before = site.count(outs[2]);
+    all_succeed(90).await;
+    assert_eq!(site.count(outs[2]), before, "a dead proxy carried jobs");
+    let view: Value = app.get("/api/v1/proxies").await.json().await.expect("json");
+    let dead = &view["pools"][0]["proxies"][2];
+    assert!(dead["failures"].as_u64().is_some_and(|n| n >= 1), "{view}");
+
+    // Back on its port, it is tried when its bench ends and carries jobs again.
+    proxies.push(Proxy::tinyproxy(outs[2], port));
+    let deadline = std::time::Instant::now() + LONG;
+    while site.count(outs[2]) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted proxy never returned: {:?}",
+            counts(&site, &outs)
+        );
+        all_succeed(10).await;
+    }
+    let view: Value = app.get("/api/v1/proxies").await.json().await.expect("json");
+    assert_eq!(view["pools"][0]["proxies"][2]["state"], "ok", "{view}");
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let failures = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("control_plane_proxy_failures_total")
+                && line.contains("proxy=\"rot-3\"")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(failures.is_some_and(|n| n >= 1), "{metrics}");
+}
+
+fn counts(site: &WhoAmI, outs: &[&str]) -> Vec<usize> {
+    outs.iter().map(|out| site.count(out)).collect()
+}
+
+/// A `dev` process logging at debug level, with proxy pools in its settings, runs jobs
+/// through a good proxy and one that refuses its credentials: no line of its log, and no
+/// answer of its API or its `--help`, holds the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_appear_in_no_log_line_even_at_debug() {
+    use crate::cli::{Process, wait_healthy};
+    let site = WhoAmI::start().await;
+    let good = Proxy::tinyproxy("127.0.0.8", 0);
+    let wrong = Proxy::microsocks("127.0.0.9");
+    let wrong_url = format!("socks5://{USER}:{PASSWORD}-not@127.0.0.1:{}", wrong.port);
+    let pools = json!([
+        {"name": "good", "tier": "residential", "proxies": [good.url("http")]},
+        {"name": "wrong", "tier": "datacenter", "proxies": [wrong_url]},
+    ]);
+    let dir = crate::common::TestDataDir::new();
+    let env = vec![
+        ("DATA_DIR", dir.0.display().to_string()),
+        ("BROWSER", "off".to_owned()),
+        ("ALLOW_PRIVATE_TARGETS", "true".to_owned()),
+        ("RUST_LOG", "debug".to_owned()),
+        ("PROXY_POOLS", pools.to_string()),
+    ];
+    let dev = Process::spawn("dev", &env);
+    let client = reqwest::Client::new();
+    wait_healthy(&dev, &client).await;
+    let mut answers = String::new();
+    for proxy in ["good", "wrong", "good"] {
+        let body = json!({"url": site.url(), "strategy": "http", "max_attempts": 1,
+                          "timeout_ms": 5000, "payload": {"proxy": proxy}});
+        let submitted = client
+            .post(format!("{}/api/v1/jobs", dev.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("submit");
+        assert_eq!(submitted.status(), 201);
+        let job: Value = submitted.json().await.expect("json");
+        let id = job["id"].as_str().expect("id").to_owned();
+        let job = finished(&client, &dev.base, &id).await;
+        answers.push_str(&job.to_string());
+        let expected = if proxy == "good" {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        assert_eq!(job["state"], expected, "{job}");
+    }
+    let pools = client
+        .get(format!("{}/api/v1/proxies", dev.base))
+        .send()
+        .await
+        .expect("pools");
+    answers.push_str(&pools.text().await.expect("pools"));
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_control-plane"))
+        .arg("--help")
+        .env(
+            "PROXY_POOLS",
+            r#"[{"name": "x", "tier": "t", "proxies": ["http://u:hunter2@h:1"]}]"#,
+        )
+        .output()
+        .expect("--help");
+    answers.push_str(&String::from_utf8_lossy(&help.stdout));
+    assert!(!answers.contains("hunter2"), "--help shows PROXY_POOLS");
+    let log = dev.log();
+    assert!(
+        log.contains("DEBUG") || log.contains("\"level\":\"DEBUG\""),
+        "debug logs are on"
+    );
+    assert!(
+        log.contains("refused the credentials"),
+        "the refusal is logged"
+    );
+    for secret in [PASSWORD, "cHIweHktczNjcmV0"] {
+        assert!(!log.contains(secret), "the log holds a credential");
+        assert!(
+            !answers.contains(secret),
+            "an answer holds a credential: {answers}"
+        );
+    }
+}
+
+/// Waits for a job of another process with its API's `?wait=`.
+async fn finished(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    let until = std::time::Instant::now() + LONG;
+    loop {
+        let job: Value = client
+            .get(format!("{base}/api/v1/jobs/{id}?wait=30000ms"))
+            .send()
+            .await
+            .expect("job")
+            .json()
+            .await
+            .expect("json");
+        if matches!(
+            job["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "job {id} did not finish: {job}"
+        );
+    }
+}
+
+/// A site on an address of its own that, while it blocks, answers 403 to every request not
+/// arriving from `welcome` (the "residential" proxy's source), as sites that refuse data
+/// centres do; it records the address of each request.
+struct Gated {
+    addr: SocketAddr,
+    blocking: Arc<std::sync::atomic::AtomicBool>,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gated {
+    async fn start(on: &str, welcome: &'static str) -> Gated {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let blocking = Arc::new(AtomicBool::new(true));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (gate, record) = (blocking.clone(), seen.clone());
+        let app = Router::new().fallback(move |ConnectInfo(peer): ConnectInfo<SocketAddr>| {
+            let (gate, record) = (gate.clone(), record.clone());
+            async move {
+                let ip = peer.ip().to_string();
+                record.lock().expect("lock").push(ip.clone());
+                if gate.load(Ordering::SeqCst) && ip != welcome {
+                    let page = "<html><title>Access denied</title><p>Not from a data centre.</p>";
+                    return (axum::http::StatusCode::FORBIDDEN, Html(page.to_owned()));
+                }
+                let page = format!("<html><title>Welcome</title><p id=\"ip\">{ip}</p></html>");
+                (axum::http::StatusCode::OK, Html(page))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind((on, 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            let _ = axum::serve(listener, service).await;
+        });
+        Gated {
+            addr,
+            blocking,
+            seen,
+        }
+    }
+
+    fn url(&self, n: usize) -> String {
+        format!("http://{}/page/{n}", self.addr)
+    }
+
+    fn stop_blocking(&self) {
+        self.blocking
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn sources(&self) -> Vec<String> {
+        let mut seen = self.seen.lock().expect("lock").clone();
+        seen.sort();
+        seen.dedup();
+        seen
+    }
+}
+
+/// One `auto` job to `url`: its decision (on its result or its error) and its state.
+async fn auto_job(app: &TestApp, url: &str) -> (Value, Value) {
+    let job = run(
+        app,
+        json!({"url": url, "strategy": "auto", "max_attempts": 1, "timeout_ms": 10000}),
+    )
+    .await;
+    let decision = match &job["result"]["strategy_decision"] {
+        Value::Null => job["error"]["strategy_decision"].clone(),
+        found => found.clone(),
+    };
+    (job, decision)
+}
+
+/// Each step tried, as `rung` or `rung via tier`, with its verdict.
+fn tried(decision: &Value) -> Vec<String> {
+    let steps = decision["tried"].as_array().cloned().unwrap_or_default();
+    steps
+        .iter()
+        .map(|step| match step["proxy_tier"].as_str() {
+            Some(tier) => format!("{} via {tier}: {}", step["strategy"], step["verdict"]),
+            None => format!("{}: {}", step["strategy"], step["verdict"]),
+        })
+        .map(|text| text.replace('"', ""))
+        .collect()
+}
+
+/// `auto` climbs past the direct rungs into the proxy tiers, cheapest first, and learns per
+/// domain: a site that answers only the residential proxy's address is soon started on the
+/// residential tier, a site beside it in the same run stays direct, and once the first stops
+/// blocking, probes bring its jobs back down to a direct connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_learns_per_domain_which_proxy_tier_gets_through_and_probes_back_down() {
+    let datacenter = Proxy::microsocks("127.0.0.12");
+    let residential = Proxy::tinyproxy("127.0.0.13", 0);
+    let gated = Gated::start("127.0.0.20", "127.0.0.13").await;
+    let open = Gated::start("127.0.0.21", "127.0.0.21").await;
+    open.stop_blocking();
+    let pools = json!([
+        {"name": "dc", "tier": "datacenter", "proxies": [datacenter.url("socks5")]},
+        {"name": "res", "tier": "residential", "proxies": [residential.url("http")]},
+    ]);
+    let app = TestApp::spawn_with(Options {
+        proxy_pools: pools.to_string(),
+        ..Options::default()
+    })
+    .await;
+
+    let (job, decision) = auto_job(&app, &gated.url(0)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(
+        tried(&decision),
+        [
+            "http: blocked",
+            "http via datacenter: blocked",
+            "http via residential: success"
+        ],
+        "a site never seen is climbed, tier by tier: {job}"
+    );
+    assert!(
+        job["result"]["spent"]["requests"]["residential"].as_u64() >= Some(1),
+        "{job}"
+    );
+
+    let mut starts = Vec::new();
+    for n in 1..=12 {
+        let (job, decision) = auto_job(&app, &gated.url(n)).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
+        starts.push(
+            decision["chosen_proxy_tier"]
+                .as_str()
+                .unwrap_or("direct")
+                .to_owned(),
+        );
+        let (beside, beside_decision) = auto_job(&app, &open.url(n)).await;
+        assert_eq!(beside["state"], "succeeded", "{beside}");
+        assert_eq!(
+            tried(&beside_decision)[0],
+            "http: success",
+            "the other domain stays direct: {beside}"
+        );
+    }
+    assert!(
+        starts[4..].iter().all(|tier| tier == "residential"),
+        "the gated domain is started on the residential tier once learned: {starts:?}"
+    );
+    assert_eq!(
+        open.sources(),
+        ["127.0.0.1"],
+        "only direct requests reach the open site"
+    );
+    let detail: Value = app
+        .get("/api/v1/domains/127.0.0.20")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let learned = &detail["strategies"]["http via residential"]["successes"];
+    assert!(learned.as_f64() > Some(2.0), "{detail}");
+    assert!(
+        detail["strategies"]["http"]["blocks"].as_f64() > Some(0.0),
+        "{detail}"
+    );
+
+    // A policy that forbids the residential tier leaves the climb nowhere to go; one that
+    // pins it starts every rung there.
+    let policy = app.url("/api/v1/domains/127.0.0.20/policy");
+    let put = async |body: Value| {
+        let response = app
+            .client
+            .put(&policy)
+            .json(&body)
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(response.status(), 200, "{body}");
+    };
+    put(json!({"forbid_proxy_tiers": ["residential"]})).await;
+    let (job, decision) = auto_job(&app, &gated.url(50)).await;
+    assert_eq!(job["error"]["kind"], "blocked", "{job}");
+    assert!(
+        tried(&decision).iter().all(|t| !t.contains("residential")),
+        "{decision}"
+    );
+    put(json!({"proxy_tier": "residential"})).await;
+    let (job, decision) = auto_job(&app, &gated.url(51)).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(
+        tried(&decision),
+        ["http via residential: success"],
+        "{decision}"
+    );
+    let bad = app
+        .client
+        .put(&policy)
+        .json(&json!({"proxy_tier": "Residential!"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(bad.status(), 422);
+    let problem: Value = bad.json().await.expect("problem");
+    assert_eq!(problem["errors"][0]["field"], "proxy_tier", "{problem}");
+    let cleared = app.client.delete(&policy).send().await.expect("delete");
+    assert!(cleared.status().is_success());
+
+    // The site stops blocking: probes of the cheaper steps find out, and jobs come back down.
+    gated.stop_blocking();
+    let mut recent = Vec::new();
+    for n in 100..160 {
+        let (job, decision) = auto_job(&app, &gated.url(n)).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
+        recent.push(tried(&decision)[0].clone());
+        if recent.len() >= 3
+            && recent[recent.len() - 3..]
+                .iter()
+                .all(|t| t == "http: success")
+        {
+            break;
+        }
+    }
+    assert!(
+        recent.ends_with(&[
+            "http: success".to_owned(),
+            "http: success".to_owned(),
+            "http: success".to_owned()
+        ]),
+        "a domain that stopped blocking is probed back down to direct: {recent:?}"
+    );
+    let probed: Value = app
+        .get("/api/v1/domains/127.0.0.20")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let decisions = probed["recent_decisions"].to_string();
+    assert!(decisions.contains("\"probe\""), "{probed}");
+}
