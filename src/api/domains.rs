@@ -18,8 +18,8 @@ use crate::job::Step;
 use crate::job::target::{is_dns_name, normalize_host};
 use crate::memory::evidence::WINDOW;
 use crate::memory::{
-    DecisionRecord, DomainPolicy, DomainSummary, Evidence, Observation, RungStats, Subject,
-    registrable,
+    DecisionRecord, DomainPolicy, DomainSpend, DomainSummary, Evidence, Observation, RungStats,
+    Subject, registrable,
 };
 
 /// Domains per page by default, and at most.
@@ -86,6 +86,8 @@ pub struct DomainDetail {
     pub policy: Option<DomainPolicy>,
     /// The latest decisions `auto` made here, newest first.
     pub recent_decisions: Vec<DecisionRecord>,
+    /// What jobs spent here, summed over every attempt: judge the ladder's choices by it.
+    pub spent: DomainSpend,
 }
 
 /// A domain's overrides as set.
@@ -227,6 +229,7 @@ pub async fn get(
         pace,
         policy,
         recent_decisions: index.decisions(&domain, RECENT_DECISIONS).await?,
+        spent: index.spend(&domain).await?,
         domain,
     }))
 }

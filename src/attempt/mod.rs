@@ -209,6 +209,7 @@ impl Attempts {
         self.domains
             .learned(&climb.observations, decision.as_ref())
             .await;
+        self.domains.spent(&running.domain, &tally.taken().1).await;
         match climb.outcome {
             Ok((output, ran_with)) => {
                 let (dialogs, spent) = tally.taken();

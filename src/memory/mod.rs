@@ -10,12 +10,14 @@ pub mod evidence;
 pub mod pace;
 pub mod policy;
 mod service;
+pub mod spend;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::engine::tally::Spent;
 use crate::job::StrategyDecision;
 use crate::persist::StoreError;
 
@@ -26,6 +28,7 @@ pub use evidence::{Evidence, Observation, RungStats};
 pub use pace::{Admission, Limits, LocalPacer, PaceView, Pacer, RedisPacer, Seed, Throttle};
 pub use policy::DomainPolicy;
 pub use service::{Domains, RECORDS_TTL, Reach, Start, decision};
+pub use spend::DomainSpend;
 
 /// Whose observations to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +101,10 @@ pub trait MemoryIndex: Send + Sync {
     async fn clear_policy(&self, domain: &str) -> Result<bool, StoreError>;
     /// Keeps a domain's learned pace (after a throttle).
     async fn save_pace(&self, domain: &str, seed: Seed) -> Result<(), StoreError>;
+    /// Adds what one attempt at `domain` spent to the domain's sums.
+    async fn add_spend(&self, domain: &str, spent: &Spent) -> Result<(), StoreError>;
+    /// What jobs spent at `domain`, summed.
+    async fn spend(&self, domain: &str) -> Result<DomainSpend, StoreError>;
     /// Domains known, by name, after `after`.
     async fn domains(
         &self,

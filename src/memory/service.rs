@@ -299,6 +299,13 @@ impl Domains {
         }
     }
 
+    /// Adds what one attempt at `host` spent to its domain's sums.
+    pub async fn spent(&self, host: &str, spent: &crate::engine::tally::Spent) {
+        if let Err(e) = self.index.add_spend(&registrable(host), spent).await {
+            warn!(error = %e, "cannot add what the attempt spent to its domain's sums");
+        }
+    }
+
     /// A domain's pace now.
     pub async fn view(&self, domain: &str) -> Result<PaceView, QueueError> {
         self.pacer.view(domain).await

@@ -28,6 +28,7 @@ mod limits;
 mod live;
 mod memory;
 mod metrics;
+mod netns;
 mod objects;
 mod pacing;
 mod proxies;

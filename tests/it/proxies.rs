@@ -3,7 +3,7 @@
 //! its outgoing connections from an address of its own on loopback (127.0.0.2, …), so a
 //! fixture site that answers with the peer address it saw tells which way a job came.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use axum::response::Html;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::common::{Options, TestApp};
+use crate::common::{Backend, Options, TestApp};
 
 const LONG: Duration = Duration::from_secs(120);
 const USER: &str = "scraper";
@@ -476,13 +476,13 @@ struct Gated {
 }
 
 impl Gated {
-    async fn start(on: &str, welcome: &'static str) -> Gated {
+    async fn start(on: Ipv4Addr, welcome: String) -> Gated {
         use std::sync::atomic::{AtomicBool, Ordering};
         let blocking = Arc::new(AtomicBool::new(true));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (gate, record) = (blocking.clone(), seen.clone());
         let app = Router::new().fallback(move |ConnectInfo(peer): ConnectInfo<SocketAddr>| {
-            let (gate, record) = (gate.clone(), record.clone());
+            let (gate, record, welcome) = (gate.clone(), record.clone(), welcome.clone());
             async move {
                 let ip = peer.ip().to_string();
                 record.lock().expect("lock").push(ip.clone());
@@ -551,26 +551,49 @@ fn tried(decision: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The stand-in public addresses of the ladder's network: two sites, and where each proxy's
+/// outgoing connections leave from (a data centre's address, a home's).
+const GATED_SITE: Ipv4Addr = Ipv4Addr::new(93, 184, 216, 20);
+const OPEN_SITE: Ipv4Addr = Ipv4Addr::new(93, 184, 216, 21);
+const DATACENTER_EXIT: Ipv4Addr = Ipv4Addr::new(34, 117, 59, 81);
+const RESIDENTIAL_EXIT: Ipv4Addr = Ipv4Addr::new(81, 2, 69, 142);
+
 /// `auto` climbs past the direct rungs into the proxy tiers, cheapest first, and learns per
 /// domain: a site that answers only the residential proxy's address is soon started on the
 /// residential tier, a site beside it in the same run stays direct, and once the first stops
-/// blocking, probes bring its jobs back down to a direct connection.
+/// blocking, probes bring its jobs back down to a direct connection. In a network of its own
+/// with stand-in public hosts, under the default target policy (private targets refused).
+#[test]
+fn auto_learns_per_domain_which_proxy_tier_gets_through_and_probes_back_down() {
+    crate::netns::run_inside(
+        "proxies::ladder_inside",
+        &[GATED_SITE, OPEN_SITE, DATACENTER_EXIT, RESIDENTIAL_EXIT],
+    );
+}
+
+/// The ladder's run, started by the test above inside its namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auto_learns_per_domain_which_proxy_tier_gets_through_and_probes_back_down() {
-    let datacenter = Proxy::microsocks("127.0.0.12");
-    let residential = Proxy::tinyproxy("127.0.0.13", 0);
-    let gated = Gated::start("127.0.0.20", "127.0.0.13").await;
-    let open = Gated::start("127.0.0.21", "127.0.0.21").await;
+#[ignore = "runs inside the network namespace that auto_learns_per_domain_which_proxy_tier_gets_through_and_probes_back_down makes"]
+async fn ladder_inside() {
+    crate::netns::assert_inside();
+    let datacenter = Proxy::microsocks(&DATACENTER_EXIT.to_string());
+    let residential = Proxy::tinyproxy(&RESIDENTIAL_EXIT.to_string(), 0);
+    let welcome = RESIDENTIAL_EXIT.to_string();
+    let gated = Gated::start(GATED_SITE, welcome).await;
+    let open = Gated::start(OPEN_SITE, OPEN_SITE.to_string()).await;
     open.stop_blocking();
     let pools = json!([
         {"name": "dc", "tier": "datacenter", "proxies": [datacenter.url("socks5")]},
         {"name": "res", "tier": "residential", "proxies": [residential.url("http")]},
     ]);
     let app = TestApp::spawn_with(Options {
+        backend: Backend::Sqlite,
+        allow_private: false,
         proxy_pools: pools.to_string(),
         ..Options::default()
     })
     .await;
+    let domain = |site: &Gated| format!("/api/v1/domains/{}", site.addr.ip());
 
     let (job, decision) = auto_job(&app, &gated.url(0)).await;
     assert_eq!(job["state"], "succeeded", "{job}");
@@ -610,27 +633,42 @@ async fn auto_learns_per_domain_which_proxy_tier_gets_through_and_probes_back_do
         starts[4..].iter().all(|tier| tier == "residential"),
         "the gated domain is started on the residential tier once learned: {starts:?}"
     );
-    assert_eq!(
-        open.sources(),
-        ["127.0.0.1"],
-        "only direct requests reach the open site"
+    let exits = [DATACENTER_EXIT.to_string(), RESIDENTIAL_EXIT.to_string()];
+    assert!(
+        open.sources().iter().all(|source| !exits.contains(source)),
+        "only direct requests reach the open site: {:?}",
+        open.sources()
     );
-    let detail: Value = app
-        .get("/api/v1/domains/127.0.0.20")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let detail: Value = app.get(&domain(&gated)).await.json().await.expect("json");
     let learned = &detail["strategies"]["http via residential"]["successes"];
     assert!(learned.as_f64() > Some(2.0), "{detail}");
     assert!(
         detail["strategies"]["http"]["blocks"].as_f64() > Some(0.0),
         "{detail}"
     );
+    // What the domain cost, summed: every job's attempt, most requests through the residential
+    // tier, a few direct and through the data centre while it climbed; the open site only direct.
+    let spent = &detail["spent"];
+    assert_eq!(spent["attempts"], 13, "{detail}");
+    assert!(
+        spent["requests"]["residential"].as_u64() >= Some(13),
+        "{detail}"
+    );
+    assert!(
+        spent["requests"]["datacenter"].as_u64() >= Some(1),
+        "{detail}"
+    );
+    assert!(spent["requests"]["direct"].as_u64() >= Some(1), "{detail}");
+    let beside: Value = app.get(&domain(&open)).await.json().await.expect("json");
+    assert_eq!(
+        beside["spent"]["requests"],
+        json!({"direct": 12}),
+        "{beside}"
+    );
 
     // A policy that forbids the residential tier leaves the climb nowhere to go; one that
     // pins it starts every rung there.
-    let policy = app.url("/api/v1/domains/127.0.0.20/policy");
+    let policy = app.url(&format!("{}/policy", domain(&gated)));
     let put = async |body: Value| {
         let response = app
             .client
@@ -692,12 +730,7 @@ async fn auto_learns_per_domain_which_proxy_tier_gets_through_and_probes_back_do
         ]),
         "a domain that stopped blocking is probed back down to direct: {recent:?}"
     );
-    let probed: Value = app
-        .get("/api/v1/domains/127.0.0.20")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let probed: Value = app.get(&domain(&gated)).await.json().await.expect("json");
     let decisions = probed["recent_decisions"].to_string();
     assert!(decisions.contains("\"probe\""), "{probed}");
 }

@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::common::{Backend, Options, TestApp, TestDataDir};
+use crate::common::{Backend, Options, TestApp};
 
 /// The stand-in public host, which exists only inside the namespace.
 const PUBLIC: Ipv4Addr = Ipv4Addr::new(93, 184, 216, 34);
@@ -28,50 +28,14 @@ const SECRET: &str = "INTERNAL SECRET";
 /// Runs [`inside`] in a fresh network and mount namespace with its own resolver.
 #[test]
 fn dns_rebinding_never_reaches_internal_pages() {
-    let dir = TestDataDir::new();
-    let resolv = dir.0.join("resolv.conf");
-    std::fs::write(
-        &resolv,
-        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
-    )
-    .expect("resolv.conf");
-    let script = "ip link set lo up && ip addr add 93.184.216.34/32 dev lo \
-                  && mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"";
-    let output = std::process::Command::new("unshare")
-        .args(["--net", "--mount", "sh", "-c", script])
-        .arg(&resolv)
-        .arg(std::env::current_exe().expect("the test binary"))
-        .args([
-            "rebinding::inside",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CP_IN_NETNS", "1")
-        .output()
-        .expect("unshare (util-linux) and ip (iproute2) are needed; run as root");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "inside the namespace:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "the inner test did not run:\n{text}"
-    );
+    crate::netns::run_inside("rebinding::inside", &[PUBLIC]);
 }
 
 /// The attack, run by [`dns_rebinding_never_reaches_internal_pages`] inside its namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "runs inside the network namespace that dns_rebinding_never_reaches_internal_pages makes"]
 async fn inside() {
-    assert_eq!(
-        std::env::var("CP_IN_NETNS").as_deref(),
-        Ok("1"),
-        "run through the outer test"
-    );
+    crate::netns::assert_inside();
     let dns = Dns::start().await;
     let internal = serve_internal().await;
     serve_public().await;

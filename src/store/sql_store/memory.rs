@@ -5,10 +5,11 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use super::SqlStore;
+use crate::engine::tally::Spent;
 use crate::memory::evidence::WINDOW;
 use crate::memory::{
-    DecisionRecord, DomainPolicy, DomainRecord, DomainSummary, MemoryIndex, Observation, Seed,
-    Subject, registrable,
+    DecisionRecord, DomainPolicy, DomainRecord, DomainSpend, DomainSummary, MemoryIndex,
+    Observation, Seed, Subject, registrable,
 };
 use crate::persist::Cause;
 use crate::store::StoreError;
@@ -268,6 +269,77 @@ impl<D: Driver> MemoryIndex for SqlStore<D> {
              backoff_until_ms = excluded.backoff_until_ms, updated_at = excluded.updated_at",
         );
         self.driver.writer().await?.execute(sql).await.map(drop)
+    }
+
+    async fn add_spend(&self, domain: &str, spent: &Spent) -> Result<(), StoreError> {
+        let browser_ms = i64::try_from(spent.browser_ms).unwrap_or(i64::MAX);
+        let mut sql = self.sql();
+        sql.push("INSERT INTO domain_spend (domain, attempts, browser_ms) VALUES (")
+            .bind(domain)
+            .push(", 1, ")
+            .bind(browser_ms)
+            .push(
+                ") ON CONFLICT (domain) DO UPDATE SET attempts = domain_spend.attempts + 1, \
+                 browser_ms = domain_spend.browser_ms + excluded.browser_ms",
+            );
+        let mut writer = self.driver.writer().await?;
+        writer.execute(sql).await?;
+        if spent.requests.is_empty() {
+            return Ok(());
+        }
+        let mut sql = self.sql();
+        sql.push("INSERT INTO domain_route_spend (domain, route, requests) VALUES ");
+        for (i, (route, requests)) in spent.requests.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .bind(domain)
+                .push(", ")
+                .bind(route.as_str())
+                .push(", ")
+                .bind(*requests)
+                .push(")");
+        }
+        sql.push(
+            " ON CONFLICT (domain, route) DO UPDATE SET \
+             requests = domain_route_spend.requests + excluded.requests",
+        );
+        writer.execute(sql).await.map(drop)
+    }
+
+    async fn spend(&self, domain: &str) -> Result<DomainSpend, StoreError> {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let mut sql = self.sql();
+        sql.push("SELECT attempts, browser_ms FROM domain_spend WHERE domain = ")
+            .bind(domain);
+        let rows = self
+            .driver
+            .reader()
+            .await?
+            .rows(sql, &[Column::Int, Column::Int])
+            .await?;
+        let mut spend = DomainSpend::default();
+        if let Some(row) = rows.into_iter().next() {
+            let mut cells = Cells::of(row);
+            spend.attempts = count(cells.int()?);
+            spend.browser_ms = count(cells.int()?);
+        }
+        let mut sql = self.sql();
+        sql.push("SELECT route, requests FROM domain_route_spend WHERE domain = ")
+            .bind(domain);
+        let rows = self
+            .driver
+            .reader()
+            .await?
+            .rows(sql, &[Column::Text, Column::Int])
+            .await?;
+        for row in rows {
+            let mut cells = Cells::of(row);
+            let route = cells.text()?;
+            spend.requests.insert(route, count(cells.int()?));
+        }
+        Ok(spend)
     }
 
     async fn domains(
