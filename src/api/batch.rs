@@ -13,7 +13,7 @@ use super::auth::Writer;
 use super::body::BatchBody;
 use super::deadline::Deadline;
 use super::jobs::{
-    REPLAYED, admit, check_callback, idempotency_key, key_reused, known_proxy, permitted_target,
+    REPLAYED, admit, check_callback, idempotency_key, key_reused, permitted_target, route_proxy,
 };
 use super::problem::Problem;
 use super::schemas::BatchRequest;
@@ -57,15 +57,16 @@ pub async fn create_batch(
 ) -> Result<Response, Problem> {
     // The batch's key never answers a single submission, nor the other way round.
     let key = idempotency_key(&headers, || json!({ "batch": &body }))?;
-    let specs = parse(&body).map_err(Problem::invalid_fields)?;
-    for (index, spec) in specs.iter().enumerate() {
+    let mut specs = parse(&body).map_err(Problem::invalid_fields)?;
+    for (index, spec) in specs.iter_mut().enumerate() {
         permitted_target(&state, &format!("jobs[{index}].url"), &spec.url).await?;
         if let Some(callback) = &spec.callback {
             check_callback(&state, callback)
                 .await
                 .map_err(|problem| problem.within(&format!("jobs[{index}].")))?;
         }
-        known_proxy(&state, spec).map_err(|problem| problem.within(&format!("jobs[{index}].")))?;
+        route_proxy(&state, &caller.tenant, spec)
+            .map_err(|problem| problem.within(&format!("jobs[{index}].")))?;
     }
     let admitted = admit(&state, &caller, specs.len() as u64, deadline).await?;
     let created = state.dispatcher.submit_batch(admitted, specs, key).await?;

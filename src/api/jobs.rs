@@ -67,12 +67,12 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
     let key = idempotency_key(&headers, || body.clone())?;
-    let spec = JobSpec::parse(&body).map_err(Problem::invalid_fields)?;
+    let mut spec = JobSpec::parse(&body).map_err(Problem::invalid_fields)?;
     permitted_target(&state, "url", &spec.url).await?;
     if let Some(callback) = &spec.callback {
         check_callback(&state, callback).await?;
     }
-    known_proxy(&state, &spec)?;
+    route_proxy(&state, &caller.tenant, &mut spec)?;
     let admitted = admit(&state, &caller, 1, deadline).await?;
     let created = state
         .dispatcher
@@ -190,10 +190,19 @@ pub(super) async fn check_callback(
     permitted_target(state, "callback.url", callback).await
 }
 
-/// A job's `proxy` names a pool or tier this deployment has (or `none`), or a 422 naming
-/// the field.
-pub(super) fn known_proxy(state: &AppState, spec: &crate::spec::JobSpec) -> Result<(), Problem> {
-    let Some(choice) = spec.payload.page().and_then(|page| page.proxy.as_deref()) else {
+/// A job's `proxy`: the one it names, which must be a pool or tier this deployment has (or
+/// `none`), else a 422 naming the field; or its tenant's default, written into the job so
+/// that it is seen and kept whatever the settings become.
+pub(super) fn route_proxy(
+    state: &AppState,
+    tenant: &str,
+    spec: &mut crate::spec::JobSpec,
+) -> Result<(), Problem> {
+    let Some(page) = spec.payload.page_mut() else {
+        return Ok(());
+    };
+    let Some(choice) = page.proxy.as_deref() else {
+        page.proxy = state.pools.default_for(tenant).map(str::to_owned);
         return Ok(());
     };
     if state.pools.knows(choice) {

@@ -68,7 +68,9 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
         engine,
         browser_note,
         metrics: Metrics::new(),
-        pools: Pools::new(settings.proxy_pools.0.clone(), &settings.proxy_tiers),
+        pools: Pools::new(settings.proxy_pools.0.clone(), &settings.proxy_tiers)
+            .with_defaults(&settings.tenant_proxies)
+            .map_err(StartError::Usage)?,
         settings: settings.clone(),
     })
 }

@@ -334,6 +334,12 @@ pub struct Settings {
     #[arg(long, env = "PROXY_TIERS", global = true, value_delimiter = ',')]
     pub proxy_tiers: Vec<String>,
 
+    /// Each tenant's default proxy, comma-separated `tenant=pool` (or a tier, or `none`):
+    /// what its jobs use when they name none (written into the job at submission) [default:
+    /// none; jobs go direct, and `auto` climbs into the tiers].
+    #[arg(long, env = "TENANT_PROXIES", global = true, value_delimiter = ',')]
+    pub tenant_proxies: Vec<crate::proxy::TenantProxy>,
+
     /// The key webhook deliveries are signed with, `whsec_<base64 of 24 to 64 bytes>` (the
     /// Standard Webhooks form). Without it (or empty), jobs with a `callback` are refused.
     #[arg(

@@ -70,6 +70,11 @@ pub trait JobKind {
         None
     }
 
+    /// The same, to change (a tenant's default proxy is written into it at submission).
+    fn page_mut(_payload: &mut Self::Payload) -> Option<&mut PageOptions> {
+        None
+    }
+
     /// Parses the payload object, naming every bad field. `strategy` is the job's (when it
     /// parsed), for fields that only some strategies can apply.
     fn parse(fields: &mut Fields<'_>, strategy: Option<Strategy>) -> Parsed<Self::Payload>;

@@ -78,6 +78,10 @@ impl JobKind for NavigateExtract {
         Some(&payload.page)
     }
 
+    fn page_mut(payload: &mut NavigateExtractPayload) -> Option<&mut PageOptions> {
+        Some(&mut payload.page)
+    }
+
     const NAME: &'static str = "navigate_extract";
     type Payload = NavigateExtractPayload;
     type Output = Extraction;

@@ -51,6 +51,10 @@ impl JobKind for Pdf {
         Some(&payload.page)
     }
 
+    fn page_mut(payload: &mut PdfPayload) -> Option<&mut PageOptions> {
+        Some(&mut payload.page)
+    }
+
     const NAME: &'static str = "pdf";
     const NEEDS_BROWSER: bool = true;
     type Payload = PdfPayload;

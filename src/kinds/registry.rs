@@ -144,6 +144,11 @@ macro_rules! job_kinds {
                 match self { $(Payload::$kind(payload) => <$module::$kind as JobKind>::page(payload)),+ }
             }
 
+            /// The same, to change.
+            pub fn page_mut(&mut self) -> Option<&mut crate::engine::options::PageOptions> {
+                match self { $(Payload::$kind(payload) => <$module::$kind as JobKind>::page_mut(payload)),+ }
+            }
+
             /// The payload as stored: the kind's payload in its serde form.
             pub fn to_stored(&self) -> serde_json::Value {
                 let stored = match self {

@@ -42,6 +42,10 @@ impl JobKind for Screenshot {
         Some(&payload.page)
     }
 
+    fn page_mut(payload: &mut ScreenshotPayload) -> Option<&mut PageOptions> {
+        Some(&mut payload.page)
+    }
+
     const NAME: &'static str = "screenshot";
     const NEEDS_BROWSER: bool = true;
     type Payload = ScreenshotPayload;

@@ -10,6 +10,7 @@ mod pool;
 pub mod spec;
 mod view;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::engine::egress::Route;
@@ -17,15 +18,19 @@ use crate::job::{ErrorKind, JobError};
 
 pub use lease::Lease;
 pub use pool::Pool;
-pub use spec::{PoolSpec, Rotation, parse_pools};
+pub use spec::{PoolSpec, Rotation, TenantProxy, parse_pools};
 pub use view::{PoolView, ProxyView};
 
 /// What a job's `proxy` option says to go without a proxy.
 pub const NONE: &str = crate::job::step::NO_PROXY;
 
-/// Every pool of this process, cheapest tier first.
+/// Every pool of this process, cheapest tier first, and the tenants' defaults.
 #[derive(Debug, Clone, Default)]
-pub struct Pools(Arc<Vec<Arc<Pool>>>);
+pub struct Pools {
+    pools: Arc<Vec<Arc<Pool>>>,
+    /// The pool or tier (or `none`) each tenant's jobs use when they name none.
+    defaults: Arc<BTreeMap<String, String>>,
+}
 
 impl Pools {
     /// The pools configured, ordered by `tiers` (cheapest first; tiers not named there come
@@ -34,18 +39,45 @@ impl Pools {
         let rank = |tier: &str| tiers.iter().position(|t| t == tier).unwrap_or(tiers.len());
         let mut pools: Vec<Arc<Pool>> = specs.into_iter().map(|s| Arc::new(Pool::new(s))).collect();
         pools.sort_by_key(|pool| rank(pool.tier()));
-        Pools(Arc::new(pools))
+        Pools {
+            pools: Arc::new(pools),
+            defaults: Arc::default(),
+        }
+    }
+
+    /// These pools with each tenant's default (`TENANT_PROXIES`); an error names a default
+    /// that names no pool or tier.
+    pub fn with_defaults(self, defaults: &[TenantProxy]) -> Result<Pools, String> {
+        let mut kept = BTreeMap::new();
+        for default in defaults {
+            if !self.knows(&default.choice) {
+                return Err(format!(
+                    "TENANT_PROXIES: {}={}: no pool or tier of PROXY_POOLS is named {:?}",
+                    default.tenant, default.choice, default.choice
+                ));
+            }
+            kept.insert(default.tenant.clone(), default.choice.clone());
+        }
+        Ok(Pools {
+            defaults: Arc::new(kept),
+            ..self
+        })
+    }
+
+    /// The pool or tier a tenant's jobs use when they name none.
+    pub fn default_for(&self, tenant: &str) -> Option<&str> {
+        self.defaults.get(tenant).map(String::as_str)
     }
 
     /// Whether any pool is configured.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.pools.is_empty()
     }
 
     /// The pool a job's `proxy` names: a pool by its name, else the first pool of the tier.
     pub fn named(&self, name: &str) -> Option<&Arc<Pool>> {
-        let pools = self.0.iter();
-        let mut tiered = self.0.iter().filter(|pool| pool.tier() == name);
+        let pools = self.pools.iter();
+        let mut tiered = self.pools.iter().filter(|pool| pool.tier() == name);
         pools
             .clone()
             .find(|pool| pool.name() == name)
@@ -55,7 +87,7 @@ impl Pools {
     /// Every tier, cheapest first: the rungs `auto` may climb into after the direct ones.
     pub fn tiers(&self) -> Vec<String> {
         let mut tiers: Vec<String> = Vec::new();
-        for pool in self.0.iter() {
+        for pool in self.pools.iter() {
             if !tiers.iter().any(|t| t == pool.tier()) {
                 tiers.push(pool.tier().to_owned());
             }
@@ -73,7 +105,7 @@ impl Pools {
         let Some(tier) = tier.filter(|t| *t != NONE) else {
             return Ok(Route::Direct);
         };
-        let Some(pool) = self.0.iter().find(|pool| pool.tier() == tier) else {
+        let Some(pool) = self.pools.iter().find(|pool| pool.tier() == tier) else {
             return Err(JobError::new(
                 ErrorKind::InvalidPayload,
                 format!("no proxy pool of tier {tier:?} on this worker (a domain policy names it)"),
@@ -109,7 +141,7 @@ impl Pools {
 
     /// What the API shows of every pool.
     pub fn views(&self) -> Vec<PoolView> {
-        self.0.iter().map(|pool| PoolView::of(pool)).collect()
+        self.pools.iter().map(|pool| PoolView::of(pool)).collect()
     }
 }
 

@@ -222,3 +222,34 @@ impl std::str::FromStr for PoolsSetting {
         parse_pools(text).map(PoolsSetting)
     }
 }
+
+/// One entry of `TENANT_PROXIES`: `tenant=choice`, the pool or tier (or `none`) a tenant's
+/// jobs use when they name none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantProxy {
+    /// The tenant.
+    pub tenant: String,
+    /// A pool's name, a tier, or `none`.
+    pub choice: String,
+}
+
+impl std::str::FromStr for TenantProxy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<TenantProxy, String> {
+        let (tenant, choice) = text.split_once('=').ok_or_else(|| {
+            format!("{text:?}: expected tenant=pool (or tenant=tier, tenant=none)")
+        })?;
+        let (tenant, choice) = (tenant.trim(), choice.trim());
+        crate::auth::check_tenant(tenant).map_err(|why| format!("{tenant:?}: {why}"))?;
+        if !is_name(choice) {
+            return Err(format!(
+                "{choice:?}: a pool or tier is 1 to 64 of a-z, 0-9, - and _"
+            ));
+        }
+        Ok(TenantProxy {
+            tenant: tenant.to_owned(),
+            choice: choice.to_owned(),
+        })
+    }
+}

@@ -342,6 +342,8 @@ pub struct Options {
     pub retention_interval: Duration,
     /// `PROXY_POOLS` (JSON; none by default).
     pub proxy_pools: String,
+    /// `TENANT_PROXIES` (`tenant=pool,…`; none by default).
+    pub tenant_proxies: String,
 }
 
 impl Default for Options {
@@ -365,6 +367,7 @@ impl Default for Options {
             artifacts: None,
             retention_interval: Duration::from_secs(3600),
             proxy_pools: String::new(),
+            tenant_proxies: String::new(),
         }
     }
 }
@@ -407,6 +410,12 @@ impl Options {
         settings.webhook_retry_base = Duration::from_millis(500);
         settings.retention_interval = self.retention_interval;
         settings.proxy_pools = self.proxy_pools.parse().expect("valid PROXY_POOLS");
+        settings.tenant_proxies = self
+            .tenant_proxies
+            .split(',')
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| entry.parse().expect("valid TENANT_PROXIES"))
+            .collect();
         if let Some((location, access)) = &self.artifacts {
             settings.artifact_dir = None;
             settings.artifact_store = Some(location.clone());

@@ -271,6 +271,55 @@ async fn jobs_leave_through_the_pool_they_name_on_every_engine() {
     assert_eq!(problem["errors"][0]["field"], "payload.proxy", "{problem}");
 }
 
+/// A tenant with a default proxy has its jobs that name none go through it (written into
+/// the job, so it shows), while a job naming `none` still goes direct; a default that names
+/// no pool stops the process at start, naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_default_proxy_carries_the_jobs_that_name_none() {
+    let site = WhoAmI::start().await;
+    let proxy = Proxy::tinyproxy("127.0.0.10", 0);
+    let pools = json!([{"name": "res", "tier": "residential", "proxies": [proxy.url("http")]}]);
+    let app = TestApp::spawn_with(Options {
+        proxy_pools: pools.to_string(),
+        tenant_proxies: "default=residential".to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let defaulted = whoami(&app, &site, "http", None).await;
+    assert_eq!(
+        defaulted["result"]["data"]["ip"], "127.0.0.10",
+        "{defaulted}"
+    );
+    assert_eq!(defaulted["payload"]["proxy"], "residential", "{defaulted}");
+    let direct = whoami(&app, &site, "http", Some("none")).await;
+    assert_eq!(direct["result"]["data"]["ip"], "127.0.0.1", "{direct}");
+    let batch = json!({"jobs": [{"url": site.url(), "strategy": "http", "max_attempts": 1}]});
+    let created: Value = app
+        .post_json("/api/v1/jobs/batch", &batch)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["jobs"][0]["id"].as_str().expect("id");
+    let batched = app.wait_terminal(id, LONG).await;
+    assert_eq!(batched["result"]["text"], "127.0.0.10", "{batched}");
+
+    let dir = crate::common::TestDataDir::new();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_control-plane"))
+        .arg("dev")
+        .env("DATA_DIR", &dir.0)
+        .env("BIND", "127.0.0.1:0")
+        .env("BROWSER", "off")
+        .env("PROXY_POOLS", pools.to_string())
+        .env("TENANT_PROXIES", "acme=nowhere")
+        .output()
+        .expect("the binary runs");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("TENANT_PROXIES: acme=nowhere"), "{said}");
+    assert!(!said.contains(PASSWORD), "{said}");
+}
+
 /// 300 jobs through a pool of three proxies: each carries its share; one killed mid-run is
 /// benched and no job fails because of it; restarted, it carries jobs again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

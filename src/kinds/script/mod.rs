@@ -65,6 +65,10 @@ impl JobKind for Script {
         Some(&payload.page)
     }
 
+    fn page_mut(payload: &mut ScriptPayload) -> Option<&mut PageOptions> {
+        Some(&mut payload.page)
+    }
+
     const NAME: &'static str = "script";
     const NEEDS_BROWSER: bool = true;
     type Payload = ScriptPayload;
