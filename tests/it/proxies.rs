@@ -184,7 +184,18 @@ async fn assert_no_credentials(app: &TestApp, jobs: &[Value]) {
         seen.push_str(&app.job(id).await.to_string());
         let events = app.get(&format!("/api/v1/jobs/{id}/events")).await;
         seen.push_str(&events.text().await.expect("events"));
+        let page = app.get(&format!("/ui/jobs/{id}")).await;
+        assert_eq!(page.status(), 200);
+        seen.push_str(&page.text().await.expect("the job's page"));
     }
+    let queue = app.get("/ui/queue").await;
+    assert_eq!(queue.status(), 200);
+    let queue = queue.text().await.expect("the queue's page");
+    assert!(
+        queue.contains("residential"),
+        "the dashboard shows the pools"
+    );
+    seen.push_str(&queue);
     let pools = app.get("/api/v1/proxies").await;
     assert_eq!(pools.status(), 200);
     let pools = pools.text().await.expect("pools");
