@@ -106,8 +106,10 @@ impl Outbound {
         })?;
         let proxy = reqwest::Proxy::all(egress.proxy_server())
             .map_err(|e| JobError::new(ErrorKind::Internal, e.to_string()))?;
+        let tls = super::tls::client_config().map_err(|e| JobError::new(ErrorKind::Internal, e))?;
         let client = builder
             .proxy(proxy)
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| JobError::new(ErrorKind::Internal, e.to_string()))?;
         Ok(Outbound { client, egress })

@@ -10,6 +10,7 @@ pub mod judge;
 pub mod options;
 pub mod own_ports;
 pub mod tally;
+mod tls;
 
 use std::time::Duration;
 
