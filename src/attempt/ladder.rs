@@ -144,8 +144,11 @@ impl Climb {
         };
         let tier = route.tier().map(str::to_owned);
         let began = Instant::now();
-        let outcome = job.run_rung(payload, step.rung, route).await;
+        let outcome = job.run_rung(payload, step.rung, route.clone()).await;
         let verdict = Verdict::of(&outcome);
+        if let (Route::Via(relay), Some(verdict)) = (&route, verdict) {
+            relay.judged(&running.domain, verdict == Verdict::Blocked);
+        }
         if let Some(verdict) = verdict {
             self.observations.push(Observation {
                 host: running.domain.clone(),

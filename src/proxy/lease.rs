@@ -67,6 +67,20 @@ impl Relay for Lease {
             self.pool.worked(at);
         }
     }
+
+    fn judged(&self, host: &str, blocked: bool) {
+        let Ok(mut held) = self.held.lock() else {
+            return;
+        };
+        let Some(at) = *held else {
+            return;
+        };
+        if self.pool.judged(at, host, blocked) {
+            // Burned: the rest of the attempt goes through another proxy.
+            self.pool.give_back(at);
+            *held = self.pool.take(Some(at));
+        }
+    }
 }
 
 impl Drop for Lease {

@@ -15,6 +15,10 @@ use crate::engine::egress::Upstream;
 pub const FIRST_BENCH: Duration = Duration::from_secs(1);
 /// The longest bench.
 pub const LONGEST_BENCH: Duration = Duration::from_secs(60);
+/// Distinct sites that, blocking a proxy in a row (no page got through it between), bench
+/// it: its address is likely burned. One site alone never does: that site may block the whole
+/// tier, which the ladder learns instead.
+pub const BLOCKED_SITES_TO_BENCH: usize = 3;
 
 /// One proxy's health and use.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +39,8 @@ pub(super) struct Health {
     pub last_used: Option<Instant>,
     /// Why it last failed (never a credential: the egress's words).
     pub last_error: Option<String>,
+    /// The sites that blocked it since a page last got through it (distinct, in order).
+    pub blocked_at: Vec<String>,
 }
 
 impl Health {
@@ -155,6 +161,36 @@ impl Pool {
         }
     }
 
+    /// Notes what a site made of a page fetched through the proxy at `at`; `true` when that
+    /// benched it (the sites that blocked it in a row reached [`BLOCKED_SITES_TO_BENCH`]).
+    pub(super) fn judged(&self, at: usize, host: &str, blocked: bool) -> bool {
+        let burned = {
+            let Ok(mut health) = self.health.lock() else {
+                return false;
+            };
+            let Some(h) = health.get_mut(at) else {
+                return false;
+            };
+            if !blocked {
+                h.blocked_at.clear();
+                return false;
+            }
+            if !h.blocked_at.iter().any(|seen| seen == host) {
+                h.blocked_at.push(host.to_owned());
+            }
+            let burned = h.blocked_at.len() >= BLOCKED_SITES_TO_BENCH;
+            if burned {
+                h.blocked_at.clear();
+            }
+            burned
+        };
+        if burned {
+            let why = format!("blocked at {BLOCKED_SITES_TO_BENCH} sites in a row");
+            self.failed(at, &why);
+        }
+        burned
+    }
+
     /// When the next bench ends (to wait for when every proxy is benched).
     pub(super) fn next_return(&self) -> Option<Instant> {
         let health = self.health.lock().ok()?;
@@ -205,5 +241,25 @@ mod tests {
             "the second failure benches longer"
         );
         assert_eq!(pool.take(Some(2)), Some(0), "avoided 2, benched 1");
+    }
+
+    #[test]
+    fn a_proxy_blocked_at_three_sites_in_a_row_is_benched() {
+        let pool = pool("round_robin", 8);
+        for _ in 0..5 {
+            assert!(!pool.judged(0, "one.example", true), "one site alone never");
+        }
+        assert!(!pool.judged(0, "two.example", true));
+        assert!(
+            !pool.judged(0, "three.example", false),
+            "a page got through"
+        );
+        assert!(!pool.judged(0, "three.example", true));
+        assert!(!pool.judged(0, "four.example", true));
+        assert!(pool.judged(0, "five.example", true), "three sites in a row");
+        let health = pool.health.lock().expect("lock");
+        assert!(health[0].benched(Instant::now()));
+        let why = health[0].last_error.as_deref().unwrap_or_default();
+        assert!(why.contains("blocked at 3 sites"), "{why}");
     }
 }

@@ -416,6 +416,46 @@ async fn a_pool_spreads_its_jobs_and_benches_a_dead_proxy_until_it_returns() {
     assert!(failures.is_some_and(|n| n >= 1), "{metrics}");
 }
 
+/// A proxy whose address is burned — blocked at site after site while its pool-mate gets
+/// through — is benched once three sites in a row blocked it, saying why; its mate is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_blocked_at_every_site_is_benched() {
+    let burned = Proxy::tinyproxy("127.0.0.35", 0);
+    let good = Proxy::tinyproxy("127.0.0.36", 0);
+    let mut sites = Vec::new();
+    for on in [41, 42, 43] {
+        sites.push(Gated::start(Ipv4Addr::new(127, 0, 0, on), "127.0.0.36".to_owned()).await);
+    }
+    let pools = json!([{"name": "pair", "tier": "datacenter",
+                        "proxies": [burned.url("http"), good.url("http")]}]);
+    let app = TestApp::spawn_with(Options {
+        proxy_pools: pools.to_string(),
+        ..Options::default()
+    })
+    .await;
+    // Round robin: the burned proxy takes every other job, at each site in turn.
+    let mut blocked = 0;
+    for n in 0..6 {
+        let job = run(
+            &app,
+            json!({"url": sites[n % 3].url(n), "strategy": "http", "max_attempts": 1,
+                   "payload": {"proxy": "pair"}}),
+        )
+        .await;
+        if job["state"] == "failed" {
+            assert_eq!(job["error"]["kind"], "blocked", "{job}");
+            blocked += 1;
+        }
+    }
+    assert_eq!(blocked, 3, "the burned proxy carried every other job");
+    let view: Value = app.get("/api/v1/proxies").await.json().await.expect("json");
+    let proxies = &view["pools"][0]["proxies"];
+    assert!(proxies[0]["failures"].as_u64() >= Some(1), "{view}");
+    let why = proxies[0]["last_error"].as_str().unwrap_or_default();
+    assert!(why.contains("blocked at 3 sites in a row"), "{view}");
+    assert_eq!(proxies[1]["failures"], 0, "{view}");
+}
+
 fn counts(site: &WhoAmI, outs: &[&str]) -> Vec<usize> {
     outs.iter().map(|out| site.count(out)).collect()
 }

@@ -66,6 +66,9 @@ pub trait Relay: Send + Sync {
     fn failed(&self, upstream: &Upstream, why: &str);
     /// `upstream` carried a connection.
     fn worked(&self, upstream: &Upstream);
+    /// What the site `host` made of the page fetched through the proxy held now: blocked or
+    /// not. A proxy blocked at several sites in a row is burned, and benched as if it failed.
+    fn judged(&self, host: &str, blocked: bool);
 }
 
 /// Why a connection through an upstream proxy failed.

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use super::SqlStore;
-use crate::engine::tally::Spent;
+use crate::engine::tally::{DIRECT, Spent};
 use crate::memory::evidence::WINDOW;
 use crate::memory::{
     DecisionRecord, DomainPolicy, DomainRecord, DomainSpend, DomainSummary, MemoryIndex,
@@ -273,71 +273,63 @@ impl<D: Driver> MemoryIndex for SqlStore<D> {
 
     async fn add_spend(&self, domain: &str, spent: &Spent) -> Result<(), StoreError> {
         let browser_ms = i64::try_from(spent.browser_ms).unwrap_or(i64::MAX);
-        let mut sql = self.sql();
-        sql.push("INSERT INTO domain_spend (domain, attempts, browser_ms) VALUES (")
-            .bind(domain)
-            .push(", 1, ")
-            .bind(browser_ms)
-            .push(
-                ") ON CONFLICT (domain) DO UPDATE SET attempts = domain_spend.attempts + 1, \
-                 browser_ms = domain_spend.browser_ms + excluded.browser_ms",
-            );
-        let mut writer = self.driver.writer().await?;
-        writer.execute(sql).await?;
-        if spent.requests.is_empty() {
-            return Ok(());
+        // The attempt counts once, on its first route; an attempt that sent nothing (refused
+        // before it left) counts under `direct`.
+        let mut routes: Vec<(&str, u32)> = spent
+            .requests
+            .iter()
+            .map(|(route, n)| (route.as_str(), *n))
+            .collect();
+        if routes.is_empty() {
+            routes.push((DIRECT, 0));
         }
         let mut sql = self.sql();
-        sql.push("INSERT INTO domain_route_spend (domain, route, requests) VALUES ");
-        for (i, (route, requests)) in spent.requests.iter().enumerate() {
+        sql.push(
+            "INSERT INTO domain_spend (domain, route, requests, attempts, browser_ms) VALUES ",
+        );
+        for (i, (route, requests)) in routes.into_iter().enumerate() {
+            let (attempts, browser_ms): (i64, i64) = if i == 0 { (1, browser_ms) } else { (0, 0) };
             if i > 0 {
                 sql.push(", ");
             }
             sql.push("(")
                 .bind(domain)
                 .push(", ")
-                .bind(route.as_str())
+                .bind(route)
                 .push(", ")
-                .bind(*requests)
+                .bind(requests)
+                .push(", ")
+                .bind(attempts)
+                .push(", ")
+                .bind(browser_ms)
                 .push(")");
         }
         sql.push(
             " ON CONFLICT (domain, route) DO UPDATE SET \
-             requests = domain_route_spend.requests + excluded.requests",
+             requests = domain_spend.requests + excluded.requests, \
+             attempts = domain_spend.attempts + excluded.attempts, \
+             browser_ms = domain_spend.browser_ms + excluded.browser_ms",
         );
-        writer.execute(sql).await.map(drop)
+        self.driver.writer().await?.execute(sql).await.map(drop)
     }
 
     async fn spend(&self, domain: &str) -> Result<DomainSpend, StoreError> {
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         let mut sql = self.sql();
-        sql.push("SELECT attempts, browser_ms FROM domain_spend WHERE domain = ")
+        sql.push("SELECT route, requests, attempts, browser_ms FROM domain_spend WHERE domain = ")
             .bind(domain);
-        let rows = self
-            .driver
-            .reader()
-            .await?
-            .rows(sql, &[Column::Int, Column::Int])
-            .await?;
+        let columns = [Column::Text, Column::Int, Column::Int, Column::Int];
+        let rows = self.driver.reader().await?.rows(sql, &columns).await?;
         let mut spend = DomainSpend::default();
-        if let Some(row) = rows.into_iter().next() {
-            let mut cells = Cells::of(row);
-            spend.attempts = count(cells.int()?);
-            spend.browser_ms = count(cells.int()?);
-        }
-        let mut sql = self.sql();
-        sql.push("SELECT route, requests FROM domain_route_spend WHERE domain = ")
-            .bind(domain);
-        let rows = self
-            .driver
-            .reader()
-            .await?
-            .rows(sql, &[Column::Text, Column::Int])
-            .await?;
         for row in rows {
             let mut cells = Cells::of(row);
             let route = cells.text()?;
-            spend.requests.insert(route, count(cells.int()?));
+            let requests = count(cells.int()?);
+            spend.attempts += count(cells.int()?);
+            spend.browser_ms += count(cells.int()?);
+            if requests > 0 {
+                spend.requests.insert(route, requests);
+            }
         }
         Ok(spend)
     }
