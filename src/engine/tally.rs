@@ -2,17 +2,16 @@
 //! JavaScript dialogs its pages opened (answered for them), the time it held a browser page,
 //! and the requests it sent by route. The result states it, and the domain memory sums it.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+
+pub use crate::job::spent::{DIRECT, Spent};
 
 /// The most dialogs one attempt records; more are counted, not kept.
 pub const MAX_DIALOGS: usize = 20;
 /// The most characters of a dialog's message kept.
 pub const MAX_DIALOG_MESSAGE: usize = 500;
-/// The route name of requests that went straight to the target.
-pub const DIRECT: &str = "direct";
 
 /// A JavaScript dialog a page opened, and how it was answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -25,24 +24,6 @@ pub struct Dialog {
     pub message: String,
     /// Whether it was accepted (always, so the page goes on; a prompt gets an empty answer).
     pub accepted: bool,
-}
-
-/// What an attempt spent, so a ladder's choices can be judged against a site's cheapest
-/// working rung.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Spent {
-    /// How long the attempt held a browser page, in milliseconds.
-    pub browser_ms: u64,
-    /// Requests the http engine sent, and browser pages loaded, by route: `direct`, or the
-    /// proxy tier they went through.
-    pub requests: BTreeMap<String, u32>,
-    /// JavaScript dialogs answered beyond the ones listed.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub dialogs_dropped: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 #[derive(Debug, Default)]

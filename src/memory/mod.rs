@@ -17,8 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::engine::tally::Spent;
-use crate::job::StrategyDecision;
+use crate::job::{Spent, StrategyDecision};
 use crate::persist::StoreError;
 
 pub use crate::job::Verdict;

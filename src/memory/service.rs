@@ -300,7 +300,7 @@ impl Domains {
     }
 
     /// Adds what one attempt at `host` spent to its domain's sums.
-    pub async fn spent(&self, host: &str, spent: &crate::engine::tally::Spent) {
+    pub async fn spent(&self, host: &str, spent: &crate::job::Spent) {
         if let Err(e) = self.index.add_spend(&registrable(host), spent).await {
             warn!(error = %e, "cannot add what the attempt spent to its domain's sums");
         }

@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use super::SqlStore;
-use crate::engine::tally::{DIRECT, Spent};
+use crate::job::Spent;
+use crate::job::spent::DIRECT;
 use crate::memory::evidence::WINDOW;
 use crate::memory::{
     DecisionRecord, DomainPolicy, DomainRecord, DomainSpend, DomainSummary, MemoryIndex,
