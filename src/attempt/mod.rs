@@ -209,19 +209,17 @@ impl Attempts {
         self.domains
             .learned(&climb.observations, decision.as_ref())
             .await;
-        self.domains.spent(&running.domain, &tally.taken().1).await;
+        let (dialogs, spent) = tally.taken();
+        self.domains.spent(&running.domain, &spent).await;
         match climb.outcome {
-            Ok((output, ran_with)) => {
-                let (dialogs, spent) = tally.taken();
-                self.finish(JobResult {
-                    output,
-                    executed_with: Some(ran_with.strategy()),
-                    strategy_decision: decision,
-                    took_ms: elapsed_ms(began),
-                    dialogs,
-                    spent,
-                })
-            }
+            Ok((output, ran_with)) => self.finish(JobResult {
+                output,
+                executed_with: Some(ran_with.strategy()),
+                strategy_decision: decision,
+                took_ms: elapsed_ms(began),
+                dialogs,
+                spent,
+            }),
             Err(mut error) => {
                 error.strategy_decision = decision.map(Box::new);
                 Err(error)

@@ -76,12 +76,13 @@ impl Pools {
 
     /// The pool a job's `proxy` names: a pool by its name, else the first pool of the tier.
     pub fn named(&self, name: &str) -> Option<&Arc<Pool>> {
-        let pools = self.pools.iter();
-        let mut tiered = self.pools.iter().filter(|pool| pool.tier() == name);
-        pools
-            .clone()
-            .find(|pool| pool.name() == name)
-            .or_else(|| tiered.next())
+        let by_name = self.pools.iter().find(|pool| pool.name() == name);
+        by_name.or_else(|| self.first_of_tier(name))
+    }
+
+    /// The cheapest-ranked pool of `tier` (the first configured).
+    fn first_of_tier(&self, tier: &str) -> Option<&Arc<Pool>> {
+        self.pools.iter().find(|pool| pool.tier() == tier)
     }
 
     /// Every tier, cheapest first: the rungs `auto` may climb into after the direct ones.
@@ -105,13 +106,9 @@ impl Pools {
         let Some(tier) = tier.filter(|t| *t != NONE) else {
             return Ok(Route::Direct);
         };
-        let Some(pool) = self.pools.iter().find(|pool| pool.tier() == tier) else {
-            return Err(JobError::new(
-                ErrorKind::InvalidPayload,
-                format!("no proxy pool of tier {tier:?} on this worker (a domain policy names it)"),
-            ));
-        };
-        Ok(Route::Via(Arc::new(take(pool, deadline).await?)))
+        let missing =
+            || format!("no proxy pool of tier {tier:?} on this worker (a domain policy names it)");
+        via(self.first_of_tier(tier), deadline, missing).await
     }
 
     /// Whether a job may name `choice` (`none`, a pool or a tier).
@@ -129,20 +126,24 @@ impl Pools {
         let Some(choice) = choice.filter(|c| *c != NONE) else {
             return Ok(Route::Direct);
         };
-        let Some(pool) = self.named(choice) else {
-            return Err(JobError::new(
-                ErrorKind::InvalidPayload,
-                format!("proxy: no pool or tier named {choice:?} on this worker"),
-            ));
-        };
-        let lease = take(pool, deadline).await?;
-        Ok(Route::Via(Arc::new(lease)))
+        let missing = || format!("proxy: no pool or tier named {choice:?} on this worker");
+        via(self.named(choice), deadline, missing).await
     }
 
     /// What the API shows of every pool.
     pub fn views(&self) -> Vec<PoolView> {
         self.pools.iter().map(|pool| PoolView::of(pool)).collect()
     }
+}
+
+/// The route through a proxy of `pool`, or an error saying it is `missing` on this worker.
+async fn via(
+    pool: Option<&Arc<Pool>>,
+    deadline: tokio::time::Instant,
+    missing: impl FnOnce() -> String,
+) -> Result<Route, JobError> {
+    let pool = pool.ok_or_else(|| JobError::new(ErrorKind::InvalidPayload, missing()))?;
+    Ok(Route::Via(Arc::new(take(pool, deadline).await?)))
 }
 
 /// Takes a proxy of `pool`, waiting for one to free up or come back until `deadline`.
