@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod queue;
 pub mod quota;
 pub mod retention;
+pub mod secrets;
 pub mod spec;
 pub mod store;
 pub mod telemetry;

@@ -66,6 +66,7 @@ pub async fn create_batch(
                 .map_err(|problem| problem.within(&format!("jobs[{index}].")))?;
         }
         route_proxy(&state, &caller.tenant, spec)
+            .await
             .map_err(|problem| problem.within(&format!("jobs[{index}].")))?;
     }
     let admitted = admit(&state, &caller, specs.len() as u64, deadline).await?;

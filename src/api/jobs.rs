@@ -72,7 +72,7 @@ pub async fn create(
     if let Some(callback) = &spec.callback {
         check_callback(&state, callback).await?;
     }
-    route_proxy(&state, &caller.tenant, &mut spec)?;
+    route_proxy(&state, &caller.tenant, &mut spec).await?;
     let admitted = admit(&state, &caller, 1, deadline).await?;
     let created = state
         .dispatcher
@@ -193,7 +193,7 @@ pub(super) async fn check_callback(
 /// A job's `proxy`: the one it names, which must be a pool or tier this deployment has (or
 /// `none`), else a 422 naming the field; or its tenant's default, written into the job so
 /// that it is seen and kept whatever the settings become.
-pub(super) fn route_proxy(
+pub(super) async fn route_proxy(
     state: &AppState,
     tenant: &str,
     spec: &mut crate::spec::JobSpec,
@@ -205,13 +205,15 @@ pub(super) fn route_proxy(
         page.proxy = state.pools.default_for(tenant).map(str::to_owned);
         return Ok(());
     };
-    if state.pools.knows(choice) {
+    if state.pools.knows(choice).await {
         return Ok(());
     }
     Err(Problem::invalid_fields(vec![FieldError::new(
         "payload.proxy",
         "unknown_proxy",
-        format!("no proxy pool or tier is named {choice:?} (PROXY_POOLS); none goes direct"),
+        format!(
+            "no proxy pool or tier is named {choice:?} (GET /api/v1/proxies lists them); none goes direct"
+        ),
     )]))
 }
 

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod paging;
 pub mod problem;
 pub mod proxies;
+pub mod proxy_pools;
 pub mod retention;
 pub mod schemas;
 pub mod scrape;
@@ -101,6 +102,12 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
         .route("/api/v1/queue/stats", get(queue_stats))
         .route("/metrics", get(metrics))
         .route("/api/v1/proxies", get(proxies::list))
+        .route(
+            "/api/v1/proxies/pools/{name}",
+            get(proxy_pools::get)
+                .put(proxy_pools::put)
+                .delete(proxy_pools::delete),
+        )
         .route("/api/v1/domains", get(domains::list))
         .route("/api/v1/domains/{domain}", get(domains::get))
         .route(

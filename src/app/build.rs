@@ -25,10 +25,11 @@ use crate::engine::browser::{
 use crate::job::target::TargetPolicy;
 use crate::memory::{Domains, MemoryIndex};
 use crate::metrics::Metrics;
-use crate::proxy::Pools;
+use crate::proxy::{PoolIndex, Pools, Setup};
 use crate::queue::Signals;
 use crate::quota::{Ledger, Limiter, Quota, QuotaIndex};
 use crate::retention::{PurgePace, Purger};
+use crate::secrets::{Keyring, SecretKey};
 use crate::webhook::Courier;
 use crate::worker::{RetryPolicy, Scheduler, SchedulerConfig, Worker, WorkerConfig, report};
 
@@ -57,6 +58,7 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
         (None, None)
     };
     let engine = Arc::new(Engine::new(policy, browser));
+    let pools = open_pools(settings, &backends.store).await?;
     let index: Arc<dyn MemoryIndex> = backends.store.clone();
     let domains = Arc::new(Domains::new(index, backends.pacer.clone()));
     Ok(App {
@@ -68,11 +70,47 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
         engine,
         browser_note,
         metrics: Metrics::new(),
-        pools: Pools::new(settings.proxy_pools.0.clone(), &settings.proxy_tiers)
-            .with_defaults(&settings.tenant_proxies)
-            .map_err(StartError::Usage)?,
+        pools,
         settings: settings.clone(),
     })
+}
+
+/// The proxy pools: the settings' and those made through the API (sealed in the store
+/// under SECRETS_KEY).
+async fn open_pools(
+    settings: &Settings,
+    store: &Arc<dyn crate::store::JobStore>,
+) -> Result<Pools, StartError> {
+    let index: Arc<dyn PoolIndex> = store.clone();
+    let setup = Setup {
+        pools: settings.proxy_pools.0.clone(),
+        tiers: settings.proxy_tiers.clone(),
+        defaults: settings.tenant_proxies.clone(),
+        stored: Some((index, Arc::new(keyring(settings)?))),
+    };
+    Pools::open(setup).await.map_err(StartError::Usage)
+}
+
+/// The keys of SECRETS_KEY and SECRETS_OLD_KEYS; an error names the setting, never a key.
+fn keyring(settings: &Settings) -> Result<Keyring, StartError> {
+    let parse = |setting: &str, text: &str| {
+        SecretKey::parse(text).map_err(|why| StartError::Usage(format!("{setting}: {why}")))
+    };
+    let current = (settings.secrets_key.as_ref())
+        .filter(|key| !key.0.trim().is_empty())
+        .map(|key| parse("SECRETS_KEY", &key.0))
+        .transpose()?;
+    let old = (settings.secrets_old_keys.iter())
+        .filter(|key| !key.0.trim().is_empty())
+        .map(|key| parse("SECRETS_OLD_KEYS", &key.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    match &current {
+        Some(key) => {
+            info!(key = %key.id(), old = old.len(), "secrets are sealed under SECRETS_KEY")
+        }
+        None => info!("SECRETS_KEY is not set: proxy pools cannot be made through the API"),
+    }
+    Ok(Keyring::new(current.as_ref(), &old))
 }
 
 /// Opens the artifact store and checks that it takes a write, a read and a delete, waiting

@@ -135,6 +135,7 @@ async fn run_production(
 
 async fn run_embedded(settings: &Settings, bind: SocketAddr) -> Result<(), StartError> {
     let _lock = lock_data_dir(&settings.data_dir)?;
+    let settings = &with_dev_key(settings)?;
     let store = open_embedded(settings).await?;
     let path = std::fs::canonicalize(store.path()).unwrap_or_else(|_| store.path().to_path_buf());
     let app = build(settings, Backends::embedded(store), true).await?;
@@ -143,6 +144,24 @@ async fn run_embedded(settings: &Settings, bind: SocketAddr) -> Result<(), Start
         print_banner(addr, &path, browser, auth)
     })
     .await
+}
+
+/// `settings` with, when SECRETS_KEY is unset, the key `dev` keeps in its data directory.
+fn with_dev_key(settings: &Settings) -> Result<Settings, StartError> {
+    let mut settings = settings.clone();
+    if settings
+        .secrets_key
+        .as_ref()
+        .is_none_or(|key| key.0.trim().is_empty())
+    {
+        let key =
+            crate::secrets::dev_key(&settings.data_dir).map_err(|reason| StartError::DataDir {
+                path: settings.data_dir.clone(),
+                reason,
+            })?;
+        settings.secrets_key = Some(crate::config::Secret(key.to_base64()));
+    }
+    Ok(settings)
 }
 
 /// Runs the API (on `api`) and, with `work`, a worker with the scheduler and its reports,

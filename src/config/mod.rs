@@ -340,6 +340,23 @@ pub struct Settings {
     #[arg(long, env = "TENANT_PROXIES", global = true, value_delimiter = ',')]
     pub tenant_proxies: Vec<crate::proxy::TenantProxy>,
 
+    /// The key secrets are sealed with at rest (the credentials of proxy pools made through
+    /// the API): the base64 of 32 random bytes (`openssl rand -base64 32`). Without it, pools
+    /// cannot be made through the API [default: `dev` makes one in DATA_DIR/secrets.key].
+    #[arg(long, env = "SECRETS_KEY", global = true, hide_env_values = true)]
+    pub secrets_key: Option<Secret>,
+
+    /// Keys that sealed secrets before SECRETS_KEY, comma-separated: what they sealed still
+    /// opens, and is sealed again under SECRETS_KEY when a process loads it.
+    #[arg(
+        long,
+        env = "SECRETS_OLD_KEYS",
+        global = true,
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub secrets_old_keys: Vec<Secret>,
+
     /// The key webhook deliveries are signed with, `whsec_<base64 of 24 to 64 bytes>` (the
     /// Standard Webhooks form). Without it (or empty), jobs with a `callback` are refused.
     #[arg(

@@ -3,97 +3,123 @@
 //! cap, never a benched one) and relays every request through it. A job names a pool or a
 //! tier with its `proxy` option, or `none`.
 //!
-//! Health is kept by each process for the proxies it uses.
+//! Pools come from the settings (`PROXY_POOLS`) or from admins through the API, kept sealed
+//! in the database; every process reloads those within [`REFRESH_EVERY`] of a change (and at
+//! once when a job names a pool it does not know yet). Health is kept by each process for
+//! the proxies it uses.
 
+mod admin;
 mod lease;
+mod live;
 mod pool;
 pub mod spec;
+mod stored;
 mod view;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::engine::egress::Route;
 use crate::job::{ErrorKind, JobError};
+use crate::secrets::Keyring;
 
+pub use admin::AdminError;
 pub use lease::Lease;
-pub use pool::Pool;
-pub use spec::{PoolSpec, Rotation, TenantProxy, parse_pools};
-pub use view::{PoolView, ProxyView};
+pub use live::REFRESH_EVERY;
+pub use pool::{Pool, Source};
+pub use spec::{PoolDraft, PoolSpec, ProxyEntry, Rotation, TenantProxy, parse_pools};
+pub use stored::{PoolIndex, StoredPool};
+pub use view::{PoolView, ProxyView, UnreadablePool};
 
 /// What a job's `proxy` option says to go without a proxy.
 pub const NONE: &str = crate::job::step::NO_PROXY;
 
-/// Every pool of this process, cheapest tier first, and the tenants' defaults.
-#[derive(Debug, Clone, Default)]
+/// What a process's pools are made of.
+#[derive(Default)]
+pub struct Setup {
+    /// The pools of `PROXY_POOLS`.
+    pub pools: Vec<PoolSpec>,
+    /// `PROXY_TIERS`: tiers from cheapest to dearest.
+    pub tiers: Vec<String>,
+    /// `TENANT_PROXIES`.
+    pub defaults: Vec<TenantProxy>,
+    /// Where pools made through the API are kept, and the keys that seal them.
+    pub stored: Option<(Arc<dyn PoolIndex>, Arc<Keyring>)>,
+}
+
+/// Every pool of this process, cheapest tier first, and the tenants' defaults. Clones share
+/// one live set.
+#[derive(Clone, Default)]
 pub struct Pools {
-    pools: Arc<Vec<Arc<Pool>>>,
-    /// The pool or tier (or `none`) each tenant's jobs use when they name none.
-    defaults: Arc<BTreeMap<String, String>>,
+    shared: Arc<live::Shared>,
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pools")
+            .field("pools", &self.live().pools.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pools {
-    /// The pools configured, ordered by `tiers` (cheapest first; tiers not named there come
-    /// after, in the order they first appear).
+    /// The pools of the settings alone, ordered by `tiers` (cheapest first; tiers not named
+    /// there come after, in the order they first appear).
     pub fn new(specs: Vec<PoolSpec>, tiers: &[String]) -> Pools {
-        let rank = |tier: &str| tiers.iter().position(|t| t == tier).unwrap_or(tiers.len());
-        let mut pools: Vec<Arc<Pool>> = specs.into_iter().map(|s| Arc::new(Pool::new(s))).collect();
-        pools.sort_by_key(|pool| rank(pool.tier()));
         Pools {
-            pools: Arc::new(pools),
-            defaults: Arc::default(),
+            shared: Arc::new(live::Shared::new(Setup {
+                pools: specs,
+                tiers: tiers.to_vec(),
+                ..Setup::default()
+            })),
         }
     }
 
-    /// These pools with each tenant's default (`TENANT_PROXIES`); an error names a default
-    /// that names no pool or tier.
-    pub fn with_defaults(self, defaults: &[TenantProxy]) -> Result<Pools, String> {
-        let mut kept = BTreeMap::new();
-        for default in defaults {
-            if !self.knows(&default.choice) {
+    /// The pools of `setup`: those of the settings and, with a store, those stored (loaded
+    /// now, then kept fresh while the pools live). An error names a tenant's default that
+    /// names no pool or tier.
+    pub async fn open(setup: Setup) -> Result<Pools, String> {
+        let pools = Pools {
+            shared: Arc::new(live::Shared::new(setup)),
+        };
+        if pools.shared.has_store() {
+            if let Err(e) = pools.shared.refresh().await {
+                tracing::warn!(error = %e, "cannot load the proxy pools made through the API yet");
+            }
+            live::keep_fresh(Arc::downgrade(&pools.shared));
+        }
+        for (tenant, choice) in &pools.shared.defaults {
+            if !pools.knows_now(choice) {
                 return Err(format!(
-                    "TENANT_PROXIES: {}={}: no pool or tier of PROXY_POOLS is named {:?}",
-                    default.tenant, default.choice, default.choice
+                    "TENANT_PROXIES: {tenant}={choice}: no pool or tier of PROXY_POOLS (or made \
+                     through the API) is named {choice:?}"
                 ));
             }
-            kept.insert(default.tenant.clone(), default.choice.clone());
         }
-        Ok(Pools {
-            defaults: Arc::new(kept),
-            ..self
-        })
+        Ok(pools)
+    }
+
+    fn live(&self) -> Arc<live::Live> {
+        self.shared.live()
     }
 
     /// The pool or tier a tenant's jobs use when they name none.
     pub fn default_for(&self, tenant: &str) -> Option<&str> {
-        self.defaults.get(tenant).map(String::as_str)
+        self.shared.defaults.get(tenant).map(String::as_str)
     }
 
-    /// Whether any pool is configured.
+    /// Whether any pool is known.
     pub fn is_empty(&self) -> bool {
-        self.pools.is_empty()
+        self.live().pools.is_empty()
     }
 
     /// The pool a job's `proxy` names: a pool by its name, else the first pool of the tier.
-    pub fn named(&self, name: &str) -> Option<&Arc<Pool>> {
-        let by_name = self.pools.iter().find(|pool| pool.name() == name);
-        by_name.or_else(|| self.first_of_tier(name))
-    }
-
-    /// The cheapest-ranked pool of `tier` (the first configured).
-    fn first_of_tier(&self, tier: &str) -> Option<&Arc<Pool>> {
-        self.pools.iter().find(|pool| pool.tier() == tier)
+    pub fn named(&self, name: &str) -> Option<Arc<Pool>> {
+        self.live().named(name)
     }
 
     /// Every tier, cheapest first: the rungs `auto` may climb into after the direct ones.
     pub fn tiers(&self) -> Vec<String> {
-        let mut tiers: Vec<String> = Vec::new();
-        for pool in self.pools.iter() {
-            if !tiers.iter().any(|t| t == pool.tier()) {
-                tiers.push(pool.tier().to_owned());
-            }
-        }
-        tiers
+        self.live().tiers()
     }
 
     /// The route of a step of `auto`'s ladder through `tier` (the first pool of that tier),
@@ -108,12 +134,24 @@ impl Pools {
         };
         let missing =
             || format!("no proxy pool of tier {tier:?} on this worker (a domain policy names it)");
-        via(self.first_of_tier(tier), deadline, missing).await
+        via(self.live().first_of_tier(tier), deadline, missing).await
     }
 
-    /// Whether a job may name `choice` (`none`, a pool or a tier).
-    pub fn knows(&self, choice: &str) -> bool {
+    /// Whether a job may name `choice` (`none`, a pool or a tier) as far as this process
+    /// knows now.
+    fn knows_now(&self, choice: &str) -> bool {
         choice == NONE || self.named(choice).is_some()
+    }
+
+    /// Whether a job may name `choice` (`none`, a pool or a tier): a name this process does
+    /// not know sends it to the store first, so a pool made a moment ago through another
+    /// process is known.
+    pub async fn knows(&self, choice: &str) -> bool {
+        if self.knows_now(choice) {
+            return true;
+        }
+        self.shared.catch_up().await;
+        self.knows_now(choice)
     }
 
     /// The route of an attempt whose `proxy` option is `choice`: direct for none, else a
@@ -126,24 +164,36 @@ impl Pools {
         let Some(choice) = choice.filter(|c| *c != NONE) else {
             return Ok(Route::Direct);
         };
+        if !self.knows(choice).await {
+            let why = format!(
+                "proxy: no pool or tier is named {choice:?} (deleted since the job was submitted?)"
+            );
+            return Err(JobError::new(ErrorKind::InvalidPayload, why));
+        }
         let missing = || format!("proxy: no pool or tier named {choice:?} on this worker");
         via(self.named(choice), deadline, missing).await
     }
 
     /// What the API shows of every pool.
     pub fn views(&self) -> Vec<PoolView> {
-        self.pools.iter().map(|pool| PoolView::of(pool)).collect()
+        let live = self.live();
+        live.pools.iter().map(|pool| live.view(pool)).collect()
+    }
+
+    /// The pools made through the API that this process cannot open, and why.
+    pub fn unreadable(&self) -> Vec<UnreadablePool> {
+        self.live().unreadable.values().cloned().collect()
     }
 }
 
 /// The route through a proxy of `pool`, or an error saying it is `missing` on this worker.
 async fn via(
-    pool: Option<&Arc<Pool>>,
+    pool: Option<Arc<Pool>>,
     deadline: tokio::time::Instant,
     missing: impl FnOnce() -> String,
 ) -> Result<Route, JobError> {
     let pool = pool.ok_or_else(|| JobError::new(ErrorKind::InvalidPayload, missing()))?;
-    Ok(Route::Via(Arc::new(take(pool, deadline).await?)))
+    Ok(Route::Via(Arc::new(take(&pool, deadline).await?)))
 }
 
 /// Takes a proxy of `pool`, waiting for one to free up or come back until `deadline`.

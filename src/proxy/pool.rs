@@ -49,10 +49,21 @@ impl Health {
     }
 }
 
+/// Where a pool was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// `PROXY_POOLS`: changed only by a restart with other settings.
+    Settings,
+    /// Through the API: kept (sealed) in the database, changed by an admin.
+    Api,
+}
+
 /// A pool and the health of its proxies.
 #[derive(Debug)]
 pub struct Pool {
     pub(super) spec: PoolSpec,
+    pub(super) source: Source,
     pub(super) health: Mutex<Vec<Health>>,
     next: Mutex<usize>,
     /// Rung when a proxy frees up or comes back.
@@ -61,14 +72,46 @@ pub struct Pool {
 
 impl Pool {
     /// A pool with every proxy healthy and idle.
-    pub fn new(spec: PoolSpec) -> Pool {
+    pub fn new(spec: PoolSpec, source: Source) -> Pool {
         let health = vec![Health::default(); spec.proxies.len()];
         Pool {
             spec,
+            source,
             health: Mutex::new(health),
             next: Mutex::new(0),
             freed: Notify::new(),
         }
+    }
+
+    /// The pool `spec` replacing `previous` (an admin changed it): each proxy still there,
+    /// unchanged, keeps its health and use (its bench too); the attempts `previous` carries
+    /// give their proxies back to it.
+    pub fn after(spec: PoolSpec, previous: &Pool) -> Pool {
+        let pool = Pool::new(spec, previous.source);
+        let (Ok(before), Ok(mut after)) = (previous.health.lock(), pool.health.lock()) else {
+            return pool;
+        };
+        for (proxy, health) in pool.spec.proxies.iter().zip(after.iter_mut()) {
+            let kept = previous.spec.proxies.iter().position(|p| p == proxy);
+            if let Some(h) = kept.and_then(|at| before.get(at)) {
+                *health = Health {
+                    in_flight: 0,
+                    ..h.clone()
+                };
+            }
+        }
+        drop((before, after));
+        pool
+    }
+
+    /// Where it was made.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// What it was made from.
+    pub fn spec(&self) -> &PoolSpec {
+        &self.spec
     }
 
     /// The pool's name.
@@ -208,7 +251,10 @@ mod tests {
             r#"[{{"name": "p", "tier": "t", "rotation": "{rotation}", "max_per_proxy": {cap},
                 "proxies": ["http://a:1", "http://b:1", "http://c:1"]}}]"#
         );
-        Pool::new(parse_pools(&text).expect("valid").remove(0))
+        Pool::new(
+            parse_pools(&text).expect("valid").remove(0),
+            Source::Settings,
+        )
     }
 
     #[test]

@@ -12,6 +12,10 @@ pub use crate::engine::options::is_proxy_name as is_name;
 pub const MAX_POOLS: usize = 64;
 /// The most proxies one pool may hold.
 pub const MAX_PROXIES: usize = 1_000;
+/// The longest proxy url.
+pub const MAX_URL: usize = 2048;
+/// The highest per-proxy cap a pool may set.
+pub const MAX_PER_PROXY: u32 = 10_000;
 /// The per-proxy cap on concurrent attempts when a pool sets none.
 pub const DEFAULT_MAX_PER_PROXY: u32 = 8;
 
@@ -26,6 +30,28 @@ pub enum Rotation {
     RoundRobin,
     /// Each attempt takes the proxy unused for longest.
     LeastRecentlyUsed,
+}
+
+impl Rotation {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rotation::RoundRobin => "round_robin",
+            Rotation::LeastRecentlyUsed => "least_recently_used",
+        }
+    }
+}
+
+impl std::str::FromStr for Rotation {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Rotation, String> {
+        match text {
+            "round_robin" => Ok(Rotation::RoundRobin),
+            "least_recently_used" => Ok(Rotation::LeastRecentlyUsed),
+            other => Err(format!("unknown rotation {other:?}")),
+        }
+    }
 }
 
 /// One pool as configured.
@@ -89,7 +115,7 @@ pub fn parse_pools(text: &str) -> Result<Vec<PoolSpec>, String> {
     let mut parsed = Vec::with_capacity(pools.len());
     for (at, pool) in pools.into_iter().enumerate() {
         let spec = pool_spec(pool).map_err(|why| format!("pool {at}: {why}"))?;
-        if spec.name == "none" || !names.insert(spec.name.clone()) {
+        if !names.insert(spec.name.clone()) {
             return Err(format!("pool {at}: the name {:?} is taken", spec.name));
         }
         parsed.push(spec);
@@ -98,35 +124,104 @@ pub fn parse_pools(text: &str) -> Result<Vec<PoolSpec>, String> {
 }
 
 fn pool_spec(pool: PoolText) -> Result<PoolSpec, String> {
-    if !is_name(&pool.name) || !is_name(&pool.tier) {
-        return Err("name and tier must be 1 to 64 of a-z, 0-9, - and _".to_owned());
-    }
     if pool.proxies.is_empty() || pool.proxies.len() > MAX_PROXIES {
         return Err(format!("a pool holds 1 to {MAX_PROXIES} proxies"));
     }
-    let max_per_proxy = pool.max_per_proxy.unwrap_or(DEFAULT_MAX_PER_PROXY);
-    if max_per_proxy == 0 {
-        return Err("max_per_proxy must be at least 1".to_owned());
-    }
-    let proxies = pool
+    let entries = pool
         .proxies
         .into_iter()
         .enumerate()
-        .map(|(at, proxy)| {
-            let (name, url) = match proxy {
-                ProxyText::Url(url) => (format!("{}-{}", pool.name, at + 1), url),
-                ProxyText::Named { name, url } => (name, url),
-            };
-            upstream(name, &url).map_err(|why| format!("proxy {at}: {why}"))
+        .map(|(at, proxy)| match proxy {
+            ProxyText::Url(url) => ProxyEntry::unnamed(&pool.name, at, url),
+            ProxyText::Named { name, url } => ProxyEntry { name, url },
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(PoolSpec {
+        .collect();
+    let draft = PoolDraft {
         name: pool.name,
         tier: pool.tier,
         rotation: pool.rotation,
-        max_per_proxy,
-        proxies,
-    })
+        max_per_proxy: pool.max_per_proxy.unwrap_or(DEFAULT_MAX_PER_PROXY),
+        proxies: entries,
+    };
+    draft.spec()
+}
+
+/// One proxy as written: its name and its url (with the credentials: `Debug` hides it).
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct ProxyEntry {
+    /// Its name in the pool.
+    pub name: String,
+    /// Its url.
+    pub url: String,
+}
+
+impl std::fmt::Debug for ProxyEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyEntry")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProxyEntry {
+    /// The proxy at `at` of `pool` written without a name: `<pool>-<at + 1>`.
+    pub fn unnamed(pool: &str, at: usize, url: String) -> ProxyEntry {
+        ProxyEntry {
+            name: format!("{pool}-{}", at + 1),
+            url,
+        }
+    }
+}
+
+/// A pool as an operator wrote it, before it is checked: from `PROXY_POOLS`, or from the
+/// API (where its proxies are kept sealed, as written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolDraft {
+    /// Its name.
+    pub name: String,
+    /// Its tier.
+    pub tier: String,
+    /// How attempts are spread.
+    pub rotation: Rotation,
+    /// The most attempts one proxy carries at once.
+    pub max_per_proxy: u32,
+    /// Its proxies, as written.
+    pub proxies: Vec<ProxyEntry>,
+}
+
+impl PoolDraft {
+    /// The pool, checked. Errors name a proxy by position, never its url.
+    pub fn spec(&self) -> Result<PoolSpec, String> {
+        if !is_name(&self.name) || !is_name(&self.tier) {
+            return Err("name and tier must be 1 to 64 of a-z, 0-9, - and _".to_owned());
+        }
+        if self.name == super::NONE {
+            return Err(format!("the name {:?} is taken", self.name));
+        }
+        if self.proxies.is_empty() || self.proxies.len() > MAX_PROXIES {
+            return Err(format!("a pool holds 1 to {MAX_PROXIES} proxies"));
+        }
+        if !(1..=MAX_PER_PROXY).contains(&self.max_per_proxy) {
+            return Err(format!("max_per_proxy must be from 1 to {MAX_PER_PROXY}"));
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut proxies = Vec::with_capacity(self.proxies.len());
+        for (at, entry) in self.proxies.iter().enumerate() {
+            if !names.insert(entry.name.as_str()) {
+                return Err(format!("proxy {at}: the name {:?} is taken", entry.name));
+            }
+            let proxy = upstream(entry.name.clone(), &entry.url)
+                .map_err(|why| format!("proxy {at}: {why}"))?;
+            proxies.push(proxy);
+        }
+        Ok(PoolSpec {
+            name: self.name.clone(),
+            tier: self.tier.clone(),
+            rotation: self.rotation,
+            max_per_proxy: self.max_per_proxy,
+            proxies,
+        })
+    }
 }
 
 /// One proxy from its url: `http://` or `socks5://` (or `socks5h://`), a host, a port, and
@@ -134,6 +229,9 @@ fn pool_spec(pool: PoolText) -> Result<PoolSpec, String> {
 pub fn upstream(name: String, text: &str) -> Result<Upstream, String> {
     if !is_name(&name) {
         return Err("a proxy's name must be 1 to 64 of a-z, 0-9, - and _".to_owned());
+    }
+    if text.len() > MAX_URL {
+        return Err(format!("a proxy url is at most {MAX_URL} bytes"));
     }
     let url = url::Url::parse(text).map_err(|e| format!("not a url ({e})"))?;
     let scheme = match url.scheme() {

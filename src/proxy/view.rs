@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::pool::Pool;
+use super::pool::{Pool, Source};
 use super::spec::Rotation;
+use super::stored::StoredPool;
 use crate::engine::egress::UpstreamScheme;
 
 /// A pool as shown.
@@ -16,12 +17,40 @@ pub struct PoolView {
     pub name: String,
     /// Its tier.
     pub tier: String,
+    /// Where it was made: `settings` (PROXY_POOLS) or `api`.
+    pub source: Source,
+    /// For a pool made through the API, the id of the key its proxies are sealed under (the
+    /// one in the log line `secrets are sealed under SECRETS_KEY` once rotated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sealed_with: Option<String>,
     /// How it spreads attempts.
     pub rotation: Rotation,
     /// The most attempts one proxy carries at once.
     pub max_per_proxy: u32,
     /// Its proxies.
     pub proxies: Vec<ProxyView>,
+}
+
+/// A pool made through the API that this process cannot use, and why (e.g. sealed under a
+/// key it does not have).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UnreadablePool {
+    /// Its name.
+    pub name: String,
+    /// Its tier.
+    pub tier: String,
+    /// Why it is not used.
+    pub reason: String,
+}
+
+impl UnreadablePool {
+    pub(super) fn new(row: &StoredPool, reason: String) -> UnreadablePool {
+        UnreadablePool {
+            name: row.name.clone(),
+            tier: row.tier.clone(),
+            reason,
+        }
+    }
 }
 
 /// One proxy as shown (its credentials never are).
@@ -90,6 +119,8 @@ impl PoolView {
         PoolView {
             name: pool.spec.name.clone(),
             tier: pool.spec.tier.clone(),
+            source: pool.source,
+            sealed_with: None,
             rotation: pool.spec.rotation,
             max_per_proxy: pool.spec.max_per_proxy,
             proxies,

@@ -23,6 +23,7 @@ use crate::auth::{KeyIndex, Scope};
 use crate::job::{Doorbell, JobEvent, Replay, Settlement};
 use crate::kinds::RunningJob;
 use crate::memory::MemoryIndex;
+use crate::proxy::PoolIndex;
 use crate::quota::QuotaIndex;
 use crate::retention::RetentionIndex;
 use crate::spec::JobSpec;
@@ -41,7 +42,15 @@ pub use types::{
 /// job domain; a change whose guard no longer holds changes nothing and says so.
 #[async_trait]
 pub trait JobStore:
-    ArtifactIndex + KeyIndex + MemoryIndex + QuotaIndex + RetentionIndex + Send + Sync + 'static
+    ArtifactIndex
+    + KeyIndex
+    + MemoryIndex
+    + PoolIndex
+    + QuotaIndex
+    + RetentionIndex
+    + Send
+    + Sync
+    + 'static
 {
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -344,6 +344,10 @@ pub struct Options {
     pub proxy_pools: String,
     /// `TENANT_PROXIES` (`tenant=pool,…`; none by default).
     pub tenant_proxies: String,
+    /// `SECRETS_KEY` (a new random key by default; a restart keeps it).
+    pub secrets_key: Option<String>,
+    /// `SECRETS_OLD_KEYS`.
+    pub secrets_old_keys: Vec<String>,
 }
 
 impl Default for Options {
@@ -368,6 +372,8 @@ impl Default for Options {
             retention_interval: Duration::from_secs(3600),
             proxy_pools: String::new(),
             tenant_proxies: String::new(),
+            secrets_key: Some(control_plane::secrets::SecretKey::generate().to_base64()),
+            secrets_old_keys: Vec::new(),
         }
     }
 }
@@ -410,6 +416,10 @@ impl Options {
         settings.webhook_retry_base = Duration::from_millis(500);
         settings.retention_interval = self.retention_interval;
         settings.proxy_pools = self.proxy_pools.parse().expect("valid PROXY_POOLS");
+        settings.secrets_key = self.secrets_key.clone().map(control_plane::config::Secret);
+        settings.secrets_old_keys = (self.secrets_old_keys.iter().cloned())
+            .map(control_plane::config::Secret)
+            .collect();
         settings.tenant_proxies = self
             .tenant_proxies
             .split(',')
@@ -482,7 +492,7 @@ pub struct TestApp {
     app: App,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
-    options: Options,
+    pub options: Options,
     storage: Storage,
     _artifact_dir: TestDataDir,
 }
@@ -512,10 +522,15 @@ impl TestApp {
 
     /// Stops this app as its process would stop, and starts a new one on the same database
     /// and Redis prefix (or data directory): what a restart keeps, the new app finds.
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        let options = self.options.clone();
+        self.restart_with(options).await
+    }
+
+    /// As [`TestApp::restart`], with other settings.
+    pub async fn restart_with(mut self, options: Options) -> TestApp {
         self.halt().await;
         let storage = std::mem::replace(&mut self.storage, Storage::Moved);
-        let options = self.options.clone();
         drop(self);
         TestApp::spawn_on(storage, options).await
     }

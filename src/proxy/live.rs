@@ -1,0 +1,294 @@
+//! The live set of pools a process routes through: the settings' pools and those stored
+//! through the API, swapped whole when the store says something changed. A pool that
+//! changed keeps the health of its unchanged proxies; one unchanged keeps its very state.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::pool::{Pool, Source};
+use super::stored::{self, PoolIndex, StoredPool};
+use super::view::UnreadablePool;
+use super::{PoolSpec, PoolView, Setup};
+use crate::persist::StoreError;
+use crate::secrets::Keyring;
+
+/// How often each process asks the store whether a pool made through the API changed.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
+
+/// The pools as they are now.
+#[derive(Default)]
+pub(super) struct Live {
+    /// Every pool, cheapest tier first.
+    pub pools: Vec<Arc<Pool>>,
+    /// The stored pools, by name: the revision loaded, and the pool.
+    stored: BTreeMap<String, (String, Arc<Pool>)>,
+    /// The id of the key each stored pool is sealed under now, by name.
+    pub sealed_with: BTreeMap<String, String>,
+    /// The stored pools that cannot be used here, by name (with the revision seen).
+    pub unreadable: BTreeMap<String, UnreadablePool>,
+}
+
+impl Live {
+    pub fn named(&self, name: &str) -> Option<Arc<Pool>> {
+        let by_name = self.pools.iter().find(|pool| pool.name() == name).cloned();
+        by_name.or_else(|| self.first_of_tier(name))
+    }
+
+    /// The cheapest-ranked pool of `tier` (the first configured).
+    pub fn first_of_tier(&self, tier: &str) -> Option<Arc<Pool>> {
+        self.pools.iter().find(|pool| pool.tier() == tier).cloned()
+    }
+
+    /// What the API shows of `pool`.
+    pub fn view(&self, pool: &Pool) -> PoolView {
+        PoolView {
+            sealed_with: self.sealed_with.get(pool.name()).cloned(),
+            ..PoolView::of(pool)
+        }
+    }
+
+    pub fn tiers(&self) -> Vec<String> {
+        let mut tiers: Vec<String> = Vec::new();
+        for pool in &self.pools {
+            if !tiers.iter().any(|t| t == pool.tier()) {
+                tiers.push(pool.tier().to_owned());
+            }
+        }
+        tiers
+    }
+}
+
+/// What every clone of one process's `Pools` shares.
+#[derive(Default)]
+pub(super) struct Shared {
+    tiers: Vec<String>,
+    pub configured: Vec<Arc<Pool>>,
+    pub defaults: BTreeMap<String, String>,
+    pub store: Option<(Arc<dyn PoolIndex>, Arc<Keyring>)>,
+    live: RwLock<Arc<Live>>,
+    /// When the last read of the store began; held while it is read, so reads do not
+    /// overlap and those who waited for one share it.
+    loaded: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    pub fn new(setup: Setup) -> Shared {
+        let configured: Vec<Arc<Pool>> = (setup.pools.into_iter())
+            .map(|spec| Arc::new(Pool::new(spec, Source::Settings)))
+            .collect();
+        let shared = Shared {
+            tiers: setup.tiers,
+            defaults: (setup.defaults.into_iter())
+                .map(|d| (d.tenant, d.choice))
+                .collect(),
+            store: setup.stored,
+            configured,
+            ..Shared::default()
+        };
+        let live = Live {
+            pools: shared.ordered(&BTreeMap::new()),
+            ..Live::default()
+        };
+        shared.swap(live);
+        shared
+    }
+
+    pub fn has_store(&self) -> bool {
+        self.store.is_some()
+    }
+
+    pub fn live(&self) -> Arc<Live> {
+        match self.live.read() {
+            Ok(live) => live.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn swap(&self, live: Live) {
+        match self.live.write() {
+            Ok(mut now) => *now = Arc::new(live),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(live),
+        }
+    }
+
+    /// The settings' pools and the stored ones, cheapest tier first (`PROXY_TIERS`' order;
+    /// tiers it does not name after, in the order they first appear).
+    fn ordered(&self, stored: &BTreeMap<String, (String, Arc<Pool>)>) -> Vec<Arc<Pool>> {
+        let mut pools: Vec<Arc<Pool>> = self.configured.clone();
+        pools.extend(stored.values().map(|(_, pool)| pool.clone()));
+        let mut seen: Vec<String> = self.tiers.clone();
+        for pool in &pools {
+            if !seen.iter().any(|t| t == pool.tier()) {
+                seen.push(pool.tier().to_owned());
+            }
+        }
+        let rank = |tier: &str| seen.iter().position(|t| t == tier).unwrap_or(seen.len());
+        let mut ranked: Vec<(usize, Arc<Pool>)> =
+            pools.into_iter().map(|p| (rank(p.tier()), p)).collect();
+        ranked.sort_by_key(|(rank, _)| *rank);
+        ranked.into_iter().map(|(_, pool)| pool).collect()
+    }
+
+    /// Reads the store now (after any read under way).
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        let mut loaded = self.loaded.lock().await;
+        let began = Instant::now();
+        self.load().await?;
+        *loaded = Some(began);
+        Ok(())
+    }
+
+    /// Reads the store unless a read began since this was called: misses noticed together
+    /// (a burst of jobs naming a pool just made elsewhere) share one read, and reads never
+    /// overlap, so naming unknown pools costs at most one small read at a time.
+    pub async fn catch_up(&self) {
+        if !self.has_store() {
+            return;
+        }
+        let noticed = Instant::now();
+        let mut loaded = self.loaded.lock().await;
+        if loaded.is_some_and(|began| began >= noticed) {
+            return;
+        }
+        let began = Instant::now();
+        match self.load().await {
+            Ok(()) => *loaded = Some(began),
+            Err(e) => warn!(error = %e, "cannot read the proxy pools made through the API"),
+        }
+    }
+
+    /// Reloads the stored pools whose revision changed, and drops those deleted.
+    async fn load(&self) -> Result<(), StoreError> {
+        let Some((index, keys)) = &self.store else {
+            return Ok(());
+        };
+        let revisions = index.pool_revisions().await?;
+        let now = self.live();
+        // An unreadable pool is read again each time: another process may have sealed it
+        // again under a key this one has.
+        let seen = |name: &str| now.stored.get(name).map(|(rev, _)| rev.as_str());
+        let changed: Vec<String> = (revisions.iter())
+            .filter(|(name, rev)| seen(name) != Some(rev.as_str()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let gone = (now.stored.keys().chain(now.unreadable.keys()))
+            .any(|name| !revisions.iter().any(|(n, _)| n == name));
+        if changed.is_empty() && !gone {
+            return Ok(());
+        }
+        let fetched = index.stored_pools(&changed).await?;
+        let mut stored = BTreeMap::new();
+        let mut sealed_with = BTreeMap::new();
+        let mut unreadable = BTreeMap::new();
+        for (name, revision) in &revisions {
+            if let Some(row) = fetched.iter().find(|row| row.name == *name) {
+                match self.opened(row, &now, index.as_ref(), keys).await {
+                    Ok((pool, key)) => {
+                        sealed_with.insert(name.clone(), key);
+                        stored.insert(name.clone(), (row.revision.clone(), pool));
+                    }
+                    Err(reason) => {
+                        let said = now.unreadable.get(name).map(|u| u.reason.as_str());
+                        if said != Some(reason.as_str()) {
+                            warn!(pool = %name, "proxy pool made through the API is not used: {reason}");
+                        }
+                        let view = UnreadablePool::new(row, reason);
+                        unreadable.insert(name.clone(), view);
+                    }
+                }
+            } else if let Some(kept) = now.stored.get(name).filter(|(r, _)| r == revision) {
+                stored.insert(name.clone(), kept.clone());
+                if let Some(key) = now.sealed_with.get(name) {
+                    sealed_with.insert(name.clone(), key.clone());
+                }
+            }
+        }
+        let pools = self.ordered(&stored);
+        self.swap(Live {
+            pools,
+            stored,
+            sealed_with,
+            unreadable,
+        });
+        Ok(())
+    }
+
+    /// The pool a changed row holds: the one it replaces when nothing that matters changed,
+    /// else a new one carrying over the health of its unchanged proxies; and the id of the
+    /// key it is sealed under. A row sealed under an old key is sealed again under the
+    /// current one.
+    async fn opened(
+        &self,
+        row: &StoredPool,
+        now: &Live,
+        index: &dyn PoolIndex,
+        keys: &Keyring,
+    ) -> Result<(Arc<Pool>, String), String> {
+        if self.configured.iter().any(|pool| pool.name() == row.name) {
+            return Err("PROXY_POOLS has a pool of this name, which is used instead".to_owned());
+        }
+        let unsealed = stored::open(row, keys).map_err(|e| e.to_string())?;
+        let spec: PoolSpec = unsealed
+            .draft
+            .spec()
+            .map_err(|why| format!("its stored proxies do not check: {why}"))?;
+        let mut key = row.sealed.split('.').nth(1).unwrap_or_default().to_owned();
+        if unsealed.stale && reseal(row, &unsealed.draft, index, keys).await {
+            key = keys.current_id().unwrap_or_default().to_owned();
+        }
+        let previous = now.stored.get(&row.name).map(|(_, pool)| pool);
+        let pool = match previous {
+            Some(pool) if *pool.spec() == spec => pool.clone(),
+            Some(pool) => Arc::new(Pool::after(spec, pool)),
+            None => Arc::new(Pool::new(spec, Source::Api)),
+        };
+        Ok((pool, key))
+    }
+}
+
+/// Seals a row found under an old key again under the current one (unless it was written
+/// in between: then the write's own sealing stands); `true` when it did. Any process may
+/// do it; the first wins.
+async fn reseal(
+    row: &StoredPool,
+    draft: &super::PoolDraft,
+    index: &dyn PoolIndex,
+    keys: &Keyring,
+) -> bool {
+    let Ok(fresh) = stored::seal(draft, keys) else {
+        return false;
+    };
+    match index
+        .reseal_pool(&row.name, &row.sealed, &fresh.sealed)
+        .await
+    {
+        Ok(true) => {
+            info!(pool = %row.name, key = keys.current_id().unwrap_or_default(),
+                  "proxy pool sealed again under the current SECRETS_KEY");
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            warn!(pool = %row.name, error = %e, "cannot seal a proxy pool again");
+            false
+        }
+    }
+}
+
+/// Reads the store every [`REFRESH_EVERY`] while the pools live.
+pub(super) fn keep_fresh(shared: Weak<Shared>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(REFRESH_EVERY).await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            if let Err(e) = shared.refresh().await {
+                warn!(error = %e, "cannot read the proxy pools made through the API");
+            }
+        }
+    });
+}
