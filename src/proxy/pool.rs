@@ -59,6 +59,15 @@ pub enum Source {
     Api,
 }
 
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Settings => "settings",
+            Source::Api => "api",
+        })
+    }
+}
+
 /// A pool and the health of its proxies.
 #[derive(Debug)]
 pub struct Pool {

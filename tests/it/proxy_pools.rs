@@ -199,7 +199,11 @@ async fn pools_made_through_the_api_reach_every_process_sealed_and_never_shown()
         .collect();
     assert_eq!(names, ["cfg", "res"], "{listed}");
     assert_eq!(admin.get("/api/v1/proxies/pools/res").await.0, 200);
-    assert!(admin.page("/ui/queue").await.contains("res-1"));
+    let queue = admin.page("/ui/queue").await;
+    assert!(
+        queue.contains("res-1") && queue.contains(">api<"),
+        "{queue}"
+    );
     admin.page("/metrics").await;
     assert_eq!(admin.delete("res").await.0, 204);
     assert_eq!(admin.delete("res").await.0, 404);
