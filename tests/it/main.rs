@@ -32,6 +32,7 @@ mod netns;
 mod objects;
 mod pacing;
 mod proxies;
+mod proxy_ladder;
 mod proxy_pools;
 mod queues;
 mod quotas;
