@@ -29,6 +29,7 @@ pub struct ProxyPools {
     responses((status = 200, description = "The proxy pools", body = ProxyPools))
 )]
 pub async fn list(_: Operator, State(state): State<AppState>) -> Json<ProxyPools> {
+    state.pools.fresh().await;
     Json(ProxyPools {
         pools: state.pools.views(),
         unreadable: state.pools.unreadable(),

@@ -108,12 +108,13 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> Result<Json<PoolView>, Problem> {
     pool_name(&name)?;
+    state.pools.fresh().await;
     let view = state.pools.view(&name).ok_or_else(|| not_found(&name))?;
     Ok(Json(view))
 }
 
-/// `PUT /api/v1/proxies/pools/{name}`: makes the pool, or replaces it. Every process uses
-/// it within 2 s; this one at once. Proxies kept from the previous version keep their health.
+/// `PUT /api/v1/proxies/pools/{name}`: makes the pool, or replaces it. This process uses it
+/// at once; every other within 2 s of its next use of the pools. Proxies kept from the previous version keep their health.
 #[utoipa::path(
     put,
     operation_id = "put_proxy_pool",

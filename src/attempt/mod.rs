@@ -118,6 +118,10 @@ impl Attempts {
     /// `stop` is cancelled when it must stop. A panic becomes an `internal` error.
     pub async fn run(&self, job: &RunningJob, stop: &CancellationToken) -> Outcome {
         let began = Instant::now();
+        if job.job_type.reaches_web() {
+            // Pools made through the API changed since this process last looked: look now.
+            self.pools.fresh().await;
+        }
         let run = AssertUnwindSafe(self.climb(job, stop, began)).catch_unwind();
         let budget = job.attempt_budget(self.pools.tiers().len());
         match tokio::time::timeout(budget, run).await {
@@ -222,6 +226,7 @@ impl Attempts {
             }),
             Err(mut error) => {
                 error.strategy_decision = decision.map(Box::new);
+                error.spent = Some(Box::new(spent));
                 Err(error)
             }
         }

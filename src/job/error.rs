@@ -77,6 +77,10 @@ pub struct JobError {
     /// success's result shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy_decision: Option<Box<StrategyDecision>>,
+    /// What the failed attempt spent (browser time, requests by route), as a success's result
+    /// states it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent: Option<Box<super::Spent>>,
 }
 
 impl JobError {
@@ -98,6 +102,7 @@ impl JobError {
             reason: None,
             artifacts: Vec::new(),
             strategy_decision: None,
+            spent: None,
         }
     }
 

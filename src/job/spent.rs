@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The route name of requests that went straight to the target.
 pub const DIRECT: &str = "direct";
 
 /// What an attempt spent, so a ladder's choices can be judged against a site's cheapest
 /// working rung.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Spent {
     /// How long the attempt held a browser page, in milliseconds.
     pub browser_ms: u64,
@@ -18,7 +18,7 @@ pub struct Spent {
     /// proxy tier they went through.
     pub requests: BTreeMap<String, u32>,
     /// JavaScript dialogs answered beyond the ones listed.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub dialogs_dropped: u32,
 }
 

@@ -1,5 +1,6 @@
 //! What an admin does to the pools through the API: store one (sealed), remove one. Each
-//! change is seen by this process at once and by every other within [`super::REFRESH_EVERY`].
+//! change is seen by this process at once and by every other within
+//! [`super::REFRESH_EVERY`] of its next use of the pools.
 
 use super::spec::{MAX_POOLS, PoolDraft};
 use super::stored;

@@ -3,7 +3,7 @@
 //! changed keeps the health of its unchanged proxies; one unchanged keeps its very state.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -15,7 +15,8 @@ use super::{PoolSpec, PoolView, Setup};
 use crate::persist::StoreError;
 use crate::secrets::Keyring;
 
-/// How often each process asks the store whether a pool made through the API changed.
+/// How stale a process's view of the pools made through the API may be when it uses them:
+/// older, it asks the store which changed first (an idle process asks nothing).
 pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
 
 /// The pools as they are now.
@@ -139,6 +140,26 @@ impl Shared {
         self.load().await?;
         *loaded = Some(began);
         Ok(())
+    }
+
+    /// Reads the store if the last read began more than [`REFRESH_EVERY`] ago: what every
+    /// use of the pools (a job about to route, an API read) does first, so a change reaches a
+    /// process within 2 s of its next use and a process that does not use them asks nothing.
+    pub async fn fresh(&self) {
+        if !self.has_store() {
+            return;
+        }
+        let noticed = Instant::now();
+        let mut loaded = self.loaded.lock().await;
+        let recent = |began: Instant| began >= noticed || began.elapsed() < REFRESH_EVERY;
+        if loaded.is_some_and(recent) {
+            return;
+        }
+        let began = Instant::now();
+        match self.load().await {
+            Ok(()) => *loaded = Some(began),
+            Err(e) => warn!(error = %e, "cannot read the proxy pools made through the API"),
+        }
     }
 
     /// Reads the store unless a read began since this was called: misses noticed together
@@ -276,19 +297,4 @@ async fn reseal(
             false
         }
     }
-}
-
-/// Reads the store every [`REFRESH_EVERY`] while the pools live.
-pub(super) fn keep_fresh(shared: Weak<Shared>) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(REFRESH_EVERY).await;
-            let Some(shared) = shared.upgrade() else {
-                return;
-            };
-            if let Err(e) = shared.refresh().await {
-                warn!(error = %e, "cannot read the proxy pools made through the API");
-            }
-        }
-    });
 }

@@ -4,9 +4,10 @@
 //! tier with its `proxy` option, or `none`.
 //!
 //! Pools come from the settings (`PROXY_POOLS`) or from admins through the API, kept sealed
-//! in the database; every process reloads those within [`REFRESH_EVERY`] of a change (and at
-//! once when a job names a pool it does not know yet). Health is kept by each process for
-//! the proxies it uses.
+//! in the database; a process reloads those that changed when it uses its pools and its view
+//! is older than [`REFRESH_EVERY`] (and at once when a job names a pool it does not know
+//! yet), so an idle process asks nothing. Health is kept by each process for the proxies
+//! it uses.
 
 mod admin;
 mod lease;
@@ -75,17 +76,16 @@ impl Pools {
     }
 
     /// The pools of `setup`: those of the settings and, with a store, those stored (loaded
-    /// now, then kept fresh while the pools live). An error names a tenant's default that
-    /// names no pool or tier.
+    /// now, and again as they are used: see [`Pools::fresh`]). An error names a tenant's
+    /// default that names no pool or tier.
     pub async fn open(setup: Setup) -> Result<Pools, String> {
         let pools = Pools {
             shared: Arc::new(live::Shared::new(setup)),
         };
-        if pools.shared.has_store() {
-            if let Err(e) = pools.shared.refresh().await {
-                tracing::warn!(error = %e, "cannot load the proxy pools made through the API yet");
-            }
-            live::keep_fresh(Arc::downgrade(&pools.shared));
+        if pools.shared.has_store()
+            && let Err(e) = pools.shared.refresh().await
+        {
+            tracing::warn!(error = %e, "cannot load the proxy pools made through the API yet");
         }
         for (tenant, choice) in &pools.shared.defaults {
             if !pools.knows_now(choice) {
@@ -96,6 +96,12 @@ impl Pools {
             }
         }
         Ok(pools)
+    }
+
+    /// Brings the pools made through the API up to date if this process's view of them is
+    /// older than [`REFRESH_EVERY`]: what a job about to route and an API read call first.
+    pub async fn fresh(&self) {
+        self.shared.fresh().await;
     }
 
     fn live(&self) -> Arc<live::Live> {
@@ -147,6 +153,10 @@ impl Pools {
     /// not know sends it to the store first, so a pool made a moment ago through another
     /// process is known.
     pub async fn knows(&self, choice: &str) -> bool {
+        if choice == NONE {
+            return true;
+        }
+        self.fresh().await;
         if self.knows_now(choice) {
             return true;
         }

@@ -125,10 +125,11 @@ pub async fn queue(viewer: Viewer, State(state): State<AppState>) -> Response {
     if !viewer.caller.role.allows(Action::Administer) {
         return (StatusCode::FORBIDDEN, "the queue page needs an admin key").into_response();
     }
-    let (stats, levels, reports) = tokio::join!(
+    let (stats, levels, reports, ()) = tokio::join!(
         state.dispatcher.store().stats(),
         state.dispatcher.queue().stats(),
-        state.signals.reports()
+        state.signals.reports(),
+        state.pools.fresh()
     );
     let mut page = QueuePage {
         signed_in: viewer.signed_in,

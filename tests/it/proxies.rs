@@ -286,6 +286,11 @@ async fn a_proxy_blocked_at_every_site_is_benched() {
         .await;
         if job["state"] == "failed" {
             assert_eq!(job["error"]["kind"], "blocked", "{job}");
+            let spent = &job["error"]["spent"]["requests"]["datacenter"];
+            assert!(
+                spent.as_u64() >= Some(1),
+                "a failure states what it spent: {job}"
+            );
             blocked += 1;
         }
     }
