@@ -43,11 +43,11 @@ pub enum ProxyRequest {
     /// Its url (with its credentials, if it wants them).
     #[schema(value_type = ProxyUrlText)]
     Url(String),
-    /// A named proxy.
+    /// A proxy with a name of its own.
     Named {
-        /// Its name in the pool.
+        /// Its name in the pool [default: `<pool>-<position from 1>`].
         #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
-        name: String,
+        name: Option<String>,
         /// Its url.
         #[schema(value_type = ProxyUrlText)]
         url: String,
@@ -265,16 +265,18 @@ fn entry(
             let mut f = Fields::of(item, path, problems)?;
             let name = f.text("name");
             let url = f.text("url");
-            for (key, value) in [("name", name), ("url", url)] {
-                if value == Some(None) {
-                    f.report(key, "missing", format!("{key} is required"));
-                }
+            if url == Some(None) {
+                f.report("url", "missing", "url is required");
             }
             let url_path = f.path_of("url");
             f.finish();
-            let entry = ProxyEntry {
-                name: name??.to_owned(),
-                url: url??.to_owned(),
+            let url = url??.to_owned();
+            let entry = match name? {
+                Some(name) => ProxyEntry {
+                    name: name.to_owned(),
+                    url,
+                },
+                None => ProxyEntry::unnamed(pool, at, url),
             };
             if !is_name(&entry.name) {
                 let detail = "a proxy's name is 1 to 64 of a-z, 0-9, - and _";
@@ -320,6 +322,11 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(draft.proxies[0].name, "res-1");
+        let unnamed = parse(
+            "res",
+            &json!({"tier": "t", "proxies": ["http://h:1", {"url": "http://h:2"}]}),
+        );
+        assert_eq!(unnamed.expect("valid").proxies[1].name, "res-2");
         assert_eq!(draft.max_per_proxy, DEFAULT_MAX_PER_PROXY);
         assert!(draft.spec().is_ok());
         assert_eq!(fields_of(json!({"proxies": ["http://h:1"]})), ["tier"]);
@@ -330,12 +337,12 @@ mod tests {
         assert_eq!(
             fields_of(json!({"tier": "t", "max_per_proxy": 0, "proxies": [
                 {"name": "a", "url": "http://u:hunter2@h:1/path"},
-                {"name": "a", "url": "http://h:2"}, 7, {"url": "http://h:3"}]})),
+                {"name": "a", "url": "http://h:2"}, 7, {"name": "d"}]})),
             [
                 "max_per_proxy",
                 "proxies[0].url",
                 "proxies[2]",
-                "proxies[3].name"
+                "proxies[3].url"
             ]
         );
         assert_eq!(

@@ -317,7 +317,7 @@ pub struct Settings {
     pub metrics_bind: Option<SocketAddr>,
 
     /// Upstream proxy pools, as JSON: `[{"name", "tier", "rotation", "max_per_proxy",
-    /// "proxies": ["http://user:pass@host:port", "socks5://…", {"name", "url"}]}]`. Jobs name
+    /// "proxies": ["http://user:pass@host:port", "socks5://…", {"name"?, "url"}]}]`. Jobs name
     /// a pool or a tier with their `proxy` option. Never shown (it holds credentials).
     #[arg(
         long,

@@ -94,7 +94,7 @@ struct PoolText {
 #[serde(untagged)]
 enum ProxyText {
     Url(String),
-    Named { name: String, url: String },
+    Named { name: Option<String>, url: String },
 }
 
 /// Parses `PROXY_POOLS`. Errors name the pool and proxy by position and never quote a url
@@ -133,7 +133,11 @@ fn pool_spec(pool: PoolText) -> Result<PoolSpec, String> {
         .enumerate()
         .map(|(at, proxy)| match proxy {
             ProxyText::Url(url) => ProxyEntry::unnamed(&pool.name, at, url),
-            ProxyText::Named { name, url } => ProxyEntry { name, url },
+            ProxyText::Named {
+                name: Some(name),
+                url,
+            } => ProxyEntry { name, url },
+            ProxyText::Named { name: None, url } => ProxyEntry::unnamed(&pool.name, at, url),
         })
         .collect();
     let draft = PoolDraft {
