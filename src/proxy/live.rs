@@ -298,3 +298,52 @@ async fn reseal(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::spec::parse_pools;
+
+    fn spec(name: &str, tier: &str) -> PoolSpec {
+        let text =
+            format!(r#"[{{"name": "{name}", "tier": "{tier}", "proxies": ["http://h:1"]}}]"#);
+        parse_pools(&text).expect("valid").remove(0)
+    }
+
+    /// Pools made through the API take their tier's place among the settings' pools: the
+    /// order of PROXY_TIERS first, then tiers in the order they first appear (the settings'
+    /// pools before the stored ones), so `auto` climbs them cheapest first.
+    #[test]
+    fn stored_pools_are_ranked_by_tier_with_the_settings_pools() {
+        let shared = Shared::new(Setup {
+            pools: vec![spec("res", "residential"), spec("mob", "mobile")],
+            tiers: vec!["datacenter".to_owned(), "residential".to_owned()],
+            ..Setup::default()
+        });
+        let stored: BTreeMap<String, (String, Arc<Pool>)> = [
+            ("dc", "datacenter"),
+            ("isp", "isp"),
+            ("res2", "residential"),
+        ]
+        .into_iter()
+        .map(|(name, tier)| {
+            let pool = Arc::new(Pool::new(spec(name, tier), Source::Api));
+            (name.to_owned(), ("r1".to_owned(), pool))
+        })
+        .collect();
+        let names: Vec<String> = (shared.ordered(&stored).iter())
+            .map(|pool| pool.name().to_owned())
+            .collect();
+        assert_eq!(names, ["dc", "res", "res2", "mob", "isp"]);
+        let live = Live {
+            pools: shared.ordered(&stored),
+            ..Live::default()
+        };
+        assert_eq!(live.tiers(), ["datacenter", "residential", "mobile", "isp"]);
+        assert_eq!(
+            live.named("residential").map(|p| p.name().to_owned()),
+            Some("res".to_owned()),
+            "a tier names its first pool"
+        );
+    }
+}
