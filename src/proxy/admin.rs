@@ -78,12 +78,13 @@ impl Pools {
         let Some((index, _)) = &self.shared.store else {
             return Err(AdminError::NotFound(name.to_owned()));
         };
-        if let Some(pool) = self.view(name) {
-            let others_of_tier = (self.views().iter())
-                .filter(|other| other.tier == pool.tier && other.name != name)
+        let live = self.live();
+        if let Some(pool) = live.pools.iter().find(|pool| pool.name() == name) {
+            let others_of_tier = (live.pools.iter())
+                .filter(|other| other.tier() == pool.tier() && other.name() != name)
                 .count();
             for (tenant, choice) in &self.shared.defaults {
-                if *choice == name || (*choice == pool.tier && others_of_tier == 0) {
+                if *choice == name || (*choice == pool.tier() && others_of_tier == 0) {
                     return Err(AdminError::NamedByDefault {
                         tenant: tenant.clone(),
                         choice: choice.clone(),

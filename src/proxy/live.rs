@@ -24,12 +24,20 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
 pub(super) struct Live {
     /// Every pool, cheapest tier first.
     pub pools: Vec<Arc<Pool>>,
-    /// The stored pools, by name: the revision loaded, and the pool.
-    stored: BTreeMap<String, (String, Arc<Pool>)>,
-    /// The id of the key each stored pool is sealed under now, by name.
-    pub sealed_with: BTreeMap<String, String>,
-    /// The stored pools that cannot be used here, by name (with the revision seen).
+    /// The stored pools in use, by name.
+    stored: BTreeMap<String, Kept>,
+    /// The stored pools that cannot be used here, by name.
     pub unreadable: BTreeMap<String, UnreadablePool>,
+}
+
+/// A stored pool in use.
+#[derive(Clone)]
+struct Kept {
+    /// The revision loaded.
+    revision: String,
+    /// The id of the key it is sealed under now.
+    sealed_with: String,
+    pool: Arc<Pool>,
 }
 
 impl Live {
@@ -46,7 +54,7 @@ impl Live {
     /// What the API shows of `pool`.
     pub fn view(&self, pool: &Pool) -> PoolView {
         PoolView {
-            sealed_with: self.sealed_with.get(pool.name()).cloned(),
+            sealed_with: (self.stored.get(pool.name())).map(|kept| kept.sealed_with.clone()),
             ..PoolView::of(pool)
         }
     }
@@ -117,9 +125,9 @@ impl Shared {
 
     /// The settings' pools and the stored ones, cheapest tier first (`PROXY_TIERS`' order;
     /// tiers it does not name after, in the order they first appear).
-    fn ordered(&self, stored: &BTreeMap<String, (String, Arc<Pool>)>) -> Vec<Arc<Pool>> {
+    fn ordered(&self, stored: &BTreeMap<String, Kept>) -> Vec<Arc<Pool>> {
         let mut pools: Vec<Arc<Pool>> = self.configured.clone();
-        pools.extend(stored.values().map(|(_, pool)| pool.clone()));
+        pools.extend(stored.values().map(|kept| kept.pool.clone()));
         let mut seen: Vec<String> = self.tiers.clone();
         for pool in &pools {
             if !seen.iter().any(|t| t == pool.tier()) {
@@ -146,32 +154,25 @@ impl Shared {
     /// use of the pools (a job about to route, an API read) does first, so a change reaches a
     /// process within 2 s of its next use and a process that does not use them asks nothing.
     pub async fn fresh(&self) {
-        if !self.has_store() {
-            return;
-        }
-        let noticed = Instant::now();
-        let mut loaded = self.loaded.lock().await;
-        let recent = |began: Instant| began >= noticed || began.elapsed() < REFRESH_EVERY;
-        if loaded.is_some_and(recent) {
-            return;
-        }
-        let began = Instant::now();
-        match self.load().await {
-            Ok(()) => *loaded = Some(began),
-            Err(e) => warn!(error = %e, "cannot read the proxy pools made through the API"),
-        }
+        self.read_unless_within(REFRESH_EVERY).await;
     }
 
     /// Reads the store unless a read began since this was called: misses noticed together
     /// (a burst of jobs naming a pool just made elsewhere) share one read, and reads never
     /// overlap, so naming unknown pools costs at most one small read at a time.
     pub async fn catch_up(&self) {
+        self.read_unless_within(Duration::ZERO).await;
+    }
+
+    /// Reads the store unless a read began since this was called or less than `recent` ago.
+    async fn read_unless_within(&self, recent: Duration) {
         if !self.has_store() {
             return;
         }
         let noticed = Instant::now();
         let mut loaded = self.loaded.lock().await;
-        if loaded.is_some_and(|began| began >= noticed) {
+        let shared = |began: Instant| began >= noticed || began.elapsed() < recent;
+        if loaded.is_some_and(shared) {
             return;
         }
         let began = Instant::now();
@@ -190,7 +191,7 @@ impl Shared {
         let now = self.live();
         // An unreadable pool is read again each time: another process may have sealed it
         // again under a key this one has.
-        let seen = |name: &str| now.stored.get(name).map(|(rev, _)| rev.as_str());
+        let seen = |name: &str| now.stored.get(name).map(|kept| kept.revision.as_str());
         let changed: Vec<String> = (revisions.iter())
             .filter(|(name, rev)| seen(name) != Some(rev.as_str()))
             .map(|(name, _)| name.clone())
@@ -202,15 +203,11 @@ impl Shared {
         }
         let fetched = index.stored_pools(&changed).await?;
         let mut stored = BTreeMap::new();
-        let mut sealed_with = BTreeMap::new();
         let mut unreadable = BTreeMap::new();
         for (name, revision) in &revisions {
             if let Some(row) = fetched.iter().find(|row| row.name == *name) {
                 match self.opened(row, &now, index.as_ref(), keys).await {
-                    Ok((pool, key)) => {
-                        sealed_with.insert(name.clone(), key);
-                        stored.insert(name.clone(), (row.revision.clone(), pool));
-                    }
+                    Ok(kept) => drop(stored.insert(name.clone(), kept)),
                     Err(reason) => {
                         let said = now.unreadable.get(name).map(|u| u.reason.as_str());
                         if said != Some(reason.as_str()) {
@@ -220,25 +217,21 @@ impl Shared {
                         unreadable.insert(name.clone(), view);
                     }
                 }
-            } else if let Some(kept) = now.stored.get(name).filter(|(r, _)| r == revision) {
+            } else if let Some(kept) = now.stored.get(name).filter(|k| k.revision == *revision) {
                 stored.insert(name.clone(), kept.clone());
-                if let Some(key) = now.sealed_with.get(name) {
-                    sealed_with.insert(name.clone(), key.clone());
-                }
             }
         }
         let pools = self.ordered(&stored);
         self.swap(Live {
             pools,
             stored,
-            sealed_with,
             unreadable,
         });
         Ok(())
     }
 
     /// The pool a changed row holds: the one it replaces when nothing that matters changed,
-    /// else a new one carrying over the health of its unchanged proxies; and the id of the
+    /// else a new one carrying over the health of its unchanged proxies; with the id of the
     /// key it is sealed under. A row sealed under an old key is sealed again under the
     /// current one.
     async fn opened(
@@ -247,7 +240,7 @@ impl Shared {
         now: &Live,
         index: &dyn PoolIndex,
         keys: &Keyring,
-    ) -> Result<(Arc<Pool>, String), String> {
+    ) -> Result<Kept, String> {
         if self.configured.iter().any(|pool| pool.name() == row.name) {
             return Err("PROXY_POOLS has a pool of this name, which is used instead".to_owned());
         }
@@ -256,17 +249,20 @@ impl Shared {
             .draft
             .spec()
             .map_err(|why| format!("its stored proxies do not check: {why}"))?;
-        let mut key = row.sealed.split('.').nth(1).unwrap_or_default().to_owned();
+        let mut sealed_with = row.sealed.split('.').nth(1).unwrap_or_default().to_owned();
         if unsealed.stale && reseal(row, &unsealed.draft, index, keys).await {
-            key = keys.current_id().unwrap_or_default().to_owned();
+            sealed_with = keys.current_id().unwrap_or_default().to_owned();
         }
-        let previous = now.stored.get(&row.name).map(|(_, pool)| pool);
-        let pool = match previous {
+        let pool = match now.stored.get(&row.name).map(|kept| &kept.pool) {
             Some(pool) if *pool.spec() == spec => pool.clone(),
             Some(pool) => Arc::new(Pool::after(spec, pool)),
             None => Arc::new(Pool::new(spec, Source::Api)),
         };
-        Ok((pool, key))
+        Ok(Kept {
+            revision: row.revision.clone(),
+            sealed_with,
+            pool,
+        })
     }
 }
 
@@ -320,7 +316,7 @@ mod tests {
             tiers: vec!["datacenter".to_owned(), "residential".to_owned()],
             ..Setup::default()
         });
-        let stored: BTreeMap<String, (String, Arc<Pool>)> = [
+        let stored: BTreeMap<String, Kept> = [
             ("dc", "datacenter"),
             ("isp", "isp"),
             ("res2", "residential"),
@@ -328,7 +324,12 @@ mod tests {
         .into_iter()
         .map(|(name, tier)| {
             let pool = Arc::new(Pool::new(spec(name, tier), Source::Api));
-            (name.to_owned(), ("r1".to_owned(), pool))
+            let kept = Kept {
+                revision: "r1".to_owned(),
+                sealed_with: "k1".to_owned(),
+                pool,
+            };
+            (name.to_owned(), kept)
         })
         .collect();
         let names: Vec<String> = (shared.ordered(&stored).iter())

@@ -63,18 +63,6 @@ impl std::fmt::Debug for Pools {
 }
 
 impl Pools {
-    /// The pools of the settings alone, ordered by `tiers` (cheapest first; tiers not named
-    /// there come after, in the order they first appear).
-    pub fn new(specs: Vec<PoolSpec>, tiers: &[String]) -> Pools {
-        Pools {
-            shared: Arc::new(live::Shared::new(Setup {
-                pools: specs,
-                tiers: tiers.to_vec(),
-                ..Setup::default()
-            })),
-        }
-    }
-
     /// The pools of `setup`: those of the settings and, with a store, those stored (loaded
     /// now, and again as they are used: see [`Pools::fresh`]). An error names a tenant's
     /// default that names no pool or tier.
@@ -88,7 +76,7 @@ impl Pools {
             tracing::warn!(error = %e, "cannot load the proxy pools made through the API yet");
         }
         for (tenant, choice) in &pools.shared.defaults {
-            if !pools.knows_now(choice) {
+            if choice != NONE && pools.named(choice).is_none() {
                 return Err(format!(
                     "TENANT_PROXIES: {tenant}={choice}: no pool or tier of PROXY_POOLS (or made \
                      through the API) is named {choice:?}"
@@ -143,25 +131,21 @@ impl Pools {
         via(self.live().first_of_tier(tier), deadline, missing).await
     }
 
-    /// Whether a job may name `choice` (`none`, a pool or a tier) as far as this process
-    /// knows now.
-    fn knows_now(&self, choice: &str) -> bool {
-        choice == NONE || self.named(choice).is_some()
-    }
-
-    /// Whether a job may name `choice` (`none`, a pool or a tier): a name this process does
-    /// not know sends it to the store first, so a pool made a moment ago through another
-    /// process is known.
-    pub async fn knows(&self, choice: &str) -> bool {
-        if choice == NONE {
-            return true;
-        }
+    /// The pool a job's `proxy` names (a pool or a tier): a name this process does not know
+    /// sends it to the store first, so a pool made a moment ago through another process is
+    /// found.
+    async fn find(&self, choice: &str) -> Option<Arc<Pool>> {
         self.fresh().await;
-        if self.knows_now(choice) {
-            return true;
+        if let Some(pool) = self.named(choice) {
+            return Some(pool);
         }
         self.shared.catch_up().await;
-        self.knows_now(choice)
+        self.named(choice)
+    }
+
+    /// Whether a job may name `choice` (`none`, a pool or a tier).
+    pub async fn knows(&self, choice: &str) -> bool {
+        choice == NONE || self.find(choice).await.is_some()
     }
 
     /// The route of an attempt whose `proxy` option is `choice`: direct for none, else a
@@ -174,14 +158,12 @@ impl Pools {
         let Some(choice) = choice.filter(|c| *c != NONE) else {
             return Ok(Route::Direct);
         };
-        if !self.knows(choice).await {
-            let why = format!(
+        let missing = || {
+            format!(
                 "proxy: no pool or tier is named {choice:?} (deleted since the job was submitted?)"
-            );
-            return Err(JobError::new(ErrorKind::InvalidPayload, why));
-        }
-        let missing = || format!("proxy: no pool or tier named {choice:?} on this worker");
-        via(self.named(choice), deadline, missing).await
+            )
+        };
+        via(self.find(choice).await, deadline, missing).await
     }
 
     /// What the API shows of every pool.

@@ -113,11 +113,6 @@ impl Pool {
         pool
     }
 
-    /// Where it was made.
-    pub fn source(&self) -> Source {
-        self.source
-    }
-
     /// What it was made from.
     pub fn spec(&self) -> &PoolSpec {
         &self.spec

@@ -21,6 +21,21 @@ pub fn command(args: &[&str]) -> Command {
     command
 }
 
+/// What `control-plane dev` writes to stderr when `env` stops its start (on a data directory
+/// of its own, browsers off); fails when it exits 0.
+pub fn refused_dev(env: &[(&str, &str)]) -> String {
+    let dir = crate::common::TestDataDir::new();
+    let mut dev = command(&["dev"]);
+    dev.env("DATA_DIR", &dir.0)
+        .env("BIND", "127.0.0.1:0")
+        .env("BROWSER", "off")
+        .envs(env.iter().copied());
+    let refused = dev.output().expect("the binary runs");
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success(), "{said}");
+    said
+}
+
 #[test]
 fn a_malformed_setting_stops_start_up_with_one_line_naming_it() {
     for (name, value) in [

@@ -152,18 +152,11 @@ async fn a_tenants_default_proxy_carries_the_jobs_that_name_none() {
     let batched = app.wait_terminal(id, LONG).await;
     assert_eq!(batched["result"]["text"], "127.0.0.10", "{batched}");
 
-    let dir = crate::common::TestDataDir::new();
-    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_control-plane"))
-        .arg("dev")
-        .env("DATA_DIR", &dir.0)
-        .env("BIND", "127.0.0.1:0")
-        .env("BROWSER", "off")
-        .env("PROXY_POOLS", pools.to_string())
-        .env("TENANT_PROXIES", "acme=nowhere")
-        .output()
-        .expect("the binary runs");
-    let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "{said}");
+    let pools = pools.to_string();
+    let said = crate::cli::refused_dev(&[
+        ("PROXY_POOLS", pools.as_str()),
+        ("TENANT_PROXIES", "acme=nowhere"),
+    ]);
     assert!(said.contains("TENANT_PROXIES: acme=nowhere"), "{said}");
     assert!(!said.contains(PASSWORD), "{said}");
 }

@@ -324,17 +324,7 @@ on_both_backends!(a_rotated_key_opens_and_reseals_what_the_old_one_sealed);
 /// A SECRETS_KEY that is not a key stops the start, naming the setting, never quoting it.
 #[test]
 fn a_malformed_key_stops_the_start_without_being_shown() {
-    let dir = crate::common::TestDataDir::new();
-    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_control-plane"))
-        .arg("dev")
-        .env("DATA_DIR", &dir.0)
-        .env("BIND", "127.0.0.1:0")
-        .env("BROWSER", "off")
-        .env("SECRETS_KEY", "hunter2-is-not-a-key")
-        .output()
-        .expect("the binary runs");
-    let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "{said}");
+    let said = crate::cli::refused_dev(&[("SECRETS_KEY", "hunter2-is-not-a-key")]);
     assert!(
         said.contains("SECRETS_KEY: expected the base64 of 32"),
         "{said}"
