@@ -55,6 +55,7 @@ fn job(url: &str, strategy: Strategy) -> RunningJob {
         max_attempts: 1,
         timeout_ms: 30_000,
         worker_id: "bench".into(),
+        tenant_id: "default".into(),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod kinds;
 pub mod memory;
 pub mod metrics;
 pub mod persist;
+pub mod profile;
 pub mod proxy;
 pub mod queue;
 pub mod quota;

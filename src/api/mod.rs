@@ -15,6 +15,7 @@ pub mod live;
 pub mod openapi;
 pub mod paging;
 pub mod problem;
+pub mod profiles;
 pub mod proxies;
 pub mod proxy_pools;
 pub mod retention;
@@ -80,6 +81,8 @@ pub struct AppState {
     pub callbacks: bool,
     /// The proxy pools jobs may name (and whose health the API shows).
     pub pools: crate::proxy::Pools,
+    /// The tenants' profiles (their state never leaves the store unsealed through the API).
+    pub profiles: crate::profile::Profiles,
     /// This process's metrics and what a scrape reads.
     pub scrape: scrape::Sources,
     /// Erases jobs on request.
@@ -108,6 +111,12 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
                 .put(proxy_pools::put)
                 .delete(proxy_pools::delete),
         )
+        .route("/api/v1/profiles", get(profiles::list))
+        .route(
+            "/api/v1/profiles/{name}",
+            get(profiles::get).delete(profiles::delete),
+        )
+        .route("/api/v1/profiles/{name}/restore", post(profiles::restore))
         .route("/api/v1/domains", get(domains::list))
         .route("/api/v1/domains/{domain}", get(domains::get))
         .route(

@@ -47,6 +47,10 @@ use crate::engine::tally::{Dialog, Spent};
         super::proxy_pools::get,
         super::proxy_pools::put,
         super::proxy_pools::delete,
+        super::profiles::list,
+        super::profiles::get,
+        super::profiles::delete,
+        super::profiles::restore,
         super::domains::list,
         super::domains::get,
         super::domains::put_policy,
@@ -65,6 +69,7 @@ use crate::engine::tally::{Dialog, Spent};
         (name = "tenants", description = "Quotas and retention (admin)"),
         (name = "domains", description = "The domain memory, pace and overrides (admin)"),
         (name = "proxies", description = "Upstream proxy pools and their health (admin)"),
+        (name = "profiles", description = "Profiles: a visitor's cookies, storage and identity carried across jobs (metadata only)"),
         (name = "service", description = "Liveness, readiness and this contract (no key needed)"),
     )
 )]

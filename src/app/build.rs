@@ -25,6 +25,7 @@ use crate::engine::browser::{
 use crate::job::target::TargetPolicy;
 use crate::memory::{Domains, MemoryIndex};
 use crate::metrics::Metrics;
+use crate::profile::Profiles;
 use crate::proxy::{PoolIndex, Pools, Setup};
 use crate::queue::Signals;
 use crate::quota::{Ledger, Limiter, Quota, QuotaIndex};
@@ -44,6 +45,7 @@ pub struct App {
     browser_note: Option<String>,
     metrics: Metrics,
     pools: Pools,
+    profiles: Profiles,
     settings: Settings,
 }
 
@@ -58,7 +60,10 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
         (None, None)
     };
     let engine = Arc::new(Engine::new(policy, browser));
-    let pools = open_pools(settings, &backends.store).await?;
+    let keys = Arc::new(keyring(settings)?);
+    let pools = open_pools(settings, &backends.store, keys.clone()).await?;
+    let profile_index: Arc<dyn crate::profile::ProfileIndex> = backends.store.clone();
+    let profiles = Profiles::new(profile_index, keys);
     let index: Arc<dyn MemoryIndex> = backends.store.clone();
     let domains = Arc::new(Domains::new(index, backends.pacer.clone()));
     Ok(App {
@@ -71,6 +76,7 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
         browser_note,
         metrics: Metrics::new(),
         pools,
+        profiles,
         settings: settings.clone(),
     })
 }
@@ -80,13 +86,14 @@ pub async fn build(settings: &Settings, backends: Backends, work: bool) -> Resul
 async fn open_pools(
     settings: &Settings,
     store: &Arc<dyn crate::store::JobStore>,
+    keys: Arc<Keyring>,
 ) -> Result<Pools, StartError> {
     let index: Arc<dyn PoolIndex> = store.clone();
     let setup = Setup {
         pools: settings.proxy_pools.0.clone(),
         tiers: settings.proxy_tiers.clone(),
         defaults: settings.tenant_proxies.clone(),
-        stored: Some((index, Arc::new(keyring(settings)?))),
+        stored: Some((index, keys)),
     };
     Pools::open(setup).await.map_err(StartError::Usage)
 }
@@ -108,7 +115,9 @@ fn keyring(settings: &Settings) -> Result<Keyring, StartError> {
         Some(key) => {
             info!(key = %key.id(), old = old.len(), "secrets are sealed under SECRETS_KEY")
         }
-        None => info!("SECRETS_KEY is not set: proxy pools cannot be made through the API"),
+        None => info!(
+            "SECRETS_KEY is not set: proxy pools cannot be made through the API, nor profiles used"
+        ),
     }
     Ok(Keyring::new(current.as_ref(), &old))
 }
@@ -161,6 +170,7 @@ impl App {
             purger: self.purger(),
             callbacks: settings.webhook_secret.0.is_some(),
             pools: self.pools.clone(),
+            profiles: self.profiles.clone(),
         }
     }
 
@@ -238,7 +248,8 @@ impl App {
         let attempts = Arc::new(
             Attempts::new(self.engine.clone(), self.domains.clone())
                 .with_result_cap(self.settings.result_max_bytes)
-                .with_pools(self.pools.clone()),
+                .with_pools(self.pools.clone())
+                .with_profiles(self.profiles.clone()),
         );
         Worker::new(
             self.dispatcher.clone(),

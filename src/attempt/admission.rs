@@ -16,7 +16,7 @@ pub enum Entry {
     Defer {
         /// When its domain can take it.
         until: DateTime<Utc>,
-        /// Why: `backoff`, `cap` or `rate`.
+        /// Why: `backoff`, `cap` or `rate`, or `profile` (its profile's writer is busy).
         reason: &'static str,
     },
 }

@@ -54,6 +54,8 @@ pub(super) struct Job<'a> {
     /// The route the job named with its `proxy` option, which every step takes; none: each
     /// step's own (its tier's, or direct).
     pub fixed: Option<&'a Route>,
+    /// The profile the job named, as loaded.
+    pub profile: Option<&'a std::sync::Arc<crate::profile::Carried>>,
 }
 
 impl Job<'_> {
@@ -84,6 +86,7 @@ impl Job<'_> {
             rung,
             route,
             tally: self.tally.clone(),
+            profile: self.profile.cloned(),
         };
         match tokio::time::timeout(job.timeout(), payload.run(&run)).await {
             Ok(outcome) => outcome,

@@ -6,6 +6,7 @@
 mod admission;
 mod bounded;
 mod ladder;
+mod profile;
 mod result;
 
 use std::panic::AssertUnwindSafe;
@@ -23,6 +24,7 @@ use crate::engine::tally::Tally;
 use crate::job::{ErrorKind, JobError, Rung, Strategy, StrategyDecision};
 use crate::kinds::{Payload, RunningJob};
 use crate::memory::{Admission, Domains, Reach, decision};
+use crate::profile::{Carried, Loaded, Profiles};
 use crate::proxy::Pools;
 use crate::queue::QueueError;
 
@@ -51,6 +53,7 @@ pub struct Attempts {
     engine: Arc<Engine>,
     domains: Arc<Domains>,
     pools: Pools,
+    profiles: Option<Profiles>,
     result_max_bytes: usize,
 }
 
@@ -62,6 +65,7 @@ impl Attempts {
             engine,
             domains,
             pools: Pools::default(),
+            profiles: None,
             result_max_bytes: DEFAULT_RESULT_MAX_BYTES,
         }
     }
@@ -69,6 +73,14 @@ impl Attempts {
     /// The same, relaying jobs that name a proxy pool or tier through `pools`.
     pub fn with_pools(self, pools: Pools) -> Attempts {
         Attempts { pools, ..self }
+    }
+
+    /// The same, loading and saving the profiles jobs name in `profiles`.
+    pub fn with_profiles(self, profiles: Profiles) -> Attempts {
+        Attempts {
+            profiles: Some(profiles),
+            ..self
+        }
     }
 
     /// The same, failing results over `bytes` of JSON (`RESULT_MAX_BYTES`).
@@ -90,7 +102,8 @@ impl Attempts {
         self.domains.admit(host, job_id, lease).await
     }
 
-    /// Whether `job` may start now by its domain's pace (asking unless `early` did).
+    /// Whether `job` may start now by its domain's pace (asking unless `early` did) and,
+    /// for a job that saves a profile, with the profile's writer lease.
     pub async fn admit(
         &self,
         job: &RunningJob,
@@ -101,7 +114,10 @@ impl Attempts {
             Some(answer) => answer,
             None => self.ask(&job.domain, job.id, lease).await,
         };
-        admission::entry(answer)
+        match admission::entry(answer) {
+            Entry::Run => self.admit_writer(job, lease).await,
+            deferred => deferred,
+        }
     }
 
     /// Gives back the domain slot `job_id` holds on `host`.
@@ -109,9 +125,15 @@ impl Attempts {
         self.domains.release(host, job_id).await;
     }
 
-    /// Keeps the domain slot of a job whose lease was renewed.
+    /// Gives back what an admitted job held: its domain slot and its profile's writer lease.
+    pub async fn release_all(&self, job: &RunningJob) {
+        tokio::join!(self.release(&job.domain, job.id), self.release_writer(job));
+    }
+
+    /// Keeps the domain slot (and writer lease) of a job whose lease was renewed.
     pub async fn renew(&self, job: &RunningJob, lease: Duration) {
         self.domains.renew(&job.domain, job.id, lease).await;
+        self.renew_writer(job, lease).await;
     }
 
     /// Runs one admitted attempt of `job` within its budget (every rung its own timeout);
@@ -145,12 +167,15 @@ impl Attempts {
         stop: &CancellationToken,
         began: Instant,
     ) -> Outcome {
-        let payload = Payload::from_stored(running.job_type, &running.payload).map_err(|e| {
-            JobError::new(
-                ErrorKind::InvalidPayload,
-                format!("the stored payload cannot be read: {e}"),
-            )
-        })?;
+        let mut payload =
+            Payload::from_stored(running.job_type, &running.payload).map_err(|e| {
+                JobError::new(
+                    ErrorKind::InvalidPayload,
+                    format!("the stored payload cannot be read: {e}"),
+                )
+            })?;
+        let profile = self.load_profile(running, &mut payload).await?;
+        let payload = payload;
         let tally = Tally::default();
         // A job that names a pool or tier (or `none`) takes one proxy for the whole attempt
         // (every rung and probe), chosen before the first; else each step of the ladder
@@ -169,6 +194,7 @@ impl Attempts {
             stop,
             tally: &tally,
             fixed: fixed.as_ref(),
+            profile: profile.as_ref().map(|(carried, _)| carried),
         };
         if !running.job_type.reaches_web() {
             let rung = running.strategy.rung().unwrap_or(Rung::Http);
@@ -216,19 +242,35 @@ impl Attempts {
         let (dialogs, spent) = tally.taken();
         self.domains.spent(&running.domain, &spent).await;
         match climb.outcome {
-            Ok((output, ran_with)) => self.finish(JobResult {
-                output,
-                executed_with: Some(ran_with.strategy()),
-                strategy_decision: decision,
-                took_ms: elapsed_ms(began),
-                dialogs,
-                spent,
-            }),
+            Ok((output, ran_with)) => {
+                let finished = self.finish(JobResult {
+                    output,
+                    executed_with: Some(ran_with.strategy()),
+                    strategy_decision: decision,
+                    took_ms: elapsed_ms(began),
+                    dialogs,
+                    spent,
+                })?;
+                self.keep_profile(running, profile.as_ref()).await?;
+                Ok(finished)
+            }
             Err(mut error) => {
                 error.strategy_decision = decision.map(Box::new);
                 error.spent = Some(Box::new(spent));
                 Err(error)
             }
+        }
+    }
+
+    /// Stores what a saving job's successful attempt left in its profile.
+    async fn keep_profile(
+        &self,
+        running: &RunningJob,
+        profile: Option<&(Arc<Carried>, Loaded)>,
+    ) -> Result<(), JobError> {
+        match profile {
+            Some((carried, loaded)) => self.save_profile(running, carried, loaded).await,
+            None => Ok(()),
         }
     }
 

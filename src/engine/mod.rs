@@ -9,6 +9,7 @@ pub mod http;
 pub mod judge;
 pub mod options;
 pub mod own_ports;
+pub mod profile;
 pub mod tally;
 mod tls;
 
@@ -37,6 +38,8 @@ pub struct Attempt {
     pub route: egress::Route,
     /// What it met and spent so far.
     pub tally: tally::Tally,
+    /// The profile its pages start from (and capture, for a saving job).
+    pub profile: Option<std::sync::Arc<crate::engine::profile::Carried>>,
 }
 
 /// The services of one worker: a plain HTTP client, and Chromium when there is one.

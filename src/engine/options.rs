@@ -122,9 +122,29 @@ pub struct PageOptions {
     /// The proxy pool or tier the job's requests go through, or `none` (direct).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// The profile the page starts from, and whether the job saves what it leaves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileUse>,
 }
 
 pub use crate::job::step::is_proxy_name;
+
+/// A job's use of a profile: `{"name", "save"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProfileUse {
+    /// The profile, one of the job's tenant's (1 to 64 of a-z, 0-9, - and _).
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
+    pub name: String,
+    /// Store the state after a successful job as the profile's next version (making the
+    /// profile on its first save); needs a browser strategy [default: false].
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub save: bool,
+}
+
+/// Whether `name` may name a profile: 1 to 64 of `a-z`, `0-9`, `-`, `_`.
+pub fn is_profile_name(name: &str) -> bool {
+    is_proxy_name(name)
+}
 
 impl PageOptions {
     /// The viewport to use.

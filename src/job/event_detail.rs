@@ -48,12 +48,14 @@ pub struct FailedDetail {
     pub error: JobError,
 }
 
-/// `deferred`: claimed, but its domain's pace held it back.
+/// `deferred`: claimed, but its domain's pace held it back, or another job was saving its
+/// profile.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeferredDetail {
-    /// When its domain can take it.
+    /// When it comes back.
     pub until: DateTime<Utc>,
-    /// `backoff`, `cap` or `rate`.
+    /// `backoff`, `cap` or `rate` (its domain's pace), or `profile` (another job holds its
+    /// profile's writer lease).
     pub reason: &'static str,
 }
 

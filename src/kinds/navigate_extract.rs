@@ -16,7 +16,7 @@ use crate::engine::browser::{ArtifactRef, INSTALL_HINT, Session, judge_rendered}
 use crate::engine::extract::{self, Extracted};
 use crate::engine::http::FetchRequest;
 use crate::engine::judge::{self, Signals};
-use crate::engine::options::{PageOptions, Selectors};
+use crate::engine::options::{CookieSpec, PageOptions, Selectors};
 use crate::job::fields::{Fields, Parsed};
 use crate::job::{ErrorKind, JobError, Strategy};
 
@@ -175,10 +175,11 @@ async fn rendered(s: &mut Session, payload: &NavigateExtractPayload) -> Result<E
 /// Extracts the page as the server sent it.
 async fn served(run: &Run<'_>, payload: &NavigateExtractPayload) -> Result<Extraction, JobError> {
     let page = &payload.page;
+    let cookies = cookies_sent(run, &page.cookies);
     let request = FetchRequest {
         headers: Some(&page.headers),
         user_agent: page.user_agent.as_deref(),
-        cookies: &page.cookies,
+        cookies: &cookies,
         locale: page.locale.as_deref(),
     };
     let fetched = run
@@ -222,6 +223,20 @@ async fn served(run: &Run<'_>, payload: &NavigateExtractPayload) -> Result<Extra
         fallback_reason: None,
         artifacts: None,
     })
+}
+
+/// The cookies a plain request sends: the profile's that apply to the url (a browser login
+/// carried over), then the job's own, which replace a profile cookie of the same name.
+fn cookies_sent(run: &Run<'_>, own: &[CookieSpec]) -> Vec<CookieSpec> {
+    let profile = match (&run.profile, Url::parse(&run.job.url)) {
+        (Some(carried), Ok(url)) => carried.state().cookies_for(&url),
+        _ => Vec::new(),
+    };
+    profile
+        .into_iter()
+        .filter(|kept| !own.iter().any(|c| c.name == kept.name))
+        .chain(own.iter().cloned())
+        .collect()
 }
 
 /// Parses HTML off the async threads: big pages take a while.

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::selectors::css;
 use crate::engine::options::{
-    BlockedResource, CookieSpec, PageEvent, PageOptions, Viewport, WaitUntil,
+    BlockedResource, CookieSpec, PageEvent, PageOptions, ProfileUse, Viewport, WaitUntil,
 };
 use crate::job::fields::{Fields, Parsed, as_text, type_name};
 
@@ -28,6 +28,7 @@ pub fn parse(f: &mut Fields<'_>) -> Parsed<PageOptions> {
     let block = block(f);
     let wait_until = wait_until(f);
     let proxy = f.with("proxy", proxy_name);
+    let profile = f.object("profile", profile_use);
     Some(PageOptions {
         viewport: viewport?,
         user_agent: user_agent?,
@@ -38,7 +39,54 @@ pub fn parse(f: &mut Fields<'_>) -> Parsed<PageOptions> {
         block: block?,
         wait_until: wait_until?,
         proxy: proxy?,
+        profile: profile?,
     })
+}
+
+/// A saving job must be able to run in a browser: `strategy: http` only reads a profile.
+pub(crate) fn check_profile(
+    payload: &crate::kinds::Payload,
+    f: &Fields<'_>,
+    strategy: Option<crate::job::Strategy>,
+) -> Parsed<()> {
+    let saves = payload
+        .page()
+        .and_then(|page| page.profile.as_ref())
+        .is_some_and(|profile| profile.save);
+    if saves && strategy == Some(crate::job::Strategy::Http) {
+        f.problems().push(
+            format!("{}.save", f.path_of("profile")),
+            "invalid",
+            "saving a profile needs a browser strategy (vanilla, stealth or auto); \
+             strategy http only sends its cookies",
+        );
+        return None;
+    }
+    Some(())
+}
+
+/// `profile`: `{"name", "save"}`.
+fn profile_use(f: &mut Fields<'_>) -> Parsed<ProfileUse> {
+    let name = f.with("name", |value| {
+        let name = as_text(value)?;
+        if crate::engine::options::is_profile_name(name) {
+            Ok(name.to_owned())
+        } else {
+            Err((
+                "invalid",
+                "a profile's name is 1 to 64 of a-z, 0-9, - and _".to_owned(),
+            ))
+        }
+    });
+    let save = f.flag("save");
+    let name = match name? {
+        Some(name) => name,
+        None => {
+            f.report("name", "missing", "name is required".to_owned());
+            return None;
+        }
+    };
+    Some(ProfileUse { name, save: save? })
 }
 
 /// A pool or tier name, or `none` (whether the pool exists is checked at submission).

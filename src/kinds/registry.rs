@@ -129,14 +129,19 @@ macro_rules! job_kinds {
 
             /// Parses the payload object of a `job_type` job with the kind's parser.
             pub fn parse(job_type: JobType, fields: &mut Fields<'_>, strategy: Option<Strategy>) -> Parsed<Payload> {
-                match job_type {
+                let payload = match job_type {
                     $(JobType::$kind => <$module::$kind as JobKind>::parse(fields, strategy).map(Payload::$kind)),+
-                }
+                }?;
+                crate::kinds::page::check_profile(&payload, fields, strategy)?;
+                Some(payload)
             }
 
             /// Whether this job needs a browser (its kind, or what its payload asks for).
             pub fn needs_browser(&self) -> bool {
-                match self { $(Payload::$kind(payload) => <$module::$kind as JobKind>::needs_browser(payload)),+ }
+                // A saving job's state is captured from a browser (the http engine only
+                // sends a profile's cookies).
+                let saves = self.page().and_then(|p| p.profile.as_ref()).is_some_and(|p| p.save);
+                saves || match self { $(Payload::$kind(payload) => <$module::$kind as JobKind>::needs_browser(payload)),+ }
             }
 
             /// The job's page options, when its kind loads a page.

@@ -40,6 +40,8 @@ pub struct RunningJob {
     pub timeout_ms: u32,
     /// The worker holding the lease.
     pub worker_id: String,
+    /// The tenant that owns it (whose profiles it may name).
+    pub tenant_id: String,
 }
 
 impl RunningJob {
@@ -85,6 +87,8 @@ pub struct Run<'a> {
     pub route: Route,
     /// What the attempt met and spent, every rung together.
     pub tally: Tally,
+    /// The profile the job named, as loaded for this attempt.
+    pub profile: Option<std::sync::Arc<crate::engine::profile::Carried>>,
 }
 
 impl Run<'_> {
@@ -100,6 +104,7 @@ impl Run<'_> {
             hold: self.job.hold(),
             route: self.route.clone(),
             tally: self.tally.clone(),
+            profile: self.profile.clone(),
         }
     }
 

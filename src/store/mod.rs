@@ -46,6 +46,7 @@ pub trait JobStore:
     + KeyIndex
     + MemoryIndex
     + PoolIndex
+    + crate::profile::ProfileIndex
     + QuotaIndex
     + RetentionIndex
     + Send

@@ -120,6 +120,7 @@ impl Job {
             max_attempts: self.max_attempts,
             timeout_ms: self.timeout_ms,
             worker_id: worker.to_owned(),
+            tenant_id: self.tenant_id,
         }
     }
 }

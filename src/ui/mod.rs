@@ -4,6 +4,7 @@
 //! kept in an HttpOnly, SameSite=Strict cookie that the API accepts in place of the header.
 
 mod pages;
+mod profiles;
 mod views;
 
 use axum::Router;
@@ -37,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/jobs", get(pages::jobs))
         .route("/ui/jobs/{id}", get(pages::job))
         .route("/ui/queue", get(pages::queue))
+        .route("/ui/profiles", get(profiles::list))
+        .route("/ui/profiles/{name}", get(profiles::one))
         .route("/ui/login", get(pages::login_form).post(pages::login))
         .route("/ui/logout", post(pages::logout))
         .route("/ui/assets/app.js", get(script))

@@ -6,6 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::artifact::ArtifactRecord;
+use crate::engine::options::ProfileUse;
 use crate::job::JobEvent;
 use crate::store::Job;
 
@@ -159,6 +160,8 @@ pub struct JobPage {
     pub finished_now: bool,
     pub can_cancel: bool,
     pub can_retry: bool,
+    /// The profile the job names.
+    pub profile: Option<ProfileUse>,
 }
 
 impl JobPage {
@@ -193,6 +196,10 @@ impl JobPage {
             finished_now: job.state.is_terminal(),
             can_cancel: may_change && matches!(job.state, JobState::Queued | JobState::Running),
             can_retry: may_change && matches!(job.state, JobState::Failed | JobState::Cancelled),
+            profile: job
+                .payload
+                .get("profile")
+                .and_then(|p| serde_json::from_value(p.clone()).ok()),
         }
     }
 }

@@ -218,7 +218,7 @@ async fn run(shared: &Shared, delivery: &Delivery, job: &RunningJob, slot: Owned
     lock(&shared.stops).remove(&job.id);
     drop(slot);
     let elapsed_ms = started.elapsed().as_millis() as u64;
-    let release = shared.attempts.release(&job.domain, job.id);
+    let release = shared.attempts.release_all(&job);
     let Some(outcome) = outcome else {
         // Cancelled, or the lease was lost: the executor was dropped (browser context
         // disposed) and nothing may be recorded by this worker.

@@ -87,6 +87,7 @@ mod tests {
             max_attempts,
             timeout_ms: 1000,
             worker_id: "w".into(),
+            tenant_id: "default".into(),
         }
     }
 

@@ -380,6 +380,7 @@ async fn the_worker_checks_the_target_again_when_it_runs() {
         },
         route: Default::default(),
         tally: Default::default(),
+        profile: None,
     };
     let strict = HttpClient::new(TargetPolicy::new(false));
     let error = strict

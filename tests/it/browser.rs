@@ -964,6 +964,7 @@ async fn the_browser_refuses_private_targets_unless_allowed() {
         max_attempts: 1,
         timeout_ms: 20_000,
         worker_id: "test".into(),
+        tenant_id: "default".into(),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let error = runner.run(&job, &stop).await.expect_err("refused");

@@ -12,6 +12,7 @@ mod page;
 mod persona;
 pub mod pool;
 pub mod process;
+mod profile;
 pub mod session;
 mod setup;
 pub mod stealth;
@@ -121,7 +122,7 @@ impl Browser {
         };
         let prepared_ms = started.elapsed().as_millis() as u64;
         let performed = tokio::select! {
-            performed = tokio::time::timeout_at(deadline, work(&mut session)) => {
+            performed = tokio::time::timeout_at(deadline, work_then_capture(&mut session, work)) => {
                 performed.unwrap_or_else(|_| Err(JobError::new(
                     ErrorKind::Timeout,
                     format!("the attempt ran past timeout_ms ({} ms)", attempt.timeout.as_millis()),
@@ -151,6 +152,16 @@ impl Browser {
         );
         outcome
     }
+}
+
+/// Runs the job's work; after a success, takes what the page left for a saving profile.
+async fn work_then_capture<T>(
+    session: &mut Session,
+    work: impl AsyncFnOnce(&mut Session) -> Result<T, JobError>,
+) -> Result<T, JobError> {
+    let value = work(session).await?;
+    session.capture_profile().await?;
+    Ok(value)
 }
 
 impl Browser {

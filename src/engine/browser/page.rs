@@ -39,6 +39,23 @@ impl JobPage {
         self.page.as_ref().expect("page present until closed")
     }
 
+    /// Every cookie of the page's own context. Only the browser's session may name a
+    /// context (the page's own answers for its frames' urls alone).
+    pub(super) async fn context_cookies(
+        &self,
+    ) -> Result<Vec<chromiumoxide::cdp::browser_protocol::network::Cookie>, String> {
+        let (Some(lease), Some(context)) = (&self.lease, &self.context) else {
+            return Err("the page has no context of its own".to_owned());
+        };
+        let guard = lease.live.browser.read().await;
+        let browser = guard.as_ref().ok_or("the browser is closed")?;
+        let params = chromiumoxide::cdp::browser_protocol::storage::GetCookiesParams {
+            browser_context_id: Some(context.clone()),
+        };
+        let answer = browser.execute(params).await.map_err(|e| e.to_string())?;
+        Ok(answer.result.cookies)
+    }
+
     /// The warden of the browser serving this page.
     pub(super) fn warden(&self) -> Option<Arc<Warden>> {
         self.lease

@@ -31,6 +31,7 @@ impl Session {
         self.emulate().await?;
         self.extra_headers().await?;
         self.cookies().await?;
+        self.load_profile().await?;
         let mut helpers = vec![self.answer_dialogs().await?];
         helpers.extend(self.intercept().await?);
         Ok(helpers)

@@ -10,6 +10,7 @@ mod hooks;
 mod keys;
 mod leadership;
 mod memory;
+mod profiles;
 mod proxy_pools;
 mod quotas;
 mod reads;

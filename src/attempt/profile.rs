@@ -1,0 +1,163 @@
+//! The profile of one attempt: its writer lease beside the domain's slot (one saving job at
+//! a time per profile; readers never wait), loading it before the first rung (its identity
+//! fills what the job leaves out), and storing what a successful attempt left.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tracing::{info, warn};
+
+use super::{Attempts, Entry};
+use crate::engine::options::{PageOptions, ProfileUse};
+use crate::job::{ErrorKind, JobError};
+use crate::kinds::{Payload, RunningJob};
+use crate::memory::Admission;
+use crate::profile::{Carried, Loaded, ProfileError, lease_key, writer_limits};
+
+/// The profile a stored payload names, if any.
+pub(super) fn named(job: &RunningJob) -> Option<ProfileUse> {
+    serde_json::from_value(job.payload.get("profile")?.clone()).ok()
+}
+
+/// The writer lease's key of a saving job.
+fn writer_key(job: &RunningJob) -> Option<String> {
+    named(job)
+        .filter(|profile| profile.save)
+        .map(|profile| lease_key(&job.tenant_id, &profile.name))
+}
+
+impl Attempts {
+    /// Takes the profile's writer lease for a saving job its domain admitted; a job that
+    /// must wait gives its domain slot back and is deferred like a paced one.
+    pub(super) async fn admit_writer(&self, job: &RunningJob, lease: Duration) -> Entry {
+        let Some(key) = writer_key(job) else {
+            return Entry::Run;
+        };
+        let pacer = self.domains.pacer();
+        match pacer.admit(&key, job.id, lease, &writer_limits()).await {
+            Ok(Admission::Admitted | Admission::Holding) => Entry::Run,
+            Ok(Admission::Deferred { wait_ms, .. }) => {
+                self.domains.release(&job.domain, job.id).await;
+                Entry::Defer {
+                    until: Utc::now() + chrono::Duration::milliseconds(wait_ms),
+                    reason: "profile",
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "the pacer cannot be reached: saving without the writer lease");
+                Entry::Run
+            }
+        }
+    }
+
+    /// Keeps the writer lease of a job whose lease was renewed.
+    pub(super) async fn renew_writer(&self, job: &RunningJob, lease: Duration) {
+        if let Some(key) = writer_key(job)
+            && let Err(e) = self.domains.pacer().renew(&key, job.id, lease).await
+        {
+            warn!(error = %e, "cannot renew the profile's writer lease; it lapses with the lease");
+        }
+    }
+
+    /// Gives the writer lease back.
+    pub(super) async fn release_writer(&self, job: &RunningJob) {
+        if let Some(key) = writer_key(job)
+            && let Err(e) = self.domains.pacer().release(&key, job.id).await
+        {
+            warn!(error = %e, "cannot release the profile's writer lease; it lapses with the lease");
+        }
+    }
+
+    /// Loads the profile `payload` names, and fills what the job leaves out of its page
+    /// options from the identity the profile showed.
+    pub(super) async fn load_profile(
+        &self,
+        job: &RunningJob,
+        payload: &mut Payload,
+    ) -> Result<Option<(Arc<Carried>, Loaded)>, JobError> {
+        let Some(page) = payload.page_mut() else {
+            return Ok(None);
+        };
+        let Some(wanted) = page.profile.clone() else {
+            return Ok(None);
+        };
+        let profiles = self.profiles.as_ref().ok_or_else(|| {
+            JobError::new(
+                ErrorKind::InvalidPayload,
+                "this worker keeps no profiles (no store for them)",
+            )
+        })?;
+        let loaded = profiles
+            .load(&job.tenant_id, &wanted)
+            .await
+            .map_err(profile_error)?;
+        take_identity(page, &loaded);
+        let carried = Arc::new(Carried::new(loaded.state.clone(), wanted.save));
+        Ok(Some((carried, loaded)))
+    }
+
+    /// Stores what a successful saving attempt captured as the profile's next version.
+    pub(super) async fn save_profile(
+        &self,
+        job: &RunningJob,
+        carried: &Carried,
+        loaded: &Loaded,
+    ) -> Result<(), JobError> {
+        let (Some(wanted), Some(profiles)) = (named(job), self.profiles.as_ref()) else {
+            return Ok(());
+        };
+        if !carried.saves() {
+            return Ok(());
+        }
+        let Some(state) = carried.take_captured() else {
+            return Err(JobError::new(
+                ErrorKind::Internal,
+                "the job succeeded but its page's state was not captured; nothing was saved",
+            ));
+        };
+        let version = profiles
+            .save(
+                &job.tenant_id,
+                &wanted.name,
+                &state,
+                (job.id, &job.hold()),
+                loaded.version,
+            )
+            .await
+            .map_err(profile_error)?;
+        info!(profile = %wanted.name, version, "profile saved");
+        Ok(())
+    }
+}
+
+/// What the job leaves out of its identity, taken from the profile's.
+fn take_identity(page: &mut PageOptions, loaded: &Loaded) {
+    let identity = &loaded.state.identity;
+    if page.user_agent.is_none() {
+        page.user_agent.clone_from(&identity.user_agent);
+    }
+    if page.locale.is_none() {
+        page.locale.clone_from(&identity.locale);
+    }
+    if page.timezone.is_none() {
+        page.timezone.clone_from(&identity.timezone);
+    }
+    if page.viewport.is_none() {
+        page.viewport = identity.viewport;
+    }
+    if page.proxy.is_none() {
+        page.proxy.clone_from(&identity.proxy);
+    }
+}
+
+/// A profile's failure, as the job's.
+fn profile_error(error: ProfileError) -> JobError {
+    let kind = match &error {
+        ProfileError::TooLarge(_) => ErrorKind::TooLarge,
+        ProfileError::Store(_) => ErrorKind::Internal,
+        _ => ErrorKind::InvalidPayload,
+    };
+    let retryable = matches!(error, ProfileError::Store(_));
+    JobError::new(kind, error.to_string()).retryable(retryable)
+}
