@@ -10,6 +10,10 @@
 //!   sampled every 100 ms (peak and mean).
 //!   At concurrency 1 the same jobs also run under `stealth`, printed beside `vanilla`.
 //! - http baseline: the same jobs with the `http` strategy (no browser) at concurrency 4.
+//! - profiles: at concurrency 1, jobs written to the store and claimed as a worker does,
+//!   without a profile, loading one (20 cookies, 20 `localStorage` items), and saving one
+//!   (the same state, captured, sealed and stored as a new version after each job): what a
+//!   profile costs a page, as ratios to the run without one.
 //! - peer: Playwright (`playwright-core` from npm, driving the same Chromium binary), a new
 //!   context and page per job, `goto` then `content()`, at the same concurrency levels.
 
@@ -32,7 +36,10 @@ use control_plane::job::target::TargetPolicy;
 use control_plane::job::{Priority, Strategy};
 use control_plane::kinds::{JobType, RunningJob};
 use control_plane::memory::{Domains, LocalPacer};
-use control_plane::store::{JobStore, SqliteStore};
+use control_plane::profile::Profiles;
+use control_plane::secrets::{Keyring, SecretKey};
+use control_plane::spec::JobSpec;
+use control_plane::store::{Created, JobStore, SqliteStore};
 use serde_json::json;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -149,6 +156,75 @@ async fn drive(
     }
 }
 
+/// Fills the page's origin with 20 cookies and 20 `localStorage` items of 100 bytes.
+const FILL_STATE: &str = "for (let i = 0; i < 20; i++) { \
+     document.cookie = 'c' + i + '=' + 'v'.repeat(40) + i + '; max-age=3600'; \
+     localStorage.setItem('k' + i, 'x'.repeat(100)); } 1";
+
+/// Runs `pages` jobs of `payload` one after the other, each written to the store and
+/// claimed first (a saving job's version is stored only while its attempt holds the job).
+async fn drive_claimed(
+    engine: &Attempts,
+    store: &Arc<dyn JobStore>,
+    url: &str,
+    payload: serde_json::Value,
+    pages: usize,
+) -> Run {
+    let body = json!({"url": url, "strategy": "vanilla", "max_attempts": 1, "payload": payload});
+    let spec = JobSpec::parse(&body).expect("a valid job");
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    for _ in 0..pages {
+        let Ok(Created::New(job)) = store.create("default", &spec, None, None).await else {
+            panic!("the job is stored");
+        };
+        let began = Instant::now();
+        let running = store
+            .claim(job.id, "bench", Duration::from_secs(60))
+            .await
+            .expect("claim")
+            .expect("claimed");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let result = engine.run(&running, &stop).await;
+        assert!(result.is_ok(), "job failed: {result:?}");
+        latencies.push(began.elapsed().as_millis());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    Run {
+        pages_per_s: pages as f64 / elapsed.as_secs_f64(),
+        p50_ms: at(0.5),
+        p95_ms: at(0.95),
+        peak_mib: 0.0,
+        mean_mib: 0.0,
+    }
+}
+
+/// What loading and saving a profile cost a page at concurrency 1.
+async fn profiles(engine: &Attempts, store: &Arc<dyn JobStore>, url: &str, pages: usize) {
+    let plain = json!({"selectors": {"price": ".price"}});
+    let filled = json!({"evaluate": FILL_STATE, "profile": {"name": "bench", "save": true}});
+    drive_claimed(engine, store, url, filled, 1).await;
+    let without = drive_claimed(engine, store, url, plain.clone(), pages).await;
+    let mut reading = plain.clone();
+    reading["profile"] = json!({"name": "bench"});
+    let loading = drive_claimed(engine, store, url, reading, pages).await;
+    let mut saving = plain;
+    saving["profile"] = json!({"name": "bench", "save": true});
+    let saved = drive_claimed(engine, store, url, saving, pages).await;
+    for (what, run) in [("loading", &loading), ("loading and saving", &saved)] {
+        println!(
+            "control-plane vanilla with a profile ({what}: 20 cookies, 20 localStorage items), concurrency 1: {:.2} pages/s (/ without a profile = {:.2}), p50 {} ms (+{} ms), p95 {} ms",
+            run.pages_per_s,
+            run.pages_per_s / without.pages_per_s,
+            run.p50_ms,
+            run.p50_ms.saturating_sub(without.p50_ms),
+            run.p95_ms,
+        );
+    }
+}
+
 const PEER_SCRIPT: &str = r#"
 const { chromium } = require('playwright-core');
 const [executablePath, url, pages, ...levels] = process.argv.slice(2);
@@ -230,7 +306,7 @@ async fn main() {
     let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.0).await.expect("store"));
     let artifacts =
         ArtifactStore::local(&dir.0.join("artifacts"), store.clone()).expect("artifacts");
-    let domains = Arc::new(Domains::new(store, Arc::new(LocalPacer::new())));
+    let domains = Arc::new(Domains::new(store.clone(), Arc::new(LocalPacer::new())));
     let policy = TargetPolicy::new(true);
     let executable = common::chrome();
     println!(
@@ -260,10 +336,14 @@ async fn main() {
         pool.warm_up().await.expect("Chromium starts");
         let idle_mib = pss_kib(&pool.process_ids()) as f64 / 1024.0;
         let browser = Browser::new(pool.clone(), policy, artifacts.clone());
-        let engine = Arc::new(Attempts::new(
-            Arc::new(Engine::new(policy, Some(browser))),
-            domains.clone(),
-        ));
+        let keys = Keyring::new(Some(&SecretKey::generate()), &[]);
+        let engine = Arc::new(
+            Attempts::new(
+                Arc::new(Engine::new(policy, Some(browser))),
+                domains.clone(),
+            )
+            .with_profiles(Profiles::new(store.clone(), Arc::new(keys))),
+        );
         drive(Arc::clone(&engine), &url, Strategy::Vanilla, 5, 1, None).await;
         let engine_again = Arc::clone(&engine);
         let run = drive(
@@ -287,6 +367,7 @@ async fn main() {
         );
         ours.push(run.pages_per_s);
         if concurrency == 1 {
+            profiles(&engine_again, &store, &url, pages).await;
             // What the stealth persona costs a page (evasions, persona, held workers).
             let stealth = drive(engine_again, &url, Strategy::Stealth, pages, 1, None).await;
             println!(

@@ -161,3 +161,63 @@ fn profile_error(error: ProfileError) -> JobError {
     let retryable = matches!(error, ProfileError::Store(_));
     JobError::new(kind, error.to_string()).retryable(retryable)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::options::Viewport;
+    use crate::engine::profile::{Identity, ProfileState};
+
+    #[test]
+    fn a_job_takes_what_it_leaves_out_of_the_identity_the_profile_showed() {
+        let loaded = Loaded {
+            version: Some(3),
+            state: ProfileState {
+                identity: Identity {
+                    user_agent: Some("UA/1".into()),
+                    locale: Some("fr-FR".into()),
+                    timezone: Some("Europe/Paris".into()),
+                    viewport: Some(Viewport {
+                        width: 1280,
+                        height: 800,
+                    }),
+                    proxy: Some("res".into()),
+                },
+                ..ProfileState::default()
+            },
+        };
+        let mut page = PageOptions {
+            locale: Some("de-DE".into()),
+            ..PageOptions::default()
+        };
+        take_identity(&mut page, &loaded);
+        assert_eq!(page.locale.as_deref(), Some("de-DE"), "the job's own wins");
+        assert_eq!(page.user_agent.as_deref(), Some("UA/1"));
+        assert_eq!(page.timezone.as_deref(), Some("Europe/Paris"));
+        assert_eq!(page.viewport.map(|v| v.width), Some(1280));
+        assert_eq!(page.proxy.as_deref(), Some("res"));
+    }
+
+    #[test]
+    fn only_a_saving_job_takes_the_writer_lease() {
+        let job = |payload: serde_json::Value| RunningJob {
+            id: uuid::Uuid::now_v7(),
+            domain: "shop.test".into(),
+            url: "https://shop.test/".into(),
+            job_type: crate::kinds::JobType::NavigateExtract,
+            strategy: crate::job::Strategy::Vanilla,
+            priority: crate::job::Priority::default(),
+            payload,
+            attempt: 1,
+            max_attempts: 1,
+            timeout_ms: 1000,
+            worker_id: "w".into(),
+            tenant_id: "acme".into(),
+        };
+        let saving = job(serde_json::json!({"profile": {"name": "shop", "save": true}}));
+        assert_eq!(writer_key(&saving).as_deref(), Some("profile:acme/shop"));
+        let reading = job(serde_json::json!({"profile": {"name": "shop"}}));
+        assert_eq!(writer_key(&reading), None);
+        assert_eq!(writer_key(&job(serde_json::json!({}))), None);
+    }
+}

@@ -61,6 +61,9 @@ pub enum ProfileError {
     /// The profile was deleted while a job that saves it ran.
     #[error("profile {0:?} was deleted while the job ran; nothing was saved")]
     Gone(String),
+    /// The saving job's attempt no longer holds the job (cancelled, or its lease lost).
+    #[error("the job's attempt no longer holds it; nothing was saved")]
+    NotHeld,
     /// No version of that number is kept.
     #[error("profile {0:?} keeps no version {1}")]
     NoVersion(String, u32),
@@ -152,7 +155,8 @@ impl Profiles {
             .await?;
         match saved {
             Saved::Stored(version) => Ok(version),
-            Saved::Gone | Saved::NotHeld => Err(ProfileError::Gone(name.to_owned())),
+            Saved::Gone => Err(ProfileError::Gone(name.to_owned())),
+            Saved::NotHeld => Err(ProfileError::NotHeld),
         }
     }
 
@@ -225,5 +229,20 @@ impl Profiles {
             .open(&context(tenant, name), &stored.sealed)
             .map_err(|e| unreadable(e.to_string()))?;
         serde_json::from_slice(&opened.plain).map_err(|e| unreadable(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SecretKey;
+
+    #[test]
+    fn a_state_sealed_for_one_profile_opens_for_no_other() {
+        let keys = Keyring::new(Some(&SecretKey::generate()), &[]);
+        let sealed = keys.seal(&context("acme", "shop"), b"{}").expect("sealed");
+        assert!(keys.open(&context("acme", "shop"), &sealed).is_ok());
+        assert!(keys.open(&context("acme", "other"), &sealed).is_err());
+        assert!(keys.open(&context("beta", "shop"), &sealed).is_err());
     }
 }

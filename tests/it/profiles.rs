@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::cli::{Process, wait_healthy};
 use crate::common::{
-    AssertDb, Backend, Options, TestApp, TestDatabase, TestPrefix, on_both_backends, redis_url,
+    AssertDb, Backend, Options, TestApp, TestDataDir, TestDatabase, TestPrefix, on_both_backends,
+    redis_url,
 };
 use crate::login_site::LoginSite;
 use crate::upstream_fixtures::finished;
@@ -64,6 +65,20 @@ impl Client {
     }
 }
 
+/// Everything the files under `dir` hold (artifacts, the data directory), as text.
+fn files_under(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            text.push_str(&files_under(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    text
+}
+
 /// A `navigate_extract` of the member page, with `profile` (or none).
 fn member_page(site: &LoginSite, strategy: &str, profile: Option<&str>) -> Value {
     let mut payload = json!({"selectors": {"who": "#who", "pref": "#pref"}});
@@ -86,7 +101,9 @@ async fn a_login_saved_on_one_worker_signs_in_jobs_on_another_and_is_never_shown
     let db = TestDatabase::create().await;
     let prefix = TestPrefix::new();
     let key = SecretKey::generate();
+    let data = TestDataDir::new();
     let env = vec![
+        ("DATA_DIR", data.0.display().to_string()),
         ("DATABASE_URL", db.url.clone()),
         ("REDIS_URL", redis_url()),
         ("QUEUE_PREFIX", prefix.0.clone()),
@@ -179,6 +196,7 @@ async fn a_login_saved_on_one_worker_signs_in_jobs_on_another_and_is_never_shown
         .strings("SELECT e::text FROM job_events e")
         .await
         .concat();
+    let files = files_under(&data.0);
     let logs = format!("{}\n{logged}\n{}", serve.log(), second.log());
     assert!(
         logs.contains("DEBUG") && logs.contains("profile saved"),
@@ -190,6 +208,10 @@ async fn a_login_saved_on_one_worker_signs_in_jobs_on_another_and_is_never_shown
             "the database holds a secret"
         );
         assert!(!events.contains(secret.as_str()), "an event holds a secret");
+        assert!(
+            !files.contains(secret.as_str()),
+            "a stored file holds a secret"
+        );
         assert!(
             !client.seen.contains(secret.as_str()),
             "an answer holds a secret"

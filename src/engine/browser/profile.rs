@@ -164,3 +164,38 @@ fn origin_storage(read: Value) -> Option<(String, Vec<(String, String)>)> {
     let items = items?;
     (origin.starts_with("http://") || origin.starts_with("https://")).then_some((origin, items))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn storage_is_read_only_from_web_origins() {
+        let read = json!(["http://shop.test:8080", [["k", "v"]]]);
+        assert_eq!(
+            origin_storage(read),
+            Some((
+                "http://shop.test:8080".to_owned(),
+                vec![("k".to_owned(), "v".to_owned())]
+            ))
+        );
+        assert_eq!(origin_storage(json!(["null", [["k", "v"]]])), None);
+        assert_eq!(origin_storage(json!(["http://shop.test", null])), None);
+        assert_eq!(origin_storage(json!("nonsense")), None);
+    }
+
+    #[test]
+    fn the_seed_carries_each_origin_as_data() {
+        let origins = [OriginStorage {
+            origin: "http://shop.test".into(),
+            local_storage: vec![("k".into(), "'); alert(1); ('".into())],
+        }];
+        let script = storage_seed(&origins);
+        assert!(
+            script.contains(r#"{"http://shop.test":[["k","'); alert(1); ('"]]}"#),
+            "{script}"
+        );
+        assert!(script.contains("localStorage.length > 0"), "{script}");
+    }
+}
