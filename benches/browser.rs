@@ -157,9 +157,9 @@ async fn drive(
 }
 
 /// Fills the page's origin with 20 cookies and 20 `localStorage` items of 100 bytes.
-const FILL_STATE: &str = "for (let i = 0; i < 20; i++) { \
+const FILL_STATE: &str = "(() => { for (let i = 0; i < 20; i++) { \
      document.cookie = 'c' + i + '=' + 'v'.repeat(40) + i + '; max-age=3600'; \
-     localStorage.setItem('k' + i, 'x'.repeat(100)); } 1";
+     localStorage.setItem('k' + i, 'x'.repeat(100)); } return 1; })()";
 
 /// Runs `pages` jobs of `payload` one after the other, each written to the store and
 /// claimed first (a saving job's version is stored only while its attempt holds the job).

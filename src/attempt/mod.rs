@@ -174,6 +174,9 @@ impl Attempts {
                     format!("the stored payload cannot be read: {e}"),
                 )
             })?;
+        // What the job asked for decides whether it needs a browser; the identity a profile
+        // fills in (a stealth persona's time zone, say) must not keep `auto` off http.
+        let needs_browser = payload.needs_browser();
         let profile = self.load_profile(running, &mut payload).await?;
         let payload = payload;
         let tally = Tally::default();
@@ -214,7 +217,7 @@ impl Attempts {
             None => self.pools.tiers(),
         };
         let reach = Reach {
-            needs_browser: payload.needs_browser(),
+            needs_browser,
             has_browser: self.engine.browser().is_some(),
             tiers: &tiers,
         };

@@ -90,7 +90,7 @@ fn member_page(site: &LoginSite, strategy: &str, profile: Option<&str>) -> Value
 }
 
 /// `serve` and two `worker` processes, one after the other, logging at debug level: a
-/// `script` job on the first signs in and saves the profile; a job on the second reads the
+/// `stealth` `script` job on the first signs in and saves the profile; a job on the second reads the
 /// member page with it (cookie and `localStorage` back), over plain http too; without it the
 /// login form shows. The database holds the state only sealed; no answer, event, result or
 /// log line holds the session cookie or the stored value. Deleted, the profile is gone and
@@ -121,7 +121,7 @@ async fn a_login_saved_on_one_worker_signs_in_jobs_on_another_and_is_never_shown
     let mut first = Process::spawn("worker", &env);
     let login = client
         .run(
-            json!({"url": site.url("/login"), "job_type": "script", "strategy": "vanilla",
+            json!({"url": site.url("/login"), "job_type": "script", "strategy": "stealth",
                     "max_attempts": 1, "timeout_ms": 20000,
                     "payload": {"steps": site.login_steps(), "locale": "fr-FR",
                                 "profile": {"name": "shop", "save": true}}}),
@@ -149,6 +149,11 @@ async fn a_login_saved_on_one_worker_signs_in_jobs_on_another_and_is_never_shown
     let plain = client.run(member_page(&site, "http", Some("shop"))).await;
     assert_eq!(plain["result"]["executed_with"], "http", "{plain}");
     assert_eq!(plain["result"]["data"]["who"], "Welcome back, alice");
+    // The stealth persona the profile keeps (a time zone among it) does not keep `auto`
+    // off its cheapest rung.
+    let cheapest = client.run(member_page(&site, "auto", Some("shop"))).await;
+    assert_eq!(cheapest["result"]["executed_with"], "http", "{cheapest}");
+    assert_eq!(cheapest["result"]["data"]["who"], "Welcome back, alice");
     let (status, refused) = client
         .submit(&json!({"url": site.url("/members"), "strategy": "http",
                         "payload": {"profile": {"name": "shop", "save": true}}}))
@@ -171,7 +176,7 @@ async fn a_login_saved_on_one_worker_signs_in_jobs_on_another_and_is_never_shown
         client.page("/ui/profiles").await,
         client.page("/ui/profiles/shop").await
     );
-    for id in [&login["id"], &member["id"], &plain["id"]] {
+    for id in [&login["id"], &member["id"], &plain["id"], &cheapest["id"]] {
         let id = id.as_str().expect("id");
         assert!(pages.contains(id), "the profile's page lists job {id}");
     }
