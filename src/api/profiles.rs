@@ -17,7 +17,7 @@ use super::AppState;
 use super::auth::{Reader, Writer};
 use super::body::JsonBody;
 use super::problem::Problem;
-use crate::engine::options::is_profile_name;
+use crate::engine::options::{PROFILE_NAME_RULE, is_profile_name};
 use crate::job::{Fields, Problems};
 use crate::memory::Admission;
 use crate::profile::{ProfileError, ProfileView, lease_key, writer_limits};
@@ -45,11 +45,7 @@ fn profile_name(name: &str) -> Result<(), Problem> {
     if is_profile_name(name) {
         Ok(())
     } else {
-        Err(Problem::bad_parameter(
-            "name",
-            "invalid",
-            "a profile's name is 1 to 64 of a-z, 0-9, - and _",
-        ))
+        Err(Problem::bad_parameter("name", "invalid", PROFILE_NAME_RULE))
     }
 }
 

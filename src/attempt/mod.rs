@@ -24,7 +24,7 @@ use crate::engine::tally::Tally;
 use crate::job::{ErrorKind, JobError, Rung, Strategy, StrategyDecision};
 use crate::kinds::{Payload, RunningJob};
 use crate::memory::{Admission, Domains, Reach, decision};
-use crate::profile::{Carried, Loaded, Profiles};
+use crate::profile::Profiles;
 use crate::proxy::Pools;
 use crate::queue::QueueError;
 
@@ -197,7 +197,7 @@ impl Attempts {
             stop,
             tally: &tally,
             fixed: fixed.as_ref(),
-            profile: profile.as_ref().map(|(carried, _)| carried),
+            profile: profile.as_ref().map(|p| &p.carried),
         };
         if !running.job_type.reaches_web() {
             let rung = running.strategy.rung().unwrap_or(Rung::Http);
@@ -254,7 +254,9 @@ impl Attempts {
                     dialogs,
                     spent,
                 })?;
-                self.keep_profile(running, profile.as_ref()).await?;
+                if let Some(profile) = &profile {
+                    self.save_profile(running, profile).await?;
+                }
                 Ok(finished)
             }
             Err(mut error) => {
@@ -262,18 +264,6 @@ impl Attempts {
                 error.spent = Some(Box::new(spent));
                 Err(error)
             }
-        }
-    }
-
-    /// Stores what a saving job's successful attempt left in its profile.
-    async fn keep_profile(
-        &self,
-        running: &RunningJob,
-        profile: Option<&(Arc<Carried>, Loaded)>,
-    ) -> Result<(), JobError> {
-        match profile {
-            Some((carried, loaded)) => self.save_profile(running, carried, loaded).await,
-            None => Ok(()),
         }
     }
 

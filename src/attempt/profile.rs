@@ -10,13 +10,14 @@ use tracing::{info, warn};
 
 use super::{Attempts, Entry};
 use crate::engine::options::{PageOptions, ProfileUse};
+use crate::engine::profile::Identity;
 use crate::job::{ErrorKind, JobError};
 use crate::kinds::{Payload, RunningJob};
 use crate::memory::Admission;
-use crate::profile::{Carried, Loaded, ProfileError, lease_key, writer_limits};
+use crate::profile::{Carried, ProfileError, lease_key, writer_limits};
 
 /// The profile a stored payload names, if any.
-pub(super) fn named(job: &RunningJob) -> Option<ProfileUse> {
+fn named(job: &RunningJob) -> Option<ProfileUse> {
     serde_json::from_value(job.payload.get("profile")?.clone()).ok()
 }
 
@@ -75,7 +76,7 @@ impl Attempts {
         &self,
         job: &RunningJob,
         payload: &mut Payload,
-    ) -> Result<Option<(Arc<Carried>, Loaded)>, JobError> {
+    ) -> Result<Option<JobProfile>, JobError> {
         let Some(page) = payload.page_mut() else {
             return Ok(None);
         };
@@ -92,25 +93,24 @@ impl Attempts {
             .load(&job.tenant_id, &wanted)
             .await
             .map_err(profile_error)?;
-        take_identity(page, &loaded);
-        let carried = Arc::new(Carried::new(loaded.state.clone(), wanted.save));
-        Ok(Some((carried, loaded)))
+        take_identity(page, &loaded.state.identity);
+        Ok(Some(JobProfile {
+            carried: Arc::new(Carried::new(loaded.state, wanted.save)),
+            version: loaded.version,
+            name: wanted.name,
+        }))
     }
 
     /// Stores what a successful saving attempt captured as the profile's next version.
     pub(super) async fn save_profile(
         &self,
         job: &RunningJob,
-        carried: &Carried,
-        loaded: &Loaded,
+        profile: &JobProfile,
     ) -> Result<(), JobError> {
-        let (Some(wanted), Some(profiles)) = (named(job), self.profiles.as_ref()) else {
+        let Some(profiles) = self.profiles.as_ref().filter(|_| profile.carried.saves()) else {
             return Ok(());
         };
-        if !carried.saves() {
-            return Ok(());
-        }
-        let Some(state) = carried.take_captured() else {
+        let Some(state) = profile.carried.take_captured() else {
             return Err(JobError::new(
                 ErrorKind::Internal,
                 "the job succeeded but its page's state was not captured; nothing was saved",
@@ -119,21 +119,30 @@ impl Attempts {
         let version = profiles
             .save(
                 &job.tenant_id,
-                &wanted.name,
+                &profile.name,
                 &state,
                 (job.id, &job.hold()),
-                loaded.version,
+                profile.version,
             )
             .await
             .map_err(profile_error)?;
-        info!(profile = %wanted.name, version, "profile saved");
+        info!(profile = %profile.name, version, "profile saved");
         Ok(())
     }
 }
 
+/// The profile of one attempt, as loaded.
+pub(super) struct JobProfile {
+    /// Its name.
+    name: String,
+    /// The version loaded (none: a saving job starting the profile).
+    version: Option<u32>,
+    /// What the attempt's pages start from and capture.
+    pub carried: Arc<Carried>,
+}
+
 /// What the job leaves out of its identity, taken from the profile's.
-fn take_identity(page: &mut PageOptions, loaded: &Loaded) {
-    let identity = &loaded.state.identity;
+fn take_identity(page: &mut PageOptions, identity: &Identity) {
     if page.user_agent.is_none() {
         page.user_agent.clone_from(&identity.user_agent);
     }
@@ -166,31 +175,24 @@ fn profile_error(error: ProfileError) -> JobError {
 mod tests {
     use super::*;
     use crate::engine::options::Viewport;
-    use crate::engine::profile::{Identity, ProfileState};
 
     #[test]
     fn a_job_takes_what_it_leaves_out_of_the_identity_the_profile_showed() {
-        let loaded = Loaded {
-            version: Some(3),
-            state: ProfileState {
-                identity: Identity {
-                    user_agent: Some("UA/1".into()),
-                    locale: Some("fr-FR".into()),
-                    timezone: Some("Europe/Paris".into()),
-                    viewport: Some(Viewport {
-                        width: 1280,
-                        height: 800,
-                    }),
-                    proxy: Some("res".into()),
-                },
-                ..ProfileState::default()
-            },
+        let identity = Identity {
+            user_agent: Some("UA/1".into()),
+            locale: Some("fr-FR".into()),
+            timezone: Some("Europe/Paris".into()),
+            viewport: Some(Viewport {
+                width: 1280,
+                height: 800,
+            }),
+            proxy: Some("res".into()),
         };
         let mut page = PageOptions {
             locale: Some("de-DE".into()),
             ..PageOptions::default()
         };
-        take_identity(&mut page, &loaded);
+        take_identity(&mut page, &identity);
         assert_eq!(page.locale.as_deref(), Some("de-DE"), "the job's own wins");
         assert_eq!(page.user_agent.as_deref(), Some("UA/1"));
         assert_eq!(page.timezone.as_deref(), Some("Europe/Paris"));

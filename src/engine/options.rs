@@ -146,10 +146,18 @@ pub fn is_profile_name(name: &str) -> bool {
     is_proxy_name(name)
 }
 
+/// What a bad profile name is told.
+pub const PROFILE_NAME_RULE: &str = "a profile's name is 1 to 64 of a-z, 0-9, - and _";
+
 impl PageOptions {
     /// The viewport to use.
     pub fn viewport(&self) -> Viewport {
         self.viewport.unwrap_or(DEFAULT_VIEWPORT)
+    }
+
+    /// Whether the job saves the profile it names.
+    pub fn saves_profile(&self) -> bool {
+        self.profile.as_ref().is_some_and(|profile| profile.save)
     }
 }
 

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::selectors::css;
 use crate::engine::options::{
-    BlockedResource, CookieSpec, PageEvent, PageOptions, ProfileUse, Viewport, WaitUntil,
+    BlockedResource, CookieSpec, PROFILE_NAME_RULE, PageEvent, PageOptions, ProfileUse, Viewport,
+    WaitUntil,
 };
 use crate::job::fields::{Fields, Parsed, as_text, type_name};
 
@@ -49,10 +50,7 @@ pub(crate) fn check_profile(
     f: &Fields<'_>,
     strategy: Option<crate::job::Strategy>,
 ) -> Parsed<()> {
-    let saves = payload
-        .page()
-        .and_then(|page| page.profile.as_ref())
-        .is_some_and(|profile| profile.save);
+    let saves = payload.page().is_some_and(PageOptions::saves_profile);
     if saves && strategy == Some(crate::job::Strategy::Http) {
         f.problems().push(
             format!("{}.save", f.path_of("profile")),
@@ -72,10 +70,7 @@ fn profile_use(f: &mut Fields<'_>) -> Parsed<ProfileUse> {
         if crate::engine::options::is_profile_name(name) {
             Ok(name.to_owned())
         } else {
-            Err((
-                "invalid",
-                "a profile's name is 1 to 64 of a-z, 0-9, - and _".to_owned(),
-            ))
+            Err(("invalid", PROFILE_NAME_RULE.to_owned()))
         }
     });
     let save = f.flag("save");

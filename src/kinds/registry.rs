@@ -140,7 +140,7 @@ macro_rules! job_kinds {
             pub fn needs_browser(&self) -> bool {
                 // A saving job's state is captured from a browser (the http engine only
                 // sends a profile's cookies).
-                let saves = self.page().and_then(|p| p.profile.as_ref()).is_some_and(|p| p.save);
+                let saves = self.page().is_some_and(crate::engine::options::PageOptions::saves_profile);
                 saves || match self { $(Payload::$kind(payload) => <$module::$kind as JobKind>::needs_browser(payload)),+ }
             }
 

@@ -39,6 +39,7 @@ mod proxy_pools;
 mod queues;
 mod quotas;
 mod rebinding;
+mod recording;
 mod requests;
 mod retention;
 mod s3_server;

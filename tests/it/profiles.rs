@@ -13,52 +13,20 @@ use crate::common::{
     redis_url,
 };
 use crate::login_site::LoginSite;
+use crate::recording::Recording;
 use crate::upstream_fixtures::finished;
 use control_plane::secrets::SecretKey;
 
 const LONG: Duration = Duration::from_secs(90);
 
-/// A client of a process started with `AUTH=off`, keeping every answer it read.
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    seen: String,
-}
-
-impl Client {
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, Value) {
-        let response = request.send().await.expect("an answer");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("a body");
-        self.seen.push_str(&text);
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn get(&mut self, path: &str) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        self.send(self.http.get(url)).await
-    }
-
-    async fn page(&mut self, path: &str) -> String {
-        let url = format!("{}{path}", self.base);
-        let response = self.http.get(url).send().await.expect("a page");
-        assert_eq!(response.status(), 200, "{path}");
-        let text = response.text().await.expect("a body");
-        self.seen.push_str(&text);
-        text
-    }
-
-    async fn submit(&mut self, body: &Value) -> (u16, Value) {
-        let url = format!("{}/api/v1/jobs", self.base);
-        self.send(self.http.post(url).json(body)).await
-    }
-
+/// Jobs through a [`Recording`] client.
+impl Recording {
     /// Submits a job, waits for it, and reads its events too.
     async fn run(&mut self, body: Value) -> Value {
         let (status, job) = self.submit(&body).await;
         assert_eq!(status, 201, "{job}");
         let id = job["id"].as_str().expect("id").to_owned();
-        let job = finished(&self.http, &self.base, &id).await;
+        let job = finished(&self.client, &self.base, &id).await;
         self.seen.push_str(&job.to_string());
         self.get(&format!("/api/v1/jobs/{id}/events")).await;
         job
@@ -112,12 +80,8 @@ async fn a_login_saved_on_one_worker_signs_in_jobs_on_another_and_is_never_shown
         ("SECRETS_KEY", key.to_base64()),
     ];
     let serve = Process::spawn("serve", &env);
-    let mut client = Client {
-        http: reqwest::Client::new(),
-        base: serve.base.clone(),
-        seen: String::new(),
-    };
-    wait_healthy(&serve, &client.http).await;
+    let mut client = Recording::new(&serve.base);
+    wait_healthy(&serve, &client.client).await;
     let mut first = Process::spawn("worker", &env);
     let login = client
         .run(
@@ -230,8 +194,8 @@ async fn a_login_saved_on_one_worker_signs_in_jobs_on_another_and_is_never_shown
 
     // Deleted: gone everywhere, and a job naming it is told so.
     let url = format!("{}/api/v1/profiles/shop", client.base);
-    assert_eq!(client.send(client.http.delete(&url)).await.0, 204);
-    assert_eq!(client.send(client.http.delete(&url)).await.0, 404);
+    assert_eq!(client.send(client.client.delete(&url)).await.0, 204);
+    assert_eq!(client.send(client.client.delete(&url)).await.0, 404);
     assert_eq!(client.get("/api/v1/profiles/shop").await.0, 404);
     let left = store
         .scalar("SELECT (SELECT count(*) FROM profiles) + (SELECT count(*) FROM profile_versions)")

@@ -10,26 +10,12 @@ use crate::cli::{Process, wait_healthy};
 use crate::common::{
     AssertDb, Backend, Options, TestApp, TestDatabase, TestPrefix, on_both_backends, redis_url,
 };
+use crate::recording::Recording;
 use crate::upstream_fixtures::{PASSWORD, Proxy, USER, WhoAmI, finished};
 use control_plane::secrets::SecretKey;
 
-/// An admin's client of a process started with `AUTH=off`.
-struct Admin {
-    client: reqwest::Client,
-    base: String,
-    /// Every answer read, to look for credentials in.
-    seen: String,
-}
-
-impl Admin {
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, Value) {
-        let response = request.send().await.expect("an answer");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("a body");
-        self.seen.push_str(&text);
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
+/// What an admin does through a [`Recording`] client.
+impl Recording {
     async fn put(&mut self, pool: &str, body: &Value) -> (u16, Value) {
         let url = format!("{}/api/v1/proxies/pools/{pool}", self.base);
         self.send(self.client.put(url).json(body)).await
@@ -40,30 +26,11 @@ impl Admin {
         self.send(self.client.delete(url)).await
     }
 
-    async fn get(&mut self, path: &str) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        self.send(self.client.get(url)).await
-    }
-
-    async fn page(&mut self, path: &str) -> String {
-        let url = format!("{}{path}", self.base);
-        let text = self.client.get(url).send().await.expect("a page");
-        let text = text.text().await.expect("a body");
-        self.seen.push_str(&text);
-        text
-    }
-
     /// Submits a job for `url` through `proxy` and waits for it.
     async fn job(&mut self, url: &str, proxy: &str, delay_ms: u64) -> Value {
         let body = json!({"url": url, "strategy": "http", "max_attempts": 1, "delay_ms": delay_ms,
                           "timeout_ms": 10000, "payload": {"proxy": proxy, "selectors": {"ip": "#ip"}}});
-        let (status, job) = self
-            .send(
-                self.client
-                    .post(format!("{}/api/v1/jobs", self.base))
-                    .json(&body),
-            )
-            .await;
+        let (status, job) = self.submit(&body).await;
         assert_eq!(status, 201, "{job}");
         let job = finished(&self.client, &self.base, job["id"].as_str().expect("id")).await;
         self.seen.push_str(&job.to_string());
@@ -108,11 +75,7 @@ async fn pools_made_through_the_api_reach_every_process_sealed_and_never_shown()
         ("PROXY_POOLS", configured.to_string()),
     ];
     let serve = Process::spawn("serve", &env);
-    let mut admin = Admin {
-        client: reqwest::Client::new(),
-        base: serve.base.clone(),
-        seen: String::new(),
-    };
+    let mut admin = Recording::new(&serve.base);
     wait_healthy(&serve, &admin.client).await;
     let worker = Process::spawn("worker", &env);
     // The worker runs a direct job first: it is up, and knows no pool made through the API.
@@ -167,8 +130,7 @@ async fn pools_made_through_the_api_reach_every_process_sealed_and_never_shown()
     let waiting = {
         let body = json!({"url": site.url(), "strategy": "http", "max_attempts": 1,
                           "delay_ms": 4000, "payload": {"proxy": "brief"}});
-        let url = format!("{}/api/v1/jobs", admin.base);
-        let (status, job) = admin.send(admin.client.post(url).json(&body)).await;
+        let (status, job) = admin.submit(&body).await;
         assert_eq!(status, 201, "{job}");
         job["id"].as_str().expect("id").to_owned()
     };
@@ -178,9 +140,8 @@ async fn pools_made_through_the_api_reach_every_process_sealed_and_never_shown()
     assert_eq!(orphan["error"]["kind"], "invalid_payload", "{orphan}");
     let said = orphan["error"]["message"].as_str().unwrap_or_default();
     assert!(said.contains("\"brief\""), "{orphan}");
-    let url = format!("{}/api/v1/jobs", admin.base);
     let body = json!({"url": site.url(), "payload": {"proxy": "brief"}});
-    let (status, refused) = admin.send(admin.client.post(url).json(&body)).await;
+    let (status, refused) = admin.submit(&body).await;
     assert_eq!(status, 422, "{refused}");
 
     // What the database holds: the pool's name and tier, its proxies only sealed.

@@ -7,9 +7,30 @@ use super::SqlStore;
 use crate::artifact::ArtifactRecord;
 use crate::job::{Hold, JobState};
 use crate::store::StoreError;
-use crate::store::driver::{Cells, Column, Driver};
+use crate::store::driver::{Cells, Column, Driver, Exec};
 
 impl<D: Driver> SqlStore<D> {
+    /// Whether `hold` still holds job `id`, locking the job's row until the transaction
+    /// ends, so no reaper hands the job over before what the attempt writes is in.
+    pub(super) async fn still_held(
+        &self,
+        tx: &mut dyn Exec,
+        id: Uuid,
+        hold: &Hold,
+    ) -> Result<bool, StoreError> {
+        let mut held = self.sql();
+        held.push("SELECT id FROM jobs WHERE id = ")
+            .bind(id)
+            .push(" AND state = ")
+            .bind(JobState::Running.as_str())
+            .push(" AND attempt = ")
+            .bind(hold.attempt)
+            .push(" AND worker_id = ")
+            .bind(hold.worker.as_str())
+            .for_update();
+        Ok(!tx.rows(held, &[Column::Uuid]).await?.is_empty())
+    }
+
     /// Records (or replaces) an artifact's row if `hold` still holds its job, which stays
     /// locked until the row is in: a reaper cannot hand the job over in between. `false`
     /// when the attempt lost the job (or the job is gone). A row of the same name written
@@ -20,17 +41,7 @@ impl<D: Driver> SqlStore<D> {
         hold: &Hold,
     ) -> Result<bool, StoreError> {
         let mut tx = self.driver.begin().await?;
-        let mut held = self.sql();
-        held.push("SELECT id FROM jobs WHERE id = ")
-            .bind(artifact.job_id)
-            .push(" AND state = ")
-            .bind(JobState::Running.as_str())
-            .push(" AND attempt = ")
-            .bind(hold.attempt)
-            .push(" AND worker_id = ")
-            .bind(hold.worker.as_str())
-            .for_update();
-        if tx.rows(held, &[Column::Uuid]).await?.is_empty() {
+        if !self.still_held(tx.as_mut(), artifact.job_id, hold).await? {
             return Ok(false);
         }
         let mut replaced = self.sql();

@@ -5,7 +5,6 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::SqlStore;
-use crate::job::JobState;
 use crate::profile::{
     ProfileIndex, ProfileView, Saved, Saver, SealedVersion, Summary, VersionView,
 };
@@ -99,27 +98,6 @@ impl<D: Driver> SqlStore<D> {
             .push(column)
             .push("name = ")
             .bind(name);
-    }
-
-    /// Whether `hold` still holds job `id` (locking the job's row until the transaction
-    /// ends, so no reaper hands it over in between).
-    async fn still_held(
-        &self,
-        tx: &mut dyn Exec,
-        id: Uuid,
-        hold: &crate::job::Hold,
-    ) -> Result<bool, StoreError> {
-        let mut held = self.sql();
-        held.push("SELECT id FROM jobs WHERE id = ")
-            .bind(id)
-            .push(" AND state = ")
-            .bind(JobState::Running.as_str())
-            .push(" AND attempt = ")
-            .bind(hold.attempt)
-            .push(" AND worker_id = ")
-            .bind(hold.worker.as_str())
-            .for_update();
-        Ok(!tx.rows(held, &[Column::Uuid]).await?.is_empty())
     }
 
     /// The profile's next version number, made when a job that loaded none saves; none
