@@ -40,6 +40,7 @@ fn probe_payload(payload: &Payload) -> Payload {
     Payload::NavigateExtract(NavigateExtractPayload {
         selectors: Selectors::new(),
         evaluate: None,
+        content: Default::default(),
         page,
     })
 }

@@ -44,10 +44,10 @@ pub struct Extracted {
     /// Whether text was cut at [`MAX_TEXT_BYTES`].
     #[schema(required = false)]
     pub text_truncated: bool,
-    /// One value per named selector.
-    #[schema(required = false)]
-    pub data: Map<String, Value>,
 }
+
+/// One value per named selector.
+pub type Data = Map<String, Value>;
 
 fn selector(css: &str) -> Option<Selector> {
     Selector::parse(css).ok()
@@ -81,8 +81,13 @@ pub const MAX_SELECTED_BYTES: usize = 1024 * 1024;
 
 /// Extracts everything from `html`, resolving relative urls against `base`; fails when the
 /// selectors take more than [`MAX_SELECTED_BYTES`].
-pub fn extract(html: &str, base: &Url, selectors: &Selectors) -> Result<Extracted, JobError> {
+pub fn extract(
+    html: &str,
+    base: &Url,
+    selectors: &Selectors,
+) -> Result<(Extracted, Data), JobError> {
     let document = Html::parse_document(html);
+    let data = data(&document, selectors)?;
     let first = |css: &str| selector(css).and_then(|s| document.select(&s).next());
 
     let base = first("base[href]")
@@ -101,10 +106,29 @@ pub fn extract(html: &str, base: &Url, selectors: &Selectors) -> Result<Extracte
 
     let (links, links_truncated) = links(&document, &base);
     let (text, text_truncated) = visible_text(&document);
+    let extracted = Extracted {
+        title,
+        description,
+        canonical,
+        links,
+        links_truncated,
+        text,
+        text_truncated,
+    };
+    Ok((extracted, data))
+}
+
+/// The values of the named selectors in `html` alone.
+pub fn select_data(html: &str, selectors: &Selectors) -> Result<Data, JobError> {
+    data(&Html::parse_document(html), selectors)
+}
+
+/// One value per selector; fails when they take more than [`MAX_SELECTED_BYTES`].
+fn data(document: &Html, selectors: &Selectors) -> Result<Data, JobError> {
     let mut budget = MAX_SELECTED_BYTES;
     let mut data = Map::new();
     for (name, spec) in selectors {
-        let value = select(&document, spec, &mut budget).ok_or_else(|| {
+        let value = select(document, spec, &mut budget).ok_or_else(|| {
             JobError::new(
                 ErrorKind::TooLarge,
                 format!(
@@ -114,21 +138,11 @@ pub fn extract(html: &str, base: &Url, selectors: &Selectors) -> Result<Extracte
         })?;
         data.insert(name.clone(), value);
     }
-
-    Ok(Extracted {
-        title,
-        description,
-        canonical,
-        links,
-        links_truncated,
-        text,
-        text_truncated,
-        data,
-    })
+    Ok(data)
 }
 
-/// What a text body (not HTML) yields: its text, and no match for any selector.
-pub fn extract_text(text: &str, selectors: &Selectors) -> Extracted {
+/// What a text body (not HTML) yields: its text.
+pub fn extract_text(text: &str) -> Extracted {
     let mut text = collapse_whitespace(text);
     let text_truncated = truncate_to(&mut text, MAX_TEXT_BYTES);
     Extracted {
@@ -139,8 +153,12 @@ pub fn extract_text(text: &str, selectors: &Selectors) -> Extracted {
         links_truncated: false,
         text,
         text_truncated,
-        data: selectors.keys().map(|n| (n.clone(), Value::Null)).collect(),
     }
+}
+
+/// No match for any selector (a body that is not HTML).
+pub fn no_matches(selectors: &Selectors) -> Data {
+    selectors.keys().map(|n| (n.clone(), Value::Null)).collect()
 }
 
 impl Extracted {
@@ -288,15 +306,15 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let out = extract(PAGE, &base, &selectors).expect("extracts");
+        let (out, data) = extract(PAGE, &base, &selectors).expect("extracts");
         assert_eq!(out.title.as_deref(), Some("The Page"));
         assert_eq!(out.description.as_deref(), Some("A test page"));
         assert_eq!(out.canonical.as_deref(), Some("http://site.test/canonical"));
         assert_eq!(out.links, ["http://site.test/a", "https://other.example/b"]);
         assert_eq!(out.text, "Hello world A A again B mail js one two");
-        assert_eq!(out.data["heading"], "Hello world");
-        assert_eq!(out.data["ids"], serde_json::json!(["1", "2"]));
-        assert_eq!(out.data["missing"], Value::Null);
+        assert_eq!(data["heading"], "Hello world");
+        assert_eq!(data["ids"], serde_json::json!(["1", "2"]));
+        assert_eq!(data["missing"], Value::Null);
     }
 
     #[test]
@@ -306,7 +324,7 @@ mod tests {
             page.push_str(&format!("<a href='/p{i}'>{}</a>", "word ".repeat(20)));
         }
         let base = Url::parse("http://site.test/").expect("url");
-        let out = extract(&page, &base, &Selectors::new()).expect("extracts");
+        let (out, _) = extract(&page, &base, &Selectors::new()).expect("extracts");
         assert_eq!(out.links.len(), MAX_LINKS);
         assert!(out.links_truncated);
         assert!(out.text.len() <= MAX_TEXT_BYTES && out.text_truncated);

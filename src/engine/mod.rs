@@ -3,12 +3,14 @@
 
 pub mod body;
 pub mod browser;
+pub mod content;
 pub mod egress;
 pub mod extract;
 pub mod http;
 pub mod judge;
 pub mod options;
 pub mod own_ports;
+pub mod parse_cost;
 pub mod profile;
 pub mod tally;
 mod tls;

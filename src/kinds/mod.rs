@@ -5,6 +5,7 @@
 //! Adding a kind is one new module and one line in the `job_kinds!` list below; `noop` shows
 //! how small a kind can be.
 
+pub mod content_options;
 mod evaluate;
 pub mod page;
 mod registry;

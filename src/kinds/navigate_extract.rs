@@ -7,13 +7,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use super::content_options::{self, ContentOptions};
 use super::evaluate::{evaluate_capped, expression};
 use super::running::unavailable;
 use super::selectors::selector_map;
 use super::{JobKind, Run, page};
 use crate::engine::body::ContentKind;
 use crate::engine::browser::{ArtifactRef, INSTALL_HINT, Session, judge_rendered};
-use crate::engine::extract::{self, Extracted};
+use crate::engine::content::{self, Origin, PageContent};
+use crate::engine::extract::{self, Data, Extracted};
+use crate::engine::parse_cost;
 use crate::engine::http::FetchRequest;
 use crate::engine::judge::{self, Signals};
 use crate::engine::options::{CookieSpec, PageOptions, Selectors};
@@ -38,6 +41,9 @@ pub struct NavigateExtractPayload {
     /// A JavaScript expression whose JSON value goes into the result (browser only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluate: Option<String>,
+    /// The formats to return and what counts as content.
+    #[serde(flatten)]
+    pub content: ContentOptions,
     /// Page options.
     #[serde(flatten)]
     pub page: PageOptions,
@@ -58,10 +64,20 @@ pub struct Extraction {
     pub body_truncated: bool,
     /// How long loading the page took, in milliseconds.
     pub fetch_ms: u64,
-    /// Metadata, links, text and data; absent for content that is neither HTML nor text.
+    /// Metadata, links and text, when no `formats` were asked; absent for content that is
+    /// neither HTML nor text.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Extracted)]
     pub extracted: Option<Extracted>,
+    /// One value per named selector (`null` when nothing matches); with `formats`, present
+    /// only when selectors were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Data>,
+    /// The outputs asked for in `formats`; absent without them, and for content that is
+    /// neither HTML nor text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<Box<PageContent>>,
     /// The value of the payload's `evaluate` expression.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluate: Option<Value>,
@@ -101,6 +117,7 @@ impl JobKind for NavigateExtract {
             Some(value) => selector_map(value, &f.path_of("selectors"), f.problems()),
         };
         let evaluate = f.with("evaluate", expression);
+        let content = content_options::parse(f);
         let page = page::parse(f);
         if strategy == Some(Strategy::Http) {
             for field in BROWSER_ONLY_FIELDS {
@@ -116,6 +133,7 @@ impl JobKind for NavigateExtract {
         Some(NavigateExtractPayload {
             selectors: selectors?,
             evaluate: evaluate?,
+            content: content?,
             page: page?,
         })
     }
@@ -151,8 +169,8 @@ async fn rendered(s: &mut Session, payload: &NavigateExtractPayload) -> Result<E
     let base = Url::parse(&document.url)
         .or_else(|_| Url::parse(&s.attempt().url))
         .map_err(|e| JobError::new(ErrorKind::Internal, format!("bad final url: {e}")))?;
-    let extracted = extract_html(html.clone(), base, payload.selectors.clone()).await?;
-    let empty = extracted.shows_nothing() && !html.contains("<img");
+    let read = read_off_thread(Body::Html(html.clone()), base, document.status, payload).await?;
+    let empty = read.blank && !html.contains("<img");
     judge_rendered(&document, &html, empty)?;
     let evaluate = match &payload.evaluate {
         Some(expression) => Some(evaluate_capped(s, expression).await?),
@@ -165,7 +183,9 @@ async fn rendered(s: &mut Session, payload: &NavigateExtractPayload) -> Result<E
         bytes: html.len(),
         body_truncated: false,
         fetch_ms,
-        extracted: Some(extracted),
+        extracted: read.extracted,
+        data: read.data,
+        content: read.content,
         evaluate,
         fallback_reason: None,
         artifacts: Some(s.artifacts()),
@@ -189,18 +209,22 @@ async fn served(run: &Run<'_>, payload: &NavigateExtractPayload) -> Result<Extra
         .await?;
     let text = fetched.text();
     let kind = fetched.kind(&text);
-    let extracted = match kind {
-        ContentKind::Html => {
-            Some(extract_html(text, fetched.final_url.clone(), payload.selectors.clone()).await?)
-        }
-        ContentKind::Text => Some(extract::extract_text(&text, &payload.selectors)),
+    let body = match kind {
+        ContentKind::Html => Some(Body::Html(text)),
+        ContentKind::Text => Some(Body::Text(text)),
         ContentKind::Binary => None,
     };
-    if let Some(extracted) = &extracted {
+    let read = match body {
+        Some(body) => {
+            Some(read_off_thread(body, fetched.final_url.clone(), fetched.status, payload).await?)
+        }
+        None => None,
+    };
+    if let Some(read) = &read {
         let judged = &fetched.body[..fetched.body.len().min(JUDGED_BYTES)];
         let judged = String::from_utf8_lossy(judged);
         // A script-only shell (content rendered in the browser) shows nothing over http.
-        let empty = extracted.shows_nothing() && !judged.contains("<img");
+        let empty = read.blank && !judged.contains("<img");
         judge::judge(&Signals {
             url: fetched.final_url.as_str(),
             status: fetched.status,
@@ -211,6 +235,10 @@ async fn served(run: &Run<'_>, payload: &NavigateExtractPayload) -> Result<Extra
             empty,
         })?;
     }
+    let (extracted, data, content) = match read {
+        Some(read) => (read.extracted, read.data, read.content),
+        None => (None, None, None),
+    };
     Ok(Extraction {
         status_code: fetched.status,
         final_url: fetched.final_url.to_string(),
@@ -219,6 +247,8 @@ async fn served(run: &Run<'_>, payload: &NavigateExtractPayload) -> Result<Extra
         body_truncated: fetched.body_truncated,
         fetch_ms: fetched.fetch_ms,
         extracted,
+        data,
+        content,
         evaluate: None,
         fallback_reason: None,
         artifacts: None,
@@ -239,9 +269,77 @@ fn cookies_sent(run: &Run<'_>, own: &[CookieSpec]) -> Vec<CookieSpec> {
         .collect()
 }
 
-/// Parses HTML off the async threads: big pages take a while.
-async fn extract_html(html: String, base: Url, selectors: Selectors) -> Result<Extracted, JobError> {
-    tokio::task::spawn_blocking(move || extract::extract(&html, &base, &selectors))
+/// A document to read.
+enum Body {
+    Html(String),
+    Text(String),
+}
+
+/// What a document yields for the result: the fields every result has had, or the asked
+/// formats; with whether it showed nothing (for the judge).
+struct Read {
+    extracted: Option<Extracted>,
+    data: Option<Data>,
+    content: Option<Box<PageContent>>,
+    blank: bool,
+}
+
+/// Reads a document off the async threads: big pages take a while.
+async fn read_off_thread(
+    body: Body,
+    final_url: Url,
+    status: u16,
+    payload: &NavigateExtractPayload,
+) -> Result<Read, JobError> {
+    let selectors = payload.selectors.clone();
+    let options = payload.content.clone();
+    tokio::task::spawn_blocking(move || read(&body, &final_url, status, &selectors, &options))
         .await
         .map_err(|e| JobError::new(ErrorKind::Internal, format!("extraction panicked: {e}")))?
+}
+
+fn read(
+    body: &Body,
+    final_url: &Url,
+    status: u16,
+    selectors: &Selectors,
+    options: &ContentOptions,
+) -> Result<Read, JobError> {
+    if let Body::Html(html) = body {
+        parse_cost::check(html)?;
+    }
+    let Some(request) = options.request() else {
+        let (extracted, data) = match body {
+            Body::Html(html) => extract::extract(html, final_url, selectors)?,
+            Body::Text(text) => (extract::extract_text(text), extract::no_matches(selectors)),
+        };
+        return Ok(Read {
+            blank: extracted.shows_nothing(),
+            extracted: Some(extracted),
+            data: Some(data),
+            content: None,
+        });
+    };
+    let origin = Origin {
+        final_url,
+        status_code: status,
+    };
+    let (content, data) = match body {
+        Body::Html(html) => {
+            let data = (!selectors.is_empty())
+                .then(|| extract::select_data(html, selectors))
+                .transpose()?;
+            (content::of_html(html, origin, &request), data)
+        }
+        Body::Text(text) => (
+            content::of_text(text, origin, request.formats),
+            (!selectors.is_empty()).then(|| extract::no_matches(selectors)),
+        ),
+    };
+    Ok(Read {
+        blank: content.blank,
+        extracted: None,
+        data,
+        content: Some(Box::new(content)),
+    })
 }

@@ -13,6 +13,8 @@ mod cli;
 mod client;
 mod clients;
 mod common;
+mod content;
+mod content_site;
 mod contract;
 mod dashboard;
 mod dispatch;
