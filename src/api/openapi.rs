@@ -358,6 +358,60 @@ mod tests {
         assert!(unknown.is_err(), "an unknown field is refused");
     }
 
+    /// The contract describes each content format's output and the fields that ask for
+    /// them, so generated clients get them typed.
+    #[test]
+    fn the_contract_describes_the_content_formats() {
+        let document = served();
+        let schemas = &document["components"]["schemas"];
+        let content = &schemas["PageContent"]["properties"];
+        for field in [
+            "markdown",
+            "html",
+            "raw_html",
+            "text",
+            "links",
+            "metadata",
+            "content_source",
+            "truncated",
+        ] {
+            assert!(
+                content.get(field).is_some(),
+                "PageContent.{field}: {content}"
+            );
+        }
+        assert!(content.get("blank").is_none(), "internal fields stay out");
+        for field in ["url", "text", "internal"] {
+            assert!(schemas["PageLink"]["properties"].get(field).is_some());
+        }
+        for field in [
+            "open_graph",
+            "twitter",
+            "author",
+            "published_time",
+            "final_url",
+        ] {
+            assert!(schemas["PageMetadata"]["properties"].get(field).is_some());
+        }
+        let formats = serde_json::to_string(&schemas["Format"]).expect("json");
+        for name in ["markdown", "html", "raw_html", "text", "links", "metadata"] {
+            assert!(formats.contains(&format!("\"{name}\"")), "{formats}");
+        }
+        let payload = serde_json::to_string(&schemas["NavigateExtractPayload"]).expect("json");
+        assert!(payload.contains("ContentOptions"), "{payload}");
+        let options = &schemas["ContentOptions"]["properties"];
+        for field in [
+            "formats",
+            "only_main_content",
+            "include_selectors",
+            "exclude_selectors",
+        ] {
+            assert!(options.get(field).is_some(), "{field}: {options}");
+        }
+        let output = serde_json::to_string(&schemas["Extraction"]).expect("json");
+        assert!(output.contains("PageContent"), "{output}");
+    }
+
     /// Every `format` in the contract is one that OpenAPI or JSON Schema defines, so
     /// generators map it to a type instead of falling back (`u-int32` once slipped in).
     #[test]

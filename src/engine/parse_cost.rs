@@ -9,8 +9,8 @@
 use crate::job::{ErrorKind, JobError};
 
 /// The most parse work a page may take: the sum over its start tags of how many elements
-/// are open when each starts. The corpus of real pages in the extraction benchmark needs at
-/// most about 1.1 million; the bound is about 0.4 s of parsing here.
+/// are open when each starts. The 91 real pages of the extraction benchmark need at most
+/// about 31,000; the bound is about 0.4 s of parsing here.
 pub const MAX_PARSE_WORK: u64 = 30_000_000;
 
 /// Elements with no content (never open).
@@ -148,8 +148,11 @@ mod tests {
         assert_eq!(parse_work(quoted), 1);
         check(&list).expect("a long list is fine");
 
-        let deep = format!("{}x{}", "<div>".repeat(10_000), "</div>".repeat(10_000));
-        assert_eq!(parse_work(&deep), 10_000 * 9_999 / 2);
+        let nested = |n: usize| format!("{}x{}", "<div>".repeat(n), "</div>".repeat(n));
+        assert_eq!(parse_work(&nested(1_000)), 1_000 * 999 / 2);
+        // Counting stops once past the bound.
+        let deep = nested(10_000);
+        assert!(parse_work(&deep) > MAX_PARSE_WORK);
         let error = check(&deep).expect_err("too deep");
         assert_eq!(error.kind, ErrorKind::TooLarge);
         assert!(error.message.contains("too deeply"), "{}", error.message);

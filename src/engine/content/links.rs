@@ -8,6 +8,7 @@ use serde::Serialize;
 use url::Url;
 
 use super::markdown::plain_text;
+use crate::engine::extract::collapse_whitespace;
 
 /// The most links a result lists.
 pub const MAX_LINKS: usize = 1_000;
@@ -68,7 +69,7 @@ pub fn links(document: &Document, base: &Url) -> (Vec<PageLink>, bool) {
 
 fn name_of(anchor: &dom_query::NodeRef<'_>) -> String {
     let text = plain_text(anchor);
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = collapse_whitespace(&text);
     if !text.is_empty() {
         return text;
     }
@@ -79,7 +80,7 @@ fn name_of(anchor: &dom_query::NodeRef<'_>) -> String {
     image_alt
         .or_else(|| anchor.attr("aria-label"))
         .or_else(|| anchor.attr("title"))
-        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(|t| collapse_whitespace(&t))
         .unwrap_or_default()
 }
 

@@ -9,6 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 use url::Url;
 
+use crate::engine::extract::collapse_whitespace;
+
 /// The most characters of one value.
 const MAX_VALUE: usize = 2_000;
 /// The most Open Graph or Twitter entries kept.
@@ -223,6 +225,5 @@ fn first_text(document: &Document, css: &str) -> Option<String> {
 
 /// Whitespace collapsed, at most [`MAX_VALUE`] characters.
 fn clip(text: &str) -> String {
-    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    collapsed.chars().take(MAX_VALUE).collect()
+    collapse_whitespace(text).chars().take(MAX_VALUE).collect()
 }

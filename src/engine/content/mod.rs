@@ -19,6 +19,7 @@ pub use links::{MAX_LINKS, PageLink};
 pub use main_content::{ContentSource, MAX_READABLE_DEPTH, MAX_READABLE_ELEMENTS};
 pub use metadata::PageMetadata;
 
+use crate::engine::extract::truncate_to;
 use markdown::{Flavor, render};
 
 /// The most bytes of Markdown, HTML or text a result carries; past it the output is cut
@@ -132,7 +133,8 @@ pub fn of_text(text: &str, origin: Origin<'_>, formats: &Formats) -> PageContent
         ..PageContent::default()
     };
     if formats.show_content() {
-        let (cut, truncated) = cut_to(text, MAX_CONTENT_BYTES);
+        let mut cut = text.to_owned();
+        let truncated = truncate_to(&mut cut, MAX_CONTENT_BYTES);
         let escaped = cut.replace('&', "&amp;").replace('<', "&lt;");
         content.markdown = formats.has(Format::Markdown).then(|| cut.clone());
         content.text = formats.has(Format::Text).then(|| cut.clone());
@@ -189,7 +191,8 @@ fn fill_content(content: &mut PageContent, chosen: &Document, formats: &Formats)
         content.markdown = Some(rendered.text);
     }
     if formats.has(Format::Html) {
-        let (html, truncated) = cut_to(shown_part(chosen).inner_html().trim(), MAX_CONTENT_BYTES);
+        let mut html = shown_part(chosen).inner_html().trim().to_owned();
+        let truncated = truncate_to(&mut html, MAX_CONTENT_BYTES);
         if truncated {
             content.truncated.push(Format::Html);
         }
@@ -211,18 +214,6 @@ fn shown_part(document: &Document) -> dom_query::NodeRef<'_> {
         .body()
         .or_else(|| document.root().first_element_child())
         .unwrap_or_else(|| document.root())
-}
-
-/// `text` cut to at most `max` bytes on a character boundary, and whether it was cut.
-fn cut_to(text: &str, max: usize) -> (String, bool) {
-    if text.len() <= max {
-        return (text.to_owned(), false);
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    (text[..end].to_owned(), true)
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use dom_query::NodeRef;
 
 use element::{Role, is_block, role};
 
+use crate::engine::extract::{collapse_whitespace, truncate_to};
+
 /// Whether an element of this name is never shown as content.
 pub fn is_hidden_element(name: &str) -> bool {
     role(name) == Role::Hidden
@@ -54,12 +56,7 @@ pub fn render(root: &NodeRef<'_>, flavor: Flavor, max_bytes: usize) -> Rendered 
     };
     let blocks = renderer.blocks(root, 0);
     let mut text = join(&blocks);
-    if text.len() > max_bytes {
-        let mut end = max_bytes;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
+    if truncate_to(&mut text, max_bytes) {
         renderer.truncated = true;
     }
     Rendered {
@@ -408,7 +405,7 @@ impl Renderer {
 
     fn code_span(&mut self, element: &NodeRef<'_>, out: &mut String) {
         let text = plain_text(element);
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = collapse_whitespace(&text);
         if text.is_empty() {
             return;
         }
