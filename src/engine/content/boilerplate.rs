@@ -5,6 +5,8 @@
 
 use dom_query::NodeRef;
 
+use super::markdown::plain_text;
+
 /// Elements that are never content wherever they stand.
 const AROUND: &[&str] = &["nav", "aside", "menu", "dialog"];
 /// Elements that are the site's, not the content's, when no `article` or `main` holds them.
@@ -89,8 +91,8 @@ const UNLIKELY_ANYWHERE: &[&str] = &[
 ];
 /// Parts that keep an element despite an unlikely one (`comment-content`, `entry-header`).
 const MAYBE: &[&str] = &[
-    "article", "body", "column", "content", "main", "post", "product", "thread", "message",
-    "entry", "story", "text",
+    "article", "body", "column", "content", "main", "post", "thread", "message", "entry", "story",
+    "text",
 ];
 
 /// How many elements one strip may look at, ancestors and descendants included: past it a
@@ -184,4 +186,66 @@ fn holds_content(element: &NodeRef<'_>, work: &mut usize) -> bool {
             || matches!(node.node_name().as_deref(), Some("h1" | "main" | "article"))
             || node.attr("role").is_some_and(|r| r.trim() == "main")
     })
+}
+
+/// Removes, from a page whose content is not Readability's pick, what its markup does not
+/// name but its shape gives away: clusters of links before the page's `h1` (a site's
+/// menu in plain `div`s) and short lines of small print (`© 2026 …`).
+pub fn strip_by_shape(root: &NodeRef<'_>) {
+    let heading = root
+        .descendants_it()
+        .find(|n| n.node_name().as_deref() == Some("h1"));
+    if let Some(heading) = heading {
+        let mut stack = root.element_children();
+        stack.reverse();
+        while let Some(element) = stack.pop() {
+            if element.id == heading.id {
+                break;
+            }
+            if heading.ancestors_it(None).any(|a| a.id == element.id) {
+                let mut children = element.element_children();
+                children.reverse();
+                stack.extend(children);
+            } else if is_link_cluster(&element) {
+                element.remove_from_parent();
+            }
+        }
+    }
+    let small_print: Vec<NodeRef<'_>> = root
+        .descendants_it()
+        .filter(|n| n.is_element() && is_small_print(n))
+        .collect();
+    for element in small_print {
+        element.remove_from_parent();
+    }
+}
+
+/// Two links or more, and most of the words in them.
+fn is_link_cluster(element: &NodeRef<'_>) -> bool {
+    let links: Vec<NodeRef<'_>> = element
+        .descendants_it()
+        .filter(|n| n.node_name().as_deref() == Some("a"))
+        .collect();
+    if links.len() < 2 {
+        return false;
+    }
+    let words = |node: &NodeRef<'_>| plain_text(node).split_whitespace().count();
+    let linked: usize = links.iter().map(words).sum();
+    linked * 10 >= words(element) * 6
+}
+
+/// A copyright line: a leaf block of under 30 words starting with `©` or `Copyright`.
+fn is_small_print(element: &NodeRef<'_>) -> bool {
+    if element.element_children().iter().any(|c| {
+        !matches!(
+            c.node_name().as_deref(),
+            Some("a" | "span" | "small" | "b" | "strong" | "br")
+        )
+    }) {
+        return false;
+    }
+    let text = plain_text(element);
+    let text = text.trim_start();
+    (text.starts_with('©') || text.to_ascii_lowercase().starts_with("copyright"))
+        && text.split_whitespace().count() < 30
 }

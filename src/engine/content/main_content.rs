@@ -45,7 +45,8 @@ pub struct Choice<'a> {
 }
 
 /// The chosen content of `document` (whose excluded elements are already gone) as a
-/// document of its own.
+/// document of its own. A page that declares itself a product, a listing or a thread is
+/// not given to Readability at all.
 pub fn choose(document: Document, base: &Url, choice: &Choice<'_>) -> (Document, ContentSource) {
     if !choice.include.is_empty() {
         return (
@@ -60,7 +61,7 @@ pub fn choose(document: Document, base: &Url, choice: &Choice<'_>) -> (Document,
     // site's header, navigation or an advert inside the article for content.
     boilerplate::strip(&document.root());
     let heading = first_heading(&document);
-    if !readable(&document) {
+    if !readable(&document) || declares_other_than_article(&document) {
         return (main_only(document), ContentSource::Page);
     }
     let config = Config {
@@ -128,6 +129,7 @@ fn main_only(document: Document) -> Document {
         body.remove_children();
         body.append_child(&main);
     }
+    boilerplate::strip_by_shape(&document.root());
     document
 }
 
@@ -140,6 +142,69 @@ fn titled(article: &Article, page_heading: Option<String>) -> Document {
     }
     let heading = title.replace('&', "&amp;").replace('<', "&lt;");
     Document::fragment(format!("<h1>{heading}</h1>{}", article.content))
+}
+
+/// Kinds of page whose content is not one run of prose: Readability would keep a long
+/// review of a product and drop its price and specifications, or keep a question and drop
+/// its answers.
+const NOT_ARTICLES: &[&str] = &[
+    "product",
+    "productgroup",
+    "itemlist",
+    "collectionpage",
+    "searchresultspage",
+    "qapage",
+    "profilepage",
+    "discussionforumposting",
+];
+
+/// Whether the page says (Open Graph's `og:type`, JSON-LD's `@type`) it is a product, a
+/// listing, a search result, a forum thread or a question.
+fn declares_other_than_article(document: &Document) -> bool {
+    let og_type = document
+        .select_single(r#"meta[property="og:type" i][content]"#)
+        .attr("content")
+        .map(|t| t.trim().to_ascii_lowercase());
+    if og_type.is_some_and(|t| t == "product" || t.starts_with("product.")) {
+        return true;
+    }
+    let scripts = document.select(r#"script[type="application/ld+json" i]"#);
+    scripts.nodes().iter().take(8).any(|script| {
+        let text = script.text();
+        text.len() <= 256 * 1024
+            && serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|value| {
+                top_types(&value)
+                    .iter()
+                    .any(|t| NOT_ARTICLES.contains(&t.as_str()))
+            })
+    })
+}
+
+/// The `@type`s of a JSON-LD document's top objects (and of its `@graph`), lower case.
+fn top_types(value: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let objects: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(object) => match object.get("@graph") {
+            Some(Value::Array(graph)) => graph.iter().chain([value]).collect(),
+            _ => vec![value],
+        },
+        _ => Vec::new(),
+    };
+    objects
+        .iter()
+        .take(64)
+        .filter_map(|object| object.get("@type"))
+        .flat_map(|types| match types {
+            Value::String(one) => vec![one.to_ascii_lowercase()],
+            Value::Array(many) => many
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
 }
 
 /// The text of the page's first `h1`, when it has one.

@@ -269,3 +269,33 @@ fn huge_tables_and_pages_are_cut_and_say_so() {
     assert!(content.markdown.expect("markdown").len() <= MAX_CONTENT_BYTES);
     assert!(content.html.expect("html").len() <= MAX_CONTENT_BYTES);
 }
+
+#[test]
+fn a_declared_product_keeps_its_price_and_specs_not_only_its_longest_review() {
+    let review = "I wore this jacket across the plateau in a January gale and it kept every \
+                  drop of rain and sleet out, even when the wind drove the sleet sideways. "
+        .repeat(4);
+    let page = format!(
+        r#"<html><head><title>Stormproof Jacket – Shop</title>
+        <script type="application/ld+json">{{"@context":"https://schema.org","@type":"Product","name":"Stormproof Jacket"}}</script>
+        </head><body><div class="top"><a href="/">Home</a> <a href="/jackets">Jackets</a></div>
+        <div class="info"><h1>Stormproof Jacket</h1><span class="price">€249</span>
+        <table><tr><th>Sizes</th><td>S–XXL</td></tr><tr><th>Colours</th><td>Red, Navy</td></tr></table></div>
+        <div id="reviews"><h2>Reviews</h2><div class="review"><p>{review}</p></div></div>
+        <div class="bottom">© 2026 Shop Ltd</div></body></html>"#
+    );
+    let content = content_of(&page, &[Format::Markdown], true);
+    assert_eq!(content.content_source, Some(ContentSource::Page));
+    let md = content.markdown.expect("markdown");
+    for must in [
+        "# Stormproof Jacket",
+        "€249",
+        "| Colours | Red, Navy |",
+        "January gale",
+    ] {
+        assert!(md.contains(must), "{must:?} missing from\n{md}");
+    }
+    for not in ["Home](", "Jackets](", "©"] {
+        assert!(!md.contains(not), "{not:?} in\n{md}");
+    }
+}
