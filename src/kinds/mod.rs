@@ -8,6 +8,7 @@
 pub mod content_options;
 mod evaluate;
 pub mod page;
+mod reading;
 mod registry;
 mod running;
 pub mod selectors;

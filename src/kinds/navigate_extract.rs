@@ -9,14 +9,14 @@ use url::Url;
 
 use super::content_options::{self, ContentOptions};
 use super::evaluate::{evaluate_capped, expression};
+use super::reading::{Body, read_off_thread};
 use super::running::unavailable;
 use super::selectors::selector_map;
 use super::{JobKind, Run, page};
 use crate::engine::body::ContentKind;
 use crate::engine::browser::{ArtifactRef, INSTALL_HINT, Session, judge_rendered};
-use crate::engine::content::{self, Origin, PageContent};
-use crate::engine::extract::{self, Data, Extracted};
-use crate::engine::parse_cost;
+use crate::engine::content::PageContent;
+use crate::engine::extract::{Data, Extracted};
 use crate::engine::http::FetchRequest;
 use crate::engine::judge::{self, Signals};
 use crate::engine::options::{CookieSpec, PageOptions, Selectors};
@@ -267,79 +267,4 @@ fn cookies_sent(run: &Run<'_>, own: &[CookieSpec]) -> Vec<CookieSpec> {
         .filter(|kept| !own.iter().any(|c| c.name == kept.name))
         .chain(own.iter().cloned())
         .collect()
-}
-
-/// A document to read.
-enum Body {
-    Html(String),
-    Text(String),
-}
-
-/// What a document yields for the result: the fields every result has had, or the asked
-/// formats; with whether it showed nothing (for the judge).
-struct Read {
-    extracted: Option<Extracted>,
-    data: Option<Data>,
-    content: Option<Box<PageContent>>,
-    blank: bool,
-}
-
-/// Reads a document off the async threads: big pages take a while.
-async fn read_off_thread(
-    body: Body,
-    final_url: Url,
-    status: u16,
-    payload: &NavigateExtractPayload,
-) -> Result<Read, JobError> {
-    let selectors = payload.selectors.clone();
-    let options = payload.content.clone();
-    tokio::task::spawn_blocking(move || read(&body, &final_url, status, &selectors, &options))
-        .await
-        .map_err(|e| JobError::new(ErrorKind::Internal, format!("extraction panicked: {e}")))?
-}
-
-fn read(
-    body: &Body,
-    final_url: &Url,
-    status: u16,
-    selectors: &Selectors,
-    options: &ContentOptions,
-) -> Result<Read, JobError> {
-    if let Body::Html(html) = body {
-        parse_cost::check(html)?;
-    }
-    let Some(request) = options.request() else {
-        let (extracted, data) = match body {
-            Body::Html(html) => extract::extract(html, final_url, selectors)?,
-            Body::Text(text) => (extract::extract_text(text), extract::no_matches(selectors)),
-        };
-        return Ok(Read {
-            blank: extracted.shows_nothing(),
-            extracted: Some(extracted),
-            data: Some(data),
-            content: None,
-        });
-    };
-    let origin = Origin {
-        final_url,
-        status_code: status,
-    };
-    let (content, data) = match body {
-        Body::Html(html) => {
-            let data = (!selectors.is_empty())
-                .then(|| extract::select_data(html, selectors))
-                .transpose()?;
-            (content::of_html(html, origin, &request), data)
-        }
-        Body::Text(text) => (
-            content::of_text(text, origin, request.formats),
-            (!selectors.is_empty()).then(|| extract::no_matches(selectors)),
-        ),
-    };
-    Ok(Read {
-        blank: content.blank,
-        extracted: None,
-        data,
-        content: Some(Box::new(content)),
-    })
 }
